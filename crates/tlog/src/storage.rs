@@ -1,0 +1,40 @@
+//! The storage a log writes its tlog-tiles objects to.
+
+use alloc::vec::Vec;
+
+/// Where a [`crate::Log`] keeps its objects, addressed by their tlog-tiles paths
+/// (`tile/<L>/<N>[.p/<W>]`, `tile/entries/<N>[.p/<W>]`) plus the one versioned object, the
+/// checkpoint.
+///
+/// # Contract
+///
+/// Implementations (a directory on the host, PSDB inside the image, memory in tests) promise:
+///
+/// - **Write once.** `put` of a new path stores the bytes. `put` of an existing path with
+///   identical bytes succeeds and changes nothing; with different bytes it returns an error and
+///   changes nothing. Nothing is ever deleted.
+/// - **Durability.** An object given to `put` may be buffered; it is durable at the latest when
+///   the next [`Storage::set_checkpoint`] returns `Ok`. `set_checkpoint` first makes every object
+///   put before it durable, then durably records the new checkpoint as the latest: it is durable
+///   once it returns.
+/// - **Ordering.** After an error or a crash at any point, the latest checkpoint that storage
+///   reports is one that was passed to `set_checkpoint`, and every object put before that call is
+///   readable. A checkpoint never becomes visible before the objects it covers.
+/// - **Reads.** `get` and `checkpoint` fill `out` (cleared first) and return `Ok(false)` when
+///   there is no such object.
+pub trait Storage {
+    /// Why an operation failed (I/O, immutability violation, full device, ...).
+    type Error: core::fmt::Debug + core::fmt::Display;
+
+    /// Stores an immutable object under `path`.
+    fn put(&mut self, path: &str, data: &[u8]) -> Result<(), Self::Error>;
+
+    /// Makes all earlier puts durable, then records `checkpoint` as the latest checkpoint.
+    fn set_checkpoint(&mut self, checkpoint: &[u8]) -> Result<(), Self::Error>;
+
+    /// Reads the object at `path` into `out`; `Ok(false)` if absent.
+    fn get(&mut self, path: &str, out: &mut Vec<u8>) -> Result<bool, Self::Error>;
+
+    /// Reads the latest checkpoint into `out`; `Ok(false)` if none was ever set.
+    fn checkpoint(&mut self, out: &mut Vec<u8>) -> Result<bool, Self::Error>;
+}
