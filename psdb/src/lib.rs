@@ -1,0 +1,3 @@
+//! PSDB: the storage engine behind the psdb protection domain.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
