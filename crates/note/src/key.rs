@@ -397,3 +397,90 @@ impl Cosigner {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{decode_public_key, verify_ed25519};
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Pins the policy of the crate docs on every CCTV Ed25519 vector (all of them are valid
+    /// under some verifier): accepted exactly when no flag other than the cancelling
+    /// small-order components is set. Counts are pinned too, so a change in the vectors file
+    /// or in the verifier shows up.
+    #[test]
+    fn cctv_ed25519_vectors_follow_the_documented_policy() {
+        const ACCEPTABLE: [&str; 2] = ["low_order_component_A", "low_order_component_R"];
+        let json = include_str!("../testdata/ed25519/ed25519vectors.json");
+        let vectors: serde_json::Value = serde_json::from_str(json).unwrap();
+        let vectors = vectors.as_array().unwrap();
+        assert_eq!(vectors.len(), 914);
+        let (mut accepted, mut rejected) = (0, 0);
+        for v in vectors {
+            let number = v["number"].as_u64().unwrap();
+            let key: [u8; 32] = hex(v["key"].as_str().unwrap()).try_into().unwrap();
+            let sig = hex(v["sig"].as_str().unwrap());
+            let msg = v["msg"].as_str().unwrap().as_bytes();
+            let flags: Vec<&str> = v["flags"]
+                .as_array()
+                .map(|f| f.iter().map(|x| x.as_str().unwrap()).collect())
+                .unwrap_or_default();
+            let expect = flags.iter().all(|f| ACCEPTABLE.contains(f));
+            let got = decode_public_key(&key).is_ok_and(|vk| verify_ed25519(&vk, msg, &sig));
+            assert_eq!(got, expect, "vector {number} flags {flags:?}");
+            if got {
+                accepted += 1;
+            } else {
+                rejected += 1;
+            }
+        }
+        assert_eq!((accepted, rejected), (43, 871));
+    }
+
+    /// `verify_strict` alone, without the key check, already rejects every vector with a
+    /// small-order or non-canonical A: the key check only moves the error to configuration.
+    #[test]
+    fn key_check_only_rejects_what_verify_strict_rejects() {
+        let json = include_str!("../testdata/ed25519/ed25519vectors.json");
+        let vectors: serde_json::Value = serde_json::from_str(json).unwrap();
+        for v in vectors.as_array().unwrap() {
+            let key: [u8; 32] = hex(v["key"].as_str().unwrap()).try_into().unwrap();
+            let sig: [u8; 64] = hex(v["sig"].as_str().unwrap()).try_into().unwrap();
+            let msg = v["msg"].as_str().unwrap().as_bytes();
+            if decode_public_key(&key).is_err() {
+                let strict = ed25519_dalek::VerifyingKey::from_bytes(&key).is_ok_and(|vk| {
+                    vk.verify_strict(msg, &ed25519_dalek::Signature::from_bytes(&sig))
+                        .is_ok()
+                });
+                assert!(!strict, "vector {}", v["number"]);
+            }
+        }
+    }
+
+    #[test]
+    fn non_canonical_s_is_rejected() {
+        use ed25519_dalek::Signer as _;
+        let sk = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+        let vk = decode_public_key(sk.verifying_key().as_bytes()).unwrap();
+        let mut sig = sk.sign(b"m").to_bytes();
+        assert!(verify_ed25519(&vk, b"m", &sig));
+        // S + L is the same scalar, non-reduced.
+        const L: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let mut carry = 0u16;
+        for i in 0..32 {
+            let s = u16::from(sig[32 + i]) + u16::from(L[i]) + carry;
+            sig[32 + i] = s as u8;
+            carry = s >> 8;
+        }
+        assert!(!verify_ed25519(&vk, b"m", &sig));
+        assert!(!verify_ed25519(&vk, b"m", &sig[..63]));
+    }
+}
