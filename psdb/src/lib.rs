@@ -1,3 +1,42 @@
 //! PSDB: the storage engine behind the psdb protection domain.
+//!
+//! Capability-addressed, write-once object storage on a raw block device whose image is a valid
+//! tar stream: `tar -xf image` yields `<namespace>/<path>` for every object, the latest
+//! checkpoint of each namespace, and `.psdb/` holding `sha256sum` files for all of them. The
+//! on-disk format and the forensic procedure are in `FORMAT.md`; the crash-safety argument is
+//! in [`store`]'s module docs.
+//!
+//! - [`BlockDevice`]: read, write, flush; [`RamDevice`], [`FileDevice`] (feature `std`) and the
+//!   fault-injecting [`fault::FaultDevice`].
+//! - [`Store`]: [`Store::format`], [`Store::mount`], [`Store::open_namespace`] (privileged),
+//!   [`Store::put`], [`Store::put_checkpoint`], [`Store::flush`], [`Store::get`],
+//!   [`Store::exists`], [`Store::list`]; [`fsck`].
+//! - [`NamespaceStorage`]: the ledger core's `tlog::Storage` on one namespace.
+//!
+//! # Memory
+//!
+//! A mounted store holds an index entry per object and per namespace's latest checkpoint: the
+//! path (heap, its length plus allocator overhead), a 16-byte key, a 48-byte value (SHA-256,
+//! offset, size) in a B-tree node: about 100 bytes plus the path per object (measured by the
+//! bench: see `FORMAT.md`). Plus the staged batch (at most the batch limit, 4 MiB by default,
+//! and its manifest lines), and during mount one manifest and one member at a time.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+
+extern crate alloc;
+
+mod device;
+mod error;
+pub mod fault;
+mod ledger;
+mod manifest;
+pub mod names;
+pub mod store;
+mod tar;
+
+#[cfg(any(feature = "std", test))]
+pub use device::FileDevice;
+pub use device::{BlockDevice, IoError, RamDevice, SECTOR_SIZE};
+pub use error::{Corruption, Error, NameError, Problem};
+pub use ledger::NamespaceStorage;
+pub use store::{fsck, FormatOptions, Mode, Namespace, Report, Store};

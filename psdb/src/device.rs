@@ -1,0 +1,242 @@
+//! The block device PSDB stores its tar stream on, and the RAM device every test uses.
+//!
+//! A device is an array of 512-byte sectors, the tar block size and the virtio-blk sector size, so
+//! one tar block is one sector and a torn write can only ever tear within a tar block.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// Bytes in a sector (and in a tar block).
+pub const SECTOR_SIZE: usize = 512;
+
+/// Why a device operation failed. Closed, explicit discriminants from 1 (see style.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum IoError {
+    /// The device reported a failure; what reached the medium is unknown.
+    Failed = 1,
+    /// The request reached past the last sector.
+    OutOfRange = 2,
+    /// A buffer that is not a whole number of sectors.
+    Misaligned = 3,
+    /// A write that made no progress (zero sectors written without an error).
+    NoProgress = 4,
+}
+
+impl core::fmt::Display for IoError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            IoError::Failed => "device I/O failed",
+            IoError::OutOfRange => "request beyond the end of the device",
+            IoError::Misaligned => "buffer is not a whole number of sectors",
+            IoError::NoProgress => "device wrote nothing",
+        })
+    }
+}
+
+/// A raw block device: virtio-blk inside the image, a file or RAM on the host.
+///
+/// # Contract
+///
+/// - Buffers are whole sectors; `lba` counts sectors.
+/// - `write` may write fewer sectors than asked (a short write): it returns how many leading
+///   sectors it wrote, and the caller writes the rest. Writes are volatile until `flush`.
+/// - `flush` is a barrier: when it returns `Ok`, every write issued before it is durable.
+///   Writes not yet flushed may reach the medium in any order, partially, or not at all, and a
+///   sector being written during a power loss may be torn (part old bytes, part new).
+/// - After an error nothing is known about what reached the medium.
+pub trait BlockDevice {
+    /// Number of sectors.
+    fn sector_count(&self) -> u64;
+    /// Reads whole sectors starting at `lba` into `buf`.
+    fn read(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), IoError>;
+    /// Writes leading sectors of `buf` at `lba`; returns how many sectors were written (>= 1).
+    fn write(&mut self, lba: u64, buf: &[u8]) -> Result<usize, IoError>;
+    /// Makes every earlier write durable.
+    fn flush(&mut self) -> Result<(), IoError>;
+}
+
+impl<D: BlockDevice + ?Sized> BlockDevice for &mut D {
+    fn sector_count(&self) -> u64 {
+        (**self).sector_count()
+    }
+    fn read(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        (**self).read(lba, buf)
+    }
+    fn write(&mut self, lba: u64, buf: &[u8]) -> Result<usize, IoError> {
+        (**self).write(lba, buf)
+    }
+    fn flush(&mut self) -> Result<(), IoError> {
+        (**self).flush()
+    }
+}
+
+/// Checks a request against a device of `sectors` sectors; returns the byte range.
+pub(crate) fn check_range(sectors: u64, lba: u64, len: usize) -> Result<(usize, usize), IoError> {
+    if !len.is_multiple_of(SECTOR_SIZE) {
+        return Err(IoError::Misaligned);
+    }
+    let n = (len / SECTOR_SIZE) as u64;
+    match lba.checked_add(n) {
+        Some(end) if end <= sectors => {
+            let start = usize::try_from(lba).map_err(|_| IoError::OutOfRange)? * SECTOR_SIZE;
+            Ok((start, start + len))
+        }
+        _ => Err(IoError::OutOfRange),
+    }
+}
+
+/// Writes all of `buf`, continuing after short writes.
+pub(crate) fn write_all<D: BlockDevice + ?Sized>(
+    dev: &mut D,
+    mut lba: u64,
+    mut buf: &[u8],
+) -> Result<(), IoError> {
+    while !buf.is_empty() {
+        let n = dev.write(lba, buf)?;
+        let bytes = n.checked_mul(SECTOR_SIZE).ok_or(IoError::NoProgress)?;
+        if n == 0 || bytes > buf.len() {
+            return Err(IoError::NoProgress);
+        }
+        buf = &buf[bytes..];
+        lba += n as u64;
+    }
+    Ok(())
+}
+
+/// A device in memory: what tests, the fuzzer and the simulator use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RamDevice {
+    data: Vec<u8>,
+}
+
+impl RamDevice {
+    /// A zeroed device of `sectors` sectors.
+    pub fn new(sectors: u64) -> Self {
+        let len = usize::try_from(sectors)
+            .unwrap_or(0)
+            .saturating_mul(SECTOR_SIZE);
+        RamDevice { data: vec![0; len] }
+    }
+
+    /// A device holding `image`; a trailing partial sector is dropped, as a block device would.
+    pub fn from_image(mut image: Vec<u8>) -> Self {
+        image.truncate(image.len() - image.len() % SECTOR_SIZE);
+        RamDevice { data: image }
+    }
+
+    /// The raw image.
+    pub fn image(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// The raw image, mutable (tests corrupt it).
+    pub fn image_mut(&mut self) -> &mut [u8] {
+        &mut self.data
+    }
+
+    /// Consumes the device, returning its image.
+    pub fn into_image(self) -> Vec<u8> {
+        self.data
+    }
+}
+
+impl BlockDevice for RamDevice {
+    fn sector_count(&self) -> u64 {
+        (self.data.len() / SECTOR_SIZE) as u64
+    }
+    fn read(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        let (s, e) = check_range(self.sector_count(), lba, buf.len())?;
+        buf.copy_from_slice(&self.data[s..e]);
+        Ok(())
+    }
+    fn write(&mut self, lba: u64, buf: &[u8]) -> Result<usize, IoError> {
+        let (s, e) = check_range(self.sector_count(), lba, buf.len())?;
+        self.data[s..e].copy_from_slice(buf);
+        Ok(buf.len() / SECTOR_SIZE)
+    }
+    fn flush(&mut self) -> Result<(), IoError> {
+        Ok(())
+    }
+}
+
+/// A device backed by a file or a raw block device node (host only).
+#[cfg(any(feature = "std", test))]
+pub use file::FileDevice;
+
+#[cfg(any(feature = "std", test))]
+mod file {
+    #[cfg(not(test))]
+    extern crate std;
+    use super::{check_range, BlockDevice, IoError, SECTOR_SIZE};
+    use std::fs::{File, OpenOptions};
+    use std::io;
+    use std::os::unix::fs::FileExt;
+    use std::path::Path;
+
+    /// A file (or block device node) used as a disk. `flush` is `fdatasync`.
+    #[derive(Debug)]
+    pub struct FileDevice {
+        file: File,
+        sectors: u64,
+    }
+
+    impl FileDevice {
+        /// Creates a new image file of `bytes` bytes (rounded down to whole sectors), sparse and
+        /// zeroed. Fails if the file exists.
+        pub fn create(path: &Path, bytes: u64) -> io::Result<Self> {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(path)?;
+            let bytes = bytes - bytes % SECTOR_SIZE as u64;
+            file.set_len(bytes)?;
+            file.sync_all()?;
+            Ok(FileDevice {
+                file,
+                sectors: bytes / SECTOR_SIZE as u64,
+            })
+        }
+
+        /// Opens an existing image; `writable` false opens it read-only.
+        pub fn open(path: &Path, writable: bool) -> io::Result<Self> {
+            let file = OpenOptions::new().read(true).write(writable).open(path)?;
+            let len = file.metadata()?.len();
+            // A block device node reports length 0 through metadata; seek to its end instead.
+            let len = if len == 0 {
+                use std::io::Seek;
+                let mut f = &file;
+                f.seek(io::SeekFrom::End(0))?
+            } else {
+                len
+            };
+            Ok(FileDevice {
+                file,
+                sectors: len / SECTOR_SIZE as u64,
+            })
+        }
+    }
+
+    impl BlockDevice for FileDevice {
+        fn sector_count(&self) -> u64 {
+            self.sectors
+        }
+        fn read(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), IoError> {
+            let (s, _) = check_range(self.sectors, lba, buf.len())?;
+            self.file
+                .read_exact_at(buf, s as u64)
+                .map_err(|_| IoError::Failed)
+        }
+        fn write(&mut self, lba: u64, buf: &[u8]) -> Result<usize, IoError> {
+            let (s, _) = check_range(self.sectors, lba, buf.len())?;
+            self.file
+                .write_all_at(buf, s as u64)
+                .map_err(|_| IoError::Failed)?;
+            Ok(buf.len() / SECTOR_SIZE)
+        }
+        fn flush(&mut self) -> Result<(), IoError> {
+            self.file.sync_data().map_err(|_| IoError::Failed)
+        }
+    }
+}

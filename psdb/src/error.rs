@@ -1,0 +1,167 @@
+//! Errors: what a caller did wrong, what the device did, and what is wrong with an image.
+
+use crate::device::IoError;
+
+/// Why a store operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error {
+    /// The device failed; nothing since the last successful flush is known to be durable.
+    Io(IoError),
+    /// `put` of an existing path with different bytes. Nothing changed.
+    Immutable,
+    /// A namespace name or object path that is not allowed (see [`crate::names`]).
+    InvalidName(NameError),
+    /// The path is a directory of an existing object or has an existing object as a directory:
+    /// tar could not extract both. Nothing changed.
+    PathConflict,
+    /// The object is larger than a batch can hold.
+    TooLarge,
+    /// The device has no room for the object. Nothing changed; everything stored stays.
+    Full,
+    /// The image is damaged at `offset`.
+    Corrupt(Problem),
+    /// The store was mounted read-only.
+    ReadOnly,
+    /// A namespace handle from another store.
+    BadHandle,
+    /// Format options out of range.
+    InvalidConfig,
+}
+
+impl Error {
+    /// A stable one-byte code for the psdb PD's wire protocol (0 is success there).
+    pub fn code(&self) -> u8 {
+        match self {
+            Error::Io(_) => 1,
+            Error::Immutable => 2,
+            Error::InvalidName(_) => 3,
+            Error::PathConflict => 4,
+            Error::TooLarge => 5,
+            Error::Full => 6,
+            Error::Corrupt(_) => 7,
+            Error::ReadOnly => 8,
+            Error::BadHandle => 9,
+            Error::InvalidConfig => 10,
+        }
+    }
+}
+
+impl From<IoError> for Error {
+    fn from(e: IoError) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "I/O error: {e}"),
+            Error::Immutable => f.write_str("object exists with different content (write-once)"),
+            Error::InvalidName(e) => write!(f, "invalid name: {e}"),
+            Error::PathConflict => {
+                f.write_str("path conflicts with an existing object (file versus directory)")
+            }
+            Error::TooLarge => f.write_str("object too large"),
+            Error::Full => f.write_str("device full"),
+            Error::Corrupt(p) => write!(f, "corrupt image: {p}"),
+            Error::ReadOnly => f.write_str("store is mounted read-only"),
+            Error::BadHandle => f.write_str("namespace handle belongs to another store"),
+            Error::InvalidConfig => f.write_str("invalid format options"),
+        }
+    }
+}
+
+/// Why a name was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum NameError {
+    /// Empty namespace name, path or path component.
+    Empty = 1,
+    /// Longer than allowed.
+    TooLong = 2,
+    /// A byte outside `[A-Za-z0-9._-]` (this excludes NUL, `\`, spaces and non-ASCII).
+    BadChar = 3,
+    /// A component starting with `.` (this excludes `.`, `..` and hidden files).
+    DotComponent = 4,
+    /// A leading `/`, trailing `/` or `//`.
+    BadSlash = 5,
+    /// `checkpoint` is the versioned object: written with `put_checkpoint`.
+    Reserved = 6,
+}
+
+impl core::fmt::Display for NameError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            NameError::Empty => "empty name or component",
+            NameError::TooLong => "name too long",
+            NameError::BadChar => "character outside [A-Za-z0-9._-]",
+            NameError::DotComponent => "component starts with '.'",
+            NameError::BadSlash => "leading, trailing or doubled '/'",
+            NameError::Reserved => "'checkpoint' is written with put_checkpoint",
+        })
+    }
+}
+
+/// Where an image is damaged, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Problem {
+    /// Byte offset in the image of the damaged block (a member header, or the batch start).
+    pub offset: u64,
+    /// What is wrong there.
+    pub reason: Corruption,
+}
+
+impl core::fmt::Display for Problem {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "offset {}: {}", self.offset, self.reason)
+    }
+}
+
+/// What is wrong with an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Corruption {
+    /// The image does not start with a PSDB volume batch.
+    NotPsdb = 1,
+    /// A manifest whose text does not parse.
+    BadManifest = 2,
+    /// A manifest whose `#end` hash does not match its text.
+    ManifestHash = 3,
+    /// A member header that is not the header PSDB wrote for that member.
+    BadHeader = 4,
+    /// Object data whose SHA-256 is not the one its manifest records.
+    DataHash = 5,
+    /// Non-zero bytes in the padding after a member's data.
+    BadPadding = 6,
+    /// A batch reaching past the end of the device (a truncated image).
+    Truncated = 7,
+    /// A write-once path stored twice.
+    Duplicate = 8,
+    /// A name in a manifest that PSDB would never have accepted.
+    BadName = 9,
+    /// A damaged batch with later batches after it: not a crash, the image was altered.
+    DamagedBatch = 10,
+    /// The final batch is incomplete: a crash before its flush finished, or damage to it.
+    /// Mount discards it (it was never acknowledged if this was a crash).
+    IncompleteTail = 11,
+}
+
+impl core::fmt::Display for Corruption {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Corruption::NotPsdb => "not a PSDB image (no volume batch at offset 0)",
+            Corruption::BadManifest => "malformed batch manifest",
+            Corruption::ManifestHash => "batch manifest checksum mismatch",
+            Corruption::BadHeader => "tar header is not the one PSDB wrote",
+            Corruption::DataHash => "object data SHA-256 mismatch",
+            Corruption::BadPadding => "non-zero padding after object data",
+            Corruption::Truncated => "batch extends past the end of the device (truncated image)",
+            Corruption::Duplicate => "write-once path stored twice",
+            Corruption::BadName => "invalid name in manifest",
+            Corruption::DamagedBatch => "damaged batch followed by later batches",
+            Corruption::IncompleteTail => {
+                "final batch incomplete (crash before its flush, or damage); discarded"
+            }
+        })
+    }
+}

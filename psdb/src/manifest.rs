@@ -1,0 +1,372 @@
+//! Batch manifests: the first member of every batch, readable by `sha256sum -c`.
+//!
+//! A manifest is ASCII text, one `\n`-terminated line each:
+//!
+//! ```text
+//! #psdb-batch v1 seq=<n> volume=<32 hex> prev=<64 hex> maxbatch=<n>
+//! #o <size>                                  ┐ an immutable object: a comment with its size,
+//! <sha256 hex>  <namespace>/<path>           ┘ then a `sha256sum` line
+//! #c <size> <sha256 hex>  <namespace>/checkpoint            a checkpoint version
+//! #s <size> <sha256 hex>  .psdb/checkpoint/<namespace>.sha256   its checksum file
+//! #end <sha256 hex of every byte before this line>
+//! ```
+//!
+//! `sha256sum` skips lines starting with `#`, so `sha256sum -c --strict` on a manifest checks
+//! exactly the immutable objects of its batch. Checkpoint versions share one name, so only the
+//! latest survives extraction; each is followed by a member `.psdb/checkpoint/<ns>.sha256`
+//! holding `<sha256>  <ns>/checkpoint`, which extraction also leaves at its latest version.
+//! Members appear in the batch in manifest order. Numbers are canonical decimal, hex is lower
+//! case; anything else is malformed.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+use core::ops::Range;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::Corruption;
+use crate::names::{check_namespace, check_object_path, CHECKPOINT};
+use crate::tar::member_len;
+
+/// Length of the final `#end <hex>\n` line.
+pub const END_LINE: usize = 5 + 64 + 1;
+/// Directory of PSDB's own members; no namespace can be called this.
+pub const META_DIR: &str = ".psdb";
+
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+/// Appends lowercase hex.
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+}
+
+fn unhex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
+    if s.len() != 2 * N {
+        return None;
+    }
+    let nib = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = (nib(s[2 * i])? << 4) | nib(s[2 * i + 1])?;
+    }
+    Some(out)
+}
+
+fn dec(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 20 || (s.len() > 1 && s[0] == b'0') {
+        return None;
+    }
+    let mut v = 0u64;
+    for &c in s {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+    }
+    Some(v)
+}
+
+/// Name of the manifest member of batch `seq`.
+pub fn manifest_name(seq: u64) -> String {
+    let mut s = String::new();
+    let _ = write!(s, "{META_DIR}/batch/{seq:016x}.sha256");
+    s
+}
+
+/// Name of the checkpoint checksum member of `namespace`.
+pub fn sidecar_name(namespace: &str) -> String {
+    let mut s = String::new();
+    let _ = write!(s, "{META_DIR}/checkpoint/{namespace}.sha256");
+    s
+}
+
+/// Content of the checkpoint checksum member: a `sha256sum` line for `<namespace>/checkpoint`.
+pub fn sidecar_content(namespace: &str, checkpoint_hash: &[u8; 32]) -> String {
+    let mut s = String::new();
+    push_hex(&mut s, checkpoint_hash);
+    let _ = writeln!(s, "  {namespace}/{CHECKPOINT}");
+    s
+}
+
+/// The first line of a manifest.
+pub fn header_line(seq: u64, volume: &[u8; 16], prev: &[u8; 32], max_batch: u64) -> String {
+    let mut s = String::new();
+    let _ = write!(s, "#psdb-batch v1 seq={seq} volume=");
+    push_hex(&mut s, volume);
+    s.push_str(" prev=");
+    push_hex(&mut s, prev);
+    let _ = writeln!(s, " maxbatch={max_batch}");
+    s
+}
+
+/// What kind of member a manifest line describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A write-once object `<ns>/<path>`.
+    Object,
+    /// A version of `<ns>/checkpoint`.
+    Checkpoint,
+    /// `.psdb/checkpoint/<ns>.sha256`, following its checkpoint version.
+    Sidecar,
+}
+
+/// Appends the manifest line(s) of one member.
+pub fn push_record(out: &mut String, kind: Kind, size: u64, hash: &[u8; 32], name: &str) {
+    let _ = match kind {
+        Kind::Object => writeln!(out, "#o {size}"),
+        Kind::Checkpoint => write!(out, "#c {size} "),
+        Kind::Sidecar => write!(out, "#s {size} "),
+    };
+    push_hex(out, hash);
+    let _ = writeln!(out, "  {name}");
+}
+
+/// One member of a batch, as its manifest lists it.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub kind: Kind,
+    pub size: u64,
+    pub hash: [u8; 32],
+    /// The member name's byte range in the manifest text.
+    pub name: Range<usize>,
+    /// Length of the namespace part of the name (`<ns>/...`, or the ns inside a sidecar name).
+    pub ns_len: usize,
+}
+
+/// A parsed, hash-checked manifest.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub seq: u64,
+    pub volume: [u8; 16],
+    pub prev: [u8; 32],
+    pub max_batch: u64,
+    pub records: Vec<Record>,
+    /// SHA-256 of the text before the `#end` line: the next batch's `prev`.
+    pub end: [u8; 32],
+    /// Bytes of the whole batch: this manifest member plus every listed member.
+    pub length: u64,
+    pub text: Vec<u8>,
+}
+
+impl Manifest {
+    /// The member name of `r`.
+    pub fn name(&self, r: &Record) -> &str {
+        core::str::from_utf8(&self.text[r.name.clone()]).unwrap_or("")
+    }
+
+    /// Checks the `#end` hash, then parses. `max_batch` bounds sizes (`None` for batch 0).
+    pub fn parse(text: Vec<u8>) -> Result<Manifest, Corruption> {
+        let n = text.len();
+        if n < END_LINE || !text[n - END_LINE..].starts_with(b"#end ") || text[n - 1] != b'\n' {
+            return Err(Corruption::ManifestHash);
+        }
+        let end = unhex::<32>(&text[n - END_LINE + 5..n - 1]).ok_or(Corruption::ManifestHash)?;
+        if sha256(&text[..n - END_LINE]) != end {
+            return Err(Corruption::ManifestHash);
+        }
+        let body = &text[..n - END_LINE];
+        let bad = Corruption::BadManifest;
+        let mut lines = LineIter { text: body, pos: 0 };
+        let (_, first) = lines.next().ok_or(bad)?;
+        let rest = first.strip_prefix(b"#psdb-batch v1 seq=").ok_or(bad)?;
+        let mut f = rest.split(|&b| b == b' ');
+        let seq = dec(f.next().ok_or(bad)?).ok_or(bad)?;
+        let volume = unhex::<16>(
+            f.next()
+                .and_then(|s| s.strip_prefix(b"volume="))
+                .ok_or(bad)?,
+        )
+        .ok_or(bad)?;
+        let prev =
+            unhex::<32>(f.next().and_then(|s| s.strip_prefix(b"prev=")).ok_or(bad)?).ok_or(bad)?;
+        let max_batch = dec(f
+            .next()
+            .and_then(|s| s.strip_prefix(b"maxbatch="))
+            .ok_or(bad)?)
+        .ok_or(bad)?;
+        if f.next().is_some() {
+            return Err(bad);
+        }
+        let mut records = Vec::new();
+        let mut length = member_len(n as u64);
+        while let Some((start, line)) = lines.next() {
+            let (kind, size, hash, name_start, name) = if let Some(s) = line.strip_prefix(b"#o ") {
+                let size = dec(s).ok_or(bad)?;
+                let (start2, l2) = lines.next().ok_or(bad)?;
+                let (hash, name) = check_line(l2).ok_or(bad)?;
+                (Kind::Object, size, hash, start2 + 66, name)
+            } else {
+                let kind = if line.starts_with(b"#c ") {
+                    Kind::Checkpoint
+                } else if line.starts_with(b"#s ") {
+                    Kind::Sidecar
+                } else {
+                    return Err(bad);
+                };
+                let s = &line[3..];
+                let sp = s.iter().position(|&b| b == b' ').ok_or(bad)?;
+                let size = dec(&s[..sp]).ok_or(bad)?;
+                let (hash, name) = check_line(&s[sp + 1..]).ok_or(bad)?;
+                (kind, size, hash, start + 3 + sp + 1 + 66, name)
+            };
+            let ns_len = check_name(kind, name, records.last(), &text, size, &hash)?;
+            length = length
+                .checked_add(member_len(size))
+                .filter(|&l| l <= max_batch.max(member_len(n as u64)))
+                .ok_or(bad)?;
+            records.push(Record {
+                kind,
+                size,
+                hash,
+                name: name_start..name_start + name.len(),
+                ns_len,
+            });
+        }
+        if seq == 0 && !records.is_empty() {
+            return Err(bad);
+        }
+        Ok(Manifest {
+            seq,
+            volume,
+            prev,
+            max_batch,
+            records,
+            end,
+            length,
+            text,
+        })
+    }
+}
+
+/// `<64 hex>  <name>` → (hash, name).
+fn check_line(l: &[u8]) -> Option<([u8; 32], &[u8])> {
+    if l.len() < 67 || &l[64..66] != b"  " {
+        return None;
+    }
+    Some((unhex::<32>(&l[..64])?, &l[66..]))
+}
+
+/// Validates a member name against its kind; returns the namespace length.
+fn check_name(
+    kind: Kind,
+    name: &[u8],
+    prev: Option<&Record>,
+    text: &[u8],
+    size: u64,
+    hash: &[u8; 32],
+) -> Result<usize, Corruption> {
+    let name = core::str::from_utf8(name).map_err(|_| Corruption::BadName)?;
+    match kind {
+        Kind::Object | Kind::Checkpoint => {
+            let (ns, path) = name.split_once('/').ok_or(Corruption::BadName)?;
+            check_namespace(ns).map_err(|_| Corruption::BadName)?;
+            let ok = match kind {
+                Kind::Object => check_object_path(ns, path).is_ok(),
+                _ => path == CHECKPOINT,
+            };
+            if !ok || size > u64::from(u32::MAX) {
+                return Err(Corruption::BadName);
+            }
+            Ok(ns.len())
+        }
+        Kind::Sidecar => {
+            // Must directly follow its checkpoint, with exactly the content PSDB writes.
+            let p = prev
+                .filter(|p| p.kind == Kind::Checkpoint)
+                .ok_or(Corruption::BadName)?;
+            let ns = core::str::from_utf8(&text[p.name.start..p.name.start + p.ns_len])
+                .map_err(|_| Corruption::BadName)?;
+            let content = sidecar_content(ns, &p.hash);
+            if name != sidecar_name(ns)
+                || size != content.len() as u64
+                || *hash != sha256(content.as_bytes())
+            {
+                return Err(Corruption::BadName);
+            }
+            Ok(ns.len())
+        }
+    }
+}
+
+struct LineIter<'a> {
+    text: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for LineIter<'a> {
+    type Item = (usize, &'a [u8]);
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.text.len() {
+            return None;
+        }
+        let start = self.pos;
+        let len = self.text[start..].iter().position(|&b| b == b'\n')?;
+        self.pos = start + len + 1;
+        Some((start, &self.text[start..start + len]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(records: &[(Kind, &[u8], &str)]) -> Vec<u8> {
+        let mut s = header_line(3, &[7; 16], &[9; 32], 1 << 20);
+        for (k, data, name) in records {
+            push_record(&mut s, *k, data.len() as u64, &sha256(data), name);
+        }
+        let end = sha256(s.as_bytes());
+        s.push_str("#end ");
+        push_hex(&mut s, &end);
+        s.push('\n');
+        s.into_bytes()
+    }
+
+    #[test]
+    fn roundtrip() {
+        let cp = b"origin\n5\nhash\n";
+        let side = sidecar_content("ns", &sha256(cp));
+        let text = build(&[
+            (Kind::Object, b"abc", "ns/tile/0/000"),
+            (Kind::Checkpoint, cp, "ns/checkpoint"),
+            (Kind::Sidecar, side.as_bytes(), ".psdb/checkpoint/ns.sha256"),
+        ]);
+        let m = Manifest::parse(text).unwrap();
+        assert_eq!(
+            (m.seq, m.volume, m.prev, m.max_batch),
+            (3, [7; 16], [9; 32], 1 << 20)
+        );
+        assert_eq!(m.records.len(), 3);
+        assert_eq!(m.name(&m.records[0]), "ns/tile/0/000");
+        assert_eq!(m.name(&m.records[1]), "ns/checkpoint");
+        assert_eq!(m.name(&m.records[2]), ".psdb/checkpoint/ns.sha256");
+        assert_eq!(m.records[0].ns_len, 2);
+        assert_eq!(m.records[0].size, 3);
+    }
+
+    #[test]
+    fn rejects() {
+        // A sidecar without its checkpoint, an escaping name, a flipped byte.
+        let side = sidecar_content("ns", &sha256(b"x"));
+        assert!(Manifest::parse(build(&[(Kind::Sidecar, side.as_bytes(), ".psdb/x")])).is_err());
+        assert_eq!(
+            Manifest::parse(build(&[(Kind::Object, b"a", "ns/../x")])).unwrap_err(),
+            Corruption::BadName
+        );
+        let mut t = build(&[(Kind::Object, b"a", "ns/a")]);
+        t[20] ^= 1;
+        assert_eq!(Manifest::parse(t).unwrap_err(), Corruption::ManifestHash);
+    }
+}
