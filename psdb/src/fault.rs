@@ -22,6 +22,9 @@ pub enum Fault {
     /// The write reports only its first half written (at least one sector); `persisted`: the
     /// rest reached the cache anyway.
     ShortWrite { persisted: bool },
+    /// Power fails at this operation: it and every later one fail with no effect, and
+    /// [`FaultDevice::crash`] shows what the loss leaves.
+    PowerLoss,
 }
 
 /// What a power loss keeps of the unflushed writes.
@@ -56,6 +59,7 @@ pub struct FaultDevice {
     faults: BTreeMap<u64, Fault>,
     ops: u64,
     log: Option<Vec<Op>>,
+    dead: bool,
 }
 
 impl FaultDevice {
@@ -74,6 +78,7 @@ impl FaultDevice {
             faults: BTreeMap::new(),
             ops: 0,
             log: None,
+            dead: false,
         }
     }
 
@@ -200,6 +205,10 @@ impl BlockDevice for FaultDevice {
         let op = self.ops;
         self.ops += 1;
         let sectors = buf.len() / SECTOR_SIZE;
+        if self.dead || self.faults.get(&op) == Some(&Fault::PowerLoss) {
+            self.dead = true;
+            return Err(IoError::Failed);
+        }
         match self.faults.get(&op).copied() {
             Some(Fault::FailWrite { persisted }) => {
                 if persisted {
@@ -223,6 +232,10 @@ impl BlockDevice for FaultDevice {
     fn flush(&mut self) -> Result<(), IoError> {
         let op = self.ops;
         self.ops += 1;
+        if self.dead || self.faults.get(&op) == Some(&Fault::PowerLoss) {
+            self.dead = true;
+            return Err(IoError::Failed);
+        }
         match self.faults.get(&op).copied() {
             Some(Fault::FailFlush { persisted: true }) => {
                 self.commit();
