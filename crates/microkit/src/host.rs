@@ -1,0 +1,216 @@
+//! The host side: where a PD's kernel operations go when it runs outside seL4.
+//!
+//! On the host the same [`Channel`] / [`get_mr`](crate::get_mr) / [`debug_print!`](crate::debug_print)
+//! API forwards to a [`Backend`] installed for the current thread (feature `std`): the
+//! simulator installs one per PD it runs, a unit test installs a mock. With no backend installed
+//! the kernel operations fail loudly; debug output goes to stderr (with `std`) or nowhere.
+
+use crate::{Channel, IrqAckError, MessageInfo};
+
+/// The kernel operations of one PD, for running PDs off seL4.
+///
+/// Methods take `&self`: a `pp_call` runs the callee to completion, and the callee may use the
+/// backend of its own PD meanwhile, so an implementation keeps its state behind interior
+/// mutability.
+pub trait Backend {
+    /// The PD's name, as `microkit_name` would hold it.
+    fn pd_name(&self) -> &str;
+    /// Whether the PD is passive.
+    fn is_passive(&self) -> bool {
+        false
+    }
+    /// `Channel::notify`.
+    fn notify(&self, channel: Channel);
+    /// `Channel::pp_call`.
+    fn pp_call(&self, channel: Channel, msg_info: MessageInfo) -> MessageInfo;
+    /// `Channel::irq_ack`.
+    fn irq_ack(&self, channel: Channel) -> Result<(), IrqAckError>;
+    /// Message register `index` (< 120).
+    fn get_mr(&self, index: usize) -> u64;
+    /// Set message register `index` (< 120).
+    fn set_mr(&self, index: usize, value: u64);
+    /// Debug output of the PD.
+    fn debug_put_str(&self, s: &str);
+}
+
+#[cfg(any(test, feature = "std"))]
+mod slot {
+    use std::{cell::RefCell, rc::Rc};
+
+    use super::Backend;
+
+    std::thread_local! {
+        static BACKEND: RefCell<Option<Rc<dyn Backend>>> = const { RefCell::new(None) };
+    }
+
+    /// Install `backend` for the current thread (or remove it with `None`); returns the one it
+    /// replaces, so a caller can switch PDs and switch back.
+    pub fn set_backend(backend: Option<Rc<dyn Backend>>) -> Option<Rc<dyn Backend>> {
+        BACKEND.with(|b| b.replace(backend))
+    }
+
+    /// The current thread's backend. A clone: the slot is not borrowed while the backend runs,
+    /// so the backend may switch it (a pp_call into another PD).
+    pub(crate) fn current() -> Option<Rc<dyn Backend>> {
+        BACKEND.with(|b| b.borrow().clone())
+    }
+
+    pub(crate) fn fallback_put_str(s: &str) {
+        std::eprint!("{s}");
+    }
+}
+
+#[cfg(any(test, feature = "std"))]
+pub use slot::set_backend;
+
+#[cfg(not(any(test, feature = "std")))]
+mod slot {
+    /// Without `std` there is nowhere to install a backend.
+    pub(crate) fn current() -> Option<&'static dyn super::Backend> {
+        None
+    }
+
+    pub(crate) fn fallback_put_str(_: &str) {}
+}
+
+#[allow(clippy::panic)] // Kernel operations with no backend: a test or simulator set-up bug.
+#[track_caller]
+fn missing(what: &str) -> ! {
+    panic!("microkit: {what} on the host needs a backend (feature `std`, host::set_backend)")
+}
+
+pub(crate) fn pd_name() -> crate::PdName {
+    let mut bytes = [0; crate::abi::PD_NAME_LENGTH];
+    let name = slot::current();
+    let src = name.as_ref().map_or("host", |b| b.pd_name()).as_bytes();
+    let n = src.len().min(bytes.len());
+    bytes[..n].copy_from_slice(&src[..n]);
+    crate::PdName::from_bytes(bytes)
+}
+
+pub(crate) fn pd_is_passive() -> bool {
+    slot::current().is_some_and(|b| b.is_passive())
+}
+
+#[track_caller]
+pub(crate) fn notify(channel: Channel) {
+    match slot::current() {
+        Some(b) => b.notify(channel),
+        None => missing("notify"),
+    }
+}
+
+#[track_caller]
+pub(crate) fn pp_call(channel: Channel, msg_info: MessageInfo) -> MessageInfo {
+    match slot::current() {
+        Some(b) => b.pp_call(channel, msg_info),
+        None => missing("pp_call"),
+    }
+}
+
+#[track_caller]
+pub(crate) fn irq_ack(channel: Channel) -> Result<(), IrqAckError> {
+    match slot::current() {
+        Some(b) => b.irq_ack(channel),
+        None => missing("irq_ack"),
+    }
+}
+
+#[track_caller]
+pub(crate) fn get_mr(index: usize) -> u64 {
+    match slot::current() {
+        Some(b) => b.get_mr(index),
+        None => missing("get_mr"),
+    }
+}
+
+#[track_caller]
+pub(crate) fn set_mr(index: usize, value: u64) {
+    match slot::current() {
+        Some(b) => b.set_mr(index, value),
+        None => missing("set_mr"),
+    }
+}
+
+pub(crate) fn debug_put_str(s: &str) {
+    match slot::current() {
+        Some(b) => b.debug_put_str(s),
+        None => slot::fallback_put_str(s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{cell::RefCell, collections::BTreeMap, rc::Rc};
+
+    use super::*;
+    use crate::{debug_println, get_mr, pd_name, set_mr};
+
+    #[derive(Default)]
+    struct Mock {
+        log: RefCell<Vec<String>>,
+        out: RefCell<String>,
+        mrs: RefCell<BTreeMap<usize, u64>>,
+    }
+
+    impl Backend for Mock {
+        fn pd_name(&self) -> &str {
+            "mock"
+        }
+        fn notify(&self, channel: Channel) {
+            self.log
+                .borrow_mut()
+                .push(format!("notify {}", channel.index()));
+        }
+        fn pp_call(&self, channel: Channel, info: MessageInfo) -> MessageInfo {
+            self.log
+                .borrow_mut()
+                .push(format!("pp_call {} {info:?}", channel.index()));
+            MessageInfo::new(0, 1)
+        }
+        fn irq_ack(&self, channel: Channel) -> Result<(), IrqAckError> {
+            Err(IrqAckError {
+                code: channel.index() as u64,
+            })
+        }
+        fn get_mr(&self, index: usize) -> u64 {
+            self.mrs.borrow().get(&index).copied().unwrap_or(0)
+        }
+        fn set_mr(&self, index: usize, value: u64) {
+            self.mrs.borrow_mut().insert(index, value);
+        }
+        fn debug_put_str(&self, s: &str) {
+            self.out.borrow_mut().push_str(s);
+        }
+    }
+
+    #[test]
+    fn api_forwards_to_the_installed_backend() {
+        let mock = Rc::new(Mock::default());
+        let previous = set_backend(Some(mock.clone()));
+        assert!(previous.is_none());
+
+        Channel::new(3).notify();
+        let reply = Channel::new(1).pp_call(MessageInfo::new(5, 2));
+        assert_eq!(reply, MessageInfo::new(0, 1));
+        assert_eq!(Channel::new(7).irq_ack(), Err(IrqAckError { code: 7 }));
+        set_mr(4, 99);
+        assert_eq!(get_mr(4), 99);
+        assert_eq!(pd_name().as_str(), "mock");
+        debug_println!("x={}", 1);
+
+        assert!(set_backend(None).is_some());
+        assert_eq!(pd_name().as_str(), "host");
+        assert_eq!(
+            *mock.log.borrow(),
+            ["notify 3", "pp_call 1 MessageInfo { label: 5, count: 2 }"]
+        );
+        assert_eq!(*mock.out.borrow(), "x=1\n");
+    }
+
+    #[test]
+    #[should_panic(expected = "needs a backend")]
+    fn no_backend_fails_loudly() {
+        Channel::new(0).notify();
+    }
+}
