@@ -21,7 +21,12 @@ use alloc::vec::Vec;
 ///   reports is one that was passed to `set_checkpoint`, and every object put before that call is
 ///   readable. A checkpoint never becomes visible before the objects it covers.
 /// - **Reads.** `get` and `checkpoint` fill `out` (cleared first) and return `Ok(false)` when
-///   there is no such object.
+///   there is no such object. A `get` sees every earlier `put` on the same `Storage`, durable
+///   yet or not (the log reads back full tiles it wrote since the last checkpoint to build
+///   proofs).
+///
+/// What the log does about objects written after the last checkpoint (a crash between `put`s
+/// and `set_checkpoint`) is described in [`crate::Log::open`].
 pub trait Storage {
     /// Why an operation failed (I/O, immutability violation, full device, ...).
     type Error: core::fmt::Debug + core::fmt::Display;
@@ -37,4 +42,25 @@ pub trait Storage {
 
     /// Reads the latest checkpoint into `out`; `Ok(false)` if none was ever set.
     fn checkpoint(&mut self, out: &mut Vec<u8>) -> Result<bool, Self::Error>;
+}
+
+/// Reading objects by their tlog-tiles path: all that verification needs.
+///
+/// Every [`Storage`] is one (through `get`); a host directory of a tlog-tiles tree written by
+/// any implementation can be one without being a `Storage`.
+pub trait ObjectReader {
+    /// Why a read failed (I/O), as opposed to the object being absent.
+    type Error: core::fmt::Debug + core::fmt::Display;
+
+    /// Reads the object at `path` (relative to the tree's root, e.g. `tile/0/000`) into `out`
+    /// (cleared first); `Ok(false)` if absent.
+    fn read_object(&mut self, path: &str, out: &mut Vec<u8>) -> Result<bool, Self::Error>;
+}
+
+impl<S: Storage + ?Sized> ObjectReader for S {
+    type Error = S::Error;
+
+    fn read_object(&mut self, path: &str, out: &mut Vec<u8>) -> Result<bool, S::Error> {
+        self.get(path, out)
+    }
 }

@@ -1,0 +1,201 @@
+//! [`MemStorage`]: the in-memory [`Storage`] for tests and the benchmark.
+
+use alloc::collections::BTreeMap;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::storage::Storage;
+
+/// What an injected fault does to the operation it hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The operation returns an error and stores nothing.
+    FailNotPersist,
+    /// The operation stores its data, then returns an error (a write whose acknowledgement
+    /// was lost).
+    FailButPersist,
+}
+
+/// Errors of [`MemStorage`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemError {
+    /// A `put` tried to change the bytes of an existing object (the path is given).
+    Immutable(String),
+    /// A fault injected with [`MemStorage::inject`].
+    Injected,
+}
+
+impl fmt::Display for MemError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MemError::Immutable(p) => {
+                write!(f, "{p}: write-once object rewritten with other bytes")
+            }
+            MemError::Injected => f.write_str("injected fault"),
+        }
+    }
+}
+
+/// A [`Storage`] in a `BTreeMap`, enforcing the write-once contract: re-putting an object
+/// with identical bytes succeeds, with different bytes fails and changes nothing.
+///
+/// Every `put` and `set_checkpoint` counts as one write operation (numbered from 0), so a test
+/// can make exactly the n-th write fail with [`MemStorage::inject`].
+#[derive(Debug, Default, Clone)]
+pub struct MemStorage {
+    objects: BTreeMap<String, Vec<u8>>,
+    checkpoint: Option<Vec<u8>>,
+    writes: u64,
+    fault: Option<(u64, Fault)>,
+}
+
+impl MemStorage {
+    /// An empty storage.
+    pub fn new() -> MemStorage {
+        MemStorage::default()
+    }
+
+    /// Every stored object by path (the checkpoint is not among them).
+    pub fn objects(&self) -> &BTreeMap<String, Vec<u8>> {
+        &self.objects
+    }
+
+    /// The latest checkpoint, if any.
+    pub fn latest_checkpoint(&self) -> Option<&[u8]> {
+        self.checkpoint.as_deref()
+    }
+
+    /// Replaces an object's bytes, bypassing the write-once rule: for tests that simulate
+    /// tampering or corruption. `None` for `path` means the checkpoint.
+    pub fn tamper(&mut self, path: Option<&str>, data: &[u8]) {
+        match path {
+            Some(p) => {
+                self.objects.insert(p.to_string(), data.to_vec());
+            }
+            None => self.checkpoint = Some(data.to_vec()),
+        }
+    }
+
+    /// Removes an object (again bypassing the contract, for tests).
+    pub fn remove(&mut self, path: &str) -> Option<Vec<u8>> {
+        self.objects.remove(path)
+    }
+
+    /// Write operations so far (`put` and `set_checkpoint` calls).
+    pub fn writes(&self) -> u64 {
+        self.writes
+    }
+
+    /// Makes write operation number `at` (counting from 0 over the storage's lifetime) fail
+    /// with `fault`. One fault at a time; it fires once.
+    pub fn inject(&mut self, at: u64, fault: Fault) {
+        self.fault = Some((at, fault));
+    }
+
+    /// The fault for this write, if one is due.
+    fn next_write(&mut self) -> Option<Fault> {
+        let n = self.writes;
+        self.writes += 1;
+        match self.fault {
+            Some((at, f)) if at == n => {
+                self.fault = None;
+                Some(f)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Storage for MemStorage {
+    type Error = MemError;
+
+    fn put(&mut self, path: &str, data: &[u8]) -> Result<(), MemError> {
+        let fault = self.next_write();
+        if fault == Some(Fault::FailNotPersist) {
+            return Err(MemError::Injected);
+        }
+        match self.objects.get(path) {
+            Some(old) if old.as_slice() != data => return Err(MemError::Immutable(path.into())),
+            Some(_) => {}
+            None => {
+                self.objects.insert(path.to_string(), data.to_vec());
+            }
+        }
+        match fault {
+            Some(_) => Err(MemError::Injected),
+            None => Ok(()),
+        }
+    }
+
+    fn set_checkpoint(&mut self, checkpoint: &[u8]) -> Result<(), MemError> {
+        let fault = self.next_write();
+        if fault == Some(Fault::FailNotPersist) {
+            return Err(MemError::Injected);
+        }
+        self.checkpoint = Some(checkpoint.to_vec());
+        match fault {
+            Some(_) => Err(MemError::Injected),
+            None => Ok(()),
+        }
+    }
+
+    fn get(&mut self, path: &str, out: &mut Vec<u8>) -> Result<bool, MemError> {
+        out.clear();
+        match self.objects.get(path) {
+            Some(d) => {
+                out.extend_from_slice(d);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn checkpoint(&mut self, out: &mut Vec<u8>) -> Result<bool, MemError> {
+        out.clear();
+        match &self.checkpoint {
+            Some(c) => {
+                out.extend_from_slice(c);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_once() {
+        let mut s = MemStorage::new();
+        let mut out = Vec::new();
+        assert!(!s.get("a", &mut out).unwrap());
+        s.put("a", b"1").unwrap();
+        s.put("a", b"1").unwrap();
+        assert_eq!(s.put("a", b"2"), Err(MemError::Immutable("a".into())));
+        assert!(s.get("a", &mut out).unwrap());
+        assert_eq!(out, b"1");
+        assert!(!s.checkpoint(&mut out).unwrap());
+        assert!(out.is_empty());
+        s.set_checkpoint(b"c1").unwrap();
+        s.set_checkpoint(b"c2").unwrap();
+        assert!(s.checkpoint(&mut out).unwrap());
+        assert_eq!(out, b"c2");
+    }
+
+    #[test]
+    fn faults() {
+        let mut s = MemStorage::new();
+        s.inject(1, Fault::FailNotPersist);
+        s.put("a", b"1").unwrap();
+        assert_eq!(s.put("b", b"1"), Err(MemError::Injected));
+        assert!(!s.objects().contains_key("b"));
+        s.inject(3, Fault::FailButPersist);
+        s.put("b", b"1").unwrap();
+        assert_eq!(s.put("c", b"1"), Err(MemError::Injected));
+        assert!(s.objects().contains_key("c"));
+        assert_eq!(s.writes(), 4);
+    }
+}
