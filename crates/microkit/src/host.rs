@@ -5,6 +5,12 @@
 //! simulator installs one per PD it runs, a unit test installs a mock. With no backend installed
 //! the kernel operations fail loudly; debug output goes to stderr (with `std`) or nowhere.
 
+use alloc::sync::Arc;
+use core::{
+    fmt,
+    sync::atomic::{AtomicU8, Ordering},
+};
+
 use crate::{Channel, IrqAckError, MessageInfo};
 
 /// The kernel operations of one PD, for running PDs off seL4.
@@ -31,6 +37,104 @@ pub trait Backend {
     fn set_mr(&self, index: usize, value: u64);
     /// Debug output of the PD.
     fn debug_put_str(&self, s: &str);
+    /// The memory of the region this PD maps with `setvar_vaddr="<setvar_vaddr>"`, or `None`
+    /// if it maps none by that name. A simulator allocates one [`HostMemory`] per
+    /// `<memory_region>` of system.xml and returns a clone of it to every PD that maps it (and
+    /// one more per PD for a private region such as a heap), so writes by one PD are seen by the
+    /// other. The default maps nothing.
+    fn memory_region(&self, setvar_vaddr: &str) -> Option<HostMemory> {
+        let _ = setvar_vaddr;
+        None
+    }
+}
+
+/// Host memory backing a [`Region`](crate::region::Region) off seL4: zeroed bytes, shared by
+/// clones (reference counted), safe to access from several threads (relaxed atomic bytes, so a
+/// word written by one thread may be seen torn by another: the simulator runs PDs on one thread,
+/// as seL4 runs them on one core).
+#[derive(Clone)]
+pub struct HostMemory {
+    bytes: Arc<[AtomicU8]>,
+    paddr: Option<u64>,
+}
+
+impl HostMemory {
+    /// `len` zero bytes (a `<memory_region size="len">`).
+    pub fn new(len: usize) -> Self {
+        Self {
+            bytes: (0..len).map(|_| AtomicU8::new(0)).collect(),
+            paddr: None,
+        }
+    }
+
+    /// The same memory, reporting `paddr` as its physical address (for a region whose
+    /// declaration names a `region_paddr` symbol).
+    #[must_use]
+    pub fn with_paddr(mut self, paddr: u64) -> Self {
+        self.paddr = Some(paddr);
+        self
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether it has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// The physical address it reports, if any.
+    pub fn paddr(&self) -> Option<u64> {
+        self.paddr
+    }
+
+    /// Whether `self` and `other` are the same memory.
+    pub fn same_memory(&self, other: &HostMemory) -> bool {
+        Arc::ptr_eq(&self.bytes, &other.bytes)
+    }
+
+    /// Copies the bytes at `offset` into `buf` (for the simulator and tests to inspect); `None`
+    /// if out of bounds.
+    pub fn read(&self, offset: usize, buf: &mut [u8]) -> Option<()> {
+        let end = offset.checked_add(buf.len())?;
+        (end <= self.len()).then(|| self.read_unchecked(offset, buf))
+    }
+
+    /// Copies `buf` to `offset`; `None` if out of bounds.
+    pub fn write(&self, offset: usize, buf: &[u8]) -> Option<()> {
+        let end = offset.checked_add(buf.len())?;
+        (end <= self.len()).then(|| self.write_unchecked(offset, buf))
+    }
+
+    /// Bounds already checked by the caller (an out-of-bounds access still panics, not UB).
+    pub(crate) fn read_unchecked(&self, offset: usize, buf: &mut [u8]) {
+        let cells = &self.bytes[offset..offset + buf.len()];
+        for (b, cell) in buf.iter_mut().zip(cells) {
+            *b = cell.load(Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn write_unchecked(&self, offset: usize, buf: &[u8]) {
+        for (b, cell) in buf.iter().zip(&self.bytes[offset..offset + buf.len()]) {
+            cell.store(*b, Ordering::Relaxed);
+        }
+    }
+
+    /// The first byte's address (`AtomicU8` has `u8`'s layout and permits shared mutation).
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.bytes.as_ptr() as *mut u8
+    }
+}
+
+impl fmt::Debug for HostMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostMemory")
+            .field("len", &self.len())
+            .field("paddr", &self.paddr)
+            .finish()
+    }
 }
 
 #[cfg(any(test, feature = "std"))]
@@ -130,6 +234,10 @@ pub(crate) fn set_mr(index: usize, value: u64) {
         Some(b) => b.set_mr(index, value),
         None => missing("set_mr"),
     }
+}
+
+pub(crate) fn memory_region(setvar_vaddr: &str) -> Option<HostMemory> {
+    slot::current().and_then(|b| b.memory_region(setvar_vaddr))
 }
 
 pub(crate) fn debug_put_str(s: &str) {

@@ -15,7 +15,14 @@
 //! [`MessageInfo`], [`ChannelSet`] iteration, [`get_mr`]/[`set_mr`], [`pd_name`],
 //! [`debug_println!`], and an entry macro ([`protection_domain!`], a `macro_rules!` stand-in for
 //! the `#[protection_domain]` attribute). Not provided (yet): deferred actions, child TCB
-//! control, vCPUs, the heap; [`MessageInfo`] has no capability fields.
+//! control, vCPUs; [`MessageInfo`] has no capability fields.
+//!
+//! # Memory
+//! - [`region`]: the `<map>`s of system.xml as typed [`Region`](region::Region)s, declared with
+//!   [`memory_region!`] (which defines the `setvar_vaddr`/`setvar_size` symbols the tool
+//!   patches) and reached only by bounds-checked volatile copies, never by reference.
+//! - [`heap`]: a bounded `#[global_allocator]` for PDs that use `alloc`, over a region whose size
+//!   system.xml states, or a static arena ([`heap!`]); running out stops the PD with its name.
 //!
 //! # Backends
 //! - **seL4** (`target_os = "none"`, `aarch64`): system calls. Exactly one of the features
@@ -23,7 +30,8 @@
 //!   (object invocation numbers differ, and only debug kernels have `DebugPutChar`; in release
 //!   [`debug_println!`] prints nothing).
 //! - **host** (everything else): the same API forwards to a [`host::Backend`] installed per
-//!   thread (feature `std`), which is how the simulator and tests run a PD's handler.
+//!   thread (feature `std`), which is how the simulator and tests run a PD's handler; the
+//!   backend also provides the memory of the PD's regions ([`host::HostMemory`]).
 //!
 //! The logic that decides things (badge decoding, [`MessageInfo`] packing, dispatch and the
 //! choice of the next system call, [`ChannelSet`]) is plain code in [`event`], [`message`] and
@@ -59,12 +67,17 @@
 // The host backend's per-thread slot (`host::set_backend`) needs std; tests have it anyway.
 #[cfg(all(feature = "std", not(test)))]
 extern crate std;
+// Host memory for regions (`host::HostMemory`) is reference counted: every host target has alloc.
+#[cfg(not(all(target_os = "none", target_arch = "aarch64")))]
+extern crate alloc;
 
 pub mod abi;
 pub mod channel;
 pub mod event;
 mod handler;
+pub mod heap;
 pub mod message;
+pub mod region;
 
 #[cfg(all(target_os = "none", target_arch = "aarch64"))]
 mod sel4;

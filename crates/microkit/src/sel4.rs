@@ -1,7 +1,8 @@
 //! The seL4 backend: patched symbols, system calls, the event loop and the panic handler.
 //!
 //! Compiled only for `aarch64` bare metal (`target_os = "none"`). Every `unsafe` block of the
-//! project outside device drivers is in this file.
+//! project outside device drivers is in this file, `region.rs` (volatile access to mapped
+//! regions) and `heap.rs` (the global allocator).
 
 use core::{
     arch::asm,
