@@ -44,6 +44,26 @@
 //!
 //! Signatures whose A or R merely have a small-order component that cancels out
 //! (`low_order_component_A`, `low_order_component_R` alone) are accepted, as in RFC 8032.
+//!
+//! # Example
+//! ```
+//! use note::{Checkpoint, Cosigner, Note, Signer};
+//!
+//! // Seeds come from the caller's RNG; fixed here for the example.
+//! let log = Signer::generate("example.com/log", &[1; 32])?;
+//! let witness = Cosigner::generate("witness.example", &[2; 32])?;
+//!
+//! let text = Checkpoint::new("example.com/log", 5, [0; 32], &[])?.to_text();
+//! let mut note = Note::parse(log.sign(&text)?.as_bytes())?;
+//! note.add_signature(witness.cosign(note.text(), 1_700_000_000)?)?;
+//!
+//! let wire = note.to_bytes();
+//! let verified = Note::parse(&wire)?.verify(&[log.verifier(), witness.verifier()])?;
+//! assert_eq!(verified.len(), 2);
+//! assert_eq!(verified[1].timestamp, Some(1_700_000_000));
+//! assert_eq!(Checkpoint::parse(note.text())?.size(), 5);
+//! # Ok::<(), note::Error>(())
+//! ```
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -17,8 +17,8 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(k) = Cosigner::from_skey(s) {
         assert_eq!(k.skey(), s);
     }
-    // Anything accepted as a signer key with its prefix stripped is a verifier-shaped string
-    // of seed material, and must not be accepted as a key of the other kind.
+    // A signer key without its prefix has the verifier key shape (seed in place of public
+    // key): parsing it must not panic either.
     if let Some(rest) = s.strip_prefix("PRIVATE+KEY+") {
         let _ = Verifier::from_vkey(rest);
     }
