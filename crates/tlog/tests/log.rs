@@ -58,7 +58,14 @@ fn append_checkpoint_read_prove() {
         verify_inclusion(&leaf_hash(&entry(i)), i, size, &p, &r).unwrap();
         assert!(verify_inclusion(&leaf_hash(&entry(i + 1)), i, size, &p, &r).is_err());
     }
-    for (a, b) in [(1, 1000), (256, 1000), (257, 1000), (999, 1000), (1000, 1000), (3, 7)] {
+    for (a, b) in [
+        (1, 1000),
+        (256, 1000),
+        (257, 1000),
+        (999, 1000),
+        (1000, 1000),
+        (3, 7),
+    ] {
         let p = log.consistency_proof(a, b).unwrap();
         let (ra, rb) = (log.root_at(a).unwrap(), log.root_at(b).unwrap());
         verify_consistency(a, b, &p, &ra, &rb).unwrap();
@@ -83,10 +90,19 @@ fn bad_input() {
         log.read_since(0, 5).unwrap(),
         vec![b"a".to_vec(), vec![0; 65_535]]
     );
-    assert_eq!(log.inclusion_proof(2, 2), Err(Error::Proof(ProofError::IndexOutOfRange)));
+    assert_eq!(
+        log.inclusion_proof(2, 2),
+        Err(Error::Proof(ProofError::IndexOutOfRange))
+    );
     assert_eq!(log.inclusion_proof(0, 3), Err(Error::BeyondCheckpoint));
-    assert_eq!(log.consistency_proof(0, 2), Err(Error::Proof(ProofError::SizeZero)));
-    assert_eq!(log.consistency_proof(2, 1), Err(Error::Proof(ProofError::SizeOrder)));
+    assert_eq!(
+        log.consistency_proof(0, 2),
+        Err(Error::Proof(ProofError::SizeZero))
+    );
+    assert_eq!(
+        log.consistency_proof(2, 1),
+        Err(Error::Proof(ProofError::SizeOrder))
+    );
     assert_eq!(log.consistency_proof(1, 3), Err(Error::BeyondCheckpoint));
 
     let storage = log.into_storage();
@@ -180,7 +196,11 @@ fn uncommitted_appends_are_dropped_or_adopted() {
     }
     let mut log = reopen(log);
     assert_eq!((log.size(), log.committed_size()), (512, 200));
-    assert_eq!(log.read_since(200, 10).unwrap().len(), 0, "adopted but not visible");
+    assert_eq!(
+        log.read_since(200, 10).unwrap().len(),
+        0,
+        "adopted but not visible"
+    );
     // Writing different entries from 512 on does not conflict with anything.
     for i in 512..700 {
         log.append(&entry(i + 2_000_000)).unwrap();
@@ -217,7 +237,10 @@ fn a_failed_checkpoint_is_adopted_on_reopen() {
     for i in 10..20 {
         log.append(&entry(i)).unwrap();
     }
-    assert!(matches!(log.checkpoint(), Err(Error::Storage(MemError::Injected))));
+    assert!(matches!(
+        log.checkpoint(),
+        Err(Error::Storage(MemError::Injected))
+    ));
     assert_eq!(log.append(b"x"), Err(Error::Poisoned));
     assert_eq!(log.checkpoint(), Err(Error::Poisoned));
     let mut log = reopen(log);
@@ -225,7 +248,10 @@ fn a_failed_checkpoint_is_adopted_on_reopen() {
     // Were the 10 not adopted, a different entry at index 10 would conflict with
     // tile/entries/000.p/20 or tile/0/000.p/20 at the next checkpoint of size 20.
     log.checkpoint().unwrap();
-    assert_eq!(log.read_since(0, 100).unwrap(), (0..20).map(entry).collect::<Vec<_>>());
+    assert_eq!(
+        log.read_since(0, 100).unwrap(),
+        (0..20).map(entry).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -297,7 +323,10 @@ fn open_rejects_corrupt_storage() {
     let mut s = storage.clone();
     s.remove("tile/0/001.p/44");
     let e = open_err(s);
-    assert_eq!((e.object.to_string(), e.reason), ("tile/0/001.p/44".into(), Reason::Missing));
+    assert_eq!(
+        (e.object.to_string(), e.reason),
+        ("tile/0/001.p/44".into(), Reason::Missing)
+    );
 
     let mut s = storage.clone();
     s.tamper(Some("tile/0/001.p/44"), &[0; 44 * 32 - 1]);
@@ -307,7 +336,10 @@ fn open_rejects_corrupt_storage() {
     let mut s = storage.clone();
     s.tamper(Some("tile/1/000.p/1"), &[0; 32]);
     let e = open_err(s);
-    assert_eq!((e.object.to_string(), e.reason), ("tile/1/000.p/1".into(), Reason::RootMismatch));
+    assert_eq!(
+        (e.object.to_string(), e.reason),
+        ("tile/1/000.p/1".into(), Reason::RootMismatch)
+    );
 
     let mut s = storage.clone();
     let mut b = s.objects()["tile/entries/001.p/44"].clone();
@@ -406,10 +438,17 @@ fn verify_names_the_failing_object() {
     // Keys: a cosignature key alone does not make a log checkpoint.
     let mut s = storage.clone();
     let cp = s.latest_checkpoint().unwrap().to_vec();
-    let text = std::str::from_utf8(&cp).unwrap().split("\n\n").next().unwrap().to_string() + "\n";
+    let text = std::str::from_utf8(&cp)
+        .unwrap()
+        .split("\n\n")
+        .next()
+        .unwrap()
+        .to_string()
+        + "\n";
     let witness = note::Cosigner::generate("witness.example", &[3; 32]).unwrap();
     let mut n = note::Note::parse(&cp).unwrap();
-    n.add_signature(witness.cosign(&text, 1_700_000_000).unwrap()).unwrap();
+    n.add_signature(witness.cosign(&text, 1_700_000_000).unwrap())
+        .unwrap();
     let both = n.to_bytes();
     assert!(verify_tree(&mut s, &both, &[signer().verifier(), witness.verifier()]).is_ok());
     match verify_tree(&mut s, &both, &[witness.verifier()]) {

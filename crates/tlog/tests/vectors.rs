@@ -22,7 +22,9 @@ fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn vectors(kind: &str) -> Vec<(PathBuf, Value)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/merkle/testdata").join(kind);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/merkle/testdata")
+        .join(kind);
     let mut files = Vec::new();
     json_files(&dir, &mut files);
     files.sort();
@@ -176,7 +178,11 @@ fn reference_tree_roots() {
     assert_eq!(hex(&log.committed_root()), REFERENCE_ROOTS[0]);
     for (size, want) in REFERENCE_ROOTS.iter().enumerate() {
         let mut src = &leaves[..size];
-        assert_eq!(hex(&root(&mut src, size as u64).unwrap()), *want, "size {size}");
+        assert_eq!(
+            hex(&root(&mut src, size as u64).unwrap()),
+            *want,
+            "size {size}"
+        );
         if size > 0 {
             log.append(&entries[size - 1]).unwrap();
             log.checkpoint().unwrap();
