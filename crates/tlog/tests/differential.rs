@@ -8,6 +8,10 @@
 //! `entries`. `tlog_tiles` has no entry bundle encoding, so bundles are checked against the
 //! spec's encoding written out here independently.
 
+// Test helpers outside #[test] functions: a panic is how a test fails (clippy.toml allows it
+// inside tests only).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::cell::RefCell;

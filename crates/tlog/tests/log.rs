@@ -1,6 +1,10 @@
 //! Behaviour of `Log`: appends, checkpoints, reads, proofs, reopening, crashes and faults,
 //! bad input; and `verify_tree` on what it writes, including tampering.
 
+// Test helpers outside #[test] functions: a panic is how a test fails (clippy.toml allows it
+// inside tests only).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::{new_log, reopen, signer, Rng, ORIGIN};

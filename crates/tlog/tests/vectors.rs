@@ -1,6 +1,10 @@
 //! The published vectors: transparency-dev/merkle proof vectors (testdata/merkle) and the
 //! hash, root and path values of testdata/hashes.md.
 
+// Test helpers outside #[test] functions: a panic is how a test fails (clippy.toml allows it
+// inside tests only).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
