@@ -1,0 +1,267 @@
+//! What the protection domains of Totebox Envelope B agree on, stated once for the Rust code:
+//! the tenants, priorities, every PD's channel ids, the `setvar_vaddr` symbols and sizes of its
+//! shared regions, and the protocols of the protected calls between them. `system.xml` states
+//! the same facts for the microkit tool; `tests/tests/system_xml.rs` checks the two agree.
+//!
+//! The call protocols (hubris-style interface types, shared by both ends):
+//! - [`ledger_call`]: wire -> ledger_<t>, one client request per call, in the shared region.
+//! - [`audit_call`]: ledger_<t> -> audit, one read record per call; the tenant is the channel.
+//! - [`psdb_call`]: ledger_<t>/audit -> psdb, tlog objects in the shared region; the namespace
+//!   is the channel. [`PsdbClient`] is the caller's side, a [`tlog::Storage`].
+//!
+//! Every value read from a shared region or a message register is untrusted input: the
+//! receiving side checks it against the region size before using it.
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod keys;
+mod psdb_client;
+
+pub use psdb_client::{PsdbClient, PsdbError};
+
+use microkit::Channel;
+
+/// The tenants of this box, in channel order. A ledger PD is named `ledger_<tenant>`.
+pub const TENANTS: [&str; 3] = ["corporate", "personnel", "property"];
+
+/// psdb namespace of the audit log.
+pub const AUDIT_NAMESPACE: &str = "audit";
+
+/// Prefix of a ledger PD's name; the rest is its tenant.
+pub const LEDGER_PREFIX: &str = "ledger_";
+
+/// The tenant index of a ledger PD name (`ledger_corporate` -> 0), if it names a known tenant.
+pub fn tenant_of_pd_name(name: &str) -> Option<usize> {
+    let t = name.strip_prefix(LEDGER_PREFIX)?;
+    TENANTS.iter().position(|x| *x == t)
+}
+
+/// The tenant index of a tenant name (`moduleId`).
+pub fn tenant_index(name: &str) -> Option<usize> {
+    TENANTS.iter().position(|x| *x == name)
+}
+
+/// PD names and priorities (system.xml `<protection_domain name priority>`).
+pub mod pd {
+    /// The client-facing PD.
+    pub const WIRE: &str = "wire";
+    /// The audit PD.
+    pub const AUDIT: &str = "audit";
+    /// The storage PD.
+    pub const PSDB: &str = "psdb";
+    /// Priorities: ppcalls only go uphill.
+    pub const WIRE_PRIORITY: u8 = 100;
+    /// Every ledger PD.
+    pub const LEDGER_PRIORITY: u8 = 150;
+    /// The audit PD.
+    pub const AUDIT_PRIORITY: u8 = 200;
+    /// The psdb PD.
+    pub const PSDB_PRIORITY: u8 = 250;
+}
+
+/// Sizes of the shared regions (system.xml `<memory_region size>`).
+pub mod size {
+    /// wire <-> ledger_<t>: one request or response payload.
+    pub const WIRE_LEDGER: usize = protocol::MAX_PAYLOAD;
+    /// ledger_<t> <-> audit: one audit record.
+    pub const LEDGER_AUDIT: usize = 0x1000;
+    /// ledger_<t> <-> psdb: the path area, then one whole object.
+    pub const LEDGER_PSDB: usize = 0x100_2000;
+    /// audit <-> psdb.
+    pub const AUDIT_PSDB: usize = 0x4_0000;
+}
+
+/// The wire PD's ends.
+pub mod wire {
+    use super::Channel;
+
+    /// The virtio-console interrupt (IRQ 48: virtio-mmio bus 0).
+    pub const CONSOLE_IRQ: Channel = Channel::new(0);
+    /// Its ppcall channel to each tenant's ledger, in [`TENANTS`](super::TENANTS) order.
+    pub const LEDGERS: [Channel; 3] = [Channel::new(1), Channel::new(2), Channel::new(3)];
+    /// `setvar_vaddr` of the region shared with each ledger (size [`super::size::WIRE_LEDGER`]).
+    pub const LEDGER_REGIONS: [&str; 3] = ["corporate_vaddr", "personnel_vaddr", "property_vaddr"];
+}
+
+/// A ledger PD's ends (the same in every ledger: one ELF).
+pub mod ledger {
+    use super::Channel;
+
+    /// Called by the wire.
+    pub const WIRE: Channel = Channel::new(0);
+    /// Calls audit.
+    pub const AUDIT: Channel = Channel::new(1);
+    /// Calls psdb.
+    pub const PSDB: Channel = Channel::new(2);
+    /// `setvar_vaddr` of the region shared with the wire.
+    pub const WIRE_REGION: &str = "wire_vaddr";
+    /// `setvar_vaddr` of the region shared with audit.
+    pub const AUDIT_REGION: &str = "audit_vaddr";
+    /// `setvar_vaddr` of the region shared with psdb.
+    pub const PSDB_REGION: &str = "psdb_vaddr";
+}
+
+/// The audit PD's ends.
+pub mod audit {
+    use super::Channel;
+
+    /// Called by each tenant's ledger, in [`TENANTS`](super::TENANTS) order: the channel a
+    /// record arrives on is the tenant it is about.
+    pub const LEDGERS: [Channel; 3] = [Channel::new(0), Channel::new(1), Channel::new(2)];
+    /// Calls psdb.
+    pub const PSDB: Channel = Channel::new(3);
+    /// `setvar_vaddr` of the region shared with each ledger.
+    pub const LEDGER_REGIONS: [&str; 3] = ["corporate_vaddr", "personnel_vaddr", "property_vaddr"];
+    /// `setvar_vaddr` of the region shared with psdb.
+    pub const PSDB_REGION: &str = "psdb_vaddr";
+}
+
+/// The psdb PD's ends.
+pub mod psdb {
+    use super::Channel;
+
+    /// Every caller: its channel, the namespace that channel stands for, the `setvar_vaddr` of
+    /// the region shared with it and that region's size. The namespace of a request is the
+    /// channel it arrived on; nothing in a message names one.
+    pub const CLIENTS: [(Channel, &str, &str, usize); 4] = [
+        (
+            Channel::new(0),
+            "corporate",
+            "corporate_vaddr",
+            super::size::LEDGER_PSDB,
+        ),
+        (
+            Channel::new(1),
+            "personnel",
+            "personnel_vaddr",
+            super::size::LEDGER_PSDB,
+        ),
+        (
+            Channel::new(2),
+            "property",
+            "property_vaddr",
+            super::size::LEDGER_PSDB,
+        ),
+        (
+            Channel::new(3),
+            super::AUDIT_NAMESPACE,
+            "audit_vaddr",
+            super::size::AUDIT_PSDB,
+        ),
+    ];
+}
+
+/// wire -> ledger_<t>: the request's postcard bytes (a [`protocol::Request`]) at offset 0 of the
+/// shared region, their length in MR0. Reply: label [`ledger_call::OK`], the response's length
+/// in MR0, the [`protocol::Response`] at offset 0; any other label means the ledger could not
+/// answer and the wire answers [`protocol::ErrorCode::Unavailable`].
+pub mod ledger_call {
+    /// Label of a request.
+    pub const REQUEST: u64 = 1;
+    /// Reply label: a response is in the region.
+    pub const OK: u64 = 0;
+    /// Reply label: the call itself was malformed (bad label or length).
+    pub const BAD_CALL: u64 = 1;
+}
+
+/// ledger_<t> -> audit: an [`AuditRecord`](audit_call) encoded by [`audit_call::encode`] at
+/// offset 0 of the shared region, its length in MR0. Reply label [`audit_call::RECORDED`] (the
+/// record is durable in the audit log; MR0 its index) or an error label.
+pub mod audit_call {
+    /// Label: record a read.
+    pub const RECORD: u64 = 1;
+    /// Reply: durable.
+    pub const RECORDED: u64 = 0;
+    /// Reply: malformed call.
+    pub const BAD_CALL: u64 = 1;
+    /// Reply: the audit log could not store it.
+    pub const STORAGE: u64 = 2;
+    /// Largest encoded record (and audit log entry): 512 bytes.
+    pub const MAX_RECORD: usize = 512;
+
+    /// What a ledger reports before content leaves it. The tenant is not in it: audit takes
+    /// it from the channel.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Record {
+        /// The client's request id.
+        pub request: u64,
+        /// What is read.
+        pub kind: Kind,
+        /// First entry index.
+        pub first: u64,
+        /// Number of entries.
+        pub count: u64,
+    }
+
+    /// Kinds of read.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    #[repr(u8)]
+    pub enum Kind {
+        /// `read(since, max)`.
+        Read = 1,
+        /// An entry bundle fetched for export.
+        Bundle = 2,
+    }
+
+    /// Encodes a record as 25 bytes: kind, then request, first, count as little-endian u64.
+    pub fn encode(r: &Record) -> [u8; 25] {
+        let mut out = [0u8; 25];
+        out[0] = r.kind as u8;
+        out[1..9].copy_from_slice(&r.request.to_le_bytes());
+        out[9..17].copy_from_slice(&r.first.to_le_bytes());
+        out[17..25].copy_from_slice(&r.count.to_le_bytes());
+        out
+    }
+
+    /// Decodes what [`encode`] wrote; `None` for anything else.
+    pub fn decode(b: &[u8]) -> Option<Record> {
+        let b: &[u8; 25] = b.try_into().ok()?;
+        let kind = match b[0] {
+            1 => Kind::Read,
+            2 => Kind::Bundle,
+            _ => return None,
+        };
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[i..i + 8]);
+            u64::from_le_bytes(w)
+        };
+        Some(Record {
+            request: word(1),
+            kind,
+            first: word(9),
+            count: word(17),
+        })
+    }
+}
+
+/// ledger_<t>/audit -> psdb: region layout and labels. The object path is at offset 0 (MR0 its
+/// length, at most [`psdb_call::MAX_PATH`]), the object's bytes at [`psdb_call::DATA`] (MR1 their
+/// length). Reply label [`psdb_call::OK`] or an error: 1..=10 are `psdb::Error::code()`, then the
+/// call errors below. A `GET`/`CHECKPOINT` reply has MR0 = 1 if found, MR1 = the length.
+pub mod psdb_call {
+    /// Store an immutable object.
+    pub const PUT: u64 = 1;
+    /// Read an object.
+    pub const GET: u64 = 2;
+    /// Make earlier puts durable, then record the data as the latest checkpoint (durable on OK).
+    pub const SET_CHECKPOINT: u64 = 3;
+    /// Read the latest checkpoint.
+    pub const CHECKPOINT: u64 = 4;
+    /// Reply: done.
+    pub const OK: u64 = 0;
+    /// Reply: unknown label.
+    pub const BAD_LABEL: u64 = 20;
+    /// Reply: a length past the region or the path limit, or a path that is not UTF-8.
+    pub const BAD_LENGTH: u64 = 21;
+    /// Reply: the object does not fit in the caller's region.
+    pub const TOO_LARGE: u64 = 22;
+    /// Reply: psdb has no store (its disk failed to mount).
+    pub const NO_STORE: u64 = 23;
+    /// Longest path (psdb's own limit is a tar name, 99 bytes).
+    pub const MAX_PATH: usize = 256;
+    /// Offset of the object's bytes in the region.
+    pub const DATA: usize = 0x1000;
+}

@@ -1,0 +1,360 @@
+//! The messages: a [`Request`] from a client, a [`Response`] from the box, postcard-encoded.
+//!
+//! Every request names its tenant (`moduleId`) and carries a request id the response echoes
+//! (0 answers a frame that could not be decoded far enough to find its id). Entries travel in
+//! the tlog-tiles entry-bundle encoding (each entry a big-endian `u16` length, then its bytes),
+//! borrowed from the frame: decoding allocates nothing.
+
+use serde::{Deserialize, Serialize};
+
+use crate::frame::MAX_PAYLOAD;
+
+/// Largest entry (the tlog-tiles limit: a `u16` length).
+pub const MAX_ENTRY: usize = u16::MAX as usize;
+
+/// Room a [`Response`] needs besides its entries or object bytes (id, tags, counters and length
+/// prefixes, each a varint of at most 10 bytes): the box fills a response with at most
+/// `MAX_PAYLOAD - RESPONSE_OVERHEAD` bytes of entries.
+pub const RESPONSE_OVERHEAD: usize = 64;
+
+/// Most object bytes one [`Body::Object`] carries; larger objects (an entry bundle is up to
+/// 16 MiB) are fetched in chunks with [`Op::GetObject`]'s `offset`.
+pub const MAX_CHUNK: usize = 64 * 1024;
+
+/// Longest tenant name (`moduleId`).
+pub const MAX_TENANT: usize = 32;
+
+/// A client request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request<'a> {
+    /// Echoed in the response; chosen by the client.
+    pub id: u64,
+    /// The tenant (`moduleId`) whose ledger serves the request. Ignored by [`Op::Ping`].
+    pub tenant: &'a str,
+    /// Reserved for the capability object the access-control issue adds (an Ed25519-signed
+    /// grant bound to archive, tenant, operation, range, expiry and nonce). Must be empty until
+    /// then; a non-empty one is refused with [`ErrorCode::BadRequest`].
+    pub capability: &'a [u8],
+    /// What to do.
+    #[serde(borrow)]
+    pub op: Op<'a>,
+}
+
+/// An operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op<'a> {
+    /// Liveness: answered by the wire itself with [`Body::Pong`].
+    Ping,
+    /// The tenant log's origin, verifier key and committed size.
+    Hello,
+    /// Append the entries (entry-bundle encoding, at least one), then commit them with one
+    /// signed checkpoint. Acknowledged only once the checkpoint is durable.
+    Append {
+        /// The entries.
+        entries: &'a [u8],
+    },
+    /// Committed entries from index `since`, at most `max` (fewer if the response fills up).
+    Read {
+        /// First index.
+        since: u64,
+        /// Most entries wanted.
+        max: u32,
+    },
+    /// The latest signed checkpoint.
+    Checkpoint,
+    /// Bytes `offset..` (at most [`MAX_CHUNK`]) of a tlog-tiles object of the tenant's log:
+    /// `checkpoint`, `tile/<L>/<N>[.p/<W>]` or `tile/entries/<N>[.p/<W>]`. For export.
+    GetObject {
+        /// The object's path.
+        path: &'a str,
+        /// First byte wanted.
+        offset: u64,
+    },
+}
+
+/// The box's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response<'a> {
+    /// The request's id (0 if the request could not be decoded).
+    pub id: u64,
+    /// The result.
+    #[serde(borrow)]
+    pub body: Body<'a>,
+}
+
+/// What a response says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Body<'a> {
+    /// Answer to [`Op::Ping`].
+    Pong,
+    /// Answer to [`Op::Hello`].
+    Hello {
+        /// The log's origin (first line of its checkpoints).
+        origin: &'a str,
+        /// The note verifier key of the log's checkpoints.
+        vkey: &'a str,
+        /// Size of the latest checkpoint.
+        size: u64,
+    },
+    /// The entries were appended as `first .. first + count` and are durable, covered by the
+    /// checkpoint of `size`.
+    Appended {
+        /// Index of the first entry.
+        first: u64,
+        /// Number appended.
+        count: u32,
+        /// Size of the checkpoint that commits them.
+        size: u64,
+    },
+    /// Entries `first ..` (entry-bundle encoding; possibly none).
+    Entries {
+        /// Index of the first entry.
+        first: u64,
+        /// The entries.
+        entries: &'a [u8],
+    },
+    /// The latest signed checkpoint note.
+    Checkpoint {
+        /// The note's bytes.
+        note: &'a [u8],
+    },
+    /// A piece of an object.
+    Object {
+        /// The object's size.
+        total: u64,
+        /// Where `data` starts.
+        offset: u64,
+        /// The bytes.
+        data: &'a [u8],
+    },
+    /// The request failed; nothing was changed unless the code says otherwise.
+    Error {
+        /// Why.
+        code: ErrorCode,
+    },
+}
+
+/// Why a request failed. Closed, explicit discriminants from 1; on the wire as that byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "u8", try_from = "u8")]
+#[repr(u8)]
+pub enum ErrorCode {
+    /// The frame was damaged (COBS or checksum); it was dropped.
+    BadFrame = 1,
+    /// The frame was longer than the maximum; it was dropped.
+    Oversize = 2,
+    /// The frame's payload is not a request.
+    BadMessage = 3,
+    /// No such tenant in this box.
+    UnknownTenant = 4,
+    /// The request reached a ledger that is not its tenant's (never from a correct wire).
+    WrongTenant = 5,
+    /// An argument is invalid (empty append, bad path, non-empty capability, ...).
+    BadRequest = 6,
+    /// An entry is longer than [`MAX_ENTRY`] or the entries are not a valid bundle.
+    BadEntries = 7,
+    /// No such object.
+    NotFound = 8,
+    /// Storage failed; nothing of this request was acknowledged.
+    Storage = 9,
+    /// The audit ledger did not record the read, so nothing was returned (fail closed).
+    AuditFailed = 10,
+    /// The tenant's ledger did not answer properly.
+    Unavailable = 11,
+    /// The answer would not fit in a frame.
+    TooLarge = 12,
+}
+
+impl From<ErrorCode> for u8 {
+    fn from(c: ErrorCode) -> u8 {
+        c as u8
+    }
+}
+
+impl TryFrom<u8> for ErrorCode {
+    type Error = UnknownErrorCode;
+
+    fn try_from(v: u8) -> Result<Self, UnknownErrorCode> {
+        use ErrorCode::*;
+        Ok(match v {
+            1 => BadFrame,
+            2 => Oversize,
+            3 => BadMessage,
+            4 => UnknownTenant,
+            5 => WrongTenant,
+            6 => BadRequest,
+            7 => BadEntries,
+            8 => NotFound,
+            9 => Storage,
+            10 => AuditFailed,
+            11 => Unavailable,
+            12 => TooLarge,
+            _ => return Err(UnknownErrorCode(v)),
+        })
+    }
+}
+
+/// An error code this version does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownErrorCode(pub u8);
+
+impl core::fmt::Display for UnknownErrorCode {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "unknown error code {}", self.0)
+    }
+}
+
+impl core::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            ErrorCode::BadFrame => "damaged frame",
+            ErrorCode::Oversize => "frame too long",
+            ErrorCode::BadMessage => "not a request",
+            ErrorCode::UnknownTenant => "unknown tenant",
+            ErrorCode::WrongTenant => "request reached another tenant's ledger",
+            ErrorCode::BadRequest => "invalid request",
+            ErrorCode::BadEntries => "invalid entries",
+            ErrorCode::NotFound => "not found",
+            ErrorCode::Storage => "storage failed",
+            ErrorCode::AuditFailed => "audit did not record the read",
+            ErrorCode::Unavailable => "ledger unavailable",
+            ErrorCode::TooLarge => "answer too large",
+        })
+    }
+}
+
+/// Why a message could not be encoded or decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodecError {
+    /// Not a valid message (postcard could not decode it, or bytes were left over).
+    Invalid,
+    /// The output buffer is too small (or the message exceeds [`MAX_PAYLOAD`]).
+    TooLarge,
+}
+
+impl core::fmt::Display for CodecError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            CodecError::Invalid => "invalid message",
+            CodecError::TooLarge => "message too large",
+        })
+    }
+}
+
+fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, CodecError> {
+    match postcard::take_from_bytes::<T>(bytes) {
+        Ok((v, [])) => Ok(v),
+        _ => Err(CodecError::Invalid),
+    }
+}
+
+fn encode<T: Serialize>(v: &T, out: &mut [u8]) -> Result<usize, CodecError> {
+    let limit = out.len().min(MAX_PAYLOAD);
+    postcard::to_slice(v, &mut out[..limit])
+        .map(|s| s.len())
+        .map_err(|_| CodecError::TooLarge)
+}
+
+impl<'a> Request<'a> {
+    /// Decodes a request; the whole of `bytes` must be one request.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, CodecError> {
+        decode(bytes)
+    }
+
+    /// Encodes into `out`; returns the length.
+    pub fn encode(&self, out: &mut [u8]) -> Result<usize, CodecError> {
+        encode(self, out)
+    }
+}
+
+impl<'a> Response<'a> {
+    /// Decodes a response; the whole of `bytes` must be one response.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, CodecError> {
+        decode(bytes)
+    }
+
+    /// Encodes into `out`; returns the length.
+    pub fn encode(&self, out: &mut [u8]) -> Result<usize, CodecError> {
+        encode(self, out)
+    }
+
+    /// An error response.
+    pub fn error(id: u64, code: ErrorCode) -> Self {
+        Response {
+            id,
+            body: Body::Error { code },
+        }
+    }
+}
+
+/// Reads just the id of what may be a request, for answering one that fails to decode further
+/// (postcard puts the id first). 0 if even that is unreadable.
+pub fn peek_request_id(bytes: &[u8]) -> u64 {
+    postcard::take_from_bytes::<u64>(bytes).map_or(0, |(id, _)| id)
+}
+
+/// The entries of an entry-bundle encoding, in order; an `Err` (then the end) where it is
+/// truncated.
+pub fn entries(bundle: &[u8]) -> Entries<'_> {
+    Entries { rest: bundle }
+}
+
+/// Iterator over encoded entries; see [`entries`].
+#[derive(Debug, Clone)]
+pub struct Entries<'a> {
+    rest: &'a [u8],
+}
+
+/// The entries end in the middle of one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TruncatedEntries;
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = Result<&'a [u8], TruncatedEntries>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let parsed = self
+            .rest
+            .split_first_chunk::<2>()
+            .and_then(|(len, tail)| tail.split_at_checked(usize::from(u16::from_be_bytes(*len))));
+        match parsed {
+            Some((entry, tail)) => {
+                self.rest = tail;
+                Some(Ok(entry))
+            }
+            None => {
+                self.rest = &[];
+                Some(Err(TruncatedEntries))
+            }
+        }
+    }
+}
+
+/// Counts the entries of an encoding; `None` if it is truncated.
+pub fn count_entries(bundle: &[u8]) -> Option<u64> {
+    let mut n = 0u64;
+    for e in entries(bundle) {
+        e.ok()?;
+        n += 1;
+    }
+    Some(n)
+}
+
+/// Appends `entry` to an encoding in `out[*len..]`; false (nothing written) if it does not fit
+/// or is longer than [`MAX_ENTRY`].
+pub fn push_entry(out: &mut [u8], len: &mut usize, entry: &[u8]) -> bool {
+    let Ok(n) = u16::try_from(entry.len()) else {
+        return false;
+    };
+    let end = *len + 2 + entry.len();
+    let Some(dst) = out.get_mut(*len..end) else {
+        return false;
+    };
+    dst[..2].copy_from_slice(&n.to_be_bytes());
+    dst[2..].copy_from_slice(entry);
+    *len = end;
+    true
+}
