@@ -1,7 +1,7 @@
 //! The host side: where a PD's kernel operations go when it runs outside seL4.
 //!
 //! On the host the same [`Channel`] / [`get_mr`](crate::get_mr) / [`debug_print!`](crate::debug_print)
-//! API forwards to a [`Backend`] installed for the current thread (feature `std`): the
+//! API forwards to a [`Backend`] installed for the current thread (on hosted targets, or with feature `std`): the
 //! simulator installs one per PD it runs, a unit test installs a mock. With no backend installed
 //! the kernel operations fail loudly; debug output goes to stderr (with `std`) or nowhere.
 
@@ -49,20 +49,30 @@ pub trait Backend {
 }
 
 /// Host memory backing a [`Region`](crate::region::Region) off seL4: zeroed bytes, shared by
-/// clones (reference counted), safe to access from several threads (relaxed atomic bytes, so a
-/// word written by one thread may be seen torn by another: the simulator runs PDs on one thread,
-/// as seL4 runs them on one core).
+/// clones (reference counted), page aligned like a mapping (drivers translate addresses by page
+/// offset), safe to access from several threads (relaxed atomic bytes, so a word written by one
+/// thread may be seen torn by another: the simulator runs PDs on one thread, as seL4 runs them
+/// on one core).
 #[derive(Clone)]
 pub struct HostMemory {
-    bytes: Arc<[AtomicU8]>,
+    pages: Arc<[Page]>,
+    len: usize,
     paddr: Option<u64>,
 }
 
+const PAGE: usize = 4096;
+
+#[repr(C, align(4096))]
+struct Page([AtomicU8; PAGE]);
+
 impl HostMemory {
-    /// `len` zero bytes (a `<memory_region size="len">`).
+    /// `len` zero bytes (a `<memory_region size="len">`), starting on a page boundary.
     pub fn new(len: usize) -> Self {
         Self {
-            bytes: (0..len).map(|_| AtomicU8::new(0)).collect(),
+            pages: (0..len.div_ceil(PAGE))
+                .map(|_| Page([const { AtomicU8::new(0) }; PAGE]))
+                .collect(),
+            len,
             paddr: None,
         }
     }
@@ -77,12 +87,12 @@ impl HostMemory {
 
     /// Size in bytes.
     pub fn len(&self) -> usize {
-        self.bytes.len()
+        self.len
     }
 
     /// Whether it has no bytes.
     pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
+        self.len == 0
     }
 
     /// The physical address it reports, if any.
@@ -92,52 +102,56 @@ impl HostMemory {
 
     /// Whether `self` and `other` are the same memory.
     pub fn same_memory(&self, other: &HostMemory) -> bool {
-        Arc::ptr_eq(&self.bytes, &other.bytes)
+        Arc::ptr_eq(&self.pages, &other.pages)
     }
 
     /// Copies the bytes at `offset` into `buf` (for the simulator and tests to inspect); `None`
     /// if out of bounds.
     pub fn read(&self, offset: usize, buf: &mut [u8]) -> Option<()> {
         let end = offset.checked_add(buf.len())?;
-        (end <= self.len()).then(|| self.read_unchecked(offset, buf))
+        (end <= self.len).then(|| self.read_unchecked(offset, buf))
     }
 
     /// Copies `buf` to `offset`; `None` if out of bounds.
     pub fn write(&self, offset: usize, buf: &[u8]) -> Option<()> {
         let end = offset.checked_add(buf.len())?;
-        (end <= self.len()).then(|| self.write_unchecked(offset, buf))
+        (end <= self.len).then(|| self.write_unchecked(offset, buf))
+    }
+
+    fn byte(&self, i: usize) -> &AtomicU8 {
+        &self.pages[i / PAGE].0[i % PAGE]
     }
 
     /// Bounds already checked by the caller (an out-of-bounds access still panics, not UB).
     pub(crate) fn read_unchecked(&self, offset: usize, buf: &mut [u8]) {
-        let cells = &self.bytes[offset..offset + buf.len()];
-        for (b, cell) in buf.iter_mut().zip(cells) {
-            *b = cell.load(Ordering::Relaxed);
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = self.byte(offset + i).load(Ordering::Relaxed);
         }
     }
 
     pub(crate) fn write_unchecked(&self, offset: usize, buf: &[u8]) {
-        for (b, cell) in buf.iter().zip(&self.bytes[offset..offset + buf.len()]) {
-            cell.store(*b, Ordering::Relaxed);
+        for (i, b) in buf.iter().enumerate() {
+            self.byte(offset + i).store(*b, Ordering::Relaxed);
         }
     }
 
-    /// The first byte's address (`AtomicU8` has `u8`'s layout and permits shared mutation).
+    /// The first byte's address: the pages are contiguous (a slice), `AtomicU8` has `u8`'s
+    /// layout and permits shared mutation.
     pub(crate) fn as_ptr(&self) -> *mut u8 {
-        self.bytes.as_ptr() as *mut u8
+        self.pages.as_ptr() as *mut u8
     }
 }
 
 impl fmt::Debug for HostMemory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HostMemory")
-            .field("len", &self.len())
+            .field("len", &self.len)
             .field("paddr", &self.paddr)
             .finish()
     }
 }
 
-#[cfg(any(test, feature = "std"))]
+#[cfg(any(test, feature = "std", not(target_os = "none")))]
 mod slot {
     use std::{cell::RefCell, rc::Rc};
 
@@ -164,10 +178,10 @@ mod slot {
     }
 }
 
-#[cfg(any(test, feature = "std"))]
+#[cfg(any(test, feature = "std", not(target_os = "none")))]
 pub use slot::set_backend;
 
-#[cfg(not(any(test, feature = "std")))]
+#[cfg(not(any(test, feature = "std", not(target_os = "none"))))]
 mod slot {
     /// Without `std` there is nowhere to install a backend.
     pub(crate) fn current() -> Option<&'static dyn super::Backend> {
@@ -180,7 +194,7 @@ mod slot {
 #[allow(clippy::panic)] // Kernel operations with no backend: a test or simulator set-up bug.
 #[track_caller]
 fn missing(what: &str) -> ! {
-    panic!("microkit: {what} on the host needs a backend (feature `std`, host::set_backend)")
+    panic!("microkit: {what} on the host needs a backend (host::set_backend)")
 }
 
 pub(crate) fn pd_name() -> crate::PdName {
@@ -314,6 +328,31 @@ mod tests {
             ["notify 3", "pp_call 1 MessageInfo { label: 5, count: 2 }"]
         );
         assert_eq!(*mock.out.borrow(), "x=1\n");
+    }
+
+    #[test]
+    fn host_memory_is_page_aligned_shared_and_bounded() {
+        let m = HostMemory::new(0x2000 + 3);
+        assert_eq!(m.len(), 0x2003);
+        assert!(!m.is_empty());
+        assert_eq!(m.as_ptr() as usize % 4096, 0);
+        let peer = m.clone();
+        assert!(peer.same_memory(&m));
+        assert!(!HostMemory::new(1).same_memory(&m));
+        // Across a page boundary, up to the last byte.
+        m.write(0xffe, b"abcd").unwrap();
+        m.write(0x2002, b"z").unwrap();
+        let mut b = [0; 4];
+        peer.read(0xffe, &mut b).unwrap();
+        assert_eq!(&b, b"abcd");
+        assert_eq!(peer.write(0x2003, b"z"), None);
+        assert_eq!(peer.read(usize::MAX, &mut b), None);
+        assert_eq!(m.paddr(), None);
+        assert_eq!(m.with_paddr(0x1000).paddr(), Some(0x1000));
+        assert_eq!(
+            format!("{:?}", HostMemory::new(8)),
+            "HostMemory { len: 8, paddr: None }"
+        );
     }
 
     #[test]

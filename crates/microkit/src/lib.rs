@@ -30,7 +30,7 @@
 //!   (object invocation numbers differ, and only debug kernels have `DebugPutChar`; in release
 //!   [`debug_println!`] prints nothing).
 //! - **host** (everything else): the same API forwards to a [`host::Backend`] installed per
-//!   thread (feature `std`), which is how the simulator and tests run a PD's handler; the
+//!   thread (hosted targets; feature `std` elsewhere), which is how the simulator and tests run a PD's handler; the
 //!   backend also provides the memory of the PD's regions ([`host::HostMemory`]).
 //!
 //! The logic that decides things (badge decoding, [`MessageInfo`] packing, dispatch and the
@@ -65,7 +65,7 @@
 #![cfg_attr(not(test), no_std)]
 
 // The host backend's per-thread slot (`host::set_backend`) needs std; tests have it anyway.
-#[cfg(all(feature = "std", not(test)))]
+#[cfg(all(any(feature = "std", not(target_os = "none")), not(test)))]
 extern crate std;
 // Host memory for regions (`host::HostMemory`) is reference counted: every host target has alloc.
 #[cfg(not(all(target_os = "none", target_arch = "aarch64")))]

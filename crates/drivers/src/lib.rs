@@ -1,0 +1,43 @@
+//! Device drivers for Totebox protection domains: virtio-mmio block and console devices on
+//! QEMU `virt`, over a DMA region system.xml declares.
+//!
+//! The device protocols (virtqueues, feature negotiation, request formats) come from the
+//! `virtio-drivers` crate; this crate supplies what seL4 Microkit needs around them:
+//! - [`dma`]: the [`Hal`](virtio_drivers::Hal) over a memory region at a fixed physical address
+//!   (phys/virt by offset, page allocation, bounce buffers for memory outside the region);
+//! - [`transport`]: the virtio-mmio transport in a mapped device page, checked against the
+//!   device type the driver expects;
+//! - [`blk`]: a [`psdb::BlockDevice`] with a real flush, by polling;
+//! - [`console`]: a non-blocking byte stream with IRQ acknowledgement;
+//! - [`counter`]: the generic timer's counter, for measuring.
+//!
+//! A driver PD (see `examples/virtio-smoke`):
+//! ```ignore
+//! microkit::memory_region! {
+//!     static DISK_MMIO: ReadWrite(vaddr = "disk_mmio_vaddr", size = "disk_mmio_size",
+//!                                 min_len = 0x1000);
+//!     static DMA: ReadWrite(vaddr = "dma_vaddr", size = "dma_size", min_len = 0x10000,
+//!                           paddr = "dma_paddr");
+//! }
+//! microkit::heap!(vaddr = "heap_vaddr", size = "heap_size");
+//!
+//! fn init() -> Pd {
+//!     drivers::dma::init(&DMA.get()?)?;
+//!     let transport = drivers::transport::probe(&DISK_MMIO.get()?,
+//!         drivers::transport::qemu_virt_offset(8), DeviceType::Block)?;
+//!     let disk = drivers::blk::VirtioBlock::new(transport)?;
+//!     ...
+//! }
+//! ```
+//!
+//! With `crates/microkit`, this is the only crate allowed `unsafe`; each block says why it holds.
+
+#![cfg_attr(not(test), no_std)]
+
+pub mod blk;
+pub mod console;
+pub mod counter;
+pub mod dma;
+pub mod transport;
+
+pub use virtio_drivers::{transport::DeviceType, Error as VirtioError};
