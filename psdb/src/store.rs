@@ -518,6 +518,11 @@ impl<D: BlockDevice> Store<D> {
         self.max_batch
     }
 
+    /// The device (tests inspect fault devices through it).
+    pub fn device(&self) -> &D {
+        &self.dev
+    }
+
     /// Unmounts, returning the device. Staged objects that were not flushed are dropped.
     pub fn into_device(self) -> D {
         self.dev

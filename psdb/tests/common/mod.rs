@@ -3,6 +3,9 @@
 
 use std::collections::BTreeMap;
 
+pub mod crash;
+pub mod tartools;
+
 use psdb::{BlockDevice, FormatOptions, Mode, RamDevice, Store};
 
 /// Batch limit used by tests: small, so tails and window scans stay cheap.
