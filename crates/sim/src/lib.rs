@@ -1,0 +1,487 @@
+//! The host simulator: the system of `system.xml`, run on one thread, deterministically.
+//!
+//! - Reads the system description ([`sysdesc`]) and refuses one that breaks the structural rules
+//!   (a ppcall that does not go strictly uphill, a region shared outside a channel, ...).
+//! - Instantiates every PD's handler by its program image (`wire.elf`, `ledger.elf`, `audit.elf`,
+//!   `psdb.elf`: the same library code the seL4 binaries run), highest priority first, each with
+//!   its own [`microkit::host::Backend`] installed: its name, its message registers, and the
+//!   memory regions it maps (one [`HostMemory`] per `<memory_region>`, shared by the PDs that map
+//!   it, allocated when first asked for).
+//! - Protected calls are synchronous and checked at call time as the kernel would: the caller
+//!   must hold the ppcall right on that channel end and the callee must have a strictly higher
+//!   priority; anything else is refused (reply label [`REFUSED`]) and logged. Message registers
+//!   are copied caller -> callee -> caller, up to each message's length. A handler error is a PD
+//!   fault: the PD stops, later calls to it are refused.
+//! - Notifications (none in this system; supported for completeness) are queued and delivered
+//!   after the current event, highest priority PD first.
+//! - The wire's byte stream is a socket ([`Sim::feed`] / the `totebox-sim` binary); psdb's disk
+//!   is a file or RAM ([`Disk`]).
+#![forbid(unsafe_code)]
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::rc::{Rc, Weak};
+
+use microkit::host::{set_backend, Backend, HostMemory};
+use microkit::{Channel, ChannelSet, Handler, IrqAckError, MessageInfo};
+use psdb::{BlockDevice, FileDevice, IoError, RamDevice};
+use sysdesc::System;
+
+/// Reply label of a protected call the simulator refused (no right, downhill, callee faulted).
+pub const REFUSED: u64 = 0xFFFF_FFFF;
+
+/// psdb's disk in the simulator.
+#[derive(Debug)]
+pub enum Disk {
+    /// A file (the `totebox-sim` binary; `fdatasync` on flush).
+    File(FileDevice),
+    /// Memory (tests).
+    Ram(RamDevice),
+    /// Memory shared with the test that made it, which can read the image and make every
+    /// write fail (a dying disk) while the system runs.
+    Shared(Rc<RefCell<RamDevice>>, Rc<Cell<bool>>),
+}
+
+impl BlockDevice for Disk {
+    fn sector_count(&self) -> u64 {
+        match self {
+            Disk::File(d) => d.sector_count(),
+            Disk::Ram(d) => d.sector_count(),
+            Disk::Shared(d, _) => d.borrow().sector_count(),
+        }
+    }
+    fn read(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        match self {
+            Disk::File(d) => d.read(lba, buf),
+            Disk::Ram(d) => d.read(lba, buf),
+            Disk::Shared(d, _) => d.borrow_mut().read(lba, buf),
+        }
+    }
+    fn write(&mut self, lba: u64, buf: &[u8]) -> Result<usize, IoError> {
+        match self {
+            Disk::File(d) => d.write(lba, buf),
+            Disk::Ram(d) => d.write(lba, buf),
+            Disk::Shared(_, fail) if fail.get() => Err(IoError::Failed),
+            Disk::Shared(d, _) => d.borrow_mut().write(lba, buf),
+        }
+    }
+    fn flush(&mut self) -> Result<(), IoError> {
+        match self {
+            Disk::File(d) => d.flush(),
+            Disk::Ram(d) => d.flush(),
+            Disk::Shared(_, fail) if fail.get() => Err(IoError::Failed),
+            Disk::Shared(d, _) => d.borrow_mut().flush(),
+        }
+    }
+}
+
+/// Why the simulator could not start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimError(pub String);
+
+impl fmt::Display for SimError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SimError {}
+
+/// A PD's handler, type-erased (its error becomes a string: the fault report).
+trait SimHandler {
+    fn protected(&mut self, ch: Channel, info: MessageInfo) -> Result<MessageInfo, String>;
+    fn notified(&mut self, set: ChannelSet) -> Result<(), String>;
+}
+
+impl<H: Handler> SimHandler for H {
+    fn protected(&mut self, ch: Channel, info: MessageInfo) -> Result<MessageInfo, String> {
+        Handler::protected(self, ch, info).map_err(|e| e.to_string())
+    }
+    fn notified(&mut self, set: ChannelSet) -> Result<(), String> {
+        Handler::notified(self, set).map_err(|e| e.to_string())
+    }
+}
+
+struct Slot {
+    name: String,
+    priority: u8,
+    backend: Rc<PdBackend>,
+    handler: RefCell<Option<Box<dyn SimHandler>>>,
+}
+
+struct Core {
+    system: System,
+    slots: RefCell<Vec<Rc<Slot>>>,
+    regions: RefCell<BTreeMap<String, HostMemory>>,
+    /// (PD index, channel) notifications not yet delivered.
+    pending: RefCell<Vec<(usize, Channel)>>,
+    /// Every console line any PD printed, and the simulator's own reports.
+    console: RefCell<Vec<String>>,
+    echo: Cell<bool>,
+}
+
+impl Core {
+    fn slot(&self, name: &str) -> Option<Rc<Slot>> {
+        self.slots.borrow().iter().find(|s| s.name == name).cloned()
+    }
+
+    fn say(&self, line: String) {
+        if self.echo.get() {
+            eprintln!("{line}");
+        }
+        self.console.borrow_mut().push(line);
+    }
+}
+
+/// One PD's kernel, as the simulator provides it.
+struct PdBackend {
+    core: Weak<Core>,
+    name: String,
+    priority: u8,
+    passive: bool,
+    mrs: RefCell<[u64; 120]>,
+    line: RefCell<String>,
+}
+
+impl PdBackend {
+    fn refuse(&self, core: &Core, what: String) -> MessageInfo {
+        core.say(format!("SIM|ERROR: {}: {what}", self.name));
+        MessageInfo::new(REFUSED, 0)
+    }
+}
+
+impl Backend for PdBackend {
+    fn pd_name(&self) -> &str {
+        &self.name
+    }
+
+    fn is_passive(&self) -> bool {
+        self.passive
+    }
+
+    fn notify(&self, channel: Channel) {
+        let Some(core) = self.core.upgrade() else {
+            return;
+        };
+        let peer = core.system.peer(&self.name, channel.index() as u8);
+        match peer {
+            Some((me, peer)) if me.notify => {
+                let slots = core.slots.borrow();
+                if let Some(i) = slots.iter().position(|s| s.name == peer.pd) {
+                    let ch = Channel::new(usize::from(peer.id));
+                    core.pending.borrow_mut().push((i, ch));
+                }
+            }
+            _ => {
+                let _ = self.refuse(
+                    &core,
+                    format!("notify on channel {} refused", channel.index()),
+                );
+            }
+        }
+    }
+
+    fn pp_call(&self, channel: Channel, info: MessageInfo) -> MessageInfo {
+        let Some(core) = self.core.upgrade() else {
+            return MessageInfo::new(REFUSED, 0);
+        };
+        let Some((me, peer)) = core.system.peer(&self.name, channel.index() as u8) else {
+            return self.refuse(
+                &core,
+                format!("ppcall on unknown channel {}", channel.index()),
+            );
+        };
+        let Some(callee) = core.slot(&peer.pd) else {
+            return self.refuse(&core, format!("ppcall to unknown PD {}", peer.pd));
+        };
+        if !me.pp {
+            return self.refuse(
+                &core,
+                format!("no ppcall right on channel {}", channel.index()),
+            );
+        }
+        if callee.priority <= self.priority {
+            return self.refuse(
+                &core,
+                format!("ppcall to {} does not go uphill", callee.name),
+            );
+        }
+        let Ok(mut handler) = callee.handler.try_borrow_mut() else {
+            return self.refuse(&core, format!("ppcall into {} re-entered", callee.name));
+        };
+        let Some(h) = handler.as_mut() else {
+            return self.refuse(&core, format!("ppcall to stopped PD {}", callee.name));
+        };
+        let n = info.count().min(120);
+        callee.backend.mrs.borrow_mut()[..n].copy_from_slice(&self.mrs.borrow()[..n]);
+        let prev = set_backend(Some(callee.backend.clone()));
+        let result = h.protected(Channel::new(usize::from(peer.id)), info);
+        set_backend(prev);
+        match result {
+            Ok(reply) => {
+                let n = reply.count().min(120);
+                self.mrs.borrow_mut()[..n].copy_from_slice(&callee.backend.mrs.borrow()[..n]);
+                reply
+            }
+            Err(e) => {
+                *handler = None;
+                core.say(format!("MON|ERROR: faulting PD: {}: {e}", callee.name));
+                MessageInfo::new(REFUSED, 0)
+            }
+        }
+    }
+
+    fn irq_ack(&self, _: Channel) -> Result<(), IrqAckError> {
+        Ok(())
+    }
+
+    fn get_mr(&self, index: usize) -> u64 {
+        self.mrs.borrow().get(index).copied().unwrap_or(0)
+    }
+
+    fn set_mr(&self, index: usize, value: u64) {
+        if let Some(r) = self.mrs.borrow_mut().get_mut(index) {
+            *r = value;
+        }
+    }
+
+    fn debug_put_str(&self, s: &str) {
+        let mut line = self.line.borrow_mut();
+        for c in s.chars() {
+            if c == '\n' {
+                let text = std::mem::take(&mut *line);
+                if let Some(core) = self.core.upgrade() {
+                    core.say(text);
+                }
+            } else {
+                line.push(c);
+            }
+        }
+    }
+
+    fn memory_region(&self, setvar_vaddr: &str) -> Option<HostMemory> {
+        let core = self.core.upgrade()?;
+        let pd = core.system.pd(&self.name)?;
+        let map = pd
+            .maps
+            .iter()
+            .find(|m| m.setvar_vaddr.as_deref() == Some(setvar_vaddr))?;
+        let region = core.system.region(&map.mr)?;
+        let mut regions = core.regions.borrow_mut();
+        let mem = regions.entry(region.name.clone()).or_insert_with(|| {
+            let m = HostMemory::new(usize::try_from(region.size).unwrap_or(0));
+            match region.phys_addr {
+                Some(p) => m.with_paddr(p),
+                None => m,
+            }
+        });
+        Some(mem.clone())
+    }
+}
+
+/// The simulated system.
+pub struct Sim {
+    core: Rc<Core>,
+    wire: wire_pd::Wire,
+    wire_backend: Rc<PdBackend>,
+}
+
+impl fmt::Debug for Sim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sim")
+            .field("wire", &self.wire.stats())
+            .finish()
+    }
+}
+
+/// Runs `f` with `backend` installed as the current PD.
+fn as_pd<T>(backend: &Rc<PdBackend>, f: impl FnOnce() -> T) -> T {
+    let prev = set_backend(Some(backend.clone()));
+    let r = f();
+    set_backend(prev);
+    r
+}
+
+impl Sim {
+    /// Builds the system of `system` with psdb on `disk`; `echo` prints console lines to stderr.
+    pub fn new(system: System, disk: Disk, echo: bool) -> Result<Sim, SimError> {
+        let problems = system.problems();
+        if !problems.is_empty() {
+            return Err(SimError(format!(
+                "system description: {}",
+                problems.join("; ")
+            )));
+        }
+        let core = Rc::new_cyclic(|weak: &Weak<Core>| {
+            let slots = system
+                .pds
+                .iter()
+                .map(|pd| {
+                    Rc::new(Slot {
+                        name: pd.name.clone(),
+                        priority: pd.priority,
+                        backend: Rc::new(PdBackend {
+                            core: weak.clone(),
+                            name: pd.name.clone(),
+                            priority: pd.priority,
+                            passive: pd.passive,
+                            mrs: RefCell::new([0; 120]),
+                            line: RefCell::new(String::new()),
+                        }),
+                        handler: RefCell::new(None),
+                    })
+                })
+                .collect();
+            Core {
+                system: system.clone(),
+                slots: RefCell::new(slots),
+                regions: RefCell::new(BTreeMap::new()),
+                pending: RefCell::new(Vec::new()),
+                console: RefCell::new(Vec::new()),
+                echo: Cell::new(echo),
+            }
+        });
+        // Highest priority first: a PD's init may call the PDs above it.
+        let mut order: Vec<Rc<Slot>> = core.slots.borrow().clone();
+        order.sort_by_key(|s| std::cmp::Reverse(s.priority));
+        let mut disk = Some(disk);
+        let mut wire = None;
+        for slot in order {
+            let image = system
+                .pd(&slot.name)
+                .map(|p| p.program_image.clone())
+                .unwrap_or_default();
+            let handler: Box<dyn SimHandler> = match image.as_str() {
+                "psdb.elf" => {
+                    let disk = disk.take().ok_or_else(|| SimError("two psdb PDs".into()))?;
+                    as_pd(&slot.backend, || psdb_handler(disk))?
+                }
+                "ledger.elf" => Box::new(
+                    as_pd(&slot.backend, ledger_pd::init)
+                        .map_err(|e| SimError(format!("{}: {e}", slot.name)))?,
+                ),
+                "audit.elf" => Box::new(
+                    as_pd(&slot.backend, audit_pd::init)
+                        .map_err(|e| SimError(format!("{}: {e}", slot.name)))?,
+                ),
+                "wire.elf" => {
+                    wire = Some((
+                        as_pd(&slot.backend, wire_pd::init)
+                            .map_err(|e| SimError(format!("{}: {e}", slot.name)))?,
+                        slot.backend.clone(),
+                    ));
+                    continue;
+                }
+                other => return Err(SimError(format!("no handler for program image `{other}`"))),
+            };
+            *slot.handler.borrow_mut() = Some(handler);
+        }
+        let (wire, wire_backend) = wire.ok_or_else(|| SimError("no wire PD".into()))?;
+        let sim = Sim {
+            core,
+            wire,
+            wire_backend,
+        };
+        sim.core.say(wire_pd::READY_LINE.to_string());
+        Ok(sim)
+    }
+
+    /// Feeds bytes from the client to the wire; responses go to `out`.
+    pub fn feed(&mut self, bytes: &[u8], out: &mut dyn FnMut(&[u8])) {
+        let backend = self.wire_backend.clone();
+        let wire = &mut self.wire;
+        as_pd(&backend, || wire.on_bytes(bytes, out));
+        self.deliver_notifications();
+    }
+
+    /// A client went away: drop its partial frame.
+    pub fn disconnect(&mut self) {
+        self.wire.reset();
+    }
+
+    /// The wire's counters.
+    pub fn wire_stats(&self) -> wire_pd::Stats {
+        self.wire.stats()
+    }
+
+    /// Every console line so far.
+    pub fn console(&self) -> Vec<String> {
+        self.core.console.borrow().clone()
+    }
+
+    /// Runs `f` as PD `name` (its backend installed): tests use it to make calls a compromised
+    /// PD could make. `None` if there is no such PD.
+    pub fn as_pd<T>(&self, name: &str, f: impl FnOnce() -> T) -> Option<T> {
+        let slot = self.core.slot(name)?;
+        Some(as_pd(&slot.backend, f))
+    }
+
+    /// The memory of region `name`, if some PD has mapped it.
+    pub fn region(&self, name: &str) -> Option<HostMemory> {
+        self.core.regions.borrow().get(name).cloned()
+    }
+
+    /// Whether PD `name` is running (not faulted).
+    pub fn is_running(&self, name: &str) -> bool {
+        if name == interface::pd::WIRE {
+            return true;
+        }
+        self.core
+            .slot(name)
+            .is_some_and(|s| s.handler.try_borrow().map(|h| h.is_some()).unwrap_or(true))
+    }
+
+    fn deliver_notifications(&mut self) {
+        loop {
+            let next = {
+                let mut pending = self.core.pending.borrow_mut();
+                if pending.is_empty() {
+                    return;
+                }
+                let slots = self.core.slots.borrow();
+                let pd = pending
+                    .iter()
+                    .map(|(i, _)| *i)
+                    .max_by_key(|i| slots.get(*i).map_or(0, |s| s.priority));
+                let Some(pd) = pd else { return };
+                let mut set = ChannelSet::empty();
+                pending.retain(|(i, ch)| {
+                    if *i == pd {
+                        set = set.with(*ch);
+                        false
+                    } else {
+                        true
+                    }
+                });
+                slots.get(pd).cloned().map(|s| (s, set))
+            };
+            let Some((slot, set)) = next else { return };
+            let Ok(mut h) = slot.handler.try_borrow_mut() else {
+                continue;
+            };
+            if let Some(handler) = h.as_mut() {
+                let r = as_pd(&slot.backend, || handler.notified(set));
+                if let Err(e) = r {
+                    *h = None;
+                    self.core
+                        .say(format!("MON|ERROR: faulting PD: {}: {e}", slot.name));
+                }
+            }
+        }
+    }
+}
+
+fn psdb_handler(disk: Disk) -> Result<Box<dyn SimHandler>, SimError> {
+    match psdb_pd::open_store(disk) {
+        Ok((store, opened)) => {
+            microkit::debug_println!("psdb|INFO: {opened:?}");
+            let pd = psdb_pd::init(store).map_err(|e| SimError(format!("psdb: {e}")))?;
+            Ok(Box::new(pd))
+        }
+        Err(e) => {
+            microkit::debug_println!("psdb|ERROR: cannot mount the disk: {e}");
+            Ok(Box::new(psdb_pd::NoStore))
+        }
+    }
+}

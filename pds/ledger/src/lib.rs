@@ -1,0 +1,447 @@
+//! A **ledger_<tenant>** protection domain's logic: one tenant's append-only log
+//! ([`tlog::Log`]) stored in psdb through [`interface::PsdbClient`], answering the client
+//! requests the wire forwards ([`interface::ledger_call`]).
+//!
+//! - **Tenant identity** is the PD's name after `ledger_` (`microkit_name`, written by the tool
+//!   from system.xml): one ELF serves every tenant. A request naming another tenant is refused
+//!   ([`ErrorCode::WrongTenant`]): a confused or compromised wire cannot write for a tenant
+//!   through the wrong ledger.
+//! - **Append** = every entry of the request appended, then one checkpoint signed with the
+//!   tenant's key; the response is sent only after psdb has made the checkpoint durable.
+//! - **Reads fail closed**: before any entry content leaves (a read, or an entry bundle fetched
+//!   for export) the ledger has audit record it and waits for the acknowledgement; without it
+//!   the answer is [`ErrorCode::AuditFailed`] and no content. Checkpoints and hash tiles are
+//!   public by design and are not audited.
+//! - Nothing a request contains stops the PD: every failure is an error response. A storage
+//!   failure poisons the log (see [`tlog::Log`]); the next request reopens it from psdb, exactly
+//!   as after a crash.
+//!
+//! # Memory
+//! The request copy and the response are each at most [`protocol::MAX_PAYLOAD`] (128 KiB); one
+//! object buffer up to the largest bundle (16 MiB); the log's own state (see [`tlog::Log`]: a
+//! pending bundle and a read buffer, up to 16 MiB each). All on the PD's heap (system.xml).
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use interface::audit_call::{self, Kind, Record};
+use interface::{ledger, ledger_call, PsdbClient};
+use microkit::region::{ReadWrite, Region, RegionError};
+use microkit::{get_mr, set_mr, Channel, Handler, MessageInfo};
+use note::Signer;
+use protocol::{
+    count_entries, entries, peek_request_id, push_entry, Body, ErrorCode, Op, Request, Response,
+    MAX_CHUNK, MAX_PAYLOAD, RESPONSE_OVERHEAD,
+};
+use tlog::tile::{parse_tile_path, TileKind, TILE_WIDTH};
+use tlog::{Log, Storage};
+
+microkit::memory_region! {
+    /// Shared with the wire: one request, then its response.
+    pub static WIRE: ReadWrite(vaddr = "wire_vaddr", size = "wire_size",
+        min_len = interface::size::WIRE_LEDGER);
+    /// Shared with audit: one read record.
+    pub static AUDIT: ReadWrite(vaddr = "audit_vaddr", size = "audit_size",
+        min_len = interface::size::LEDGER_AUDIT);
+    /// Shared with psdb: one object.
+    pub static PSDB: ReadWrite(vaddr = "psdb_vaddr", size = "psdb_size",
+        min_len = interface::size::LEDGER_PSDB);
+}
+
+/// Why the PD could not start.
+#[derive(Debug)]
+pub enum InitError {
+    /// The PD's name is not `ledger_<known tenant>`.
+    UnknownTenant,
+    /// A shared region is missing or too small.
+    Region(RegionError),
+    /// The key could not be made.
+    Key(note::Error),
+}
+
+impl fmt::Display for InitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InitError::UnknownTenant => f.write_str("PD name is not ledger_<known tenant>"),
+            InitError::Region(e) => write!(f, "region: {e}"),
+            InitError::Key(e) => write!(f, "key: {e}"),
+        }
+    }
+}
+
+/// The ledger PD of one tenant.
+#[derive(Debug)]
+pub struct LedgerPd {
+    tenant: &'static str,
+    origin: String,
+    signer: Signer,
+    wire: Region<ReadWrite>,
+    audit: Region<ReadWrite>,
+    /// A stateless handle for direct reads (checkpoints, objects) and for reopening the log.
+    psdb: PsdbClient,
+    log: Option<Log<PsdbClient>>,
+    /// Why the last open failed (for the PD's console).
+    last_error: Option<String>,
+    req: Vec<u8>,
+    resp: Vec<u8>,
+    obj: Vec<u8>,
+}
+
+/// Builds the PD: tenant from the PD name, regions from system.xml, the key from the image
+/// seed. Opens (or creates) the tenant's log now if psdb answers; otherwise at the first
+/// request.
+pub fn init() -> Result<LedgerPd, InitError> {
+    let name = microkit::pd_name();
+    let t = interface::tenant_of_pd_name(name.as_str()).ok_or(InitError::UnknownTenant)?;
+    let tenant = interface::TENANTS[t];
+    let signer =
+        interface::keys::signer(&interface::keys::IMAGE_SEED, tenant).map_err(InitError::Key)?;
+    let wire = WIRE.get().map_err(InitError::Region)?;
+    let audit = AUDIT.get().map_err(InitError::Region)?;
+    let psdb = PsdbClient::new(ledger::PSDB, PSDB.get().map_err(InitError::Region)?);
+    let mut pd = LedgerPd {
+        tenant,
+        origin: interface::keys::origin(tenant),
+        signer,
+        wire,
+        audit,
+        psdb,
+        log: None,
+        last_error: None,
+        req: Vec::new(),
+        resp: alloc::vec![0; MAX_PAYLOAD],
+        obj: Vec::new(),
+    };
+    let _ = pd.open();
+    Ok(pd)
+}
+
+type R<T> = Result<T, ErrorCode>;
+
+impl LedgerPd {
+    /// The tenant this PD serves.
+    pub fn tenant(&self) -> &str {
+        self.tenant
+    }
+
+    /// Why opening the log last failed, if it did.
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+
+    /// The log, opened (or created, on an empty namespace) if it is not yet.
+    fn open(&mut self) -> R<&mut Log<PsdbClient>> {
+        if self.log.is_none() {
+            let mut storage = self.psdb.clone();
+            let mut buf = Vec::new();
+            let exists = storage.checkpoint(&mut buf).map_err(|e| {
+                self.last_error = Some(alloc::format!("{e}"));
+                ErrorCode::Storage
+            })?;
+            let opened = if exists {
+                Log::open(storage, &self.origin, self.signer.clone())
+            } else {
+                Log::create(storage, &self.origin, self.signer.clone())
+            };
+            match opened {
+                Ok(log) => {
+                    self.last_error = None;
+                    self.log = Some(log);
+                }
+                Err(e) => {
+                    self.last_error = Some(alloc::format!("{e}"));
+                    return Err(ErrorCode::Storage);
+                }
+            }
+        }
+        self.log.as_mut().ok_or(ErrorCode::Storage)
+    }
+
+    /// Has audit durably record a read before content leaves; fails closed.
+    fn audited(&mut self, record: Record) -> R<()> {
+        let bytes = audit_call::encode(&record);
+        self.audit
+            .write(0, &bytes)
+            .map_err(|_| ErrorCode::AuditFailed)?;
+        set_mr(0, bytes.len() as u64);
+        let reply = ledger::AUDIT.pp_call(MessageInfo::new(audit_call::RECORD, 1));
+        if reply.label() == audit_call::RECORDED {
+            Ok(())
+        } else {
+            Err(ErrorCode::AuditFailed)
+        }
+    }
+
+    /// Handles one forwarded request: `len` bytes at the start of the wire region. Writes the
+    /// response there and returns its length.
+    pub fn handle_request(&mut self, len: usize) -> Result<usize, u64> {
+        if len > self.wire.len() || len > MAX_PAYLOAD {
+            return Err(ledger_call::BAD_CALL);
+        }
+        // Copy out first: the request is validated on bytes the wire can no longer change.
+        let mut req = core::mem::take(&mut self.req);
+        req.clear();
+        req.resize(len, 0);
+        let n = match self.wire.read(0, &mut req) {
+            Ok(()) => self.answer(&req),
+            Err(_) => Err(ledger_call::BAD_CALL),
+        };
+        self.req = req;
+        let n = n?;
+        self.wire
+            .write(0, &self.resp[..n])
+            .map_err(|_| ledger_call::BAD_CALL)?;
+        Ok(n)
+    }
+
+    /// Decodes and serves `req`; encodes the response into `self.resp`.
+    fn answer(&mut self, req: &[u8]) -> Result<usize, u64> {
+        let (id, body) = match Request::decode(req) {
+            Err(_) => (peek_request_id(req), Err(ErrorCode::BadMessage)),
+            Ok(r) if r.tenant != self.tenant => (r.id, Err(ErrorCode::WrongTenant)),
+            Ok(r) if !r.capability.is_empty() => (r.id, Err(ErrorCode::BadRequest)),
+            Ok(r) => (r.id, self.serve(r.id, r.op)),
+        };
+        // The body borrows `self.obj`/`self.req` (objects, entries); encode it into `resp`.
+        let mut out = core::mem::take(&mut self.resp);
+        let n = match &body {
+            Ok(b) => Response {
+                id,
+                body: b.to_body(&self.obj),
+            }
+            .encode(&mut out),
+            Err(code) => Response::error(id, *code).encode(&mut out),
+        };
+        let n = match n {
+            Ok(n) => Ok(n),
+            Err(_) => Response::error(id, ErrorCode::TooLarge)
+                .encode(&mut out)
+                .map_err(|_| ledger_call::BAD_CALL),
+        };
+        self.resp = out;
+        n
+    }
+
+    fn serve(&mut self, id: u64, op: Op<'_>) -> R<Answer> {
+        match op {
+            Op::Ping => Ok(Answer::Pong),
+            Op::Hello => {
+                let size = self.open()?.committed_size();
+                Ok(Answer::Hello {
+                    origin: self.origin.clone(),
+                    vkey: self.signer.verifier().vkey(),
+                    size,
+                })
+            }
+            Op::Append { entries: bundle } => self.append(bundle),
+            Op::Read { since, max } => self.read(id, since, max),
+            Op::Checkpoint => {
+                self.open()?;
+                let mut client = self.psdb.clone();
+                match client.checkpoint(&mut self.obj) {
+                    Ok(true) => Ok(Answer::Checkpoint),
+                    Ok(false) => Err(ErrorCode::NotFound),
+                    Err(_) => Err(ErrorCode::Storage),
+                }
+            }
+            Op::GetObject { path, offset } => self.get_object(id, path, offset),
+        }
+    }
+
+    fn append(&mut self, bundle: &[u8]) -> R<Answer> {
+        match count_entries(bundle) {
+            None => return Err(ErrorCode::BadEntries),
+            Some(0) => return Err(ErrorCode::BadRequest),
+            Some(_) => {}
+        }
+        let log = self.open()?;
+        let first = log.size();
+        let mut count = 0u32;
+        let mut failed = false;
+        for e in entries(bundle).flatten() {
+            if log.append(e).is_err() {
+                failed = true;
+                break;
+            }
+            count += 1;
+        }
+        if !failed && log.checkpoint().is_ok() {
+            return Ok(Answer::Appended {
+                first,
+                count,
+                size: log.committed_size(),
+            });
+        }
+        // The log is poisoned: reopen from psdb at the next request, as after a crash.
+        self.log = None;
+        Err(ErrorCode::Storage)
+    }
+
+    fn read(&mut self, id: u64, since: u64, max: u32) -> R<Answer> {
+        let budget = MAX_PAYLOAD - RESPONSE_OVERHEAD;
+        // Every entry takes at least its 2-byte length: no more than this many can fit.
+        let max = u64::from(max).min((budget / 2) as u64);
+        let mut out = core::mem::take(&mut self.obj);
+        out.clear();
+        out.resize(budget, 0);
+        let (mut len, mut count, mut full) = (0usize, 0u64, false);
+        let res = self.open()?.read_since_with(since, max, |_, e| {
+            if !full && push_entry(&mut out, &mut len, e) {
+                count += 1;
+            } else {
+                full = true;
+            }
+        });
+        out.truncate(len);
+        self.obj = out;
+        if res.is_err() {
+            self.log = None;
+            return Err(ErrorCode::Storage);
+        }
+        self.audited(Record {
+            request: id,
+            kind: Kind::Read,
+            first: since,
+            count,
+        })?;
+        Ok(Answer::Entries { first: since })
+    }
+
+    fn get_object(&mut self, id: u64, path: &str, offset: u64) -> R<Answer> {
+        let committed = self.open()?.committed_size();
+        let bundle = if path == "checkpoint" {
+            None
+        } else {
+            let tile = parse_tile_path(path).map_err(|_| ErrorCode::BadRequest)?;
+            match tile.kind() {
+                TileKind::Entries => {
+                    let first = tile.index().saturating_mul(TILE_WIDTH);
+                    let count = u64::from(tile.width());
+                    // Only committed entries leave, never a bundle written ahead of a checkpoint.
+                    if first.saturating_add(count) > committed {
+                        return Err(ErrorCode::NotFound);
+                    }
+                    Some((first, count))
+                }
+                TileKind::Hashes(_) => None,
+            }
+        };
+        let mut client = self.psdb.clone();
+        let found = if path == "checkpoint" {
+            client.checkpoint(&mut self.obj)
+        } else {
+            client.get(path, &mut self.obj)
+        };
+        match found {
+            Ok(true) => {}
+            Ok(false) => return Err(ErrorCode::NotFound),
+            Err(_) => return Err(ErrorCode::Storage),
+        }
+        let total = self.obj.len() as u64;
+        if offset > total {
+            return Err(ErrorCode::BadRequest);
+        }
+        if let Some((first, count)) = bundle {
+            self.audited(Record {
+                request: id,
+                kind: Kind::Bundle,
+                first,
+                count,
+            })?;
+        }
+        let start = offset as usize;
+        let end = self.obj.len().min(start + MAX_CHUNK);
+        Ok(Answer::Object {
+            total,
+            offset,
+            range: (start, end),
+        })
+    }
+}
+
+/// A successful answer whose bytes live in the PD's buffers until it is encoded.
+#[derive(Debug)]
+enum Answer {
+    Pong,
+    Hello {
+        origin: String,
+        vkey: String,
+        size: u64,
+    },
+    Appended {
+        first: u64,
+        count: u32,
+        size: u64,
+    },
+    /// Entries in `obj`.
+    Entries {
+        first: u64,
+    },
+    /// The note in `obj`.
+    Checkpoint,
+    /// `obj[range]`.
+    Object {
+        total: u64,
+        offset: u64,
+        range: (usize, usize),
+    },
+}
+
+impl Answer {
+    fn to_body<'a>(&'a self, obj: &'a [u8]) -> Body<'a> {
+        match self {
+            Answer::Pong => Body::Pong,
+            Answer::Hello { origin, vkey, size } => Body::Hello {
+                origin,
+                vkey,
+                size: *size,
+            },
+            Answer::Appended { first, count, size } => Body::Appended {
+                first: *first,
+                count: *count,
+                size: *size,
+            },
+            Answer::Entries { first } => Body::Entries {
+                first: *first,
+                entries: obj,
+            },
+            Answer::Checkpoint => Body::Checkpoint { note: obj },
+            Answer::Object {
+                total,
+                offset,
+                range,
+            } => Body::Object {
+                total: *total,
+                offset: *offset,
+                data: obj.get(range.0..range.1).unwrap_or_default(),
+            },
+        }
+    }
+}
+
+impl Handler for LedgerPd {
+    type Error = core::convert::Infallible;
+
+    fn protected(
+        &mut self,
+        channel: Channel,
+        info: MessageInfo,
+    ) -> Result<MessageInfo, Self::Error> {
+        if channel != ledger::WIRE || info.label() != ledger_call::REQUEST || info.count() < 1 {
+            return Ok(MessageInfo::new(ledger_call::BAD_CALL, 0));
+        }
+        let len = usize::try_from(get_mr(0)).unwrap_or(usize::MAX);
+        Ok(match self.handle_request(len) {
+            Ok(n) => {
+                set_mr(0, n as u64);
+                MessageInfo::new(ledger_call::OK, 1)
+            }
+            Err(label) => MessageInfo::new(label, 0),
+        })
+    }
+}
