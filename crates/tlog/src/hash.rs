@@ -1,15 +1,15 @@
 //! RFC 9162 §2.1.1 Merkle tree hashing with SHA-256.
 //!
-//! Every function here takes or returns [`Hash`], a fixed 32-byte array: a value that is not
+//! Every function here takes or returns [`Hash`](type@Hash), a fixed 32-byte array: a value that is not
 //! 32 bytes long cannot be a SHA-256 tree hash, so code that receives hashes from outside turns
-//! them into [`Hash`] with [`hash_from_slice`], which rejects any other length.
+//! them into [`Hash`](type@Hash) with [`hash_from_slice`], which rejects any other length.
 
 use sha2::{Digest, Sha256};
 
 /// A SHA-256 Merkle tree hash (leaf, interior node or root).
 pub type Hash = [u8; 32];
 
-/// Bytes in a [`Hash`].
+/// Bytes in a [`Hash`](type@Hash).
 pub const HASH_SIZE: usize = 32;
 
 /// Root of the empty tree: `SHA-256("")` (RFC 9162 §2.1.1).
@@ -37,7 +37,7 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     Sha256::digest(msg).into()
 }
 
-/// The given bytes as a [`Hash`]; `None` unless they are exactly 32 bytes.
+/// The given bytes as a [`Hash`](type@Hash); `None` unless they are exactly 32 bytes.
 pub fn hash_from_slice(bytes: &[u8]) -> Option<Hash> {
     bytes.try_into().ok()
 }

@@ -13,6 +13,11 @@
 //!
 //! `no_std` + `alloc`, no `unsafe`, no panics on storage content or any other input: every
 //! failure is a closed error enum with `Display`.
+//!
+//! Where to start: [`Log`] (the writer: `create`/`open`, `append`, `checkpoint`, `read_since`,
+//! proofs; its [module docs](log) state the memory bounds), [`verify_tree`] (whole-tree
+//! verification through the read-only [`ObjectReader`]), the [`Storage`] contract, and
+//! [`MemStorage`] for tests.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -20,12 +25,12 @@ extern crate alloc;
 
 mod error;
 pub mod hash;
-mod log;
+pub mod log;
 mod mem;
 pub mod proof;
 mod storage;
 pub mod tile;
-mod verify;
+pub mod verify;
 
 pub use error::{Error, Object, ObjectError, Reason, VerifyError};
 pub use hash::{leaf_hash, node_hash, Hash, EMPTY_ROOT};

@@ -93,8 +93,8 @@ impl Level {
 }
 
 /// An append-only Merkle log over a [`Storage`], in the tlog-tiles layout (tile height 8),
-/// with checkpoints signed by a [`note::Signer`]. See the [module docs](self) for the memory
-/// bounds and failure behaviour.
+/// with checkpoints signed by a [`note::Signer`]. See the [module docs](crate::log) for the
+/// memory bounds and failure behaviour.
 #[derive(Debug)]
 pub struct Log<S: Storage> {
     storage: S,

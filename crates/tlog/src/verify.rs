@@ -60,7 +60,7 @@ struct Walker<'r, R: ObjectReader> {
 
 /// Verifies the tree in `reader` against `checkpoint` (the signed note's bytes), signed by one
 /// of `verifiers`. Returns the checkpoint's origin, size and root, or the first object that
-/// fails and why. See the [module docs](self) for what is checked.
+/// fails and why. See the [module docs](crate::verify) for what is checked.
 pub fn verify_tree<R: ObjectReader>(
     reader: &mut R,
     checkpoint: &[u8],
