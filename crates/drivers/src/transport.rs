@@ -53,6 +53,9 @@ impl fmt::Display for ProbeError {
                     "no virtio-mmio transport at offset {offset:#x} of the region"
                 )
             }
+            Self::Mmio(MmioError::InvalidDeviceID(e)) => {
+                write!(f, "virtio-mmio: no usable device ({e}; 0 = empty transport)")
+            }
             Self::Mmio(e) => write!(f, "virtio-mmio: {e}"),
             Self::WrongDevice { expected, found } => {
                 write!(
