@@ -54,7 +54,10 @@ impl fmt::Display for ProbeError {
                 )
             }
             Self::Mmio(MmioError::InvalidDeviceID(e)) => {
-                write!(f, "virtio-mmio: no usable device ({e}; 0 = empty transport)")
+                write!(
+                    f,
+                    "virtio-mmio: no usable device ({e}; 0 = empty transport)"
+                )
             }
             Self::Mmio(e) => write!(f, "virtio-mmio: {e}"),
             Self::WrongDevice { expected, found } => {
