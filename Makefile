@@ -3,9 +3,16 @@
 TARGET        := aarch64-unknown-none
 # Crates that run inside a protection domain: built for the target by `make build`.
 TARGET_CRATES := note tlog
+# The system's no_std crates and PD libraries (the runtime needs the SDK configuration named).
+PD_CRATES     := protocol interface wire-pd ledger-pd audit-pd psdb-pd
+MICROKIT_CONFIG ?= debug
+BUILD_DIR     ?= build
+# Where the simulator listens: HOST:PORT (port 0: any free port) or unix:PATH.
+SIM_LISTEN    ?= 127.0.0.1:0
+SIM_DISK      ?= $(BUILD_DIR)/sim-disk.img
 CARGO         ?= cargo
 
-.PHONY: all setup fmt-check clippy host-test build test bench fuzz
+.PHONY: all setup fmt-check clippy host-test build test bench fuzz sim sim-test
 
 all: build
 
@@ -27,8 +34,21 @@ host-test:
 # Every crate meant for aarch64-unknown-none, built for that target.
 build:
 	$(CARGO) build --release --target $(TARGET) $(addprefix -p ,$(TARGET_CRATES))
+	$(CARGO) build --release --target $(TARGET) $(addprefix -p ,$(PD_CRATES)) \
+		--features microkit/config-$(MICROKIT_CONFIG)
 
-test: setup fmt-check clippy host-test build
+# Run the whole system on the host (no SDK needed): prints `SIM|INFO: connect with --connect ADDR`
+# for `totebox client --connect ADDR ...`. psdb's disk is $(SIM_DISK) (created if absent).
+sim:
+	$(CARGO) run --release -p sim --bin totebox-sim -- --system system.xml \
+		--disk $(SIM_DISK) --listen $(SIM_LISTEN)
+
+# The simulator end to end through the real binaries (tests/sim-cli.sh).
+sim-test:
+	$(CARGO) build -p sim -p totebox
+	tests/sim-cli.sh $${CARGO_TARGET_DIR:-target}/debug
+
+test: setup fmt-check clippy host-test build sim-test
 
 bench:
 	$(CARGO) run --release -p tlog --example bench_append

@@ -8,9 +8,14 @@
 //! totebox log build DIR --skey FILE --origin ORIGIN      (entries: stdin, one per line)
 //! totebox log verify DIR --vkey VKEY
 //! totebox note verify FILE --vkey VKEY [--vkey VKEY ...]
+//! totebox client --connect ADDR append --tenant T        (entries: stdin, one per line)
+//! totebox client --connect ADDR read --tenant T --since N [--max M]
+//! totebox client --connect ADDR checkpoint --tenant T
+//! totebox client --connect ADDR export --tenant T DIR
 //! ```
 #![forbid(unsafe_code)]
 
+mod client;
 mod dir;
 mod keys;
 mod log_cmd;
@@ -40,6 +45,43 @@ enum Command {
     /// Verify signed notes.
     #[command(subcommand)]
     Note(NoteCommand),
+    /// Talk to a running box (what `make sim` / `make qemu` print as ADDR).
+    Client {
+        /// `HOST:PORT` or `unix:PATH`.
+        #[arg(long)]
+        connect: String,
+        #[command(subcommand)]
+        op: ClientCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ClientCommand {
+    /// Append each line of stdin as one entry; prints each assigned index.
+    Append {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Print committed entries from SINCE (`index<TAB>entry` per line).
+    Read {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        since: u64,
+        #[arg(long, default_value_t = u64::MAX)]
+        max: u64,
+    },
+    /// Print the latest signed checkpoint.
+    Checkpoint {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Write the tenant's tlog-tiles directory (and DIR/vkey).
+    Export {
+        #[arg(long)]
+        tenant: String,
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -100,6 +142,14 @@ fn main() -> ExitCode {
         }
         Command::Log(LogCommand::Verify { dir, vkey }) => log_cmd::verify(&dir, &vkey),
         Command::Note(NoteCommand::Verify { file, vkey }) => keys::note_verify(&file, &vkey),
+        Command::Client { connect, op } => match op {
+            ClientCommand::Append { tenant } => client::append(&connect, &tenant),
+            ClientCommand::Read { tenant, since, max } => {
+                client::read(&connect, &tenant, since, max)
+            }
+            ClientCommand::Checkpoint { tenant } => client::checkpoint(&connect, &tenant),
+            ClientCommand::Export { tenant, dir } => client::export(&connect, &tenant, &dir),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
