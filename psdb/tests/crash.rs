@@ -13,7 +13,10 @@ mod common;
 
 #[test]
 fn crash_at_every_boundary() {
-    let puts = std::env::var("PSDB_CRASH_PUTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let puts = std::env::var("PSDB_CRASH_PUTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
     let rec = common::crash::record(puts, 42);
     assert!(rec.puts >= puts);
     let every_sector = std::env::var_os("PSDB_CRASH_EVERY_SECTOR").is_some();

@@ -22,7 +22,11 @@ fn workload(store: &mut Store<impl psdb::BlockDevice>, model: &mut Model, seed: 
             let data = rng.bytes(n);
             let path = tile_path(&rng.below(3).to_string(), b * 10 + k, rng.below(3));
             if store.put(ns, &path, &data).is_ok() {
-                model.objects.entry(name.into()).or_default().insert(path, data);
+                model
+                    .objects
+                    .entry(name.into())
+                    .or_default()
+                    .insert(path, data);
             }
         }
         let name = names[rng.below(3) as usize];
@@ -62,7 +66,9 @@ fn image_extracts_with_tar_and_checks_with_sha256sum() {
     assert!(first.status.success());
     assert!(first.stdout.starts_with(b"example.com/tenant-a\n"));
     // A damaged file is caught by sha256sum.
-    let victim = out.join("tenant-b").join(model.objects["tenant-b"].keys().next().unwrap());
+    let victim = out
+        .join("tenant-b")
+        .join(model.objects["tenant-b"].keys().next().unwrap());
     let mut bytes = std::fs::read(&victim).unwrap();
     bytes.push(b'!');
     std::fs::write(&victim, bytes).unwrap();
@@ -105,9 +111,15 @@ fn crashed_image_after_mount_repair_extracts_cleanly() {
         assert!(dev.unflushed() > 0);
         let how = match k {
             // The manifest's header lands, its text is torn: a dirty end that mount repairs.
-            0 => Crash::Prefix { n: dev.unflushed() - 2, torn: true },
+            0 => Crash::Prefix {
+                n: dev.unflushed() - 2,
+                torn: true,
+            },
             1 => Crash::Prefix { n: 3, torn: true },
-            _ => Crash::Random { seed: k, torn: true },
+            _ => Crash::Random {
+                seed: k,
+                torn: true,
+            },
         };
         let crashed = dev.crash(how).into_image();
         let (mut s, report) = mount_ram(crashed, Mode::ReadWrite).unwrap();
@@ -115,8 +127,12 @@ fn crashed_image_after_mount_repair_extracts_cleanly() {
         assert!(k != 0 || report.repaired);
         // The batch in flight is all there or not at all.
         let mut with = model.clone();
-        with.objects.get_mut("tenant-a").unwrap().insert("unacknowledged".into(), vec![7; 20_000]);
-        with.checkpoints.insert("tenant-a".into(), b"never acknowledged".to_vec());
+        with.objects
+            .get_mut("tenant-a")
+            .unwrap()
+            .insert("unacknowledged".into(), vec![7; 20_000]);
+        with.checkpoints
+            .insert("tenant-a".into(), b"never acknowledged".to_vec());
         let got = snapshot(&mut s);
         assert!(got == model || got == with);
         let dir = TempDir::new("crash");

@@ -52,11 +52,19 @@ pub fn record(min_puts: usize, seed: u64) -> Recording {
                 _ => rng.below(700),
             } as usize;
             let data = rng.bytes(size);
-            let path = tile_path(&rng.below(3).to_string(), n, rng.below(2) * (1 + rng.below(255)));
+            let path = tile_path(
+                &rng.below(3).to_string(),
+                n,
+                rng.below(2) * (1 + rng.below(255)),
+            );
             n += 1;
             store.put(ns, &path, &data).unwrap();
             puts += 1;
-            model.objects.entry(name.into()).or_default().insert(path.clone(), data.clone());
+            model
+                .objects
+                .entry(name.into())
+                .or_default()
+                .insert(path.clone(), data.clone());
             // Now and then the same bytes again (a no-op) and different bytes (refused).
             if rng.below(8) == 0 {
                 store.put(ns, &path, &data).unwrap();
@@ -74,7 +82,11 @@ pub fn record(min_puts: usize, seed: u64) -> Recording {
         }
         store.flush().unwrap();
         let flush_op = store.device().ops() as usize - 1 - base;
-        batches.push(Batch { first_op, flush_op, after: model.clone() });
+        batches.push(Batch {
+            first_op,
+            flush_op,
+            after: model.clone(),
+        });
     }
     let mut dev = store.into_device();
     let ops = dev.take_log();
@@ -89,7 +101,12 @@ pub fn record(min_puts: usize, seed: u64) -> Recording {
         .unwrap_or(0);
     let mut initial = initial;
     initial.truncate(used + (64 << 10));
-    Recording { initial, ops, batches, puts }
+    Recording {
+        initial,
+        ops,
+        batches,
+        puts,
+    }
 }
 
 /// Totals of a sweep.
@@ -111,18 +128,36 @@ pub fn sweep(rec: &Recording, every_sector: bool, tar_every: usize) -> SweepStat
     let empty = Model::default();
     for c in 0..=rec.ops.len() {
         // Ops [0, c) ran; the power fails before op c.
-        let acked = rec.batches.iter().rev().find(|b| b.flush_op < c).map_or(&empty, |b| &b.after);
-        let inflight = rec.batches.iter().find(|b| b.first_op < c && c <= b.flush_op).map(|b| &b.after);
+        let acked = rec
+            .batches
+            .iter()
+            .rev()
+            .find(|b| b.flush_op < c)
+            .map_or(&empty, |b| &b.after);
+        let inflight = rec
+            .batches
+            .iter()
+            .find(|b| b.first_op < c && c <= b.flush_op)
+            .map(|b| &b.after);
         let mut variants = vec![
             Crash::LoseAll,
             Crash::KeepAll,
-            Crash::Random { seed: c as u64 * 7 + 1, torn: true },
-            Crash::Random { seed: c as u64 * 7 + 2, torn: false },
+            Crash::Random {
+                seed: c as u64 * 7 + 1,
+                torn: true,
+            },
+            Crash::Random {
+                seed: c as u64 * 7 + 2,
+                torn: false,
+            },
         ];
         if every_sector {
             variants.extend((0..unflushed.len()).map(|n| Crash::Prefix { n, torn: true }));
         } else if !unflushed.is_empty() {
-            variants.push(Crash::Prefix { n: c % unflushed.len(), torn: true });
+            variants.push(Crash::Prefix {
+                n: c % unflushed.len(),
+                torn: true,
+            });
         }
         if unflushed.is_empty() {
             variants.truncate(1);
@@ -147,15 +182,23 @@ pub fn sweep(rec: &Recording, every_sector: bool, tar_every: usize) -> SweepStat
             let check_tar = tar_every > 0 && stats.images % tar_every == 0;
             // New puts work and are durable.
             let ns = store.open_namespace("after-crash").unwrap();
-            store.put(ns, "tile/0/000", b"written after the crash").unwrap();
+            store
+                .put(ns, "tile/0/000", b"written after the crash")
+                .unwrap();
             store.put_checkpoint(ns, b"after\n").unwrap();
             store.flush().unwrap();
             let dev = store.into_device();
             let (mut store, report) = Store::mount(dev, Mode::ReadOnly).unwrap();
             assert_eq!(report.problem, None, "{ctx}");
             let mut expect = got.clone();
-            expect.objects.entry("after-crash".into()).or_default().insert("tile/0/000".into(), b"written after the crash".to_vec());
-            expect.checkpoints.insert("after-crash".into(), b"after\n".to_vec());
+            expect
+                .objects
+                .entry("after-crash".into())
+                .or_default()
+                .insert("tile/0/000".into(), b"written after the crash".to_vec());
+            expect
+                .checkpoints
+                .insert("after-crash".into(), b"after\n".to_vec());
             if check_tar {
                 assert_eq!(snapshot(&mut store), expect, "{ctx}");
             } else {

@@ -35,7 +35,13 @@ pub fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
                 walk(root, &e.path(), out);
             } else {
                 assert!(t.is_file(), "{:?} is not a regular file", e.path());
-                let rel = e.path().strip_prefix(root).unwrap().to_str().unwrap().to_string();
+                let rel = e
+                    .path()
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_string();
                 out.insert(rel, std::fs::read(e.path()).unwrap());
             }
         }
@@ -51,9 +57,19 @@ pub fn extract(image: &[u8], dir: &TempDir) -> PathBuf {
     std::fs::write(&img, image).unwrap();
     let out = dir.0.join("out");
     std::fs::create_dir_all(&out).unwrap();
-    let r = Command::new("tar").arg("-xf").arg(&img).arg("-C").arg(&out).output().unwrap();
+    let r = Command::new("tar")
+        .arg("-xf")
+        .arg(&img)
+        .arg("-C")
+        .arg(&out)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&r.stderr);
-    assert!(r.status.success() && stderr.is_empty(), "tar: {:?} {stderr}", r.status);
+    assert!(
+        r.status.success() && stderr.is_empty(),
+        "tar: {:?} {stderr}",
+        r.status
+    );
     out
 }
 
@@ -70,9 +86,15 @@ pub fn check_tree(out: &Path, model: &Model) {
     for (ns, cp) in &model.checkpoints {
         expected.insert(format!("{ns}/checkpoint"), cp.clone());
     }
-    let data: BTreeMap<_, _> =
-        files.iter().filter(|(k, _)| !k.starts_with(".psdb/")).map(|(k, v)| (k.clone(), v.clone())).collect();
-    assert_eq!(data.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>());
+    let data: BTreeMap<_, _> = files
+        .iter()
+        .filter(|(k, _)| !k.starts_with(".psdb/"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert_eq!(
+        data.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
     assert!(data == expected, "extracted bytes differ");
     for ns in model.checkpoints.keys() {
         assert!(files.contains_key(&format!(".psdb/checkpoint/{ns}.sha256")));
@@ -87,6 +109,12 @@ pub fn sha256sum_check(out: &Path) -> (bool, String) {
         .current_dir(out)
         .output()
         .unwrap();
-    (r.status.success(), format!("{}{}", String::from_utf8_lossy(&r.stdout), String::from_utf8_lossy(&r.stderr)))
+    (
+        r.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&r.stdout),
+            String::from_utf8_lossy(&r.stderr)
+        ),
+    )
 }
-
