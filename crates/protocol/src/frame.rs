@@ -7,8 +7,11 @@
 //! whose body grows past [`MAX_ENCODED`] before its delimiter is dropped (and reported once, when
 //! the delimiter arrives), so a stream of garbage costs the receiver a fixed buffer and nothing
 //! else.
-
-use crate::crc::{crc32, Crc32};
+//!
+//! The CRC is `crc32fast` (CRC-32/ISO-HDLC). COBS is written here rather than taken from the
+//! `cobs` crate because its encoder needs the whole encoded frame in an output buffer (up to
+//! [`MAX_ENCODED`] bytes), while [`encode_frame`] streams into the console in pieces of at most
+//! 255 bytes with no buffer, and [`Decoder`] enforces the frame limit before the delimiter.
 
 /// Largest payload (the postcard message) of one frame: 128 KiB. Stated once; every buffer on
 /// both sides of the wire, and the wire <-> ledger shared region, derive from it.
@@ -56,7 +59,7 @@ impl core::fmt::Display for FrameError {
 /// `sink` in pieces of at most 255 bytes. Needs no buffer. The caller keeps `payload` within
 /// [`MAX_PAYLOAD`]; a longer one is still encoded, and every receiver drops it.
 pub fn encode_frame(payload: &[u8], mut sink: impl FnMut(&[u8])) {
-    let crc = crc32(payload).to_le_bytes();
+    let crc = crc32fast::hash(payload).to_le_bytes();
     // block[0] is the code byte: 1 + the number of data bytes that follow it.
     let mut block = [0u8; 255];
     let mut n = 0usize;
@@ -181,9 +184,7 @@ impl<B: AsMut<[u8]>> Decoder<B> {
                 Ok(n) if n < CRC_LEN => on(Err(FrameError::Truncated)),
                 Ok(n) => {
                     let (payload, crc) = body[..n].split_at(n - CRC_LEN);
-                    let mut c = Crc32::new();
-                    c.update(payload);
-                    if crc == c.finish().to_le_bytes() {
+                    if crc == crc32fast::hash(payload).to_le_bytes() {
                         on(Ok(payload));
                     } else {
                         on(Err(FrameError::BadChecksum));
@@ -191,5 +192,21 @@ impl<B: AsMut<[u8]>> Decoder<B> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn checksum_is_crc32_iso_hdlc() {
+        // The standard check value of CRC-32/ISO-HDLC: what every peer must compute.
+        assert_eq!(crc32fast::hash(b"123456789"), 0xCBF4_3926);
+        let mut frame = Vec::new();
+        super::encode_frame(b"123456789", |b| frame.extend_from_slice(b));
+        // No zero in the payload or CRC: one COBS block, code byte 14, then the delimiter.
+        assert_eq!(frame[0], 14);
+        assert_eq!(&frame[1..10], b"123456789");
+        assert_eq!(&frame[10..14], &0xCBF4_3926u32.to_le_bytes());
+        assert_eq!(frame[14..], [0]);
     }
 }

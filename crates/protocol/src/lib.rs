@@ -17,7 +17,6 @@ extern crate std;
 
 #[cfg(feature = "std")]
 pub mod client;
-pub mod crc;
 pub mod frame;
 pub mod msg;
 
