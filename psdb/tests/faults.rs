@@ -19,14 +19,11 @@ const FAULTS: [Fault; 6] = [
     Fault::ShortWrite { persisted: true },
 ];
 
-/// One batch of the workload: (namespace, path, bytes) puts and a checkpoint.
-fn batch(
-    rng: &mut Rng,
-    b: u64,
-) -> (
-    Vec<(&'static str, String, Vec<u8>)>,
-    (&'static str, Vec<u8>),
-) {
+/// (namespace, path, bytes) puts.
+type Puts = Vec<(&'static str, String, Vec<u8>)>;
+
+/// One batch of the workload: puts and a checkpoint.
+fn batch(rng: &mut Rng, b: u64) -> (Puts, (&'static str, Vec<u8>)) {
     let names = ["tenant-a", "tenant-b"];
     let puts = (0..1 + rng.below(4))
         .map(|k| {
