@@ -19,7 +19,11 @@ use alloc::vec::Vec;
 ///   once it returns.
 /// - **Ordering.** After an error or a crash at any point, the latest checkpoint that storage
 ///   reports is one that was passed to `set_checkpoint`, and every object put before that call is
-///   readable. A checkpoint never becomes visible before the objects it covers.
+///   readable. A checkpoint never becomes visible before the objects it covers. Puts become
+///   durable in the order they were made: after a crash, if an object survives, so does every
+///   object put before it (PSDB's append-only log and the host directory's synced puts both
+///   give this; [`crate::Log::open`] relies on it to adopt objects written after the last
+///   checkpoint).
 /// - **Reads.** `get` and `checkpoint` fill `out` (cleared first) and return `Ok(false)` when
 ///   there is no such object. A `get` sees every earlier `put` on the same `Storage`, durable
 ///   yet or not (the log reads back full tiles it wrote since the last checkpoint to build
