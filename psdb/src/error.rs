@@ -165,3 +165,6 @@ impl core::fmt::Display for Corruption {
         })
     }
 }
+
+impl core::error::Error for Error {}
+impl core::error::Error for IoError {}

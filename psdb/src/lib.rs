@@ -13,6 +13,36 @@
 //!   [`Store::exists`], [`Store::list`]; [`fsck`].
 //! - [`NamespaceStorage`]: the ledger core's `tlog::Storage` on one namespace.
 //!
+//! # Use
+//!
+//! ```
+//! use psdb::{fsck, FormatOptions, Mode, RamDevice, Store};
+//!
+//! // `totebox psdb create`: a fresh volume (host tools use `FileDevice::create(path, bytes)`
+//! // and 16 random bytes for the volume id).
+//! let mut store = Store::format(RamDevice::new(2048), FormatOptions::new([7; 16]))?;
+//! // Privileged: the psdb PD does this once per channel at init.
+//! let ns = store.open_namespace("tenant-a")?;
+//! // `put`: durable once `flush` returns.
+//! store.put(ns, "tile/0/000", b"tile bytes")?;
+//! store.put_checkpoint(ns, b"example.com/log\n1\nroot\n")?;
+//! store.flush()?;
+//! assert_eq!(store.put(ns, "tile/0/000", b"other"), Err(psdb::Error::Immutable));
+//!
+//! // `get` / `ls` / `fsck` on the raw image.
+//! let (mut store, report) = Store::mount(store.into_device(), Mode::ReadOnly)?;
+//! assert_eq!(report.problem, None);
+//! let ns = store.open_namespace("tenant-a")?;
+//! let mut out = Vec::new();
+//! assert!(store.get(ns, "tile/0/000", &mut out)?);
+//! let listed: Vec<(&str, u64)> = store.list(ns, "tile/")?.collect();
+//! assert_eq!(listed, [("tile/0/000", 10)]);
+//! let names: Vec<&str> = store.namespaces().collect();
+//! assert_eq!(names, ["tenant-a"]);
+//! assert_eq!(fsck(store.into_device())?.problem, None);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Memory
 //!
 //! A mounted store holds an index entry per object and per namespace's latest checkpoint: the

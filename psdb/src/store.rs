@@ -742,10 +742,12 @@ fn later_batch_within<D: BlockDevice>(
                 continue;
             }
             let here = off + (k * SECTOR_SIZE) as u64;
-            if let Probe::Batch(m) = probe(dev, capacity, here, s, max_batch)? {
-                if m.volume == *volume {
-                    return Ok(true);
-                }
+            match probe(dev, capacity, here, s, max_batch) {
+                Ok(Probe::Batch(m)) if m.volume == *volume => return Ok(true),
+                Err(Error::Io(e)) => return Err(Error::Io(e)),
+                // Anything else here (not a manifest, another volume's, one reaching past the
+                // end of the device) is not evidence of a later batch.
+                _ => {}
             }
         }
         off += n as u64;
