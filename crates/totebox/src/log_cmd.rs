@@ -1,7 +1,7 @@
 //! `totebox log build` and `totebox log verify`.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use base64::Engine;
 
@@ -12,9 +12,32 @@ use crate::keys;
 /// first append, so a bad line changes nothing; this bounds that buffer.
 const MAX_INPUT: u64 = 1 << 30;
 
-/// Appends each line of stdin (without its `\n`) to the log in `dir`, creating it if absent,
+/// Where a log lives.
+#[derive(Debug)]
+pub enum Place {
+    /// A tlog-tiles directory.
+    Dir(PathBuf),
+    /// A namespace of a PSDB disk image.
+    Psdb {
+        /// The image file.
+        image: PathBuf,
+        /// The namespace holding the log.
+        namespace: String,
+    },
+}
+
+impl Place {
+    fn shown(&self) -> String {
+        match self {
+            Place::Dir(d) => d.display().to_string(),
+            Place::Psdb { image, namespace } => format!("{}:{namespace}", image.display()),
+        }
+    }
+}
+
+/// Appends each line of stdin (without its `\n`) to the log at `place`, creating it if absent,
 /// then writes a new signed checkpoint and prints the new size.
-pub fn build(dir: &Path, skey: &Path, origin: &str) -> Result<(), String> {
+pub fn build(place: &Place, skey: &Path, origin: &str) -> Result<(), String> {
     let signer = keys::signer_file(skey)?;
     let mut input = Vec::new();
     std::io::stdin()
@@ -38,24 +61,59 @@ pub fn build(dir: &Path, skey: &Path, origin: &str) -> Result<(), String> {
             ));
         }
     }
-    let storage = DirStorage::open(dir).map_err(|e| format!("log build: {e}"))?;
-    let mut probe = storage;
-    let exists = tlog::Storage::checkpoint(&mut probe, &mut Vec::new())
-        .map_err(|e| format!("log build: {e}"))?;
-    let shown = dir.display();
-    let mut log = if exists {
-        tlog::Log::open(probe, origin, signer).map_err(|e| format!("log build: {shown}: {e}"))?
-    } else {
-        tlog::Log::create(probe, origin, signer).map_err(|e| format!("log build: {shown}: {e}"))?
-    };
-    for entry in &entries {
-        log.append(entry)
-            .map_err(|e| format!("log build: {shown}: {e}"))?;
+    let shown = place.shown();
+    let size = match place {
+        Place::Dir(dir) => {
+            let storage = DirStorage::open(dir).map_err(|e| format!("log build: {e}"))?;
+            append_all(storage, origin, signer, &entries)
+        }
+        Place::Psdb { image, namespace } => {
+            let mut store =
+                open_image(image, psdb::Mode::ReadWrite).map_err(|e| format!("log build: {e}"))?;
+            let ns = store
+                .open_namespace(namespace)
+                .map_err(|e| format!("log build: {e}"))?;
+            append_all(
+                psdb::NamespaceStorage::new(&mut store, ns),
+                origin,
+                signer,
+                &entries,
+            )
+        }
     }
-    log.checkpoint()
-        .map_err(|e| format!("log build: {shown}: {e}"))?;
-    println!("{}", log.committed_size());
+    .map_err(|e| format!("log build: {shown}: {e}"))?;
+    println!("{size}");
     Ok(())
+}
+
+/// Opens (or creates) the log in `storage`, appends `entries`, checkpoints; the new size.
+fn append_all<S: tlog::Storage>(
+    mut storage: S,
+    origin: &str,
+    signer: note::Signer,
+    entries: &[&[u8]],
+) -> Result<u64, String> {
+    let exists = storage
+        .checkpoint(&mut Vec::new())
+        .map_err(|e| e.to_string())?;
+    let mut log = if exists {
+        tlog::Log::open(storage, origin, signer).map_err(|e| e.to_string())?
+    } else {
+        tlog::Log::create(storage, origin, signer).map_err(|e| e.to_string())?
+    };
+    for entry in entries {
+        log.append(entry).map_err(|e| e.to_string())?;
+    }
+    log.checkpoint().map_err(|e| e.to_string())?;
+    Ok(log.committed_size())
+}
+
+fn open_image(image: &Path, mode: psdb::Mode) -> Result<psdb::Store<psdb::FileDevice>, String> {
+    let shown = image.display();
+    let dev = psdb::FileDevice::open(image, mode == psdb::Mode::ReadWrite)
+        .map_err(|e| format!("{shown}: {e}"))?;
+    let (store, _) = psdb::Store::mount(dev, mode).map_err(|e| format!("{shown}: {e}"))?;
+    Ok(store)
 }
 
 /// The lines of `input`, each without its `\n`; a final line without one still counts.
@@ -67,26 +125,49 @@ fn split_lines(input: &[u8]) -> Vec<&[u8]> {
     body.split(|&b| b == b'\n').collect()
 }
 
-/// Verifies the tlog-tiles tree in `dir` against its checkpoint and `vkey`; prints
+/// Verifies the tlog-tiles tree at `place` against its checkpoint and `vkey`; prints
 /// `verified <origin> <size> <root-base64>`.
-pub fn verify(dir: &Path, vkey: &str) -> Result<(), String> {
+pub fn verify(place: &Place, vkey: &str) -> Result<(), String> {
     let verifier = keys::verifier_arg(vkey)?;
-    if !dir.is_dir() {
-        return Err(format!("log verify: {}: not a directory", dir.display()));
+    let shown = place.shown();
+    let tree = match place {
+        Place::Dir(dir) => {
+            if !dir.is_dir() {
+                return Err(format!("log verify: {shown}: not a directory"));
+            }
+            let storage = DirStorage::open(dir).map_err(|e| format!("log verify: {e}"))?;
+            verify_in(storage, &verifier)
+        }
+        Place::Psdb { image, namespace } => {
+            let mut store =
+                open_image(image, psdb::Mode::ReadOnly).map_err(|e| format!("log verify: {e}"))?;
+            if !store.namespaces().any(|n| n == namespace) {
+                return Err(format!(
+                    "log verify: {shown}: no such namespace on the image"
+                ));
+            }
+            let ns = store
+                .open_namespace(namespace)
+                .map_err(|e| format!("log verify: {e}"))?;
+            verify_in(psdb::NamespaceStorage::new(&mut store, ns), &verifier)
+        }
     }
-    let mut storage = DirStorage::open(dir).map_err(|e| format!("log verify: {e}"))?;
-    let mut cp = Vec::new();
-    if !tlog::Storage::checkpoint(&mut storage, &mut cp).map_err(|e| format!("log verify: {e}"))? {
-        return Err(format!(
-            "log verify: {}: checkpoint: missing",
-            dir.display()
-        ));
-    }
-    let tree = tlog::verify_tree(&mut storage, &cp, &[verifier])
-        .map_err(|e| format!("log verify: {}: {e}", dir.display()))?;
+    .map_err(|e| format!("log verify: {shown}: {e}"))?;
     let root = base64::engine::general_purpose::STANDARD.encode(tree.root);
     println!("verified {} {} {}", tree.origin, tree.size, root);
     Ok(())
+}
+
+/// Verifies the tree in `storage` against its own latest checkpoint.
+fn verify_in<S: tlog::Storage>(
+    mut storage: S,
+    verifier: &note::Verifier,
+) -> Result<tlog::VerifiedTree, String> {
+    let mut cp = Vec::new();
+    if !storage.checkpoint(&mut cp).map_err(|e| e.to_string())? {
+        return Err("checkpoint: missing".to_string());
+    }
+    tlog::verify_tree(&mut storage, &cp, core::slice::from_ref(verifier)).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -6,7 +6,14 @@
 //! ```text
 //! totebox keygen NAME
 //! totebox log build DIR --skey FILE --origin ORIGIN      (entries: stdin, one per line)
+//! totebox log build --psdb IMAGE --namespace NS --skey FILE --origin ORIGIN
 //! totebox log verify DIR --vkey VKEY
+//! totebox log verify --psdb IMAGE --namespace NS --vkey VKEY
+//! totebox psdb create IMAGE --size SIZE                  (e.g. 64M)
+//! totebox psdb put IMAGE NAMESPACE PATH                  (content: stdin; exit 0 once durable)
+//! totebox psdb get IMAGE NAMESPACE PATH                  (content to stdout)
+//! totebox psdb ls IMAGE [NAMESPACE]
+//! totebox psdb fsck IMAGE
 //! totebox note verify FILE --vkey VKEY [--vkey VKEY ...]
 //! totebox client --connect ADDR append --tenant T        (entries: stdin, one per line)
 //! totebox client --connect ADDR read --tenant T --since N [--max M]
@@ -19,6 +26,7 @@ mod client;
 mod dir;
 mod keys;
 mod log_cmd;
+mod psdb_cmd;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -45,6 +53,9 @@ enum Command {
     /// Verify signed notes.
     #[command(subcommand)]
     Note(NoteCommand),
+    /// PSDB disk images: create, put, get, list, check.
+    #[command(subcommand)]
+    Psdb(PsdbCommand),
     /// Talk to a running box (what `make sim` / `make qemu` print as ADDR).
     Client {
         /// `HOST:PORT` or `unix:PATH`.
@@ -89,7 +100,10 @@ enum LogCommand {
     /// Append each line of stdin as one entry, write tiles, bundles and a signed checkpoint.
     Build {
         /// The log directory (created if absent; an existing log is continued).
-        dir: PathBuf,
+        #[arg(required_unless_present = "psdb")]
+        dir: Option<PathBuf>,
+        #[command(flatten)]
+        image: ImageArgs,
         /// File holding the signer key string (`PRIVATE+KEY+...`).
         #[arg(long)]
         skey: PathBuf,
@@ -100,11 +114,65 @@ enum LogCommand {
     /// Verify a tlog-tiles directory: checkpoint signature, bundles, every tile level, root.
     Verify {
         /// The log directory.
-        dir: PathBuf,
+        #[arg(required_unless_present = "psdb")]
+        dir: Option<PathBuf>,
+        #[command(flatten)]
+        image: ImageArgs,
         /// Verifier key: the key string itself, or a file whose first line is one.
         #[arg(long)]
         vkey: String,
     },
+}
+
+/// A log inside a PSDB disk image instead of a directory.
+#[derive(clap::Args, Debug)]
+struct ImageArgs {
+    /// The PSDB disk image (in place of DIR).
+    #[arg(long, requires = "namespace", conflicts_with = "dir")]
+    psdb: Option<PathBuf>,
+    /// The namespace in the image that holds the log.
+    #[arg(long, requires = "psdb")]
+    namespace: Option<String>,
+}
+
+impl ImageArgs {
+    fn place(self, dir: Option<PathBuf>) -> log_cmd::Place {
+        match (dir, self.psdb, self.namespace) {
+            (_, Some(image), Some(namespace)) => log_cmd::Place::Psdb { image, namespace },
+            (Some(dir), _, _) => log_cmd::Place::Dir(dir),
+            // clap's `required_unless_present` and `requires` rule out the rest.
+            (None, _, _) => log_cmd::Place::Dir(PathBuf::new()),
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum PsdbCommand {
+    /// Create an empty PSDB image of SIZE bytes (K, M, G suffixes); never overwrites a file.
+    Create {
+        image: PathBuf,
+        #[arg(long)]
+        size: String,
+    },
+    /// Store stdin as NAMESPACE/PATH (write-once; `checkpoint` is versioned); exit 0 once durable.
+    Put {
+        image: PathBuf,
+        namespace: String,
+        path: String,
+    },
+    /// Write NAMESPACE/PATH to stdout (`checkpoint`: the latest version).
+    Get {
+        image: PathBuf,
+        namespace: String,
+        path: String,
+    },
+    /// List namespaces, or a namespace's objects as `PATH SIZE`.
+    Ls {
+        image: PathBuf,
+        namespace: Option<String>,
+    },
+    /// Check every record and checksum; exit 0 when consistent, else name the first bad record.
+    Fsck { image: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]
@@ -128,19 +196,49 @@ fn main() -> ExitCode {
                 print!("{e}");
                 return ExitCode::SUCCESS;
             }
-            // One line: clap's first line already says what is wrong.
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                eprintln!("totebox: a subcommand is missing (see `totebox --help`)");
+                return ExitCode::from(2);
+            }
+            // One line: what clap says is wrong (its lines before the usage), joined.
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("totebox: {}", first.trim_start_matches("error: "));
+            let what: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+                .map(str::trim)
+                .collect();
+            let what = what.join(" ");
+            eprintln!("totebox: {}", what.trim_start_matches("error: "));
             return ExitCode::from(2);
         }
     };
     let result = match cli.command {
         Command::Keygen { name } => keys::keygen(&name),
-        Command::Log(LogCommand::Build { dir, skey, origin }) => {
-            log_cmd::build(&dir, &skey, &origin)
+        Command::Log(LogCommand::Build {
+            dir,
+            image,
+            skey,
+            origin,
+        }) => log_cmd::build(&image.place(dir), &skey, &origin),
+        Command::Log(LogCommand::Verify { dir, image, vkey }) => {
+            log_cmd::verify(&image.place(dir), &vkey)
         }
-        Command::Log(LogCommand::Verify { dir, vkey }) => log_cmd::verify(&dir, &vkey),
+        Command::Psdb(cmd) => match cmd {
+            PsdbCommand::Create { image, size } => psdb_cmd::create(&image, &size),
+            PsdbCommand::Put {
+                image,
+                namespace,
+                path,
+            } => psdb_cmd::put(&image, &namespace, &path),
+            PsdbCommand::Get {
+                image,
+                namespace,
+                path,
+            } => psdb_cmd::get(&image, &namespace, &path),
+            PsdbCommand::Ls { image, namespace } => psdb_cmd::ls(&image, namespace.as_deref()),
+            PsdbCommand::Fsck { image } => psdb_cmd::fsck(&image),
+        }
+        .map_err(|e| format!("psdb: {e}")),
         Command::Note(NoteCommand::Verify { file, vkey }) => keys::note_verify(&file, &vkey),
         Command::Client { connect, op } => match op {
             ClientCommand::Append { tenant } => client::append(&connect, &tenant),
