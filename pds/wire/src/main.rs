@@ -1,0 +1,132 @@
+//! The **wire** PD's seL4 image: the client's virtio-console (virtio-mmio bus 0) fed to the
+//! [`wire_pd::Wire`] state machine, woken by the console's IRQ.
+//!
+//! The logic (framing, routing by tenant, every error answer) is the library, tested on the
+//! host and run by the simulator; this file only owns the device. On each notification of the
+//! IRQ channel: acknowledge the device, drain every received byte into the wire (whose framed
+//! responses go straight back to the console), then acknowledge the IRQ. Bytes that arrive
+//! after the drain raise the IRQ again.
+//!
+//! [`wire_pd::READY_LINE`] is printed once the console is up and the ledger regions are
+//! mapped: the ledgers (higher priority, passive) have finished their own start-up before this
+//! lowest-priority PD runs, so a client that waits for the line is served.
+
+#![cfg_attr(target_os = "none", no_std, no_main)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::boxed::Box;
+
+use drivers::{
+    console::{ConsoleError, VirtioConsole},
+    transport::{probe, qemu_virt_offset},
+    DeviceType,
+};
+use interface::wire::CONSOLE_IRQ;
+use microkit::{debug_println, ChannelSet, Handler};
+use wire_pd::Wire;
+
+microkit::memory_region! {
+    /// The page of virtio-mmio transports 0..7 (bus 0 at 0x0a00_0000), uncached.
+    static CONSOLE_MMIO: ReadWrite(vaddr = "mmio_vaddr", size = "mmio_size", min_len = 0x1000);
+    /// The console's DMA memory, at a fixed physical address (system.xml `console_dma`).
+    static DMA: ReadWrite(
+        vaddr = "dma_vaddr", size = "dma_size", min_len = 0x10000, paddr = "dma_paddr"
+    );
+}
+
+// The wire's frame buffers and the console driver's receive buffer (system.xml `heap_wire`).
+microkit::heap!(vaddr = "heap_vaddr", size = "heap_size");
+
+/// The virtio-mmio bus the client console is pinned to (`bus=virtio-mmio-bus.0`).
+const CONSOLE_BUS: usize = 0;
+/// Bytes drained from the console per step.
+const CHUNK: usize = 4096;
+
+/// The running wire, or why it could not start (then it ignores every event: the client sees
+/// no readiness line and the console says why).
+enum WireImage {
+    Serving(Box<Serving>),
+    Failed,
+}
+
+struct Serving {
+    wire: Wire,
+    console: VirtioConsole,
+    buf: [u8; CHUNK],
+}
+
+impl Handler for WireImage {
+    type Error = ConsoleError;
+
+    fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
+        let WireImage::Serving(s) = self else {
+            return Ok(());
+        };
+        if !channels.contains(CONSOLE_IRQ) {
+            return Ok(());
+        }
+        let Serving { wire, console, buf } = &mut **s;
+        console.ack_interrupt()?;
+        let mut sent: Result<(), ConsoleError> = Ok(());
+        loop {
+            let n = console.recv(buf)?;
+            if n == 0 {
+                break;
+            }
+            wire.on_bytes(&buf[..n], &mut |out| {
+                if sent.is_ok() {
+                    sent = console.send(out);
+                }
+            });
+            // A console that can no longer send is a dead device: stop (the monitor reports it).
+            sent?;
+        }
+        if let Err(e) = CONSOLE_IRQ.irq_ack() {
+            debug_println!("WIRE|ERROR: {e}");
+        }
+        Ok(())
+    }
+}
+
+fn start() -> Result<Serving, &'static str> {
+    let dma = DMA.get().map_err(|_| "DMA region not mapped")?;
+    drivers::dma::init(&dma).map_err(|_| "DMA region unusable")?;
+    let mmio = CONSOLE_MMIO
+        .get()
+        .map_err(|_| "console MMIO region not mapped")?;
+    let transport =
+        probe(&mmio, qemu_virt_offset(CONSOLE_BUS), DeviceType::Console).map_err(|e| {
+            debug_println!("WIRE|ERROR: {e}");
+            "no virtio-console on virtio-mmio bus 0"
+        })?;
+    let console = VirtioConsole::new(transport).map_err(|e| {
+        debug_println!("WIRE|ERROR: {e}");
+        "virtio-console did not start"
+    })?;
+    let wire = wire_pd::init().map_err(|e| {
+        debug_println!("WIRE|ERROR: {e}");
+        "ledger regions"
+    })?;
+    Ok(Serving {
+        wire,
+        console,
+        buf: [0; CHUNK],
+    })
+}
+
+fn init() -> WireImage {
+    match start() {
+        Ok(s) => {
+            debug_println!("{}", wire_pd::READY_LINE);
+            WireImage::Serving(Box::new(s))
+        }
+        Err(why) => {
+            debug_println!("WIRE|ERROR: not serving: {why}");
+            WireImage::Failed
+        }
+    }
+}
+
+microkit::protection_domain!(init);
