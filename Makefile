@@ -1,4 +1,15 @@
 # Totebox Envelope B: the one contributor interface. `make test` is exactly what CI runs.
+#
+#   make build      every PD's ELF for aarch64-unknown-none in $(ELF_DIR) (no SDK needed)
+#   make provision  the signing keys ($(KEYS_DIR)) and the per-PD ELFs holding them
+#                   ($(IMAGE_DIR)); no SDK needed
+#   make image      $(BUILD_DIR)/loader.img and report.txt (needs the Microkit SDK)
+#   make qemu       boot the image in QEMU on $(QEMU_DISK); prints where the client connects
+#   make sim        run the whole system on the host (no SDK); prints where the client connects
+#   make test       formatting, lints, host tests, build, key provisioning check, simulator end
+#                   to end, QEMU end to end (SKIPPED, never passed, without an SDK or QEMU)
+#   make sdk        fetch the pinned Microkit SDK into $(MICROKIT_SDK)
+#   make bench bench-system   figures (benchmarks, not tests)
 
 TARGET        := aarch64-unknown-none
 # Crates that run inside a protection domain: built for the target by `make build`.
@@ -8,19 +19,45 @@ TARGET_CRATES := note tlog
 PD_CRATES     := protocol interface wire-pd ledger-pd audit-pd psdb-pd
 # The PD binaries (pds/<pd>/src/main.rs), copied to $(ELF_DIR)/<pd>.elf.
 PD_BINS       := wire ledger audit psdb
+
+# The Microkit world's variables. The SDK comes from the environment, else the per-user cache
+# `make sdk` fills; board and configuration are passed to the microkit tool as they are (the
+# PDs are built with the matching runtime feature, microkit/config-$(MICROKIT_CONFIG)).
+MICROKIT_VERSION := 2.3.0
+MICROKIT_SDK    ?= $(HOME)/.cache/totebox/microkit-sdk-$(MICROKIT_VERSION)
+MICROKIT_BOARD  ?= qemu_virt_aarch64
 MICROKIT_CONFIG ?= debug
-BUILD_DIR     ?= build
+BUILD_DIR       ?= build
+MICROKIT        := $(MICROKIT_SDK)/bin/microkit
+
 # Cargo's output directory (CARGO_TARGET_DIR if set) and the PD images' profile there: one per
-# configuration (Cargo.toml [profile.pd-*]).
+# configuration (Cargo.toml [profile.pd-*]), so switching configurations never reuses a stale
+# binary.
 TARGET_DIR    := $(or $(CARGO_TARGET_DIR),target)
 PD_PROFILE    := pd-$(MICROKIT_CONFIG)
+# Built PD ELFs (ledger.elf and audit.elf with empty key slots).
 ELF_DIR       := $(BUILD_DIR)/elf
+# The microkit tool's search path: the ELFs system.xml names, ledgers and audit provisioned.
+IMAGE_DIR     := $(BUILD_DIR)/image
+# Signing keys: <log>.skey (secret, generated with `totebox keygen` when absent, never
+# committed) and <log>.vkey (what clients verify checkpoints with). The simulator uses the same.
+KEYS_DIR      ?= $(BUILD_DIR)/keys
+# The tenants, as system.xml names their ledgers' program images (ledger_<tenant>.elf).
+TENANTS       := $(shell sed -n 's/.*program_image path="ledger_\([a-z0-9_]*\)\.elf".*/\1/p' system.xml)
+# Host tools (debug builds: what the tests build anyway).
+HOST_BIN      := $(TARGET_DIR)/debug
+TOTEBOX       := $(HOST_BIN)/totebox
+
+# QEMU (qemu/run.sh): psdb's disk image (created blank if absent) and the client's socket.
+QEMU_DISK     ?= $(BUILD_DIR)/disk.img
+QEMU_SOCKET   ?= $(abspath $(BUILD_DIR))/wire.sock
 # Where the simulator listens: HOST:PORT (port 0: any free port) or unix:PATH.
 SIM_LISTEN    ?= 127.0.0.1:0
 SIM_DISK      ?= $(BUILD_DIR)/sim-disk.img
 CARGO         ?= cargo
 
-.PHONY: all setup fmt-check clippy host-test build test bench fuzz sim sim-test
+.PHONY: all setup fmt-check clippy host-test build host-tools provision image image-check \
+	qemu qemu-test sdk test bench bench-system fuzz sim sim-test
 
 all: build
 
@@ -51,18 +88,140 @@ build:
 		cp $(TARGET_DIR)/$(TARGET)/$(PD_PROFILE)/$$pd $(ELF_DIR)/$$pd.elf || exit 1; \
 	done
 
+host-tools:
+	$(CARGO) build -p totebox -p sim
+
+# The keys and the ELFs that hold them (crates/interface/src/keys.rs): an absent
+# $(KEYS_DIR)/<log>.skey is generated; ledger.elf is copied once per tenant with that tenant's
+# key in its key slot, audit.elf with audit's; the .vkey of each key patched in is (re)written
+# from the key itself. Nothing else of an ELF changes (`make image-check` proves it).
+provision: build host-tools
+	mkdir -p $(KEYS_DIR) $(IMAGE_DIR)
+	for log in $(TENANTS) audit; do \
+		if [ ! -f $(KEYS_DIR)/$$log.skey ]; then \
+			(umask 077 && $(TOTEBOX) keygen totebox-envelope-b/$$log >$(KEYS_DIR)/.keygen && \
+			 head -n 1 $(KEYS_DIR)/.keygen >$(KEYS_DIR)/$$log.skey && \
+			 rm -f $(KEYS_DIR)/.keygen) || exit 1; \
+			echo "generated $(KEYS_DIR)/$$log.skey"; \
+		fi; \
+	done
+	for t in $(TENANTS); do \
+		$(TOTEBOX) image set-key $(ELF_DIR)/ledger.elf $(IMAGE_DIR)/ledger_$$t.elf \
+			--skey $(KEYS_DIR)/$$t.skey >$(KEYS_DIR)/$$t.vkey || exit 1; \
+	done
+	$(TOTEBOX) image set-key $(ELF_DIR)/audit.elf $(IMAGE_DIR)/audit.elf \
+		--skey $(KEYS_DIR)/audit.skey >$(KEYS_DIR)/audit.vkey
+	cp $(ELF_DIR)/wire.elf $(ELF_DIR)/psdb.elf $(IMAGE_DIR)/
+
+# The provisioned ELFs differ from the built ones only inside the key slot, and each holds only
+# its own key (tests/tests/image_keys.rs).
+image-check: provision
+	TOTEBOX_ELF_DIR=$(abspath $(ELF_DIR)) TOTEBOX_IMAGE_DIR=$(abspath $(IMAGE_DIR)) \
+	TOTEBOX_KEYS_DIR=$(abspath $(KEYS_DIR)) \
+		$(CARGO) test -p system-tests --test image_keys -- --ignored
+
+# The bootable image: $(BUILD_DIR)/loader.img and the tool's report.txt.
+image: provision
+	@test -x $(MICROKIT) || { \
+		echo "make image: no Microkit SDK at $(MICROKIT_SDK) (no $(MICROKIT)):"; \
+		echo "  run 'make sdk', or set MICROKIT_SDK to a Microkit $(MICROKIT_VERSION) SDK with board $(MICROKIT_BOARD)"; \
+		exit 1; }
+	$(MICROKIT) system.xml --search-path $(IMAGE_DIR) --board $(MICROKIT_BOARD) \
+		--config $(MICROKIT_CONFIG) -o $(BUILD_DIR)/loader.img -r $(BUILD_DIR)/report.txt
+
+# Boots the image (qemu/run.sh): creates $(QEMU_DISK) blank if absent (psdb formats it), prints
+# where the client connects, then the serial console. Quit QEMU with Ctrl-A x.
+qemu: image
+	qemu/run.sh $(BUILD_DIR)/loader.img $(QEMU_DISK) $(QEMU_SOCKET)
+
+# The QEMU end-to-end test (tests/qemu-e2e.sh). With an SDK but no QEMU, installs Debian's
+# qemu-system-arm when it can (root, apt-get); without an SDK or QEMU the script prints one
+# `SKIPPED: <reason>` line, which is not a pass.
+qemu-test: host-tools
+	@if [ -x $(MICROKIT) ] && ! command -v qemu-system-aarch64 >/dev/null 2>&1 && \
+	    [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "qemu-test: installing qemu-system-arm (provides qemu-system-aarch64)"; \
+		apt-get install -y qemu-system-arm >/dev/null 2>&1 || \
+		{ apt-get update >/dev/null && apt-get install -y qemu-system-arm >/dev/null; } || \
+		echo "qemu-test: apt-get could not install qemu-system-arm"; \
+	fi
+	@if [ -x $(MICROKIT) ] && command -v qemu-system-aarch64 >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory image; \
+	fi
+	MICROKIT_SDK=$(MICROKIT_SDK) MICROKIT_CONFIG=$(MICROKIT_CONFIG) tests/qemu-e2e.sh \
+		$(BUILD_DIR) $(HOST_BIN)
+
 # Run the whole system on the host (no SDK needed): prints `SIM|INFO: connect with --connect ADDR`
-# for `totebox client --connect ADDR ...`. psdb's disk is $(SIM_DISK) (created if absent).
+# for `totebox client --connect ADDR ...`. psdb's disk is $(SIM_DISK) (created if absent); the
+# signing keys are $(KEYS_DIR)'s (generated if absent), the same files `make image` uses.
 sim:
 	$(CARGO) run --release -p sim --bin totebox-sim -- --system system.xml \
-		--disk $(SIM_DISK) --listen $(SIM_LISTEN)
+		--disk $(SIM_DISK) --keys $(KEYS_DIR) --listen $(SIM_LISTEN)
 
 # The simulator end to end through the real binaries (tests/sim-cli.sh).
-sim-test:
-	$(CARGO) build -p sim -p totebox
-	tests/sim-cli.sh $${CARGO_TARGET_DIR:-target}/debug
+sim-test: host-tools
+	tests/sim-cli.sh $(HOST_BIN)
 
-test: setup fmt-check clippy host-test build sim-test
+test: setup fmt-check clippy host-test build image-check sim-test qemu-test
 
 bench:
 	$(CARGO) run --release -p tlog --example bench_append
+
+# System figures (benchmarks, not tests; tests/bench-system.sh): boot-to-ready in QEMU next to
+# the SDK's hello example, appends per second through the simulator, the ledger core and QEMU,
+# and each PD's ELF size and memory footprint.
+bench-system: image
+	$(CARGO) build --release -p totebox -p sim -p system-tests --examples
+	MICROKIT_SDK=$(MICROKIT_SDK) MICROKIT_BOARD=$(MICROKIT_BOARD) \
+	MICROKIT_CONFIG=$(MICROKIT_CONFIG) tests/bench-system.sh $(BUILD_DIR) $(TARGET_DIR)/release
+
+# ---------------------------------------------------------------------------------------------
+# The SDK: the official release for this host, from seL4/microkit's GitHub releases, unpacked so
+# that $(MICROKIT_SDK)/bin/microkit exists.
+#
+# Checksum: NOT PINNED. The official SHA-256 of the $(MICROKIT_VERSION) release assets could not
+# be obtained when this was written (the build machine had no route to github.com), and a
+# checksum is never invented. So `make sdk` prints the SHA-256 of what it downloaded and
+# installs nothing until you pass the value published on the release page:
+#   make sdk MICROKIT_SDK_SHA256=<sha256 from https://github.com/seL4/microkit/releases/tag/$(MICROKIT_VERSION)>
+# (Whoever confirms it should pin it here as the default.)
+MICROKIT_SDK_SHA256 ?=
+HOST_OS_ARCH  := $(shell uname -s)-$(shell uname -m)
+SDK_HOST      := $(or $(if $(filter Linux-x86_64,$(HOST_OS_ARCH)),linux-x86-64), \
+	$(if $(filter Linux-aarch64,$(HOST_OS_ARCH)),linux-aarch64), \
+	$(if $(filter Darwin-x86_64,$(HOST_OS_ARCH)),macos-x86-64), \
+	$(if $(filter Darwin-arm64,$(HOST_OS_ARCH)),macos-aarch64),unsupported-$(HOST_OS_ARCH))
+SDK_TARBALL   := microkit-sdk-$(MICROKIT_VERSION)-$(SDK_HOST).tar.gz
+SDK_URL       := https://github.com/seL4/microkit/releases/download/$(MICROKIT_VERSION)/$(SDK_TARBALL)
+
+sdk:
+	@if [ -x $(MICROKIT) ]; then echo "sdk: $(MICROKIT_SDK) is ready"; exit 0; fi; \
+	parent=$$(dirname $(MICROKIT_SDK)); mkdir -p "$$parent" || exit 1; \
+	tarball="$$parent/$(SDK_TARBALL)"; \
+	if [ ! -f "$$tarball" ]; then \
+		echo "sdk: fetching $(SDK_URL)"; \
+		if ! curl -fL --retry 2 -o "$$tarball.part" "$(SDK_URL)"; then \
+			rm -f "$$tarball.part"; \
+			echo "sdk: cannot download $(SDK_URL)."; \
+			echo "sdk: what is needed: that file (Microkit $(MICROKIT_VERSION) SDK for $(SDK_HOST)), checked against"; \
+			echo "sdk: the SHA-256 on https://github.com/seL4/microkit/releases/tag/$(MICROKIT_VERSION), placed at"; \
+			echo "sdk: $$tarball; then run 'make sdk MICROKIT_SDK_SHA256=<that sha256>' again."; \
+			echo "sdk: Or point MICROKIT_SDK at an SDK you already have (its bin/microkit)."; \
+			exit 1; \
+		fi; \
+		mv "$$tarball.part" "$$tarball"; \
+	fi; \
+	sum=$$(sha256sum "$$tarball" | cut -d' ' -f1); \
+	if [ -z "$(MICROKIT_SDK_SHA256)" ]; then \
+		echo "sdk: $$tarball has SHA-256 $$sum"; \
+		echo "sdk: no checksum is pinned (see the Makefile): compare it with the release page and run"; \
+		echo "sdk:   make sdk MICROKIT_SDK_SHA256=<the published sha256>"; \
+		exit 1; \
+	fi; \
+	if [ "$$sum" != "$(MICROKIT_SDK_SHA256)" ]; then \
+		echo "sdk: SHA-256 mismatch for $$tarball: got $$sum, expected $(MICROKIT_SDK_SHA256)"; \
+		exit 1; \
+	fi; \
+	tar -xzf "$$tarball" -C "$$parent" || exit 1; \
+	test -x $(MICROKIT) || { echo "sdk: unpacked, but there is no $(MICROKIT)"; exit 1; }; \
+	echo "sdk: $(MICROKIT_SDK) is ready"

@@ -9,14 +9,13 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::rc::Rc;
 
-use interface::keys::{verifier, IMAGE_SEED};
 use interface::TENANTS;
 use microkit::{set_mr, Channel, MessageInfo};
 use protocol::client::{Client, ClientError};
 use protocol::frame::encode_frame_vec;
 use protocol::{ErrorCode, Response};
 use psdb::RamDevice;
-use sim::{Disk, Sim};
+use sim::{Disk, Keys, Sim};
 
 /// A byte stream to the simulated wire: what the client writes is fed to the wire, its
 /// responses are read back.
@@ -58,9 +57,24 @@ struct Rig {
     fail: Rc<Cell<bool>>,
 }
 
+/// The test box's signing keys (the same on every boot, as the key files of a real box).
+fn keys() -> Keys {
+    Keys::from_seed(1)
+}
+
+fn verifier(log: &str) -> note::Verifier {
+    keys().verifier(log).unwrap()
+}
+
 fn boot_on(disk: Rc<RefCell<RamDevice>>) -> Rig {
     let fail = Rc::new(Cell::new(false));
-    let sim = Sim::new(system(), Disk::Shared(disk.clone(), fail.clone()), false).unwrap();
+    let sim = Sim::new(
+        system(),
+        Disk::Shared(disk.clone(), fail.clone()),
+        &keys(),
+        false,
+    )
+    .unwrap();
     assert!(sim.console().iter().any(|l| l == wire_ready()));
     Rig {
         client: Client::new(SimStream {
@@ -113,7 +127,7 @@ fn export_and_verify(c: &mut Client<SimStream>, tenant: &str) -> u64 {
         let data = c.get_object(tenant, &path).unwrap().unwrap();
         objects.insert(path, data);
     }
-    let v = verifier(&IMAGE_SEED, tenant).unwrap();
+    let v = verifier(tenant);
     let origin = interface::keys::origin(tenant);
     let tree = tlog::verify_tree(&mut Fetched(objects), &cp, &[v]).unwrap();
     assert_eq!((tree.size, tree.origin.as_str()), (size, origin.as_str()));
@@ -129,7 +143,7 @@ fn three_tenants_append_read_export_verify() {
     for (t, tenant) in TENANTS.iter().enumerate() {
         let hello = c.hello(tenant).unwrap();
         assert_eq!(hello.size, 0);
-        assert_eq!(hello.vkey, verifier(&IMAGE_SEED, tenant).unwrap().vkey());
+        assert_eq!(hello.vkey, verifier(tenant).vkey());
         let entries: Vec<Vec<u8>> = (0..counts[t])
             .map(|i| format!("{tenant} record {i}").into_bytes())
             .collect();
@@ -151,13 +165,13 @@ fn three_tenants_append_read_export_verify() {
             usize::from(counts[t] > 3)
         );
         let note = c.checkpoint(tenant).unwrap();
-        let v = verifier(&IMAGE_SEED, tenant).unwrap();
+        let v = verifier(tenant);
         note::Note::parse(&note).unwrap().verify(&[v]).unwrap();
         assert_eq!(export_and_verify(c, tenant), counts[t] as u64);
     }
     // A tenant's key does not verify another tenant's checkpoint.
     let note = c.checkpoint("corporate").unwrap();
-    let other = verifier(&IMAGE_SEED, "personnel").unwrap();
+    let other = verifier("personnel");
     assert!(note::Note::parse(&note).unwrap().verify(&[other]).is_err());
     // A bundle beyond the checkpoint is not served, nor a bad path.
     assert!(matches!(
@@ -353,7 +367,7 @@ fn the_kernel_rules_hold_in_the_simulator() {
             r#"name="audit" priority="120""#,
         );
     let bad = sysdesc::System::parse(&text).unwrap();
-    let err = Sim::new(bad, Disk::Ram(RamDevice::new(1 << 11)), false).unwrap_err();
+    let err = Sim::new(bad, Disk::Ram(RamDevice::new(1 << 11)), &keys(), false).unwrap_err();
     assert!(err.0.contains("does not go strictly uphill"), "{err}");
 }
 
@@ -388,6 +402,58 @@ fn reads_fail_closed_when_audit_cannot_record() {
     let got = c.read("property", 0, 10).unwrap();
     assert_eq!(got.len(), 2, "the unacknowledged append is not visible");
     assert_eq!(c.append("property", &[b"c"]).unwrap(), [2]);
+}
+
+#[test]
+fn each_ledger_signs_only_with_its_own_tenants_key() {
+    // A key set where corporate's slot holds personnel's key: corporate's ledger refuses it
+    // (the key is named for another log), so the box does not start signing as the wrong log.
+    let good = keys();
+    let mut swapped = BTreeMap::new();
+    for log in sim::logs() {
+        let from = if log == "corporate" { "personnel" } else { log };
+        swapped.insert(log, good.skey(from).unwrap().to_string());
+    }
+    let dir = tempdir();
+    for (log, skey) in &swapped {
+        std::fs::write(dir.join(format!("{log}.skey")), format!("{skey}\n")).unwrap();
+    }
+    let bad = Keys::load_or_generate(&dir);
+    assert!(
+        bad.as_ref()
+            .is_err_and(|e| e.0.contains("this PD signs as")),
+        "{bad:?}"
+    );
+    // Keys generated into an empty directory: one per log, each named for its log, with the
+    // verifier keys written next to them.
+    let fresh_dir = dir.join("fresh");
+    let fresh = Keys::load_or_generate(&fresh_dir).unwrap();
+    for log in sim::logs() {
+        let vkey = std::fs::read_to_string(fresh_dir.join(format!("{log}.vkey"))).unwrap();
+        assert_eq!(vkey.trim_end(), fresh.verifier(log).unwrap().vkey());
+        assert_eq!(
+            fresh.verifier(log).unwrap().name(),
+            interface::keys::origin(log)
+        );
+    }
+    let again = Keys::load_or_generate(&fresh_dir).unwrap();
+    assert_eq!(
+        again.skey("audit"),
+        fresh.skey("audit"),
+        "keys are loaded, not regenerated"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "totebox-sim-keys-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
 }
 
 #[test]

@@ -72,7 +72,8 @@ fn pds_and_priorities_match_the_code() {
             // The tenant identity a ledger PD derives from its name.
             let i = interface::tenant_of_pd_name(&p.name).unwrap();
             assert_eq!(TENANTS[i], t);
-            assert_eq!(p.program_image, "ledger.elf", "one ELF for every tenant");
+            // Its own copy of ledger.elf: the copy holding this tenant's key and no other's.
+            assert_eq!(p.program_image, format!("ledger_{t}.elf"));
             assert_eq!((p.priority, p.passive), (pd::LEDGER_PRIORITY, true));
             assert!(p.irqs.is_empty());
         }

@@ -21,6 +21,8 @@
 //! - [`region`]: the `<map>`s of system.xml as typed [`Region`](region::Region)s, declared with
 //!   [`memory_region!`] (which defines the `setvar_vaddr`/`setvar_size` symbols the tool
 //!   patches) and reached only by bounds-checked volatile copies, never by reference.
+//! - [`patched`]: byte arrays a host tool writes into the ELF file after linking
+//!   ([`patched_bytes!`]), e.g. a per-PD key in copies of one ELF.
 //! - [`heap`]: a bounded `#[global_allocator]` for PDs that use `alloc`, over a region whose size
 //!   system.xml states, or a static arena ([`heap!`]); running out stops the PD with its name.
 //!
@@ -77,6 +79,7 @@ pub mod event;
 mod handler;
 pub mod heap;
 pub mod message;
+pub mod patched;
 pub mod region;
 
 #[cfg(all(target_os = "none", target_arch = "aarch64"))]

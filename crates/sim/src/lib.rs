@@ -2,8 +2,8 @@
 //!
 //! - Reads the system description ([`sysdesc`]) and refuses one that breaks the structural rules
 //!   (a ppcall that does not go strictly uphill, a region shared outside a channel, ...).
-//! - Instantiates every PD's handler by its program image (`wire.elf`, `ledger.elf`, `audit.elf`,
-//!   `psdb.elf`: the same library code the seL4 binaries run), highest priority first, each with
+//! - Instantiates every PD's handler by its program image (`wire.elf`, `ledger_<tenant>.elf`,
+//!   `audit.elf`, `psdb.elf`: the same library code the seL4 binaries run), highest priority first, each with
 //!   its own [`microkit::host::Backend`] installed: its name, its message registers, and the
 //!   memory regions it maps (one [`HostMemory`] per `<memory_region>`, shared by the PDs that map
 //!   it, allocated when first asked for).
@@ -16,6 +16,10 @@
 //!   after the current event, highest priority PD first.
 //! - The wire's byte stream is a socket ([`Sim::feed`] / the `totebox-sim` binary); psdb's disk
 //!   is a file or RAM ([`Disk`]).
+//! - Signing keys ([`Keys`]): on seL4 each ledger's key is in the key slot of its own ELF copy
+//!   and audit's in audit.elf (`interface::keys`); here each PD gets the same key string from
+//!   the same `<log>.skey` file (`make image` and `make sim` share `$(KEYS_DIR)`), handed to the
+//!   same init code.
 #![forbid(unsafe_code)]
 
 use std::cell::{Cell, RefCell};
@@ -27,6 +31,94 @@ use microkit::host::{set_backend, Backend, HostMemory};
 use microkit::{Channel, ChannelSet, Handler, IrqAckError, MessageInfo};
 use psdb::{BlockDevice, FileDevice, IoError, RamDevice};
 use sysdesc::System;
+
+/// The signer key strings of the logs the box signs: each tenant's and `audit`'s.
+#[derive(Clone)]
+pub struct Keys(BTreeMap<String, String>);
+
+impl fmt::Debug for Keys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print a signer key.
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// Every log that has a signing key: the tenants, then audit.
+pub fn logs() -> impl Iterator<Item = &'static str> {
+    interface::TENANTS
+        .iter()
+        .copied()
+        .chain([interface::AUDIT_NAMESPACE])
+}
+
+impl Keys {
+    /// The keys in `dir` (`<log>.skey`, first line: the signer key string, as `totebox keygen`
+    /// prints it); a log without one gets a fresh key from the OS's randomness, written as
+    /// `<log>.skey` (mode 0600) and `<log>.vkey`. What `make image` provisions and clients
+    /// verify with are the same files.
+    pub fn load_or_generate(dir: &std::path::Path) -> Result<Keys, SimError> {
+        let err =
+            |p: &std::path::Path, e: &dyn fmt::Display| SimError(format!("{}: {e}", p.display()));
+        std::fs::create_dir_all(dir).map_err(|e| err(dir, &e))?;
+        let mut keys = BTreeMap::new();
+        for log in logs() {
+            let path = dir.join(format!("{log}.skey"));
+            let skey = if path.exists() {
+                let text = std::fs::read_to_string(&path).map_err(|e| err(&path, &e))?;
+                text.lines().next().unwrap_or("").trim_end().to_string()
+            } else {
+                let mut seed = [0u8; 32];
+                getrandom::fill(&mut seed).map_err(|e| err(&path, &e))?;
+                let signer = note::Signer::generate(&interface::keys::origin(log), &seed)
+                    .map_err(|e| err(&path, &e))?;
+                write_key(&path, &signer.skey(), 0o600)?;
+                let vpath = dir.join(format!("{log}.vkey"));
+                write_key(&vpath, &signer.verifier().vkey(), 0o644)?;
+                signer.skey()
+            };
+            interface::keys::signer(log, &skey).map_err(|e| err(&path, &e))?;
+            keys.insert(log.to_string(), skey);
+        }
+        Ok(Keys(keys))
+    }
+
+    /// Deterministic keys from `seed` (tests only: anyone knowing the seed has every key).
+    pub fn from_seed(seed: u8) -> Keys {
+        let mut keys = BTreeMap::new();
+        for (i, log) in logs().enumerate() {
+            let s = [seed, i as u8, 0x5a, 0xa5].repeat(8);
+            let mut bytes = [0u8; 32];
+            bytes.copy_from_slice(&s);
+            if let Ok(signer) = note::Signer::generate(&interface::keys::origin(log), &bytes) {
+                keys.insert(log.to_string(), signer.skey());
+            }
+        }
+        Keys(keys)
+    }
+
+    /// The signer key string of `log`.
+    pub fn skey(&self, log: &str) -> Option<&str> {
+        self.0.get(log).map(String::as_str)
+    }
+
+    /// The verifier of `log`'s checkpoints.
+    pub fn verifier(&self, log: &str) -> Option<note::Verifier> {
+        let skey = self.skey(log)?;
+        note::Signer::from_skey(skey).ok().map(|s| s.verifier())
+    }
+}
+
+fn write_key(path: &std::path::Path, key: &str, mode: u32) -> Result<(), SimError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| SimError(format!("{}: {e}", path.display())))?;
+    writeln!(f, "{key}").map_err(|e| SimError(format!("{}: {e}", path.display())))
+}
 
 /// Reply label of a protected call the simulator refused (no right, downhill, callee faulted).
 pub const REFUSED: u64 = 0xFFFF_FFFF;
@@ -304,8 +396,9 @@ fn as_pd<T>(backend: &Rc<PdBackend>, f: impl FnOnce() -> T) -> T {
 }
 
 impl Sim {
-    /// Builds the system of `system` with psdb on `disk`; `echo` prints console lines to stderr.
-    pub fn new(system: System, disk: Disk, echo: bool) -> Result<Sim, SimError> {
+    /// Builds the system of `system` with psdb on `disk` and the signing `keys`; `echo` prints
+    /// console lines to stderr.
+    pub fn new(system: System, disk: Disk, keys: &Keys, echo: bool) -> Result<Sim, SimError> {
         let problems = system.problems();
         if !problems.is_empty() {
             return Err(SimError(format!(
@@ -352,19 +445,35 @@ impl Sim {
                 .pd(&slot.name)
                 .map(|p| p.program_image.clone())
                 .unwrap_or_default();
-            let handler: Box<dyn SimHandler> = match image.as_str() {
+            // A ledger PD's image is its tenant's copy of ledger.elf (`ledger_<tenant>.elf`).
+            let kind = match image.as_str() {
+                i if i.starts_with("ledger") && i.ends_with(".elf") => "ledger.elf",
+                i => i,
+            };
+            let no_key = |log: &str| SimError(format!("{}: no signing key for `{log}`", slot.name));
+            let handler: Box<dyn SimHandler> = match kind {
                 "psdb.elf" => {
                     let disk = disk.take().ok_or_else(|| SimError("two psdb PDs".into()))?;
                     as_pd(&slot.backend, || psdb_handler(disk))?
                 }
-                "ledger.elf" => Box::new(
-                    as_pd(&slot.backend, ledger_pd::init)
-                        .map_err(|e| SimError(format!("{}: {e}", slot.name)))?,
-                ),
-                "audit.elf" => Box::new(
-                    as_pd(&slot.backend, audit_pd::init)
-                        .map_err(|e| SimError(format!("{}: {e}", slot.name)))?,
-                ),
+                "ledger.elf" => {
+                    let tenant = interface::tenant_of_pd_name(&slot.name)
+                        .map(|t| interface::TENANTS[t])
+                        .ok_or_else(|| SimError(format!("{}: not a tenant's ledger", slot.name)))?;
+                    let skey = keys.skey(tenant).ok_or_else(|| no_key(tenant))?;
+                    Box::new(
+                        as_pd(&slot.backend, || ledger_pd::init(skey))
+                            .map_err(|e| SimError(format!("{}: {e}", slot.name)))?,
+                    )
+                }
+                "audit.elf" => {
+                    let log = interface::AUDIT_NAMESPACE;
+                    let skey = keys.skey(log).ok_or_else(|| no_key(log))?;
+                    Box::new(
+                        as_pd(&slot.backend, || audit_pd::init(skey))
+                            .map_err(|e| SimError(format!("{}: {e}", slot.name)))?,
+                    )
+                }
                 "wire.elf" => {
                     wire = Some((
                         as_pd(&slot.backend, wire_pd::init)

@@ -2,9 +2,11 @@
 //!
 //! ```text
 //! totebox-sim [--system system.xml] [--disk build/sim-disk.img] [--disk-size BYTES]
-//!             [--listen 127.0.0.1:0 | --listen unix:PATH]
+//!             [--keys build/keys] [--listen 127.0.0.1:0 | --listen unix:PATH]
 //! ```
-//! The disk file is created (sparse) if absent and formatted by psdb on first use. The line
+//! The disk file is created (sparse) if absent and formatted by psdb on first use. The signing
+//! keys are `<log>.skey` in the keys directory (the same files `make image` provisions the ELFs
+//! from); absent ones are generated there, with their `<log>.vkey`. The line
 //! `SIM|INFO: connect with --connect ADDR` says where `totebox client` connects. One client at a
 //! time (as one serial line); the next connection is served when the previous one closes.
 #![forbid(unsafe_code)]
@@ -16,9 +18,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use psdb::FileDevice;
-use sim::{Disk, Sim};
+use sim::{Disk, Keys, Sim};
 
-const USAGE: &str = "usage: totebox-sim [--system FILE] [--disk FILE] [--disk-size BYTES] [--listen HOST:PORT|unix:PATH]";
+const USAGE: &str = "usage: totebox-sim [--system FILE] [--disk FILE] [--disk-size BYTES] [--keys DIR] [--listen HOST:PORT|unix:PATH]";
 
 fn main() -> ExitCode {
     match run() {
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
 fn run() -> Result<(), String> {
     let mut system = PathBuf::from("system.xml");
     let mut disk = PathBuf::from("build/sim-disk.img");
+    let mut keys_dir = PathBuf::from("build/keys");
     let mut disk_size: u64 = 256 << 20;
     let mut listen = String::from("127.0.0.1:0");
     let mut args = std::env::args().skip(1);
@@ -46,6 +49,7 @@ fn run() -> Result<(), String> {
             "--disk" => disk = val()?.into(),
             "--disk-size" => disk_size = val()?.parse().map_err(|e| format!("--disk-size: {e}"))?,
             "--listen" => listen = val()?,
+            "--keys" => keys_dir = val()?.into(),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -65,7 +69,8 @@ fn run() -> Result<(), String> {
         FileDevice::create(&disk, disk_size)
     }
     .map_err(|e| format!("{}: {e}", disk.display()))?;
-    let mut sim = Sim::new(desc, Disk::File(dev), true).map_err(|e| e.to_string())?;
+    let keys = Keys::load_or_generate(&keys_dir).map_err(|e| e.to_string())?;
+    let mut sim = Sim::new(desc, Disk::File(dev), &keys, true).map_err(|e| e.to_string())?;
 
     if let Some(path) = listen.strip_prefix("unix:") {
         let _ = std::fs::remove_file(path);

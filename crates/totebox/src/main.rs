@@ -9,6 +9,8 @@
 //! totebox log build --psdb IMAGE --namespace NS --skey FILE --origin ORIGIN
 //! totebox log verify DIR --vkey VKEY
 //! totebox log verify --psdb IMAGE --namespace NS --vkey VKEY
+//! totebox log consistency OLD_CHECKPOINT DIR --vkey VKEY
+//! totebox image set-key IN.elf OUT.elf --skey FILE [--symbol NAME]   (prints the vkey)
 //! totebox psdb create IMAGE --size SIZE                  (e.g. 64M)
 //! totebox psdb put IMAGE NAMESPACE PATH                  (content: stdin; exit 0 once durable)
 //! totebox psdb get IMAGE NAMESPACE PATH                  (content to stdout)
@@ -23,7 +25,9 @@
 #![forbid(unsafe_code)]
 
 mod client;
+mod consistency;
 mod dir;
+mod image;
 mod keys;
 mod log_cmd;
 mod psdb_cmd;
@@ -56,6 +60,9 @@ enum Command {
     /// PSDB disk images: create, put, get, list, check.
     #[command(subcommand)]
     Psdb(PsdbCommand),
+    /// Boot image files: provision a PD's ELF with its own signing key.
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Talk to a running box (what `make sim` / `make qemu` print as ADDR).
     Client {
         /// `HOST:PORT` or `unix:PATH`.
@@ -121,6 +128,33 @@ enum LogCommand {
         /// Verifier key: the key string itself, or a file whose first line is one.
         #[arg(long)]
         vkey: String,
+    },
+    /// Check that the log in DIR (verified whole) extends the one OLD_CHECKPOINT signed.
+    Consistency {
+        /// An earlier signed checkpoint of the same log.
+        old: PathBuf,
+        /// The log directory now (e.g. a fresh `client export`).
+        dir: PathBuf,
+        /// Verifier key: the key string itself, or a file whose first line is one.
+        #[arg(long)]
+        vkey: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ImageCommand {
+    /// Write OUT: IN with its key slot holding the key in --skey; prints the verifier key.
+    SetKey {
+        /// The PD's ELF with an empty key slot (ledger.elf, audit.elf).
+        input: PathBuf,
+        /// The provisioned copy to write.
+        output: PathBuf,
+        /// File holding the signer key string (`PRIVATE+KEY+...`).
+        #[arg(long)]
+        skey: PathBuf,
+        /// The key slot's symbol.
+        #[arg(long, default_value = image::DEFAULT_SYMBOL)]
+        symbol: String,
     },
 }
 
@@ -223,6 +257,15 @@ fn main() -> ExitCode {
         Command::Log(LogCommand::Verify { dir, image, vkey }) => {
             log_cmd::verify(&image.place(dir), &vkey)
         }
+        Command::Log(LogCommand::Consistency { old, dir, vkey }) => {
+            consistency::consistency(&old, &dir, &vkey)
+        }
+        Command::Image(ImageCommand::SetKey {
+            input,
+            output,
+            skey,
+            symbol,
+        }) => image::set_key(&input, &output, &skey, &symbol),
         Command::Psdb(cmd) => match cmd {
             PsdbCommand::Create { image, size } => psdb_cmd::create(&image, &size),
             PsdbCommand::Put {

@@ -47,8 +47,8 @@ microkit::memory_region! {
 pub enum InitError {
     /// A shared region is missing or too small.
     Region(RegionError),
-    /// The key could not be made.
-    Key(note::Error),
+    /// No usable signing key for the audit log.
+    Key(interface::keys::KeyError),
 }
 
 impl fmt::Display for InitError {
@@ -71,13 +71,14 @@ pub struct AuditPd {
     line: String,
 }
 
-/// Builds the PD and opens (or creates) the audit log if psdb answers.
-pub fn init() -> Result<AuditPd, InitError> {
+/// Builds the PD with the audit log's signer key string `skey` (on seL4 from the key slot of
+/// audit.elf, see [`interface::keys`]; in the simulator from the key file), which must be named
+/// for the audit log, and opens (or creates) the audit log if psdb answers.
+pub fn init(skey: &str) -> Result<AuditPd, InitError> {
     let region = |d: &microkit::region::RegionDecl<ReadWrite>| d.get().map_err(InitError::Region);
     let mut pd = AuditPd {
         origin: interface::keys::origin(AUDIT_NAMESPACE),
-        signer: interface::keys::signer(&interface::keys::IMAGE_SEED, AUDIT_NAMESPACE)
-            .map_err(InitError::Key)?,
+        signer: interface::keys::signer(AUDIT_NAMESPACE, skey).map_err(InitError::Key)?,
         ledgers: [region(&CORPORATE)?, region(&PERSONNEL)?, region(&PROPERTY)?],
         psdb: PsdbClient::new(audit::PSDB, region(&PSDB)?),
         log: None,

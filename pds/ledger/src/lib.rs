@@ -6,6 +6,9 @@
 //!   from system.xml): one ELF serves every tenant. A request naming another tenant is refused
 //!   ([`ErrorCode::WrongTenant`]): a confused or compromised wire cannot write for a tenant
 //!   through the wrong ledger.
+//! - **Signing key**: the tenant's own, handed to [`init`] (on seL4 from the key slot of this
+//!   tenant's copy of the ELF, see [`interface::keys`]; in the simulator from the key file). A key
+//!   named for another log is refused: the PD then serves nothing.
 //! - **Append** = every entry of the request appended, then one checkpoint signed with the
 //!   tenant's key; the response is sent only after psdb has made the checkpoint durable.
 //! - **Reads fail closed**: before any entry content leaves (a read, or an entry bundle fetched
@@ -60,8 +63,8 @@ pub enum InitError {
     UnknownTenant,
     /// A shared region is missing or too small.
     Region(RegionError),
-    /// The key could not be made.
-    Key(note::Error),
+    /// No usable signing key for this tenant.
+    Key(interface::keys::KeyError),
 }
 
 impl fmt::Display for InitError {
@@ -92,15 +95,14 @@ pub struct LedgerPd {
     obj: Vec<u8>,
 }
 
-/// Builds the PD: tenant from the PD name, regions from system.xml, the key from the image
-/// seed. Opens (or creates) the tenant's log now if psdb answers; otherwise at the first
-/// request.
-pub fn init() -> Result<LedgerPd, InitError> {
+/// Builds the PD: tenant from the PD name, regions from system.xml, the signer from `skey` (the
+/// tenant's signer key string, which must be named for this tenant's log). Opens (or creates)
+/// the tenant's log now if psdb answers; otherwise at the first request.
+pub fn init(skey: &str) -> Result<LedgerPd, InitError> {
     let name = microkit::pd_name();
     let t = interface::tenant_of_pd_name(name.as_str()).ok_or(InitError::UnknownTenant)?;
     let tenant = interface::TENANTS[t];
-    let signer =
-        interface::keys::signer(&interface::keys::IMAGE_SEED, tenant).map_err(InitError::Key)?;
+    let signer = interface::keys::signer(tenant, skey).map_err(InitError::Key)?;
     let wire = WIRE.get().map_err(InitError::Region)?;
     let audit = AUDIT.get().map_err(InitError::Region)?;
     let psdb = PsdbClient::new(ledger::PSDB, PSDB.get().map_err(InitError::Region)?);

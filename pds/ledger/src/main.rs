@@ -2,9 +2,13 @@
 //! Passive: it runs on the wire's budget, only inside the wire's protected calls.
 //!
 //! Everything it does is the library ([`ledger_pd::LedgerPd`]), tested on the host and run by
-//! the simulator. A ledger that cannot start (unknown tenant, missing region, no key) prints
-//! why and answers every call `BAD_CALL`, which the wire turns into `Unavailable` for that
-//! tenant alone: the other tenants do not notice.
+//! the simulator. This file adds the tenant's signing key: the key slot
+//! ([`interface::keys::KEY_SLOT_SYMBOL`]), empty in the built `ledger.elf` and written by
+//! `make image` into this tenant's copy, `ledger_<tenant>.elf`, alone.
+//!
+//! A ledger that cannot start (unknown tenant, missing region, an empty slot or another log's
+//! key) prints why on an `|ERROR:` line and answers every call `BAD_CALL`, which the wire turns
+//! into `Unavailable` for that tenant alone: the other tenants do not notice.
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
@@ -12,6 +16,12 @@
 use interface::ledger_call;
 use ledger_pd::LedgerPd;
 use microkit::{debug_println, pd_name, Channel, Handler, MessageInfo};
+
+microkit::patched_bytes! {
+    /// This tenant's checkpoint signing key (`totebox image set-key`; see `interface::keys`).
+    static KEY_SLOT: [u8; interface::keys::KEY_SLOT_LEN] =
+        ("totebox_signing_key", interface::keys::EMPTY_SLOT);
+}
 
 // The tenant's log state, request and response buffers (system.xml `heap_<tenant>`).
 microkit::heap!(vaddr = "heap_vaddr", size = "heap_size");
@@ -34,8 +44,14 @@ impl Handler for LedgerImage {
     }
 }
 
+fn start() -> Result<LedgerPd, ledger_pd::InitError> {
+    let slot = KEY_SLOT.get();
+    let skey = interface::keys::slot_skey(&slot).map_err(ledger_pd::InitError::Key)?;
+    ledger_pd::init(skey)
+}
+
 fn init() -> LedgerImage {
-    match ledger_pd::init() {
+    match start() {
         Ok(pd) => {
             match pd.last_error() {
                 None => debug_println!("{}|INFO: serving tenant {}", pd_name(), pd.tenant()),

@@ -79,15 +79,15 @@ pub enum Opened {
 }
 
 /// Mounts the volume on `dev`, formatting it first if its first sector is all zeros (a fresh
-/// disk image). The volume id of a volume formatted here is derived from the image seed and the
-/// disk size (the PD has no random source); host tools format with random ids.
+/// disk image). The volume id of a volume formatted here is derived from the disk size (the PD
+/// has no random source; the id names a volume, it is no secret); host tools format with random
+/// ids.
 pub fn open_store<D: BlockDevice>(mut dev: D) -> Result<(Store<D>, Opened), psdb::Error> {
     let mut first = [0u8; SECTOR_SIZE];
     dev.read(0, &mut first)?;
     if first.iter().all(|&b| b == 0) {
         let mut h = Sha256::new();
         h.update(b"totebox-envelope-b/psdb-volume/v0\0");
-        h.update(interface::keys::IMAGE_SEED);
         h.update(dev.sector_count().to_le_bytes());
         let digest: [u8; 32] = h.finalize().into();
         let mut volume_id = [0u8; 16];
