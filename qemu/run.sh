@@ -1,0 +1,46 @@
+#!/bin/sh
+# Boots a Totebox image in QEMU: how the image meets its devices. Used by `make qemu` and by
+# tests/qemu-e2e.sh, so both boot exactly the same machine.
+#
+# Usage: qemu/run.sh LOADER_IMG DISK_IMG SOCKET
+#   LOADER_IMG  the Microkit image (`make image`: $(BUILD_DIR)/loader.img)
+#   DISK_IMG    psdb's raw disk image; created blank (256 MiB, sparse) if absent. psdb formats a
+#               blank disk at boot and mounts anything else (a crashed tail is discarded).
+#   SOCKET      the client's UNIX socket (created by QEMU; `totebox client --connect unix:SOCKET`)
+# Environment:
+#   QEMU_TIMEOUT  seconds before QEMU is stopped (default 3600): QEMU never runs unbounded
+#   QEMU          the emulator (default qemu-system-aarch64; Debian: package qemu-system-arm)
+#   DISK_SIZE     size of a new disk image (default 256M)
+#   QEMU_PIDFILE  where QEMU writes its process id (tests kill QEMU itself with SIGKILL)
+#
+# The machine (see microkit-abi.md §6): QEMU `virt` with virtualization=on (seL4 runs at EL2),
+# a Cortex-A53, 2 GiB (system.xml's regions fit in the board's RAM), the loader at 0x70000000.
+# Devices, pinned to the virtio-mmio transports system.xml maps:
+#   bus 0 (0x0a000000, IRQ 48): virtio-console -> the client socket (the wire PD)
+#   bus 8 (0x0a001000):         virtio-blk     -> DISK_IMG, raw, cache=writeback: the guest's
+#                               flush becomes an fdatasync of the file (psdb's durability)
+# The serial console (kernel and PD debug output, the expected lines in qemu/console.txt) is
+# this process's stdout.
+set -eu
+[ $# -eq 3 ] || { echo "usage: qemu/run.sh LOADER_IMG DISK_IMG SOCKET" >&2; exit 2; }
+IMG=$1 DISK=$2 SOCK=$3
+QEMU=${QEMU:-qemu-system-aarch64}
+[ -f "$IMG" ] || { echo "QEMU|ERROR: no image $IMG (make image)" >&2; exit 2; }
+if [ ! -e "$DISK" ]; then
+    mkdir -p "$(dirname "$DISK")"
+    truncate -s "${DISK_SIZE:-256M}" "$DISK"
+    echo "QEMU|INFO: created blank disk $DISK (${DISK_SIZE:-256M}); psdb formats it at boot"
+fi
+mkdir -p "$(dirname "$SOCK")"
+rm -f "$SOCK"
+echo "QEMU|INFO: client connects with --connect unix:$SOCK (after WIRE|INFO: ready)"
+set --
+if [ -n "${QEMU_PIDFILE:-}" ]; then set -- -pidfile "$QEMU_PIDFILE"; fi
+exec timeout -s KILL "${QEMU_TIMEOUT:-3600}" "$QEMU" \
+    -machine virt,virtualization=on -cpu cortex-a53 -m size=2G \
+    -nographic -serial mon:stdio \
+    -device loader,file="$IMG",addr=0x70000000,cpu-num=0 \
+    -chardev socket,id=client,path="$SOCK",server=on,wait=off \
+    -device virtio-serial-device,bus=virtio-mmio-bus.0 -device virtconsole,chardev=client \
+    -drive file="$DISK",if=none,format=raw,id=disk0,cache=writeback \
+    -device virtio-blk-device,drive=disk0,bus=virtio-mmio-bus.8 "$@"
