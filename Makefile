@@ -171,7 +171,8 @@ bench:
 # the SDK's hello example, appends per second through the simulator, the ledger core and QEMU,
 # and each PD's ELF size and memory footprint.
 bench-system: image
-	$(CARGO) build --release -p totebox -p sim -p system-tests --examples
+	$(CARGO) build --release -p sim
+	$(CARGO) build --release -p system-tests --examples
 	MICROKIT_SDK=$(MICROKIT_SDK) MICROKIT_BOARD=$(MICROKIT_BOARD) \
 	MICROKIT_CONFIG=$(MICROKIT_CONFIG) tests/bench-system.sh $(BUILD_DIR) $(TARGET_DIR)/release
 

@@ -1,0 +1,109 @@
+#!/bin/sh
+# System figures (`make bench-system`): benchmarks, not tests. Prints:
+#   1. boot to ready in QEMU: the Totebox image (to WIRE|INFO: ready, blank disk) next to the
+#      SDK's own `hello` example (to "hello, world"), alternated in the same run, same machine
+#   2. appends per second: the ledger core called directly, the simulator in-process, the
+#      simulator end to end over its socket, the image in QEMU end to end over its socket
+#   3. each PD's ELF size and memory footprint (tests/examples/footprint.rs)
+# Usage: tests/bench-system.sh BUILD_DIR RELEASE_DIR   (after `make image`; RELEASE_DIR holds
+# the release totebox-sim and examples/bench_client, bench_core, footprint)
+# Environment: MICROKIT_SDK, MICROKIT_BOARD, MICROKIT_CONFIG (debug), RUNS (boots each, 3).
+set -u
+BUILD=${1:?usage: bench-system.sh BUILD_DIR RELEASE_DIR}
+REL=${2:?usage: bench-system.sh BUILD_DIR RELEASE_DIR}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SDK=${MICROKIT_SDK:-$HOME/.cache/totebox/microkit-sdk-2.3.0}
+BOARD=${MICROKIT_BOARD:-qemu_virt_aarch64}
+RUNS=${RUNS:-3}
+command -v qemu-system-aarch64 >/dev/null || { echo "bench-system: no qemu-system-aarch64"; exit 1; }
+T=$(mktemp -d "${TMPDIR:-/tmp}/bench-system.XXXXXX")
+PID=
+cleanup() {
+    [ -f "$T/qemu.pid" ] && kill -KILL "$(cat "$T/qemu.pid")" 2>/dev/null
+    [ -n "$PID" ] && kill "$PID" 2>/dev/null
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f\n", b - a }'; }
+
+# boot IMG LINE NAME: QEMU (qemu/run.sh, blank disk) until a console line starts with LINE; prints the
+# seconds from starting QEMU to the line. QEMU is left running (qemu_stop).
+boot() {
+    rm -f "$T/qemu.pid" "$T/$3.img" "$T/$3.log"
+    start=$(now)
+    (cd "$ROOT" && QEMU_TIMEOUT=600 QEMU_PIDFILE="$T/qemu.pid" \
+        exec qemu/run.sh "$1" "$T/$3.img" "$T/$3.sock") </dev/null >"$T/$3.log" 2>&1 &
+    RUN=$!
+    i=0
+    until grep -q "^$2" "$T/$3.log" && { [ "$3" = hello ] || [ -S "$T/$3.sock" ]; }; do
+        i=$((i + 1))
+        [ $i -gt 6000 ] && { echo "bench-system: $3 did not print '$2'" >&2; exit 1; }
+        sleep 0.02
+    done
+    since "$start"
+}
+qemu_stop() {
+    kill -KILL "$(cat "$T/qemu.pid")" 2>/dev/null
+    wait "$RUN" 2>/dev/null
+    rm -f "$T/qemu.pid"
+}
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# The SDK's hello example, built with the SDK's own Makefile (needs a C cross compiler).
+CC_TRIPLE=
+for t in aarch64-none-elf aarch64-linux-gnu; do
+    command -v "$t-gcc" >/dev/null && { CC_TRIPLE=$t; break; }
+done
+[ -n "$CC_TRIPLE" ] || { echo "bench-system: no aarch64 C compiler for the SDK's hello (Debian: gcc-aarch64-linux-gnu)"; exit 1; }
+mkdir -p "$T/hello"
+make -s -C "$SDK/example/hello" BUILD_DIR="$T/hello" MICROKIT_SDK="$SDK" MICROKIT_BOARD="$BOARD" \
+    MICROKIT_CONFIG=debug TARGET_TRIPLE="$CC_TRIPLE" >/dev/null || exit 1
+
+echo "== boot to ready in QEMU ($RUNS runs each, alternated; seconds from starting QEMU)"
+: >"$T/hello.times"
+: >"$T/totebox.times"
+n=0
+while [ $n -lt "$RUNS" ]; do
+    n=$((n + 1))
+    boot "$T/hello/loader.img" "hello, world" hello >>"$T/hello.times"
+    qemu_stop
+    boot "$BUILD/loader.img" "WIRE|INFO: ready" totebox >>"$T/totebox.times"
+    qemu_stop
+done
+echo "SDK hello (to 'hello, world'):     median $(median <"$T/hello.times") s  (runs: $(tr '\n' ' ' <"$T/hello.times"))"
+echo "Totebox (to 'WIRE|INFO: ready'):   median $(median <"$T/totebox.times") s  (runs: $(tr '\n' ' ' <"$T/totebox.times"))"
+echo "image sizes: hello $(stat -c %s "$T/hello/loader.img") bytes, totebox $(stat -c %s "$BUILD/loader.img") bytes"
+
+echo
+echo "== appends per second (64-byte entries; each request: append, sign a checkpoint, durable)"
+"$REL/examples/bench_core" 2000 1
+"$REL/examples/bench_core" 200 100
+"$REL/totebox-sim" --system "$ROOT/system.xml" --disk "$T/sim.img" --keys "$T/keys" \
+    --listen "unix:$T/sim.sock" >"$T/sim.out" 2>"$T/sim.err" &
+PID=$!
+i=0
+until grep -q -- --connect "$T/sim.out" 2>/dev/null; do
+    i=$((i + 1)); [ $i -gt 200 ] && { echo "bench-system: simulator did not start"; exit 1; }
+    sleep 0.05
+done
+printf 'simulator end to end (socket, disk file, fdatasync): '
+"$REL/examples/bench_client" "unix:$T/sim.sock" corporate 500 1
+printf 'simulator end to end (socket, disk file, fdatasync): '
+"$REL/examples/bench_client" "unix:$T/sim.sock" personnel 100 100
+kill "$PID"; wait "$PID" 2>/dev/null; PID=
+boot "$BUILD/loader.img" "WIRE|INFO: ready" qemu >/dev/null
+printf 'QEMU end to end (virtio-console, virtio-blk, fdatasync): '
+"$REL/examples/bench_client" "unix:$T/qemu.sock" corporate 100 1
+printf 'QEMU end to end (virtio-console, virtio-blk, fdatasync): '
+"$REL/examples/bench_client" "unix:$T/qemu.sock" personnel 20 100
+qemu_stop
+
+echo
+echo "== each PD's ELF and memory footprint (ELFs of $BUILD/image, sizes from system.xml)"
+"$REL/examples/footprint" "$ROOT/system.xml" "$BUILD/image"
+echo
+echo "microkit tool (report.txt: $BUILD/report.txt):"
+"$SDK/bin/microkit" "$ROOT/system.xml" --search-path "$BUILD/image" --board "$BOARD" \
+    --config "${MICROKIT_CONFIG:-debug}" -o "$T/loader.img" -r "$T/report.txt"
