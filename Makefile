@@ -120,7 +120,9 @@ image-check: provision
 	TOTEBOX_KEYS_DIR=$(abspath $(KEYS_DIR)) \
 		$(CARGO) test -p system-tests --test image_keys -- --ignored
 
-# The bootable image: $(BUILD_DIR)/loader.img and the tool's report.txt.
+# The bootable image: $(BUILD_DIR)/loader.img and the tool's report.txt. The image holds every
+# provisioned ELF, so every signing key (each mapped into its own PD only, once booted): keep
+# it, like $(KEYS_DIR), private.
 image: provision
 	@test -x $(MICROKIT) || { \
 		echo "make image: no Microkit SDK at $(MICROKIT_SDK) (no $(MICROKIT)):"; \
@@ -128,6 +130,7 @@ image: provision
 		exit 1; }
 	$(MICROKIT) system.xml --search-path $(IMAGE_DIR) --board $(MICROKIT_BOARD) \
 		--config $(MICROKIT_CONFIG) -o $(BUILD_DIR)/loader.img -r $(BUILD_DIR)/report.txt
+	chmod 600 $(BUILD_DIR)/loader.img  # it holds every PD's signing key
 
 # Boots the image (qemu/run.sh): creates $(QEMU_DISK) blank if absent (psdb formats it), prints
 # where the client connects, then the serial console. Quit QEMU with Ctrl-A x.

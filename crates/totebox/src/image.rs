@@ -7,6 +7,7 @@
 //! one holding the key, nothing else changed. It prints the key's verifier key (what clients
 //! verify checkpoints with), so `make image` writes the `.vkey` next to the key it patched in.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use interface::keys::{encode_slot, KEY_SLOT_LEN, KEY_SLOT_MAGIC, KEY_SLOT_SYMBOL};
@@ -70,16 +71,19 @@ pub fn set_key(input: &Path, output: &Path, skey: &Path, symbol: &str) -> Result
     let mut elf = std::fs::read(input).map_err(|e| format!("{}: {e}", input.display()))?;
     let range = slot_range(&elf, symbol).map_err(|e| format!("{}: {e}", input.display()))?;
     elf[range].copy_from_slice(&slot);
-    let perms = std::fs::metadata(input)
+    // IN's permissions minus group and other access: OUT holds a secret key.
+    let mode = std::fs::metadata(input)
         .map_err(|e| format!("{}: {e}", input.display()))?
-        .permissions();
+        .permissions()
+        .mode();
+    let perms = std::fs::Permissions::from_mode(mode & 0o700);
     write_new(output, &elf, perms)?;
     println!("{}", signer.verifier().vkey());
     Ok(())
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, keeping IN's permissions
-/// (an ELF stays executable).
+/// Writes `bytes` to `path` through a temporary file and a rename, with `perms` (an ELF stays
+/// executable, for its owner only).
 fn write_new(path: &Path, bytes: &[u8], perms: std::fs::Permissions) -> Result<(), String> {
     let name = path
         .file_name()
