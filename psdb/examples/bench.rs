@@ -15,6 +15,9 @@ use std::time::Instant;
 
 use psdb::{FileDevice, FormatOptions, Mode, Store};
 
+/// Interleaved rounds of each side; the median is reported.
+const ROUNDS: usize = 5;
+
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 fn err(e: psdb::Error) -> Box<dyn std::error::Error> {
@@ -169,18 +172,36 @@ fn build_image(path: &Path, objects: u64, size: usize) -> Res<u64> {
     Ok(s.stats().end)
 }
 
-fn mount_time(path: &Path) -> Res<(f64, u64, u64)> {
+/// Mounts `path` in a fresh process (so the heap it measures holds nothing else): prints
+/// `<seconds> <objects> <rss growth bytes>`.
+fn mount_child(path: &Path) -> Res<()> {
     let before = rss_bytes();
     let t = Instant::now();
     let (s, report) = Store::mount(FileDevice::open(path, false)?, Mode::ReadOnly).map_err(err)?;
     let secs = t.elapsed().as_secs_f64();
     let grown = rss_bytes().saturating_sub(before);
+    println!("{secs} {} {grown}", report.objects);
     drop(s);
-    Ok((secs, report.objects, grown))
+    Ok(())
+}
+
+fn mount_time(path: &Path) -> Res<(f64, u64, u64)> {
+    let out = std::process::Command::new(std::env::current_exe()?)
+        .arg("--mount")
+        .arg(path)
+        .output()?;
+    let text = String::from_utf8(out.stdout)?;
+    let mut f = text.split_whitespace();
+    let mut next = || f.next().ok_or("mount child failed");
+    Ok((next()?.parse()?, next()?.parse()?, next()?.parse()?))
 }
 
 fn main() -> Res<()> {
     let mut args = std::env::args().skip(1);
+    if std::env::args().nth(1).as_deref() == Some("--mount") {
+        let path = std::env::args().nth(2).ok_or("--mount PATH")?;
+        return mount_child(Path::new(&path));
+    }
     let dir: PathBuf = args
         .next()
         .map(PathBuf::from)
@@ -196,13 +217,13 @@ fn main() -> Res<()> {
     // Interleaved rounds so both see the same machine state; the median round is reported.
     let mut ours = Vec::new();
     let mut limit = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..ROUNDS {
         limit.push(run_raw(&raw, batches)?);
         ours.push(run_psdb(&img, batches)?);
     }
     ours.sort_by(|a, b| a.secs.total_cmp(&b.secs));
     limit.sort_by(|a, b| a.secs.total_cmp(&b.secs));
-    let (o, r) = (&ours[1], &limit[1]);
+    let (o, r) = (&ours[ROUNDS / 2], &limit[ROUNDS / 2]);
     let mb = |run: &Run| run.payload as f64 / run.secs / 1e6;
     println!(
         "ledger workload ({} puts, {:.1} MB payload, {} flushes):",
@@ -224,14 +245,16 @@ fn main() -> Res<()> {
         mb(r),
         r.secs
     );
-    println!("  ratio: {:.2} of the raw limit (median of 3 interleaved rounds; all psdb rounds {:?} s, raw {:?} s)",
+    println!("  ratio: {:.2} of the raw limit (median of {ROUNDS} interleaved rounds; all psdb rounds {:?} s, raw {:?} s)",
         r.secs / o.secs,
         ours.iter().map(|x| (x.secs * 100.0).round() / 100.0).collect::<Vec<_>>(),
         limit.iter().map(|x| (x.secs * 100.0).round() / 100.0).collect::<Vec<_>>());
     let _ = std::fs::remove_file(&raw);
     let _ = std::fs::remove_file(&img);
 
-    println!("mount time against object count (warm page cache, read-only mount):");
+    println!(
+        "mount time against object count (warm page cache, read-only mount in a fresh process):"
+    );
     let mut cases = vec![
         (10_000u64, 32usize),
         (100_000, 32),
@@ -249,7 +272,7 @@ fn main() -> Res<()> {
         let (secs, objects, grown) = mount_time(&path)?;
         let (secs2, _, _) = mount_time(&path)?;
         println!(
-            "  {objects:>8} objects of {size:>5} B ({:>7.1} MB used; built in {build:.1} s): mount {:.3} s / {:.3} s, {:.2} µs/object, heap growth ≈ {} B/object",
+            "  {objects:>8} objects of {size:>5} B ({:>7.1} MB used; built in {build:.1} s): mount {:.3} s / {:.3} s, {:.2} µs/object, RSS growth {} B/object",
             used as f64 / 1e6,
             secs,
             secs2,
