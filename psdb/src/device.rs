@@ -240,3 +240,54 @@ mod file {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_device_roundtrip() {
+        let path = std::env::temp_dir().join(format!("psdb-filedev-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let mut d = FileDevice::create(&path, 8 * 512 + 100).unwrap();
+        assert_eq!(d.sector_count(), 8);
+        assert!(FileDevice::create(&path, 4096).is_err());
+        let data: Vec<u8> = (0..1024).map(|i| i as u8).collect();
+        assert_eq!(d.write(3, &data), Ok(2));
+        d.flush().unwrap();
+        assert_eq!(d.write(7, &data), Err(IoError::OutOfRange));
+        assert_eq!(d.write(0, &data[..100]), Err(IoError::Misaligned));
+        drop(d);
+        let mut d = FileDevice::open(&path, false).unwrap();
+        let mut buf = vec![0u8; 1536];
+        d.read(2, &mut buf).unwrap();
+        assert_eq!(&buf[..512], &[0; 512][..]);
+        assert_eq!(&buf[512..], &data[..]);
+        assert!(d.write(0, &[0; 512]).is_err());
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn short_writes_are_continued() {
+        struct Halves(RamDevice);
+        impl BlockDevice for Halves {
+            fn sector_count(&self) -> u64 {
+                self.0.sector_count()
+            }
+            fn read(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), IoError> {
+                self.0.read(lba, buf)
+            }
+            fn write(&mut self, lba: u64, buf: &[u8]) -> Result<usize, IoError> {
+                let n = (buf.len() / SECTOR_SIZE).div_ceil(2);
+                self.0.write(lba, &buf[..n * SECTOR_SIZE])
+            }
+            fn flush(&mut self) -> Result<(), IoError> {
+                Ok(())
+            }
+        }
+        let mut d = Halves(RamDevice::new(16));
+        let data = vec![9u8; 7 * SECTOR_SIZE];
+        write_all(&mut d, 2, &data).unwrap();
+        assert_eq!(&d.0.image()[2 * SECTOR_SIZE..9 * SECTOR_SIZE], &data[..]);
+    }
+}
