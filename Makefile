@@ -132,10 +132,10 @@ image: provision
 		--config $(MICROKIT_CONFIG) -o $(BUILD_DIR)/loader.img -r $(BUILD_DIR)/report.txt
 	chmod 600 $(BUILD_DIR)/loader.img  # it holds every PD's signing key
 
-# Boots the image (qemu/run.sh): creates $(QEMU_DISK) blank if absent (psdb formats it), prints
+# Boots the image (qemu/run.sh): creates $(QEMU_DISK) with `totebox psdb create` if absent, prints
 # where the client connects, then the serial console. Quit QEMU with Ctrl-A x.
-qemu: image
-	qemu/run.sh $(BUILD_DIR)/loader.img $(QEMU_DISK) $(QEMU_SOCKET)
+qemu: image host-tools
+	TOTEBOX=$(TOTEBOX) qemu/run.sh $(BUILD_DIR)/loader.img $(QEMU_DISK) $(QEMU_SOCKET)
 
 # The QEMU end-to-end test (tests/qemu-e2e.sh). With an SDK but no QEMU, installs Debian's
 # qemu-system-arm when it can (root, apt-get); without an SDK or QEMU the script prints one

@@ -4,13 +4,16 @@
 #
 # Usage: qemu/run.sh LOADER_IMG DISK_IMG SOCKET
 #   LOADER_IMG  the Microkit image (`make image`: $(BUILD_DIR)/loader.img)
-#   DISK_IMG    psdb's raw disk image; created blank (256 MiB, sparse) if absent. psdb formats a
-#               blank disk at boot and mounts anything else (a crashed tail is discarded).
+#   DISK_IMG    psdb's raw disk image; created if absent (256 MiB, sparse; see TOTEBOX). psdb
+#               formats a blank disk at boot and mounts anything else (a crashed tail is
+#               discarded).
 #   SOCKET      the client's UNIX socket (created by QEMU; `totebox client --connect unix:SOCKET`)
 # Environment:
 #   QEMU_TIMEOUT  seconds before QEMU is stopped (default 3600): QEMU never runs unbounded
 #   QEMU          the emulator (default qemu-system-aarch64; Debian: package qemu-system-arm)
 #   DISK_SIZE     size of a new disk image (default 256M)
+#   TOTEBOX       the host tool; when set, a new disk is formatted with `totebox psdb create`
+#                 (random volume id) instead of left blank for psdb to format at boot
 #   QEMU_PIDFILE  where QEMU writes its process id (tests kill QEMU itself with SIGKILL)
 #
 # The machine (see microkit-abi.md §6): QEMU `virt` with virtualization=on (seL4 runs at EL2),
@@ -28,8 +31,15 @@ QEMU=${QEMU:-qemu-system-aarch64}
 [ -f "$IMG" ] || { echo "QEMU|ERROR: no image $IMG (make image)" >&2; exit 2; }
 if [ ! -e "$DISK" ]; then
     mkdir -p "$(dirname "$DISK")"
-    truncate -s "${DISK_SIZE:-256M}" "$DISK"
-    echo "QEMU|INFO: created blank disk $DISK (${DISK_SIZE:-256M}); psdb formats it at boot"
+    if [ -n "${TOTEBOX:-}" ] && [ -x "$TOTEBOX" ]; then
+        # Formatted on the host: a fresh random volume id, which the PD (no random source)
+        # cannot make for itself.
+        "$TOTEBOX" psdb create "$DISK" --size "${DISK_SIZE:-256M}" >/dev/null
+        echo "QEMU|INFO: created PSDB disk $DISK (${DISK_SIZE:-256M})"
+    else
+        truncate -s "${DISK_SIZE:-256M}" "$DISK"
+        echo "QEMU|INFO: created blank disk $DISK (${DISK_SIZE:-256M}); psdb formats it at boot"
+    fi
 fi
 mkdir -p "$(dirname "$SOCK")"
 rm -f "$SOCK"

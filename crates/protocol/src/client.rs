@@ -58,6 +58,8 @@ pub struct Client<S> {
     decoder: Decoder<Vec<u8>>,
     frames: VecDeque<Result<Vec<u8>, FrameError>>,
     next_id: u64,
+    /// Whether the leading delimiter has been sent on this stream.
+    synced: bool,
 }
 
 impl<S: Read + Write> Client<S> {
@@ -68,6 +70,7 @@ impl<S: Read + Write> Client<S> {
             decoder: Decoder::new(std::vec![0; MAX_ENCODED]),
             frames: VecDeque::new(),
             next_id: 1,
+            synced: false,
         }
     }
 
@@ -88,6 +91,14 @@ impl<S: Read + Write> Client<S> {
         };
         let mut buf = std::vec![0; MAX_PAYLOAD];
         let n = req.encode(&mut buf).map_err(|_| ClientError::TooLarge)?;
+        if !self.synced {
+            // A lone delimiter first: a virtio-console stream outlives connections, so a
+            // previous client killed mid-frame may have left a partial frame in the wire's
+            // decoder. This ends it (answered as a damaged frame with id 0, which `call`
+            // skips) instead of it swallowing our first request. Empty frames are ignored.
+            self.stream.write_all(&[0])?;
+            self.synced = true;
+        }
         self.stream.write_all(&encode_frame_vec(&buf[..n]))?;
         self.stream.flush()?;
         loop {
