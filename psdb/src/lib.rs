@@ -49,7 +49,7 @@
 //! included): the path (heap, its length plus allocator overhead), a 16-byte key and a 48-byte
 //! value (SHA-256, offset, size) in a B-tree: measured 157 bytes per object at 1M objects with
 //! 20-byte paths; budget about 140 bytes plus the path length. Plus the staged batch (at most
-//! the batch limit, 4 MiB by default, and its manifest lines), and during mount one manifest
+//! the batch limit, 32 MiB by default, and its manifest lines), and during mount one manifest
 //! and one member at a time. Details and measurements in `FORMAT.md`.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
@@ -70,4 +70,4 @@ pub use device::FileDevice;
 pub use device::{BlockDevice, IoError, RamDevice, SECTOR_SIZE};
 pub use error::{Corruption, Error, NameError, Problem};
 pub use ledger::NamespaceStorage;
-pub use store::{fsck, FormatOptions, Mode, Namespace, Report, Store};
+pub use store::{fsck, FormatOptions, Mode, Namespace, Report, Store, DEFAULT_MAX_BATCH};

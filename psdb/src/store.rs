@@ -42,8 +42,12 @@ const TAIL: u64 = 2 * BLOCK;
 /// Set in [`Obj::loc`] while the object is staged: the low bits are its offset in the batch.
 const STAGED: u64 = 1 << 63;
 
-/// Default limit on a batch's bytes on disk (manifest and members).
-pub const DEFAULT_MAX_BATCH: u32 = 4 << 20;
+/// Default limit on a batch's bytes on disk (manifest and members): 32 MiB, so a volume made
+/// with the defaults (by `totebox psdb create` or by the psdb PD on a blank disk) holds the
+/// largest object a tenant log writes, a full entry bundle of 256 x (2 + 65,535) =
+/// 16,777,472 bytes, with its header and manifest line and room to spare. A staged batch is at
+/// most this much memory.
+pub const DEFAULT_MAX_BATCH: u32 = 32 << 20;
 /// Smallest allowed batch limit.
 pub const MIN_MAX_BATCH: u32 = 16 << 10;
 /// Largest allowed batch limit.

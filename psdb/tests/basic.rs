@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use psdb::{Corruption, Error, Mode, NameError, NamespaceStorage, RamDevice, Store};
+use psdb::{Corruption, Error, FormatOptions, Mode, NameError, NamespaceStorage, RamDevice, Store};
 
 #[test]
 fn put_get_write_once() {
@@ -309,4 +309,22 @@ fn ledger_shaped_workload_roundtrips() {
     let (mut s, report) = Store::mount(dev, Mode::ReadOnly).unwrap();
     assert_eq!(report, r);
     assert_eq!(snapshot(&mut s), model);
+}
+
+/// A volume formatted with the defaults holds the largest object a tenant log writes: a full
+/// entry bundle of 256 entries of 65,535 bytes, each with its 2-byte length.
+#[test]
+fn default_volume_holds_the_largest_entry_bundle() {
+    let bundle = vec![0xab; 256 * (2 + 65_535)];
+    let mut store = Store::format(RamDevice::new(80 << 11), FormatOptions::new([3; 16])).unwrap();
+    let ns = store.open_namespace("tenant").unwrap();
+    store.put(ns, "tile/entries/000", &bundle).unwrap();
+    store.put_checkpoint(ns, b"origin\n256\nroot\n").unwrap();
+    store.flush().unwrap();
+    let (mut store, report) = Store::mount(store.into_device(), Mode::ReadOnly).unwrap();
+    assert_eq!(report.problem, None);
+    let ns = store.open_namespace("tenant").unwrap();
+    let mut out = Vec::new();
+    assert!(store.get(ns, "tile/entries/000", &mut out).unwrap());
+    assert!(out == bundle);
 }

@@ -32,9 +32,10 @@ use microkit::{get_mr, set_mr, Channel, Handler, MessageInfo};
 use psdb::{BlockDevice, FormatOptions, Mode, Namespace, Report, Store, SECTOR_SIZE};
 use sha2::{Digest, Sha256};
 
-/// Largest batch the volume is formatted with: one whole entry bundle (16 MiB) plus its tar
-/// header and manifest line must fit, with room for the checkpoint batch around it.
-pub const MAX_BATCH: u32 = 32 << 20;
+/// Largest batch the volume is formatted with: psdb's default, which a whole entry bundle
+/// (16 MiB) plus its tar header and manifest line fits (the same limit `totebox psdb create`
+/// uses, so host-made and PD-made disks are alike).
+pub const MAX_BATCH: u32 = psdb::DEFAULT_MAX_BATCH;
 
 microkit::memory_region! {
     /// Shared with ledger_corporate (psdb channel 0).
