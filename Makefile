@@ -10,6 +10,7 @@
 #                   to end, QEMU end to end (SKIPPED, never passed, without an SDK or QEMU)
 #   make sdk        fetch the pinned Microkit SDK into $(MICROKIT_SDK)
 #   make bench bench-system   figures (benchmarks, not tests)
+#   make fuzz       every fuzz target for FUZZ_SECONDS (default 60) each
 
 TARGET        := aarch64-unknown-none
 # Crates that run inside a protection domain: built for the target by `make build`.
@@ -169,6 +170,21 @@ test: setup fmt-check clippy host-test build image-check sim-test qemu-test
 
 bench:
 	$(CARGO) run --release -p tlog --example bench_append
+	$(CARGO) run --release -p psdb --features std --example bench
+
+# Every fuzz target for FUZZ_SECONDS each (cargo-fuzz needs a nightly toolchain; installed if
+# absent). libFuzzer prints the executions run; a crash stops with the reproducer's path.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := crates/note/fuzz:parse_note crates/note/fuzz:parse_keys \
+	crates/tlog/fuzz:tile_path crates/tlog/fuzz:tile_decode crates/tlog/fuzz:bundle_decode \
+	psdb/fuzz:mount
+fuzz:
+	rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	for t in $(FUZZ_TARGETS); do \
+		dir=$${t%%:*}; name=$${t##*:}; \
+		(cd $$dir && cargo +nightly fuzz run $$name -- -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
+	done
 
 # System figures (benchmarks, not tests; tests/bench-system.sh): boot-to-ready in QEMU next to
 # the SDK's hello example, appends per second through the simulator, the ledger core and QEMU,
