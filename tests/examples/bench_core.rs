@@ -33,7 +33,9 @@ impl Read for SimStream {
 impl Write for SimStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let inbox = &mut self.inbox;
-        self.sim.feed(buf, &mut |b| inbox.extend(b));
+        self.sim
+            .feed(buf, &mut |b| inbox.extend(b))
+            .map_err(|e| io::Error::other(e.0))?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {

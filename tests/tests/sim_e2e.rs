@@ -37,7 +37,11 @@ impl Read for SimStream {
 impl Write for SimStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let inbox = &mut self.inbox;
-        self.sim.feed(buf, &mut |b| inbox.extend(b));
+        // A system that stopped (a PD faulted during a call) answers nothing, ever: the
+        // request fails with the simulator's report.
+        self.sim
+            .feed(buf, &mut |b| inbox.extend(b))
+            .map_err(|e| io::Error::other(e.0))?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -183,29 +187,91 @@ fn three_tenants_append_read_export_verify() {
         Err(ClientError::Remote(ErrorCode::BadRequest))
     ));
 
-    // Everything durable: the disk holds an audit namespace with one record per read and
-    // bundle fetch, and each tenant's tree, as a fresh mount sees them.
-    let image = rig.disk.borrow().image().to_vec();
+    // Everything durable: the disk holds an audit namespace with exactly one record per read
+    // request and per entry bundle fetched, in order, each naming the tenant whose ledger
+    // called (audit learns it from the channel), the range that left and the outcome.
+    let mut expected = Vec::new();
+    for (t, tenant) in TENANTS.iter().enumerate() {
+        let n = counts[t] as u64;
+        // read(0, all): one request returns every entry, the next one finds the end.
+        expected.push(format!("tenant={tenant} op=read first=0 count={n}"));
+        expected.push(format!("tenant={tenant} op=read first={n} count=0"));
+        // read(3, 1): one entry if there is a fourth, else the end.
+        expected.push(format!(
+            "tenant={tenant} op=read first=3 count={}",
+            u64::from(n > 3)
+        ));
+        // The export: every entry bundle of the log, full ones then the partial one.
+        for b in 0..n.div_ceil(256) {
+            let count = (n - b * 256).min(256);
+            expected.push(format!(
+                "tenant={tenant} op=bundle first={} count={count}",
+                b * 256
+            ));
+        }
+    }
+    assert_records(&audit_records(&rig.disk), &expected);
+}
+
+/// Every record of the audit log on `disk`, as a fresh read-only mount sees it (verified
+/// against the audit log's key).
+fn audit_records(disk: &Rc<RefCell<RamDevice>>) -> Vec<String> {
+    let image = disk.borrow().image().to_vec();
     let (mut store, _) =
         psdb::Store::mount(RamDevice::from_image(image), psdb::Mode::ReadOnly).unwrap();
-    let ns = store.open_namespace("audit").unwrap();
-    let mut buf = Vec::new();
-    assert!(store.checkpoint(ns, &mut buf).unwrap());
-    let audit_size: u64 = std::str::from_utf8(&buf)
+    let Ok(ns) = store.open_namespace("audit") else {
+        return Vec::new();
+    };
+    let mut cp = Vec::new();
+    if !store.checkpoint(ns, &mut cp).unwrap() {
+        return Vec::new();
+    }
+    note::Note::parse(&cp)
+        .unwrap()
+        .verify(&[verifier("audit")])
+        .unwrap();
+    let size: u64 = std::str::from_utf8(&cp)
         .unwrap()
         .lines()
         .nth(1)
         .unwrap()
         .parse()
         .unwrap();
-    // Per tenant: 1 full read (300 entries -> 3 requests for 300? no: one response holds them)
-    // plus the single read and each bundle fetched: at least one record per read call.
-    assert!(audit_size >= 6, "audit log has {audit_size} records");
-    let bundle = store.get(ns, "tile/entries/000.p/1", &mut buf);
-    assert!(bundle.unwrap());
-    assert!(std::str::from_utf8(&buf[2..])
-        .unwrap()
-        .starts_with("tenant=corporate op=read first=0"));
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    for tile in tlog::tile::entry_bundles_for_size(size) {
+        assert!(store.get(ns, tile.path().as_str(), &mut buf).unwrap());
+        let mut rest = &buf[..];
+        while rest.len() >= 2 {
+            let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+            out.push(String::from_utf8(rest[2..2 + len].to_vec()).unwrap());
+            rest = &rest[2 + len..];
+        }
+        assert!(rest.is_empty(), "trailing bytes in an audit bundle");
+    }
+    assert_eq!(out.len() as u64, size);
+    out
+}
+
+/// `records` are exactly `expected` (each `tenant=.. op=.. first=.. count=..`), in order, each
+/// with a request id (strictly increasing per tenant: one client) and `outcome=granted`.
+fn assert_records(records: &[String], expected: &[String]) {
+    let mut last: BTreeMap<String, u64> = BTreeMap::new();
+    let got: Vec<String> = records
+        .iter()
+        .map(|r| {
+            let (head, tail) = r.split_once(" request=").unwrap();
+            let (id, outcome) = tail.split_once(' ').unwrap();
+            assert_eq!(outcome, "outcome=granted", "{r}");
+            let id: u64 = id.parse().unwrap();
+            let tenant = head.split(' ').next().unwrap().to_string();
+            if let Some(prev) = last.insert(tenant, id) {
+                assert!(id > prev, "request ids out of order: {records:?}");
+            }
+            head.to_string()
+        })
+        .collect();
+    assert_eq!(got, expected);
 }
 
 #[test]
@@ -215,7 +281,7 @@ fn malformed_input_is_answered_and_the_wire_keeps_serving() {
     let mut raw = |bytes: &[u8]| -> Vec<Result<Vec<u8>, protocol::FrameError>> {
         let s = sim(&mut rig);
         let mut out = Vec::new();
-        s.feed(bytes, &mut |b| out.extend_from_slice(b));
+        s.feed(bytes, &mut |b| out.extend_from_slice(b)).unwrap();
         let mut d = protocol::Decoder::new(vec![0u8; protocol::MAX_ENCODED]);
         let mut frames = Vec::new();
         d.feed(&out, |f| frames.push(f.map(<[u8]>::to_vec)));
@@ -471,4 +537,212 @@ fn the_archive_survives_a_restart() {
         assert_eq!(again.client.read(t, 0, 5).unwrap()[0].1, t.as_bytes());
         assert_eq!(again.client.append(t, &[b"more"]).unwrap(), [1]);
     }
+}
+
+/// A PD that faults inside a protected call never replies: on seL4 its caller (a passive
+/// ledger, then the wire below it) stays blocked forever and the box serves nothing more. The
+/// simulator shows exactly that: no invented reply, a `SIM|ERROR` report, and every later
+/// request fails.
+#[test]
+fn a_fault_during_a_call_blocks_the_chain_and_stops_the_system() {
+    let mut rig = boot();
+    rig.client.append("property", &[b"a", b"b"]).unwrap();
+    assert!(sim(&mut rig).inject_fault("audit", "injected fault"));
+    // The read reaches audit, which faults before recording: the ledger never gets an answer,
+    // so neither does the wire, so neither does the client. No content leaves.
+    let err = rig.client.read("property", 0, 10).unwrap_err().to_string();
+    let report = "SIM|ERROR: PD audit faulted during a call from ledger_property: injected fault";
+    assert!(err.contains(report), "{err}");
+    assert!(
+        rig.client.stream_mut().inbox.is_empty(),
+        "no reply was made up"
+    );
+    let s = sim(&mut rig);
+    assert_eq!(s.halted().as_deref(), Some(report));
+    let console = s.console();
+    assert!(console
+        .iter()
+        .any(|l| l == "MON|ERROR: faulting PD: audit: injected fault"));
+    assert!(console.iter().any(|l| l == report), "{console:?}");
+    assert!(s.has_faulted("audit") && !s.is_running("audit"));
+    for pd in ["ledger_property", "wire"] {
+        assert!(s.is_blocked(pd) && !s.is_running(pd), "{pd} is not blocked");
+    }
+    // Untouched, but unreachable: nothing reaches them through the blocked wire.
+    for pd in ["ledger_corporate", "ledger_personnel", "psdb"] {
+        assert!(s.is_running(pd), "{pd} stopped");
+    }
+    // Nothing else is ever answered, for any tenant.
+    let again = rig.client.hello("corporate").unwrap_err().to_string();
+    assert!(again.contains(report), "{again}");
+    let mut out = Vec::new();
+    let fed = sim(&mut rig).feed(&encode_frame_vec(b"\x01\x00\x00\x00"), &mut |b| {
+        out.extend_from_slice(b)
+    });
+    assert_eq!(fed.unwrap_err().0, report);
+    assert!(out.is_empty());
+    // Nothing was recorded: the read never happened as far as the audit log knows.
+    assert!(audit_records(&rig.disk).is_empty());
+}
+
+/// A ledger (the wire's callee) faulting blocks the wire directly.
+#[test]
+fn a_ledger_fault_blocks_the_wire() {
+    let mut rig = boot();
+    rig.client.append("corporate", &[b"x"]).unwrap();
+    sim(&mut rig).inject_fault("ledger_corporate", "bug");
+    let err = rig.client.append("corporate", &[b"y"]).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("SIM|ERROR: PD ledger_corporate faulted during a call from wire: bug"),
+        "{err}"
+    );
+    assert!(sim(&mut rig).is_blocked("wire"));
+    assert!(!sim(&mut rig).is_blocked("audit"));
+    // The durable state is what it was: the second append never happened.
+    let again = boot_on(rig.disk.clone());
+    let mut c = again.client;
+    assert_eq!(c.hello("corporate").unwrap().size, 1);
+}
+
+/// A compromised wire that writes a request for tenant B into ledger A's region gets
+/// `WrongTenant`: nothing served, nothing appended, nothing audited, for either tenant.
+#[test]
+fn a_request_for_another_tenant_is_refused_by_the_ledger() {
+    let mut rig = boot();
+    rig.client.append("corporate", &[b"corp"]).unwrap();
+    rig.client.append("personnel", &[b"pers"]).unwrap();
+    let entries = {
+        let mut buf = vec![0u8; 64];
+        let mut len = 0;
+        assert!(protocol::push_entry(&mut buf, &mut len, b"forged"));
+        buf.truncate(len);
+        buf
+    };
+    let ops = [
+        protocol::Op::Append { entries: &entries },
+        protocol::Op::Read { since: 0, max: 10 },
+        protocol::Op::GetObject {
+            path: "tile/entries/000.p/1",
+            offset: 0,
+        },
+        protocol::Op::Checkpoint,
+        protocol::Op::Hello,
+    ];
+    let s = sim(&mut rig);
+    for (i, op) in ops.into_iter().enumerate() {
+        let id = 900 + i as u64;
+        let resp = s
+            .as_pd("wire", || {
+                let mut buf = vec![0u8; 1024];
+                let n = protocol::Request {
+                    id,
+                    tenant: "personnel",
+                    capability: &[],
+                    op,
+                }
+                .encode(&mut buf)
+                .unwrap();
+                let region = wire_pd::CORPORATE.get().unwrap(); // ledger_corporate's region
+                region.write(0, &buf[..n]).unwrap();
+                set_mr(0, n as u64);
+                let reply = interface::wire::LEDGERS[0]
+                    .pp_call(MessageInfo::new(interface::ledger_call::REQUEST, 1));
+                assert_eq!(reply.label(), interface::ledger_call::OK);
+                let len = microkit::get_mr(0) as usize;
+                let mut out = vec![0u8; len];
+                region.read(0, &mut out).unwrap();
+                out
+            })
+            .unwrap();
+        let r = Response::decode(&resp).unwrap();
+        assert_eq!(r.id, id);
+        assert!(
+            matches!(
+                r.body,
+                protocol::Body::Error {
+                    code: ErrorCode::WrongTenant
+                }
+            ),
+            "op {i}: {:?}",
+            r.body
+        );
+    }
+    assert!(sim(&mut rig).halted().is_none());
+    let c = &mut rig.client;
+    assert_eq!(c.hello("corporate").unwrap().size, 1);
+    assert_eq!(c.hello("personnel").unwrap().size, 1);
+    assert_eq!(c.read("personnel", 0, 10).unwrap()[0].1, b"pers");
+    assert_eq!(c.read("corporate", 0, 10).unwrap()[0].1, b"corp");
+    // Only the two honest reads above are on the audit log (each: one request for the entry,
+    // one that finds the end).
+    assert_records(
+        &audit_records(&rig.disk),
+        &[
+            "tenant=personnel op=read first=0 count=1".to_string(),
+            "tenant=personnel op=read first=1 count=0".to_string(),
+            "tenant=corporate op=read first=0 count=1".to_string(),
+            "tenant=corporate op=read first=1 count=0".to_string(),
+        ],
+    );
+}
+
+/// Audit takes records only on its three ledger channels: a call arriving on any other channel
+/// (here a wire -> audit channel added to the description, which system.xml does not have) is
+/// refused and nothing is recorded, while the same record from a ledger is.
+#[test]
+fn audit_refuses_calls_on_a_non_ledger_channel() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../system.xml"))
+        .unwrap()
+        .replace(
+            "</system>",
+            r#"<channel>
+        <end pd="wire" id="5" pp="true" notify="false" />
+        <end pd="audit" id="5" notify="false" />
+    </channel>
+</system>"#,
+        );
+    let system = sysdesc::System::parse(&text).unwrap();
+    let disk = Rc::new(RefCell::new(RamDevice::new(128 << 11)));
+    let fail = Rc::new(Cell::new(false));
+    let s = Sim::new(
+        system,
+        Disk::Shared(disk.clone(), fail.clone()),
+        &keys(),
+        false,
+    )
+    .unwrap();
+    let record = interface::audit_call::encode(&interface::audit_call::Record {
+        request: 7,
+        kind: interface::audit_call::Kind::Read,
+        first: 0,
+        count: 1,
+    });
+    // From the wire, on its own channel to audit: refused (the record it would have written
+    // sits in corporate's audit region, which a compromised ledger could fill).
+    s.as_pd("ledger_corporate", || {
+        ledger_pd::AUDIT.get().unwrap().write(0, &record).unwrap();
+    })
+    .unwrap();
+    let r = s
+        .as_pd("wire", || {
+            set_mr(0, record.len() as u64);
+            Channel::new(5).pp_call(MessageInfo::new(interface::audit_call::RECORD, 1))
+        })
+        .unwrap();
+    assert_eq!(r.label(), interface::audit_call::BAD_CALL);
+    assert!(audit_records(&disk).is_empty());
+    // The same record from ledger_corporate on its channel is recorded, as corporate's.
+    let r = s
+        .as_pd("ledger_corporate", || {
+            set_mr(0, record.len() as u64);
+            interface::ledger::AUDIT.pp_call(MessageInfo::new(interface::audit_call::RECORD, 1))
+        })
+        .unwrap();
+    assert_eq!(r.label(), interface::audit_call::RECORDED);
+    assert_records(
+        &audit_records(&disk),
+        &["tenant=corporate op=read first=0 count=1".to_string()],
+    );
+    assert!(s.halted().is_none());
 }

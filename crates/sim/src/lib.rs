@@ -10,8 +10,16 @@
 //! - Protected calls are synchronous and checked at call time as the kernel would: the caller
 //!   must hold the ppcall right on that channel end and the callee must have a strictly higher
 //!   priority; anything else is refused (reply label [`REFUSED`]) and logged. Message registers
-//!   are copied caller -> callee -> caller, up to each message's length. A handler error is a PD
-//!   fault: the PD stops, later calls to it are refused.
+//!   are copied caller -> callee -> caller, up to each message's length.
+//! - A PD fault (its handler returns an error, or panics) is what seL4 makes of it. The PD
+//!   stops (`MON|ERROR: faulting PD: ...`). If it faulted inside a protected call, its caller
+//!   is blocked forever (a passive callee that faults never replies), and so is every PD below
+//!   it in the call chain, down to the wire: the system serves nothing more. The simulator
+//!   does not invent a reply: it reports `SIM|ERROR: PD <callee> faulted during a call from
+//!   <caller>: <why>`, stops ([`Sim::halted`]), drops whatever the blocked PDs would have done
+//!   after the call (their calls go nowhere, their output is discarded) and every later
+//!   [`Sim::feed`] returns that error. A protected call to a PD that has already faulted blocks
+//!   its caller the same way. [`Sim::inject_fault`] makes a PD fault on its next call (tests).
 //! - Notifications (none in this system; supported for completeness) are queued and delivered
 //!   after the current event, highest priority PD first.
 //! - The wire's byte stream is a socket ([`Sim::feed`] / the `totebox-sim` binary); psdb's disk
@@ -120,7 +128,10 @@ fn write_key(path: &std::path::Path, key: &str, mode: u32) -> Result<(), SimErro
     writeln!(f, "{key}").map_err(|e| SimError(format!("{}: {e}", path.display())))
 }
 
-/// Reply label of a protected call the simulator refused (no right, downhill, callee faulted).
+/// Reply label of a protected call the simulator refused (no right, unknown channel, downhill).
+/// Never the answer to a call whose callee faulted: that call does not return (see the crate
+/// documentation); after the system halted the blocked PDs' code that still runs in the
+/// simulator sees this label, but nothing it does has any effect.
 pub const REFUSED: u64 = 0xFFFF_FFFF;
 
 /// psdb's disk in the simulator.
@@ -200,6 +211,8 @@ struct Slot {
     priority: u8,
     backend: Rc<PdBackend>,
     handler: RefCell<Option<Box<dyn SimHandler>>>,
+    /// A fault to raise at the next protected call into this PD ([`Sim::inject_fault`]).
+    armed: RefCell<Option<String>>,
 }
 
 struct Core {
@@ -211,11 +224,36 @@ struct Core {
     /// Every console line any PD printed, and the simulator's own reports.
     console: RefCell<Vec<String>>,
     echo: Cell<bool>,
+    /// Why the system stopped: a PD faulted during a protected call (or one was made to a
+    /// faulted PD), blocking the call chain down to the wire.
+    halted: RefCell<Option<String>>,
+    /// PDs blocked forever in a protected call that will never return.
+    blocked: RefCell<Vec<String>>,
 }
 
 impl Core {
     fn slot(&self, name: &str) -> Option<Rc<Slot>> {
         self.slots.borrow().iter().find(|s| s.name == name).cloned()
+    }
+
+    fn halted(&self) -> bool {
+        self.halted.borrow().is_some()
+    }
+
+    /// Stops the system: `caller` is blocked forever in a call into `callee`.
+    fn halt(&self, line: String) {
+        if self.halted() {
+            return;
+        }
+        self.say(line.clone());
+        *self.halted.borrow_mut() = Some(line);
+    }
+
+    fn block(&self, pd: &str) {
+        let mut blocked = self.blocked.borrow_mut();
+        if !blocked.iter().any(|b| b == pd) {
+            blocked.push(pd.to_string());
+        }
     }
 
     fn say(&self, line: String) {
@@ -256,6 +294,9 @@ impl Backend for PdBackend {
         let Some(core) = self.core.upgrade() else {
             return;
         };
+        if core.halted() {
+            return; // a blocked PD's code after its call: it never runs on seL4
+        }
         let peer = core.system.peer(&self.name, channel.index() as u8);
         match peer {
             Some((me, peer)) if me.notify => {
@@ -278,6 +319,12 @@ impl Backend for PdBackend {
         let Some(core) = self.core.upgrade() else {
             return MessageInfo::new(REFUSED, 0);
         };
+        if core.halted() {
+            // The system stopped: this code runs only in the simulator (on seL4 the PD making
+            // this call is blocked below a faulted callee). The call goes nowhere.
+            core.block(&self.name);
+            return MessageInfo::new(REFUSED, 0);
+        }
         let Some((me, peer)) = core.system.peer(&self.name, channel.index() as u8) else {
             return self.refuse(
                 &core,
@@ -303,24 +350,49 @@ impl Backend for PdBackend {
             return self.refuse(&core, format!("ppcall into {} re-entered", callee.name));
         };
         let Some(h) = handler.as_mut() else {
-            return self.refuse(&core, format!("ppcall to stopped PD {}", callee.name));
+            // A faulted passive PD never receives again: the caller waits forever.
+            core.block(&self.name);
+            core.halt(format!(
+                "SIM|ERROR: PD {} called {}, which has faulted: the call never returns",
+                self.name, callee.name
+            ));
+            return MessageInfo::new(REFUSED, 0);
         };
         let n = info.count().min(120);
         callee.backend.mrs.borrow_mut()[..n].copy_from_slice(&self.mrs.borrow()[..n]);
         let prev = set_backend(Some(callee.backend.clone()));
-        let result = h.protected(Channel::new(usize::from(peer.id)), info);
+        let armed = callee.armed.borrow_mut().take();
+        let ch = Channel::new(usize::from(peer.id));
+        let result = match armed {
+            Some(why) => Err(why),
+            None => {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.protected(ch, info)))
+                    .unwrap_or_else(|p| Err(panic_message(p.as_ref())))
+            }
+        };
         set_backend(prev);
+        if let Err(e) = result {
+            *handler = None;
+            core.say(format!("MON|ERROR: faulting PD: {}: {e}", callee.name));
+            core.block(&self.name);
+            core.halt(format!(
+                "SIM|ERROR: PD {} faulted during a call from {}: {e}",
+                callee.name, self.name
+            ));
+            return MessageInfo::new(REFUSED, 0);
+        }
+        if core.halted() {
+            // Something above the callee faulted: the callee is blocked, so is its caller.
+            core.block(&self.name);
+            return MessageInfo::new(REFUSED, 0);
+        }
         match result {
             Ok(reply) => {
                 let n = reply.count().min(120);
                 self.mrs.borrow_mut()[..n].copy_from_slice(&callee.backend.mrs.borrow()[..n]);
                 reply
             }
-            Err(e) => {
-                *handler = None;
-                core.say(format!("MON|ERROR: faulting PD: {}: {e}", callee.name));
-                MessageInfo::new(REFUSED, 0)
-            }
+            Err(_) => MessageInfo::new(REFUSED, 0),
         }
     }
 
@@ -339,6 +411,9 @@ impl Backend for PdBackend {
     }
 
     fn debug_put_str(&self, s: &str) {
+        if self.core.upgrade().is_some_and(|c| c.halted()) {
+            return; // a blocked PD prints nothing
+        }
         let mut line = self.line.borrow_mut();
         for c in s.chars() {
             if c == '\n' {
@@ -369,6 +444,15 @@ impl Backend for PdBackend {
             }
         });
         Some(mem.clone())
+    }
+}
+
+/// What a panic carried, as a fault report.
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    match (p.downcast_ref::<&str>(), p.downcast_ref::<String>()) {
+        (Some(s), _) => format!("panicked: {s}"),
+        (_, Some(s)) => format!("panicked: {s}"),
+        _ => "panicked".to_string(),
     }
 }
 
@@ -423,6 +507,7 @@ impl Sim {
                             line: RefCell::new(String::new()),
                         }),
                         handler: RefCell::new(None),
+                        armed: RefCell::new(None),
                     })
                 })
                 .collect();
@@ -433,6 +518,8 @@ impl Sim {
                 pending: RefCell::new(Vec::new()),
                 console: RefCell::new(Vec::new()),
                 echo: Cell::new(echo),
+                halted: RefCell::new(None),
+                blocked: RefCell::new(Vec::new()),
             }
         });
         // Highest priority first: a PD's init may call the PDs above it.
@@ -497,11 +584,46 @@ impl Sim {
     }
 
     /// Feeds bytes from the client to the wire; responses go to `out`.
-    pub fn feed(&mut self, bytes: &[u8], out: &mut dyn FnMut(&[u8])) {
+    ///
+    /// An error once the system has stopped ([`Sim::halted`]): a PD faulted during a protected
+    /// call, so the wire is blocked forever. Responses to frames before that one still went
+    /// out; nothing is answered after it (on seL4 the client would wait forever).
+    pub fn feed(&mut self, bytes: &[u8], out: &mut dyn FnMut(&[u8])) -> Result<(), SimError> {
+        if let Some(why) = self.halted() {
+            return Err(SimError(why));
+        }
         let backend = self.wire_backend.clone();
+        let core = self.core.clone();
         let wire = &mut self.wire;
-        as_pd(&backend, || wire.on_bytes(bytes, out));
+        let mut gated = |b: &[u8]| {
+            if !core.halted() {
+                out(b);
+            }
+        };
+        as_pd(&backend, || wire.on_bytes(bytes, &mut gated));
+        if let Some(why) = self.halted() {
+            return Err(SimError(why));
+        }
         self.deliver_notifications();
+        Ok(())
+    }
+
+    /// Why the system stopped (`SIM|ERROR: PD <callee> faulted during a call from <caller>:
+    /// ...`), if it has: every PD in that call chain is blocked forever.
+    pub fn halted(&self) -> Option<String> {
+        self.core.halted.borrow().clone()
+    }
+
+    /// Makes PD `name` fault at its next protected call, with `why` as the fault report (what a
+    /// bug or a hardware fault in it would do). Tests only. `false` if there is no such PD.
+    pub fn inject_fault(&self, name: &str, why: &str) -> bool {
+        match self.core.slot(name) {
+            Some(slot) => {
+                *slot.armed.borrow_mut() = Some(why.to_string());
+                true
+            }
+            None => false,
+        }
     }
 
     /// A client went away: drop its partial frame.
@@ -531,18 +653,31 @@ impl Sim {
         self.core.regions.borrow().get(name).cloned()
     }
 
-    /// Whether PD `name` is running (not faulted).
+    /// Whether PD `name` is running: neither faulted nor blocked in a call that never returns.
     pub fn is_running(&self, name: &str) -> bool {
-        if name == interface::pd::WIRE {
-            return true;
-        }
-        self.core
-            .slot(name)
-            .is_some_and(|s| s.handler.try_borrow().map(|h| h.is_some()).unwrap_or(true))
+        self.core.slot(name).is_some() && !self.is_blocked(name) && !self.has_faulted(name)
+    }
+
+    /// Whether PD `name` is blocked forever in a protected call whose callee faulted.
+    pub fn is_blocked(&self, name: &str) -> bool {
+        self.core.blocked.borrow().iter().any(|b| b == name)
+    }
+
+    /// Whether PD `name` has faulted (its handler is gone).
+    pub fn has_faulted(&self, name: &str) -> bool {
+        // The wire's handler lives in `Sim` itself, not in its slot.
+        name != interface::pd::WIRE
+            && self
+                .core
+                .slot(name)
+                .is_some_and(|s| s.handler.try_borrow().map(|h| h.is_none()).unwrap_or(false))
     }
 
     fn deliver_notifications(&mut self) {
         loop {
+            if self.core.halted() {
+                return;
+            }
             let next = {
                 let mut pending = self.core.pending.borrow_mut();
                 if pending.is_empty() {
@@ -592,5 +727,63 @@ fn psdb_handler(disk: Disk) -> Result<Box<dyn SimHandler>, SimError> {
             microkit::debug_println!("psdb|ERROR: cannot mount the disk: {e}");
             Ok(Box::new(psdb_pd::NoStore))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    struct Panics;
+    impl SimHandler for Panics {
+        fn protected(&mut self, _: Channel, _: MessageInfo) -> Result<MessageInfo, String> {
+            panic!("boom")
+        }
+        fn notified(&mut self, _: ChannelSet) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    /// A PD that panics inside a call faults like one returning an error: its caller is
+    /// blocked, the system stops, and no reply is invented.
+    #[test]
+    fn a_panic_in_a_callee_is_a_fault_that_blocks_its_caller() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../system.xml"))
+                .unwrap();
+        let system = System::parse(&text).unwrap();
+        let sim = Sim::new(
+            system,
+            Disk::Ram(RamDevice::new(1 << 15)),
+            &Keys::from_seed(3),
+            false,
+        )
+        .unwrap();
+        let audit = sim.core.slot("audit").unwrap();
+        *audit.handler.borrow_mut() = Some(Box::new(Panics));
+        let r = sim
+            .as_pd("ledger_personnel", || {
+                interface::ledger::AUDIT.pp_call(MessageInfo::new(1, 0))
+            })
+            .unwrap();
+        assert_eq!(r.label(), REFUSED); // the simulator's code goes on; seL4's would not
+        let why = sim.halted().unwrap();
+        assert_eq!(
+            why,
+            "SIM|ERROR: PD audit faulted during a call from ledger_personnel: panicked: boom"
+        );
+        assert!(sim.has_faulted("audit") && sim.is_blocked("ledger_personnel"));
+        // A later call to the faulted PD, from anyone, goes nowhere.
+        let before = sim.console().len();
+        let _ = sim.as_pd("ledger_corporate", || {
+            microkit::debug_println!("ledger_corporate|INFO: not printed");
+            interface::ledger::AUDIT.pp_call(MessageInfo::new(1, 0))
+        });
+        assert_eq!(
+            sim.console().len(),
+            before,
+            "a stopped system prints nothing"
+        );
     }
 }

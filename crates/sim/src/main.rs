@@ -114,9 +114,15 @@ fn serve<S: Read + Write>(sim: &mut Sim, mut stream: S) {
             Ok(n) => n,
         };
         out.clear();
-        sim.feed(&buf[..n], &mut |b| out.extend_from_slice(b));
+        let fed = sim.feed(&buf[..n], &mut |b| out.extend_from_slice(b));
         if !out.is_empty() && stream.write_all(&out).is_err() {
             break;
+        }
+        if let Err(e) = fed {
+            // A PD faulted during a call: on seL4 the wire is blocked forever. Stop here (the
+            // report is on the console) rather than serve from a system that would not.
+            eprintln!("{e}");
+            std::process::exit(1);
         }
     }
     sim.disconnect();
