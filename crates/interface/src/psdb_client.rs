@@ -16,8 +16,11 @@ pub enum PsdbError {
     Refused(u64),
     /// The path or object does not fit the region.
     TooLarge,
-    /// psdb's reply does not make sense (a length past the region).
+    /// psdb's reply does not make sense (a length past the region or past the largest tlog
+    /// object, or a found/length reply without its two message registers).
     BadReply,
+    /// The buffer for the object could not be allocated.
+    OutOfMemory,
 }
 
 impl fmt::Display for PsdbError {
@@ -26,6 +29,7 @@ impl fmt::Display for PsdbError {
             PsdbError::Refused(code) => write!(f, "psdb refused with code {code}"),
             PsdbError::TooLarge => f.write_str("object too large for the psdb region"),
             PsdbError::BadReply => f.write_str("malformed psdb reply"),
+            PsdbError::OutOfMemory => f.write_str("no memory for the object read from psdb"),
         }
     }
 }
@@ -48,7 +52,40 @@ impl PsdbClient {
         self.region.len().saturating_sub(DATA)
     }
 
-    fn call(&mut self, label: u64, path: &str, data: &[u8]) -> Result<(), PsdbError> {
+    /// Largest object a read accepts: the region's, and never more than the largest tlog
+    /// object ([`tlog::tile::MAX_BUNDLE_SIZE`]), so a read buffer of that capacity is never
+    /// grown.
+    pub fn max_read(&self) -> usize {
+        self.max_object().min(tlog::tile::MAX_BUNDLE_SIZE)
+    }
+
+    /// Reads bytes `offset..` of the object at `path` (the checkpoint if `path` is `None`)
+    /// straight from the shared region into `out`, as many as fit; returns the object's total
+    /// length and how many bytes were copied, or `None` if there is no such object. Allocates
+    /// nothing: for serving an object in chunks without holding a copy of it.
+    pub fn get_range(
+        &mut self,
+        path: Option<&str>,
+        offset: u64,
+        out: &mut [u8],
+    ) -> Result<Option<(u64, usize)>, PsdbError> {
+        let reply = match path {
+            Some(p) => self.call(GET, p, &[])?,
+            None => self.call(CHECKPOINT, "", &[])?,
+        };
+        let Some(len) = self.reply_len(reply)? else {
+            return Ok(None);
+        };
+        let total = len as u64;
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(len);
+        let n = (len - start).min(out.len());
+        self.region
+            .read(DATA + start, &mut out[..n])
+            .map_err(|_| PsdbError::BadReply)?;
+        Ok(Some((total, n)))
+    }
+
+    fn call(&mut self, label: u64, path: &str, data: &[u8]) -> Result<MessageInfo, PsdbError> {
         if path.len() > MAX_PATH || data.len() > self.max_object() {
             return Err(PsdbError::TooLarge);
         }
@@ -62,21 +99,37 @@ impl PsdbClient {
         set_mr(1, data.len() as u64);
         let reply = self.channel.pp_call(MessageInfo::new(label, 2));
         match reply.label() {
-            OK => Ok(()),
+            OK => Ok(reply),
             code => Err(PsdbError::Refused(code)),
         }
     }
 
-    fn read_reply(&mut self, out: &mut Vec<u8>) -> Result<bool, PsdbError> {
-        let (found, len) = (get_mr(0), get_mr(1));
-        out.clear();
-        if found == 0 {
-            return Ok(false);
-        }
-        let len = usize::try_from(len).map_err(|_| PsdbError::BadReply)?;
-        if len > self.max_object() {
+    /// The object length a found/length reply states, `None` if not found. The reply must
+    /// carry both registers: on seL4 a register the callee did not set still holds the
+    /// caller's own value (here the path length and 0), so a short reply is malformed.
+    fn reply_len(&self, reply: MessageInfo) -> Result<Option<usize>, PsdbError> {
+        if reply.count() < 2 {
             return Err(PsdbError::BadReply);
         }
+        let (found, len) = (get_mr(0), get_mr(1));
+        if found == 0 {
+            return Ok(None);
+        }
+        let len = usize::try_from(len).map_err(|_| PsdbError::BadReply)?;
+        if len > self.max_read() {
+            return Err(PsdbError::BadReply);
+        }
+        Ok(Some(len))
+    }
+
+    fn read_reply(&mut self, reply: MessageInfo, out: &mut Vec<u8>) -> Result<bool, PsdbError> {
+        out.clear();
+        let Some(len) = self.reply_len(reply)? else {
+            return Ok(false);
+        };
+        // The length comes from outside: reserve fallibly and exactly (no doubling).
+        out.try_reserve_exact(len)
+            .map_err(|_| PsdbError::OutOfMemory)?;
         out.resize(len, 0);
         self.region
             .read(DATA, out)
@@ -89,20 +142,20 @@ impl tlog::Storage for PsdbClient {
     type Error = PsdbError;
 
     fn put(&mut self, path: &str, data: &[u8]) -> Result<(), PsdbError> {
-        self.call(PUT, path, data)
+        self.call(PUT, path, data).map(|_| ())
     }
 
     fn set_checkpoint(&mut self, checkpoint: &[u8]) -> Result<(), PsdbError> {
-        self.call(SET_CHECKPOINT, "", checkpoint)
+        self.call(SET_CHECKPOINT, "", checkpoint).map(|_| ())
     }
 
     fn get(&mut self, path: &str, out: &mut Vec<u8>) -> Result<bool, PsdbError> {
-        self.call(GET, path, &[])?;
-        self.read_reply(out)
+        let reply = self.call(GET, path, &[])?;
+        self.read_reply(reply, out)
     }
 
     fn checkpoint(&mut self, out: &mut Vec<u8>) -> Result<bool, PsdbError> {
-        self.call(CHECKPOINT, "", &[])?;
-        self.read_reply(out)
+        let reply = self.call(CHECKPOINT, "", &[])?;
+        self.read_reply(reply, out)
     }
 }

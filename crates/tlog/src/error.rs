@@ -118,6 +118,10 @@ pub enum Error<E> {
     /// An earlier write failed part way, so the in-memory state may be ahead of storage; the
     /// log refuses to continue. Reopen it from storage (as after a crash).
     Poisoned,
+    /// A buffer of this many bytes could not be allocated (the heap is exhausted). Nothing
+    /// was written; allocate the log's buffers up front ([`crate::log::Buffers`]) to rule
+    /// this out.
+    OutOfMemory(usize),
 }
 
 impl<E: fmt::Display> fmt::Display for Error<E> {
@@ -138,6 +142,7 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
             Error::Poisoned => f.write_str(
                 "an earlier write failed part way; reopen the log from storage to continue",
             ),
+            Error::OutOfMemory(n) => write!(f, "out of memory: {n} bytes could not be allocated"),
         }
     }
 }

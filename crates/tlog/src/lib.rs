@@ -34,7 +34,7 @@ pub mod verify;
 
 pub use error::{Error, Object, ObjectError, Reason, VerifyError};
 pub use hash::{leaf_hash, node_hash, Hash, EMPTY_ROOT};
-pub use log::Log;
+pub use log::{Buffers, Log};
 pub use mem::{Fault, MemError, MemStorage};
 pub use proof::{
     prove_consistency, prove_inclusion, verify_consistency, verify_inclusion, NodeSource,

@@ -18,15 +18,22 @@
 //!   level is reached) and the at most 8 roots of the perfect subtrees those hashes form. At
 //!   most 8 × (8 KiB + 256 B) ≈ 66 KiB. Never proportional to the number of entries.
 //! - The pending entry bundle: the encoded entries of the rightmost bundle, at most
-//!   256 × (2 + 65,535) bytes = 16 MiB for maximum-size entries (66 KiB for 256-byte
-//!   entries). Its capacity is kept when a full bundle is written, so steady-state appends do
-//!   not allocate.
+//!   [`MAX_BUNDLE_SIZE`] = 256 × (2 + 65,535) = 16,777,472 bytes. It is never grown step by
+//!   step (doubling would hold old and new copies at once and end at 2^25 bytes): its
+//!   capacity is reserved once, exactly [`MAX_BUNDLE_SIZE`], either up front
+//!   ([`Buffers::preallocated`], what a PD with a fixed heap uses) or, with
+//!   [`Buffers::default`], by the first append or open that needs it, with a fallible
+//!   reservation ([`Error::OutOfMemory`], never a panic). Its capacity is kept when a full
+//!   bundle is written, so steady-state appends do not allocate.
 //! - One read buffer, as large as the largest object read (a tile: 8 KiB; a bundle: up to
-//!   16 MiB), used by `open`, reads and proofs.
+//!   [`MAX_BUNDLE_SIZE`]), used by `open`, reads and proofs. [`Buffers::preallocated`]
+//!   reserves it once at [`MAX_BUNDLE_SIZE`]; a [`Storage`] filling it should reserve
+//!   fallibly (the PD's psdb client does, and refuses objects above [`MAX_BUNDLE_SIZE`]).
 //!
-//! `append` allocates nothing beyond those buffers' first growth: no per-append allocation
-//! (the paths of full tiles are built on the stack). `checkpoint` allocates the checkpoint
-//! text and the signed note (a few hundred bytes).
+//! So with [`Buffers::preallocated`] the log's memory is fixed at 2 × [`MAX_BUNDLE_SIZE`]
+//! plus the append state, whatever entries arrive. `append` allocates nothing beyond that: no
+//! per-append allocation (the paths of full tiles are built on the stack). `checkpoint`
+//! allocates the checkpoint text and the signed note (a few hundred bytes).
 //!
 //! # Failures
 //!
@@ -34,6 +41,7 @@
 //! may be ahead of storage: the log is then *poisoned* and every later call returns
 //! [`Error::Poisoned`]. Recover by reopening from storage, exactly as after a crash.
 
+use alloc::collections::TryReserveError;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -45,7 +53,8 @@ use crate::proof::{self, NodeSource, ProofError};
 use crate::storage::Storage;
 use crate::tile::{
     bundle_entries, decode_bundle, encode_entry, full_tile_count, partial_tile_width, tile_hashes,
-    FormatError, Tile, TileKind, MAX_ENTRY_SIZE, MAX_LEVELS, TILE_HEIGHT, TILE_WIDTH,
+    FormatError, Tile, TileKind, MAX_BUNDLE_SIZE, MAX_ENTRY_SIZE, MAX_LEVELS, TILE_HEIGHT,
+    TILE_WIDTH,
 };
 
 const FULL: u16 = TILE_WIDTH as u16;
@@ -92,6 +101,35 @@ impl Level {
     }
 }
 
+/// The two large buffers of a [`Log`]: the pending entry bundle and the read buffer. A PD
+/// allocates them once ([`Buffers::preallocated`]), hands them to [`Log::create_in`] or
+/// [`Log::open_in`] and gets them back from [`Log::into_parts`] (or, when opening fails, in
+/// the `Buffers` it passed), so its heap use stays fixed across reopens.
+#[derive(Debug, Default)]
+pub struct Buffers {
+    bundle: Vec<u8>,
+    buf: Vec<u8>,
+}
+
+impl Buffers {
+    /// Bytes [`Buffers::preallocated`] reserves: two of [`MAX_BUNDLE_SIZE`].
+    pub const PREALLOCATED: usize = 2 * MAX_BUNDLE_SIZE;
+
+    /// Both buffers with exactly [`MAX_BUNDLE_SIZE`] bytes of capacity each, reserved
+    /// fallibly: an error, not a panic, if the heap cannot hold them.
+    pub fn preallocated() -> core::result::Result<Self, TryReserveError> {
+        let mut b = Buffers::default();
+        b.bundle.try_reserve_exact(MAX_BUNDLE_SIZE)?;
+        b.buf.try_reserve_exact(MAX_BUNDLE_SIZE)?;
+        Ok(b)
+    }
+
+    /// Bytes of capacity held (the pending bundle's and the read buffer's).
+    pub fn capacity(&self) -> usize {
+        self.bundle.capacity() + self.buf.capacity()
+    }
+}
+
 /// An append-only Merkle log over a [`Storage`], in the tlog-tiles layout (tile height 8),
 /// with checkpoints signed by a [`note::Signer`]. See the [module docs](crate::log) for the
 /// memory bounds and failure behaviour.
@@ -128,7 +166,13 @@ fn hash_tile(level: u8, size: u64) -> Tile {
 }
 
 impl<S: Storage> Log<S> {
-    fn empty(storage: S, origin: &str, signer: Signer) -> Self {
+    fn empty(storage: S, origin: &str, signer: Signer, bufs: Buffers) -> Self {
+        let Buffers {
+            mut bundle,
+            mut buf,
+        } = bufs;
+        bundle.clear();
+        buf.clear();
         Log {
             storage,
             signer,
@@ -137,22 +181,38 @@ impl<S: Storage> Log<S> {
             committed: 0,
             committed_root: EMPTY_ROOT,
             levels: Default::default(),
-            bundle: Vec::new(),
-            buf: Vec::new(),
+            bundle,
+            buf,
             poisoned: false,
         }
     }
 
     /// Starts a new, empty log on `storage`, writing its size-0 checkpoint. Fails with
     /// [`Error::AlreadyExists`] if the storage holds a checkpoint.
-    pub fn create(mut storage: S, origin: &str, signer: Signer) -> Result<Self, S> {
-        let mut buf = Vec::new();
-        if storage.checkpoint(&mut buf).map_err(Error::Storage)? {
-            return Err(Error::AlreadyExists);
+    pub fn create(storage: S, origin: &str, signer: Signer) -> Result<Self, S> {
+        Self::create_in(storage, origin, signer, &mut Buffers::default())
+    }
+
+    /// [`Log::create`] using `bufs` (taken; given back, emptied, if creating fails).
+    pub fn create_in(
+        storage: S,
+        origin: &str,
+        signer: Signer,
+        bufs: &mut Buffers,
+    ) -> Result<Self, S> {
+        let mut log = Log::empty(storage, origin, signer, core::mem::take(bufs));
+        let made = match log.storage.checkpoint(&mut log.buf) {
+            Err(e) => Err(Error::Storage(e)),
+            Ok(true) => Err(Error::AlreadyExists),
+            Ok(false) => log.checkpoint().map(|_| ()),
+        };
+        match made {
+            Ok(()) => Ok(log),
+            Err(e) => {
+                *bufs = log.into_parts().1;
+                Err(e)
+            }
         }
-        let mut log = Log::empty(storage, origin, signer);
-        log.checkpoint()?;
-        Ok(log)
     }
 
     /// Reopens the log in `storage`: reads and verifies the latest checkpoint (signed by
@@ -170,22 +230,47 @@ impl<S: Storage> Log<S> {
     /// checkpoint). [`Log::size`] then exceeds [`Log::committed_size`]. This relies on storage
     /// making puts durable in order (a hash tile never survives without the bundle written
     /// before it).
-    pub fn open(mut storage: S, origin: &str, signer: Signer) -> Result<Self, S> {
-        let mut buf = Vec::new();
-        if !storage.checkpoint(&mut buf).map_err(Error::Storage)? {
+    pub fn open(storage: S, origin: &str, signer: Signer) -> Result<Self, S> {
+        Self::open_in(storage, origin, signer, &mut Buffers::default())
+    }
+
+    /// [`Log::open`] using `bufs` (taken; given back, emptied, if opening fails).
+    pub fn open_in(
+        storage: S,
+        origin: &str,
+        signer: Signer,
+        bufs: &mut Buffers,
+    ) -> Result<Self, S> {
+        let mut log = Log::empty(storage, origin, signer, core::mem::take(bufs));
+        match log.reload() {
+            Ok(()) => Ok(log),
+            Err(e) => {
+                *bufs = log.into_parts().1;
+                Err(e)
+            }
+        }
+    }
+
+    /// The body of [`Log::open`], on an empty log.
+    fn reload(&mut self) -> Result<(), S> {
+        let log = self;
+        if !log
+            .storage
+            .checkpoint(&mut log.buf)
+            .map_err(Error::Storage)?
+        {
             return Err(Error::NoCheckpoint);
         }
-        let cp_err = |e| corrupt(Object::Checkpoint, Reason::Note(e));
-        let note = Note::parse(&buf).map_err(cp_err)?;
-        note.verify(&[signer.verifier()]).map_err(cp_err)?;
-        let cp = Checkpoint::parse(note.text()).map_err(cp_err)?;
-        if cp.origin() != origin {
-            return Err(corrupt(Object::Checkpoint, Reason::OriginMismatch));
-        }
-        let (size, root) = (cp.size(), *cp.root());
-
-        let mut log = Log::empty(storage, origin, signer);
-        log.buf = buf;
+        let (size, root) = {
+            let cp_err = |e| corrupt(Object::Checkpoint, Reason::Note(e));
+            let note = Note::parse(&log.buf).map_err(cp_err)?;
+            note.verify(&[log.signer.verifier()]).map_err(cp_err)?;
+            let cp = Checkpoint::parse(note.text()).map_err(cp_err)?;
+            if cp.origin() != log.origin {
+                return Err(corrupt(Object::Checkpoint, Reason::OriginMismatch));
+            }
+            (cp.size(), *cp.root())
+        };
         let mut top = Object::Checkpoint;
         for level in 0..MAX_LEVELS as u8 {
             if partial_tile_width(level, size) == 0 {
@@ -213,7 +298,9 @@ impl<S: Storage> Log<S> {
                     return Err(corrupt(Object::Tile(tile), Reason::EntryMismatch(i as u16)));
                 }
             }
-            // Copy once at open; from here on the bundle grows by appends.
+            // Copy once at open, into the bundle's one reservation; from here on the bundle
+            // grows by appends.
+            log.reserve_bundle(log.buf.len())?;
             log.bundle.extend_from_slice(&log.buf);
         }
         log.size = size;
@@ -222,8 +309,20 @@ impl<S: Storage> Log<S> {
         }
         log.committed = size;
         log.committed_root = root;
-        log.adopt_uncommitted()?;
-        Ok(log)
+        log.adopt_uncommitted()
+    }
+
+    /// Makes room for `need` more bytes in the pending bundle: if there is not room already,
+    /// reserves (fallibly, exactly) capacity for the largest bundle, once. Never doubles.
+    fn reserve_bundle(&mut self, need: usize) -> Result<(), S> {
+        let len = self.bundle.len();
+        if self.bundle.capacity() - len >= need {
+            return Ok(());
+        }
+        let want = MAX_BUNDLE_SIZE.saturating_sub(len).max(need);
+        self.bundle
+            .try_reserve_exact(want)
+            .map_err(|_| Error::OutOfMemory(len.saturating_add(want)))
     }
 
     /// Reads `tile` into `self.buf`; a missing object is corruption.
@@ -261,21 +360,30 @@ impl<S: Storage> Log<S> {
             let Some(tile) = found else {
                 return Ok(());
             };
+            // Out of `buf` while appending; put back whatever happens (it is the log's one
+            // read buffer).
             let data = core::mem::take(&mut self.buf);
-            let bad = |reason| corrupt(Object::Tile(tile), reason);
-            decode_bundle(&data, tile.width()).map_err(|e| bad(Reason::Format(e)))?;
-            // Bundles encode canonically, so equal entries means equal bytes.
-            if !data.starts_with(&self.bundle) {
-                return Err(bad(Reason::BundlePrefixMismatch));
-            }
-            for e in bundle_entries(&data[self.bundle.len()..]) {
-                self.append(e.map_err(|e| bad(Reason::Format(e)))?)?;
-            }
+            let adopted = self.adopt_bundle(tile, &data);
             self.buf = data;
+            adopted?;
             if !tile.is_full() {
                 return Ok(());
             }
         }
+    }
+
+    /// Re-appends the entries of `data` (the bundle `tile`) beyond the pending bundle.
+    fn adopt_bundle(&mut self, tile: Tile, data: &[u8]) -> Result<(), S> {
+        let bad = |reason| corrupt(Object::Tile(tile), reason);
+        decode_bundle(data, tile.width()).map_err(|e| bad(Reason::Format(e)))?;
+        // Bundles encode canonically, so equal entries means equal bytes.
+        if !data.starts_with(&self.bundle) {
+            return Err(bad(Reason::BundlePrefixMismatch));
+        }
+        for e in bundle_entries(&data[self.bundle.len()..]) {
+            self.append(e.map_err(|e| bad(Reason::Format(e)))?)?;
+        }
+        Ok(())
     }
 
     /// Appends an entry (pending until the next [`Log::checkpoint`]); returns its index.
@@ -291,8 +399,9 @@ impl<S: Storage> Log<S> {
             return Err(Error::Full);
         }
         let index = self.size;
-        // Cannot fail: the length was checked above. Grows `bundle` only until its capacity
-        // covers a full bundle; `clear` below keeps the capacity.
+        // Room first (nothing is changed if there is none); `clear` below keeps the capacity.
+        self.reserve_bundle(2 + entry.len())?;
+        // Cannot fail: the length was checked above.
         encode_entry(&mut self.bundle, entry).map_err(|_| Error::EntryTooLarge(entry.len()))?;
         let mut cur = leaf_hash(entry);
         self.size += 1;
@@ -411,6 +520,18 @@ impl<S: Storage> Log<S> {
     /// Gives the storage back (pending appends are dropped, as in a crash).
     pub fn into_storage(self) -> S {
         self.storage
+    }
+
+    /// Gives the storage and the buffers back (pending appends are dropped, as in a crash),
+    /// so the buffers can serve the next [`Log::open_in`].
+    pub fn into_parts(self) -> (S, Buffers) {
+        (
+            self.storage,
+            Buffers {
+                bundle: self.bundle,
+                buf: self.buf,
+            },
+        )
     }
 
     /// Calls `f(index, entry)` for the committed entries from `index`, at most `max` of them,

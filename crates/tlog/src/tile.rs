@@ -28,7 +28,7 @@ pub const TILE_WIDTH: u64 = 1 << TILE_HEIGHT;
 /// Largest entry an entry bundle can hold: its length must fit the 2-byte prefix.
 pub const MAX_ENTRY_SIZE: usize = u16::MAX as usize;
 /// Largest encoded entry bundle: 256 entries of [`MAX_ENTRY_SIZE`] bytes plus their prefixes
-/// (16,777,216 bytes).
+/// (16,777,472 bytes).
 pub const MAX_BUNDLE_SIZE: usize = TILE_WIDTH as usize * (2 + MAX_ENTRY_SIZE);
 /// Tile levels a tree of at most `u64::MAX` entries can have (levels 0 to 7).
 pub const MAX_LEVELS: usize = 8;

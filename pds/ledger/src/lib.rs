@@ -20,9 +20,17 @@
 //!   as after a crash.
 //!
 //! # Memory
-//! The request copy and the response are each at most [`protocol::MAX_PAYLOAD`] (128 KiB); one
-//! object buffer up to the largest bundle (16 MiB); the log's own state (see [`tlog::Log`]: a
-//! pending bundle and a read buffer, up to 16 MiB each). All on the PD's heap (system.xml).
+//! Fixed, allocated once by [`init`] and never grown, whatever a peer sends: the log's pending
+//! bundle and read buffer ([`tlog::Buffers::preallocated`], exactly
+//! [`tlog::tile::MAX_BUNDLE_SIZE`] = 16,777,472 bytes each, handed back and reused when the
+//! log is reopened), and the request copy, the response and one answer buffer (entries read,
+//! the checkpoint, one object chunk), [`protocol::MAX_PAYLOAD`] (128 KiB) each: in all
+//! [`FIXED_HEAP`] bytes, plus the log's append state (at most 66 KiB) and a few small
+//! allocations per request. Objects are served chunk by chunk straight from the region
+//! shared with psdb ([`PsdbClient::get_range`]), never copied whole. Every reservation is
+//! fallible: if the heap cannot hold the buffers, [`init`] fails ([`InitError::OutOfMemory`])
+//! rather than the PD panicking later. system.xml sizes `heap_<tenant>` from this, with a
+//! margin; a host test (tests/heap.rs) runs the worst case in a heap of that size.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -42,7 +50,7 @@ use protocol::{
     MAX_CHUNK, MAX_PAYLOAD, RESPONSE_OVERHEAD,
 };
 use tlog::tile::{parse_tile_path, TileKind, TILE_WIDTH};
-use tlog::{Log, Storage};
+use tlog::Log;
 
 microkit::memory_region! {
     /// Shared with the wire: one request, then its response.
@@ -65,6 +73,21 @@ pub enum InitError {
     Region(RegionError),
     /// No usable signing key for this tenant.
     Key(interface::keys::KeyError),
+    /// The heap cannot hold the PD's fixed buffers ([`FIXED_HEAP`] bytes).
+    OutOfMemory,
+}
+
+/// Bytes of buffers [`init`] allocates up front: the log's two bundle-sized buffers, then the
+/// request copy, the response and the answer buffer.
+pub const FIXED_HEAP: usize = tlog::Buffers::PREALLOCATED + 3 * MAX_PAYLOAD;
+
+/// A zeroed buffer of `len` bytes, reserved fallibly and exactly.
+fn buffer(len: usize) -> Result<Vec<u8>, InitError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| InitError::OutOfMemory)?;
+    v.resize(len, 0);
+    Ok(v)
 }
 
 impl fmt::Display for InitError {
@@ -73,6 +96,7 @@ impl fmt::Display for InitError {
             InitError::UnknownTenant => f.write_str("PD name is not ledger_<known tenant>"),
             InitError::Region(e) => write!(f, "region: {e}"),
             InitError::Key(e) => write!(f, "key: {e}"),
+            InitError::OutOfMemory => write!(f, "heap cannot hold {FIXED_HEAP} bytes of buffers"),
         }
     }
 }
@@ -90,6 +114,9 @@ pub struct LedgerPd {
     log: Option<Log<PsdbClient>>,
     /// Why the last open failed (for the PD's console).
     last_error: Option<String>,
+    /// The log's buffers while no log is open (see [`tlog::Log::open_in`]).
+    bufs: tlog::Buffers,
+    /// Request copy, response, answer: capacity [`MAX_PAYLOAD`] each, never grown.
     req: Vec<u8>,
     resp: Vec<u8>,
     obj: Vec<u8>,
@@ -106,6 +133,14 @@ pub fn init(skey: &str) -> Result<LedgerPd, InitError> {
     let wire = WIRE.get().map_err(InitError::Region)?;
     let audit = AUDIT.get().map_err(InitError::Region)?;
     let psdb = PsdbClient::new(ledger::PSDB, PSDB.get().map_err(InitError::Region)?);
+    let bufs = tlog::Buffers::preallocated().map_err(|_| InitError::OutOfMemory)?;
+    let (mut req, resp, mut obj) = (
+        buffer(MAX_PAYLOAD)?,
+        buffer(MAX_PAYLOAD)?,
+        buffer(MAX_PAYLOAD)?,
+    );
+    req.clear();
+    obj.clear();
     let mut pd = LedgerPd {
         tenant,
         origin: interface::keys::origin(tenant),
@@ -115,9 +150,10 @@ pub fn init(skey: &str) -> Result<LedgerPd, InitError> {
         psdb,
         log: None,
         last_error: None,
-        req: Vec::new(),
-        resp: alloc::vec![0; MAX_PAYLOAD],
-        obj: Vec::new(),
+        bufs,
+        req,
+        resp,
+        obj,
     };
     let _ = pd.open();
     Ok(pd)
@@ -140,15 +176,15 @@ impl LedgerPd {
     fn open(&mut self) -> R<&mut Log<PsdbClient>> {
         if self.log.is_none() {
             let mut storage = self.psdb.clone();
-            let mut buf = Vec::new();
-            let exists = storage.checkpoint(&mut buf).map_err(|e| {
+            let exists = storage.get_range(None, 0, &mut []).map_err(|e| {
                 self.last_error = Some(alloc::format!("{e}"));
                 ErrorCode::Storage
             })?;
-            let opened = if exists {
-                Log::open(storage, &self.origin, self.signer.clone())
+            let (origin, signer) = (&self.origin, self.signer.clone());
+            let opened = if exists.is_some() {
+                Log::open_in(storage, origin, signer, &mut self.bufs)
             } else {
-                Log::create(storage, &self.origin, self.signer.clone())
+                Log::create_in(storage, origin, signer, &mut self.bufs)
             };
             match opened {
                 Ok(log) => {
@@ -162,6 +198,34 @@ impl LedgerPd {
             }
         }
         self.log.as_mut().ok_or(ErrorCode::Storage)
+    }
+
+    /// Drops a poisoned log (it is reopened from psdb at the next request, as after a crash),
+    /// keeping its buffers for that.
+    fn drop_log(&mut self) {
+        if let Some(log) = self.log.take() {
+            self.bufs = log.into_parts().1;
+        }
+    }
+
+    /// Reads bytes `offset..` of an object (the checkpoint if `path` is `None`) into `obj`, at
+    /// most `max` of them; the object's total length.
+    fn read_object(&mut self, path: Option<&str>, offset: u64, max: usize) -> R<u64> {
+        let mut out = core::mem::take(&mut self.obj);
+        out.clear();
+        out.resize(max.min(out.capacity()), 0);
+        let got = self.psdb.clone().get_range(path, offset, &mut out);
+        let n = match got {
+            Ok(Some((_, n))) => n,
+            _ => 0,
+        };
+        out.truncate(n);
+        self.obj = out;
+        match got {
+            Ok(Some((total, _))) => Ok(total),
+            Ok(None) => Err(ErrorCode::NotFound),
+            Err(_) => Err(ErrorCode::Storage),
+        }
     }
 
     /// Has audit durably record a read before content leaves; fails closed.
@@ -244,12 +308,11 @@ impl LedgerPd {
             Op::Read { since, max } => self.read(id, since, max),
             Op::Checkpoint => {
                 self.open()?;
-                let mut client = self.psdb.clone();
-                match client.checkpoint(&mut self.obj) {
-                    Ok(true) => Ok(Answer::Checkpoint),
-                    Ok(false) => Err(ErrorCode::NotFound),
-                    Err(_) => Err(ErrorCode::Storage),
+                let total = self.read_object(None, 0, MAX_PAYLOAD)?;
+                if total > self.obj.len() as u64 {
+                    return Err(ErrorCode::TooLarge);
                 }
+                Ok(Answer::Checkpoint)
             }
             Op::GetObject { path, offset } => self.get_object(id, path, offset),
         }
@@ -280,7 +343,7 @@ impl LedgerPd {
             });
         }
         // The log is poisoned: reopen from psdb at the next request, as after a crash.
-        self.log = None;
+        self.drop_log();
         Err(ErrorCode::Storage)
     }
 
@@ -302,7 +365,7 @@ impl LedgerPd {
         out.truncate(len);
         self.obj = out;
         if res.is_err() {
-            self.log = None;
+            self.drop_log();
             return Err(ErrorCode::Storage);
         }
         self.audited(Record {
@@ -330,21 +393,19 @@ impl LedgerPd {
                     }
                     Some((first, count))
                 }
-                TileKind::Hashes(_) => None,
+                TileKind::Hashes(level) => {
+                    // Public, but only for the committed tree: a tile (or partial tile) beyond
+                    // the checkpoint would leak leaf hashes of unacknowledged entries.
+                    if !hash_tile_committed(level, tile.index(), tile.width(), committed) {
+                        return Err(ErrorCode::NotFound);
+                    }
+                    None
+                }
             }
         };
-        let mut client = self.psdb.clone();
-        let found = if path == "checkpoint" {
-            client.checkpoint(&mut self.obj)
-        } else {
-            client.get(path, &mut self.obj)
-        };
-        match found {
-            Ok(true) => {}
-            Ok(false) => return Err(ErrorCode::NotFound),
-            Err(_) => return Err(ErrorCode::Storage),
-        }
-        let total = self.obj.len() as u64;
+        // Straight from the region shared with psdb: one chunk, never a copy of the object.
+        let object = (path != "checkpoint").then_some(path);
+        let total = self.read_object(object, offset, MAX_CHUNK)?;
         if offset > total {
             return Err(ErrorCode::BadRequest);
         }
@@ -356,13 +417,49 @@ impl LedgerPd {
                 count,
             })?;
         }
-        let start = offset as usize;
-        let end = self.obj.len().min(start + MAX_CHUNK);
         Ok(Answer::Object {
             total,
             offset,
-            range: (start, end),
+            range: (0, self.obj.len()),
         })
+    }
+}
+
+/// Whether the hash tile at `level`, index `n`, `width` hashes lies within a tree of
+/// `committed` entries: `n·256^(level+1) + width·256^level <= committed`, in checked
+/// arithmetic (anything that overflows is beyond every tree).
+fn hash_tile_committed(level: u8, n: u64, width: u16, committed: u64) -> bool {
+    let pow = |l: u32| 256u128.checked_pow(l);
+    let end = pow(u32::from(level) + 1)
+        .and_then(|full| u128::from(n).checked_mul(full))
+        .zip(pow(u32::from(level)))
+        .and_then(|(first, unit)| first.checked_add(u128::from(width).checked_mul(unit)?));
+    end.is_some_and(|end| end <= u128::from(committed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hash_tile_committed;
+
+    #[test]
+    fn hash_tiles_are_bounded_by_the_committed_size() {
+        // Level 0: full tile 0 needs 256 entries; a partial of width 5 needs 5.
+        assert!(hash_tile_committed(0, 0, 256, 256));
+        assert!(!hash_tile_committed(0, 0, 256, 255));
+        assert!(hash_tile_committed(0, 0, 5, 5));
+        assert!(!hash_tile_committed(0, 0, 6, 5));
+        assert!(hash_tile_committed(0, 1, 3, 259));
+        assert!(!hash_tile_committed(0, 1, 4, 259));
+        // Level 1: each hash covers 256 entries.
+        assert!(hash_tile_committed(1, 0, 2, 512));
+        assert!(!hash_tile_committed(1, 0, 2, 511));
+        assert!(hash_tile_committed(1, 2, 1, 2 * 65536 + 256));
+        assert!(!hash_tile_committed(1, 2, 1, 2 * 65536 + 255));
+        // Overflowing positions are beyond every tree.
+        assert!(!hash_tile_committed(7, u64::MAX, 256, u64::MAX));
+        assert!(!hash_tile_committed(40, 0, 1, u64::MAX));
+        assert!(hash_tile_committed(7, 0, 1, 1 << 56));
+        assert!(!hash_tile_committed(7, 0, 1, (1 << 56) - 1));
     }
 }
 
