@@ -3,15 +3,19 @@
 //! `ledger.elf` and `audit.elf` are built with an empty key slot (`interface::keys`): a
 //! [`KEY_SLOT_LEN`]-byte object named [`KEY_SLOT_SYMBOL`] in `.data`. `set-key` finds that
 //! symbol in the ELF's symbol table, checks it (unique, the slot's size, inside a file-backed
-//! section, starting with the slot magic), and writes OUT: IN's bytes with the slot replaced by
-//! one holding the key, nothing else changed. It prints the key's verifier key (what clients
+//! section and a PT_LOAD segment's file bytes, starting with the slot magic; the ELF must be
+//! for AArch64), and writes OUT: IN's bytes with the slot replaced by one holding the key,
+//! nothing else changed. OUT is created private (0600 at most) under a fresh temporary name in
+//! its directory, synced, then renamed over OUT: the key is never readable by others, and a
+//! symlink at OUT or at a guessed temporary name is never followed. It prints the key's verifier key (what clients
 //! verify checkpoints with), so `make image` writes the `.vkey` next to the key it patched in.
 
-use std::os::unix::fs::PermissionsExt;
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use interface::keys::{encode_slot, KEY_SLOT_LEN, KEY_SLOT_MAGIC, KEY_SLOT_SYMBOL};
-use object::read::elf::{ElfFile64, FileHeader};
+use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
 use object::{Object, ObjectSection, ObjectSymbol};
 
 use crate::keys;
@@ -23,7 +27,14 @@ pub const DEFAULT_SYMBOL: &str = KEY_SLOT_SYMBOL;
 pub fn slot_range(elf: &[u8], symbol: &str) -> Result<std::ops::Range<usize>, String> {
     let file = ElfFile64::<object::Endianness>::parse(elf)
         .map_err(|e| format!("not an ELF64 file: {e}"))?;
-    let _ = file.elf_header().e_machine(file.endian());
+    let endian = file.endian();
+    let machine = file.elf_header().e_machine(endian);
+    if machine != object::elf::EM_AARCH64 {
+        return Err(format!(
+            "not an AArch64 ELF (e_machine {machine}, expected {})",
+            object::elf::EM_AARCH64
+        ));
+    }
     let mut found = file.symbols().filter(|s| s.name() == Ok(symbol));
     let sym = found
         .next()
@@ -46,16 +57,33 @@ pub fn slot_range(elf: &[u8], symbol: &str) -> Result<std::ops::Range<usize>, St
     let (sec_off, sec_len) = section.file_range().ok_or_else(|| {
         format!("symbol `{symbol}` is in a section with no bytes in the file (.bss?)")
     })?;
+    let slot_len = KEY_SLOT_LEN as u64;
+    let outside = || format!("symbol `{symbol}` lies outside its section");
     let rel = sym
         .address()
         .checked_sub(section.address())
-        .filter(|rel| rel + KEY_SLOT_LEN as u64 <= sec_len)
-        .ok_or_else(|| format!("symbol `{symbol}` lies outside its section"))?;
-    let start = usize::try_from(sec_off + rel).map_err(|_| "offset overflow".to_string())?;
-    let range = start..start + KEY_SLOT_LEN;
-    let bytes = elf
-        .get(range.clone())
-        .ok_or_else(|| format!("symbol `{symbol}` lies past the end of the file"))?;
+        .filter(|rel| rel.checked_add(slot_len).is_some_and(|end| end <= sec_len))
+        .ok_or_else(outside)?;
+    let file_start = sec_off.checked_add(rel).ok_or_else(outside)?;
+    let file_end = file_start.checked_add(slot_len).ok_or_else(outside)?;
+    // The slot must be bytes the loader maps: inside one PT_LOAD segment's file range.
+    let headers = file.elf_program_headers();
+    let loaded = headers.iter().any(|ph| {
+        let (off, filesz) = (ph.p_offset(endian), ph.p_filesz(endian));
+        ph.p_type(endian) == object::elf::PT_LOAD
+            && off <= file_start
+            && off.checked_add(filesz).is_some_and(|end| file_end <= end)
+    });
+    if !loaded {
+        return Err(format!(
+            "symbol `{symbol}` is not inside a loaded (PT_LOAD) segment's file bytes"
+        ));
+    }
+    let past_end = || format!("symbol `{symbol}` lies past the end of the file");
+    let start = usize::try_from(file_start).map_err(|_| past_end())?;
+    let end = usize::try_from(file_end).map_err(|_| past_end())?;
+    let range = start..end;
+    let bytes = elf.get(range.clone()).ok_or_else(past_end)?;
     if bytes[..KEY_SLOT_MAGIC.len()] != KEY_SLOT_MAGIC {
         return Err(format!(
             "symbol `{symbol}` does not hold a key slot (no magic)"
@@ -76,22 +104,60 @@ pub fn set_key(input: &Path, output: &Path, skey: &Path, symbol: &str) -> Result
         .map_err(|e| format!("{}: {e}", input.display()))?
         .permissions()
         .mode();
-    let perms = std::fs::Permissions::from_mode(mode & 0o700);
-    write_new(output, &elf, perms)?;
+    write_new(output, &elf, (mode & 0o700) | 0o600)?;
     println!("{}", signer.verifier().vkey());
     Ok(())
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, with `perms` (an ELF stays
-/// executable, for its owner only).
-fn write_new(path: &Path, bytes: &[u8], perms: std::fs::Permissions) -> Result<(), String> {
+/// Writes `bytes` to `path` through a temporary file and a rename. The temporary file is
+/// created new (never an existing file or symlink) with a unique name in `path`'s directory
+/// and `mode` from the start (owner-only: an ELF stays executable for its owner), synced, then
+/// renamed over `path` (replacing a symlink there, never following it).
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let name = path
         .file_name()
         .ok_or_else(|| format!("{}: not a file name", path.display()))?;
-    let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
-    std::fs::write(&tmp, bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::set_permissions(&tmp, perms).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut attempt = 0u32;
+    let (tmp, mut file) = loop {
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_file_name(format!(
+            ".{}.{}.{nanos:08x}.{n}.tmp",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode & 0o700)
+            .open(&tmp)
+        {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => {
+                attempt += 1;
+            }
+            Err(e) => return Err(format!("{}: {e}", tmp.display())),
+        }
+    };
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("{}: {e}", tmp.display()))
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display())));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written?;
+    // Make the rename durable too.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -117,7 +183,144 @@ mod tests {
             section: SymbolSection::Section(section),
             flags: SymbolFlags::None,
         });
-        obj.write().unwrap()
+        let elf = obj.write().unwrap();
+        with_load_segment(elf, 0)
+    }
+
+    /// Byte range of section `name` in `elf`.
+    fn section_range(elf: &[u8], name: &str) -> (u64, u64) {
+        let file = ElfFile64::<Endianness>::parse(elf).unwrap();
+        file.section_by_name(name).unwrap().file_range().unwrap()
+    }
+
+    /// `elf` (a relocatable object from `object::write`) with one PT_LOAD program header
+    /// appended, covering `.data`'s file bytes minus `shrink` at the end: what a linked PD image
+    /// has around its key slot.
+    fn with_load_segment(mut elf: Vec<u8>, shrink: u64) -> Vec<u8> {
+        let (off, len) = section_range(&elf, ".data");
+        while !elf.len().is_multiple_of(8) {
+            elf.push(0);
+        }
+        let phoff = elf.len() as u64;
+        let mut ph = Vec::new();
+        ph.extend_from_slice(&object::elf::PT_LOAD.to_le_bytes()); // p_type
+        ph.extend_from_slice(&6u32.to_le_bytes()); // p_flags: rw
+        for v in [off, 0, 0, len - shrink, len, 8] {
+            // p_offset p_vaddr p_paddr p_filesz p_memsz p_align
+            ph.extend_from_slice(&v.to_le_bytes());
+        }
+        elf.extend_from_slice(&ph);
+        elf[0x20..0x28].copy_from_slice(&phoff.to_le_bytes()); // e_phoff
+        elf[0x36..0x38].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
+        elf[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes()); // e_phnum
+        elf
+    }
+
+    fn elf_with_symbol_at(symbol: &str, value: u64) -> Vec<u8> {
+        let mut obj = WObject::new(BinaryFormat::Elf, Architecture::Aarch64, Endianness::Little);
+        let section = obj.section_id(StandardSection::Data);
+        obj.append_section_data(section, &interface::keys::EMPTY_SLOT, 8);
+        obj.add_symbol(Symbol {
+            name: symbol.as_bytes().to_vec(),
+            value,
+            size: KEY_SLOT_LEN as u64,
+            kind: SymbolKind::Data,
+            scope: SymbolScope::Dynamic,
+            weak: false,
+            section: SymbolSection::Section(section),
+            flags: SymbolFlags::None,
+        });
+        with_load_segment(obj.write().unwrap(), 0)
+    }
+
+    #[test]
+    fn malformed_elfs_are_errors_not_panics() {
+        let good = elf_with(KEY_SLOT_SYMBOL, &interface::keys::EMPTY_SLOT);
+        assert!(slot_range(&good, KEY_SLOT_SYMBOL).is_ok());
+        // Truncated anywhere: an error, never a panic.
+        for cut in [0, 10, 63, good.len() / 2, good.len() - 1] {
+            let e = slot_range(&good[..cut], KEY_SLOT_SYMBOL);
+            assert!(e.is_err(), "cut at {cut}: {e:?}");
+        }
+        // Another machine.
+        let mut x86 = good.clone();
+        x86[0x12..0x14].copy_from_slice(&object::elf::EM_X86_64.to_le_bytes());
+        let e = slot_range(&x86, KEY_SLOT_SYMBOL).unwrap_err();
+        assert!(e.contains("not an AArch64 ELF"), "{e}");
+        // A symbol address whose slot end overflows u64, and one past its section.
+        for value in [u64::MAX - 10, 1 << 40] {
+            let e = slot_range(&elf_with_symbol_at(KEY_SLOT_SYMBOL, value), KEY_SLOT_SYMBOL)
+                .unwrap_err();
+            assert!(e.contains("outside its section"), "{value}: {e}");
+        }
+        // A slot the loader does not map (no PT_LOAD, or one that stops short of its end).
+        let mut obj = WObject::new(BinaryFormat::Elf, Architecture::Aarch64, Endianness::Little);
+        let section = obj.section_id(StandardSection::Data);
+        obj.append_section_data(section, &interface::keys::EMPTY_SLOT, 8);
+        obj.add_symbol(Symbol {
+            name: KEY_SLOT_SYMBOL.as_bytes().to_vec(),
+            value: 0,
+            size: KEY_SLOT_LEN as u64,
+            kind: SymbolKind::Data,
+            scope: SymbolScope::Dynamic,
+            weak: false,
+            section: SymbolSection::Section(section),
+            flags: SymbolFlags::None,
+        });
+        let unloaded = obj.write().unwrap();
+        for elf in [unloaded.clone(), with_load_segment(unloaded, 1)] {
+            let e = slot_range(&elf, KEY_SLOT_SYMBOL).unwrap_err();
+            assert!(e.contains("PT_LOAD"), "{e}");
+        }
+        // A section header pointing past the end of the file.
+        let mut far = good.clone();
+        let (off, _) = section_range(&good, ".data");
+        let file = ElfFile64::<Endianness>::parse(&good[..]).unwrap();
+        let shoff = file.elf_header().e_shoff(file.endian()) as usize;
+        let shnum = usize::from(file.elf_header().e_shnum(file.endian()));
+        drop(file);
+        for i in 0..shnum {
+            let h = shoff + i * 64;
+            if u64::from_le_bytes(good[h + 0x18..h + 0x20].try_into().unwrap()) == off {
+                far[h + 0x18..h + 0x20].copy_from_slice(&(u64::MAX - 8).to_le_bytes());
+            }
+        }
+        assert!(slot_range(&far, KEY_SLOT_SYMBOL).is_err());
+    }
+
+    #[test]
+    fn the_output_is_private_and_symlinks_are_not_followed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("ledger.elf");
+        std::fs::write(
+            &input,
+            elf_with(KEY_SLOT_SYMBOL, &interface::keys::EMPTY_SLOT),
+        )
+        .unwrap();
+        std::fs::set_permissions(&input, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let signer = note::Signer::generate("totebox-envelope-b/corporate", &[7; 32]).unwrap();
+        let skey = dir.path().join("corporate.skey");
+        std::fs::write(&skey, format!("{}\n", signer.skey())).unwrap();
+        // A symlink at OUT and at the old predictable temporary name, both to a victim file.
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"untouched").unwrap();
+        let out = dir.path().join("ledger_corporate.elf");
+        std::os::unix::fs::symlink(&victim, &out).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join(".ledger_corporate.elf.tmp")).unwrap();
+        set_key(&input, &out, &skey, KEY_SLOT_SYMBOL).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"untouched");
+        let meta = std::fs::symlink_metadata(&out).unwrap();
+        assert!(meta.file_type().is_file());
+        assert_eq!(meta.permissions().mode() & 0o077, 0, "readable by others");
+        assert_eq!(meta.permissions().mode() & 0o700, 0o700);
+        // No temporary file is left behind.
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp") && n != ".ledger_corporate.elf.tmp")
+            .collect();
+        assert!(names.is_empty(), "{names:?}");
     }
 
     #[test]
