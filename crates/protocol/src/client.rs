@@ -204,7 +204,11 @@ impl<S: Read + Write> Client<S> {
                     "appended {count} of {want} entries"
                 )));
             }
-            out.extend(first..first + u64::from(count));
+            // Box-supplied: an index range that does not fit a u64 is an error, not a panic.
+            let end = first.checked_add(u64::from(count)).ok_or_else(|| {
+                ClientError::Unexpected(std::format!("appended {count} entries from {first}"))
+            })?;
+            out.extend(first..end);
         }
         Ok(out)
     }
@@ -249,7 +253,9 @@ impl<S: Read + Write> Client<S> {
             }
             for e in batch {
                 out.push((next, e));
-                next += 1;
+                next = next.checked_add(1).ok_or_else(|| {
+                    ClientError::Unexpected("entry index past the largest u64".into())
+                })?;
             }
         }
         Ok(out)
