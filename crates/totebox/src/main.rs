@@ -20,7 +20,7 @@
 //! totebox client --connect ADDR append --tenant T        (entries: stdin, one per line)
 //! totebox client --connect ADDR read --tenant T --since N [--max M]
 //! totebox client --connect ADDR checkpoint --tenant T
-//! totebox client --connect ADDR export --tenant T DIR
+//! totebox client --connect ADDR export --tenant T DIR [--vkey VKEY]
 //! ```
 #![forbid(unsafe_code)]
 
@@ -94,11 +94,15 @@ enum ClientCommand {
         #[arg(long)]
         tenant: String,
     },
-    /// Write the tenant's tlog-tiles directory (and DIR/vkey).
+    /// Write the tenant's tlog-tiles directory (and DIR/vkey), its checkpoint verified first.
     Export {
         #[arg(long)]
         tenant: String,
         dir: PathBuf,
+        /// The log's verifier key (the key string, or a file whose first line is one): refuse a
+        /// box that states another. Without it the box's own key is used, with a warning.
+        #[arg(long)]
+        vkey: Option<String>,
     },
 }
 
@@ -289,7 +293,9 @@ fn main() -> ExitCode {
                 client::read(&connect, &tenant, since, max)
             }
             ClientCommand::Checkpoint { tenant } => client::checkpoint(&connect, &tenant),
-            ClientCommand::Export { tenant, dir } => client::export(&connect, &tenant, &dir),
+            ClientCommand::Export { tenant, dir, vkey } => {
+                client::export(&connect, &tenant, &dir, vkey.as_deref())
+            }
         },
     };
     match result {
