@@ -26,6 +26,15 @@ pub enum Error {
     BadHandle,
     /// Format options out of range.
     InvalidConfig,
+    /// The index reached its memory budget ([`crate::store::Limits::index_bytes`]): like a full
+    /// disk, nothing changed and everything stored stays readable.
+    IndexFull,
+    /// Mount refused a volume this store's [`crate::store::Limits`] cannot hold: a batch limit
+    /// above the ceiling, a manifest longer than the manifest limit, or more index than the
+    /// budget. Nothing was written.
+    ExceedsLimits,
+    /// A buffer could not be allocated (the heap is exhausted). Nothing changed.
+    OutOfMemory,
 }
 
 impl Error {
@@ -42,6 +51,9 @@ impl Error {
             Error::ReadOnly => 8,
             Error::BadHandle => 9,
             Error::InvalidConfig => 10,
+            Error::IndexFull => 11,
+            Error::ExceedsLimits => 12,
+            Error::OutOfMemory => 13,
         }
     }
 }
@@ -67,6 +79,11 @@ impl core::fmt::Display for Error {
             Error::ReadOnly => f.write_str("store is mounted read-only"),
             Error::BadHandle => f.write_str("namespace handle belongs to another store"),
             Error::InvalidConfig => f.write_str("invalid format options"),
+            Error::IndexFull => f.write_str("index memory budget reached (store full)"),
+            Error::ExceedsLimits => {
+                f.write_str("volume exceeds this store's limits (batch, manifest or index)")
+            }
+            Error::OutOfMemory => f.write_str("out of memory"),
         }
     }
 }

@@ -6,9 +6,21 @@
 //! their manifest lines. [`Store::flush`] writes the members followed by two zero blocks at
 //! `end + manifest length`, then the manifest member at `end`, then flushes the device once.
 //! Only after that flush returns does the batch count as written: `end` advances and the staged
-//! entries point at the disk. If any step fails the batch stays staged and the next flush writes
-//! all of it again at the same place (after a failed flush nothing the device holds is trusted,
-//! so a retry never relies on an earlier partial write).
+//! entries point at the disk. If any step fails the batch is discarded and its index changes
+//! undone, so reads never serve a checkpoint (or object) that may not reach the disk; the caller
+//! (a tenant log reopening from its durable checkpoint) puts again what it still wants, and the
+//! next flush writes a whole new batch at the same place (after a failed flush nothing the
+//! device holds is trusted, so no later write relies on an earlier partial one).
+//!
+//! # Memory
+//!
+//! Bounded by [`Limits`], which the owner of the heap chooses: the staging buffer is allocated
+//! once at `maxbatch` + 1 KiB and the manifest lines once at [`manifest_limit`] (never grown by
+//! doubling); the index is charged [`INDEX_ENTRY_BYTES`] + path length per object and
+//! [`STAGED_ENTRY_BYTES`] + path length per staged object against [`Limits::index_bytes`]. A put
+//! past the budget fails with [`Error::IndexFull`] (nothing lost, like a full disk); mount of a
+//! volume whose index or batch limit is over the limits fails with [`Error::ExceedsLimits`]
+//! before writing anything. Buffers sized from disk contents are reserved fallibly.
 //!
 //! # Mounting
 //!
@@ -52,6 +64,74 @@ pub const DEFAULT_MAX_BATCH: u32 = 32 << 20;
 pub const MIN_MAX_BATCH: u32 = 16 << 10;
 /// Largest allowed batch limit.
 pub const MAX_MAX_BATCH: u32 = 256 << 20;
+
+/// Index memory charged per object (and per namespace's latest checkpoint), on top of its
+/// path length: the B-tree entry (16-byte key, 48-byte value), node slack and the path's heap
+/// block overhead. Measured at about 137 bytes + path (FORMAT.md); 192 leaves room for
+/// half-full nodes and allocator rounding. The worst-case heap test checks it under a bounded
+/// allocator.
+pub const INDEX_ENTRY_BYTES: u64 = 192;
+/// Charged per staged object on top of its path length while it is staged (its rollback
+/// record, about 100 bytes, times three for the record vector's growth, and the path's block),
+/// released when its batch is flushed or discarded.
+pub const STAGED_ENTRY_BYTES: u64 = 320;
+
+/// The longest manifest text a store of batch limit `max_batch` writes or mounts: an eighth of
+/// the batch, at least 64 KiB. A batch is flushed early when its manifest would exceed it.
+pub fn manifest_limit(max_batch: u64) -> u64 {
+    (max_batch / 8).max(64 << 10)
+}
+
+/// Memory limits of a mounted store, chosen by whoever owns its heap (the psdb PD derives them
+/// from its heap size). With them, a store's heap use is at most
+/// `index_bytes + max_batch + 2 x manifest_limit + a few KiB` (the staging buffer is allocated
+/// once, at `max_batch` plus the end marker; manifest lines at most `manifest_limit`, copied
+/// once more while flushing), and during mount `index_bytes + 2 x manifest_limit + max_batch`
+/// (two manifests and one member of the final batch), plus what the caller's read buffer holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Mount refuses a volume formatted with a larger batch limit ([`Error::ExceedsLimits`]),
+    /// and format refuses to make one ([`Error::InvalidConfig`]).
+    pub max_batch_ceiling: u32,
+    /// Budget for the index: [`INDEX_ENTRY_BYTES`] + path length per object, plus
+    /// [`STAGED_ENTRY_BYTES`] + path length per staged object. A put past it fails with
+    /// [`Error::IndexFull`]; mount of a volume whose index exceeds it fails with
+    /// [`Error::ExceedsLimits`].
+    pub index_bytes: u64,
+}
+
+impl Limits {
+    /// No index budget and the largest batch limit: for host tools on std's allocator.
+    pub const UNLIMITED: Limits = Limits {
+        max_batch_ceiling: MAX_MAX_BATCH,
+        index_bytes: u64::MAX,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::UNLIMITED
+    }
+}
+
+/// What an index entry for `path` is charged.
+fn entry_cost(path: &str) -> u64 {
+    INDEX_ENTRY_BYTES + path.len() as u64
+}
+
+/// What a staged object at `path` is charged while staged.
+fn staged_cost(path: &str) -> u64 {
+    STAGED_ENTRY_BYTES + path.len() as u64
+}
+
+/// `s` as a boxed str, allocated fallibly.
+fn try_box(s: &str) -> Result<Box<str>, Error> {
+    let mut b = String::new();
+    b.try_reserve_exact(s.len())
+        .map_err(|_| Error::OutOfMemory)?;
+    b.push_str(s);
+    Ok(b.into_boxed_str())
+}
 
 static NEXT_TAG: AtomicU64 = AtomicU64::new(1);
 
@@ -133,15 +213,28 @@ struct NsState {
     checkpoint_versions: u64,
 }
 
-/// The batch being staged.
+/// One staged index change: enough to point it at the disk after the flush, or undo it.
+#[derive(Debug)]
+struct StagedEntry {
+    ns: u32,
+    path: Box<str>,
+    /// The entry it replaced (a checkpoint's previous version), `None` for a new path.
+    old: Option<Obj>,
+    /// Index bytes charged for it (entry if new, plus the staged charge).
+    charge: u64,
+    checkpoint: bool,
+    size: u32,
+}
+
+/// The batch being staged. Its buffers are allocated once, at their limits, and reused.
 #[derive(Debug, Default)]
 struct Staged {
-    /// Manifest lines, without the header and `#end` lines.
+    /// Manifest lines, without the header and `#end` lines (at most the manifest limit).
     lines: String,
-    /// Serialized members.
+    /// Serialized members (capacity: the batch limit plus the end marker).
     members: Vec<u8>,
-    /// (namespace, path) of every staged index entry, to point it at the disk after the flush.
-    entries: Vec<(u32, Box<str>)>,
+    /// Every staged index change, in order.
+    entries: Vec<StagedEntry>,
 }
 
 /// A mounted PSDB volume on a block device.
@@ -162,19 +255,31 @@ pub struct Store<D: BlockDevice> {
     objects: u64,
     data_bytes: u64,
     checkpoint_versions: u64,
+    limits: Limits,
+    /// Index bytes charged (see [`Limits::index_bytes`]).
+    index_used: u64,
 }
 
 impl<D: BlockDevice> Store<D> {
     /// Formats `dev` as an empty volume (writes the volume batch at offset 0 and flushes) and
     /// returns it mounted read-write. Whatever the device held is abandoned.
     pub fn format(dev: D, opts: FormatOptions) -> Result<Self, Error> {
-        if !(MIN_MAX_BATCH..=MAX_MAX_BATCH).contains(&opts.max_batch_bytes) {
+        Self::format_with(dev, opts, Limits::UNLIMITED)
+    }
+
+    /// [`Store::format`] with memory limits: fails with [`Error::InvalidConfig`] if the batch
+    /// limit is above `limits.max_batch_ceiling`.
+    pub fn format_with(dev: D, opts: FormatOptions, limits: Limits) -> Result<Self, Error> {
+        if !(MIN_MAX_BATCH..=MAX_MAX_BATCH).contains(&opts.max_batch_bytes)
+            || opts.max_batch_bytes > limits.max_batch_ceiling
+        {
             return Err(Error::InvalidConfig);
         }
         let max_batch = u64::from(opts.max_batch_bytes);
         let capacity = dev.sector_count().saturating_mul(BLOCK);
         let mut store = Store::empty(dev, Mode::ReadWrite, opts.volume_id, max_batch, capacity);
-        let text = store.manifest_text();
+        store.limits = limits;
+        let text = store.manifest_text()?;
         let mut buf = member_bytes(&manifest::manifest_name(0), text.as_bytes());
         buf.extend_from_slice(&[0; TAIL as usize]);
         if buf.len() as u64 > capacity {
@@ -191,7 +296,15 @@ impl<D: BlockDevice> Store<D> {
     /// Mounts a volume. Fails with [`Error::Corrupt`] if the image is damaged anywhere mount
     /// reads; a crashed final batch is not an error: it is discarded and reported.
     pub fn mount(dev: D, mode: Mode) -> Result<(Self, Report), Error> {
-        let (mut store, mut report) = load(dev, mode, false)?;
+        Self::mount_with(dev, mode, Limits::UNLIMITED)
+    }
+
+    /// [`Store::mount`] within memory limits: a volume formatted with a batch limit above
+    /// `limits.max_batch_ceiling`, holding a manifest longer than [`manifest_limit`], or whose
+    /// index would exceed `limits.index_bytes` is refused with [`Error::ExceedsLimits`] before
+    /// anything is written, and buffers are reserved fallibly ([`Error::OutOfMemory`]).
+    pub fn mount_with(dev: D, mode: Mode, limits: Limits) -> Result<(Self, Report), Error> {
+        let (mut store, mut report) = load(dev, mode, false, limits)?;
         if let (Some(_), Mode::ReadWrite) = (report.problem, mode) {
             // Make the image a clean tar stream again: zero blocks where the next batch goes.
             write_all(&mut store.dev, store.end / BLOCK, &[0; TAIL as usize])?;
@@ -218,7 +331,19 @@ impl<D: BlockDevice> Store<D> {
             objects: 0,
             data_bytes: 0,
             checkpoint_versions: 0,
+            limits: Limits::UNLIMITED,
+            index_used: 0,
         }
+    }
+
+    /// The limits the store was formatted or mounted with.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Index bytes charged against [`Limits::index_bytes`].
+    pub fn index_bytes_used(&self) -> u64 {
+        self.index_used
     }
 
     /// **Privileged**: the handle for namespace `name`, creating it (in memory; it reaches the
@@ -332,41 +457,122 @@ impl<D: BlockDevice> Store<D> {
             manifest::push_record(&mut lines, Kind::Sidecar, s.len() as u64, &h, &side_name);
             members_len += tar::member_len(s.len() as u64);
         }
+        let mlimit = manifest_limit(self.max_batch);
+        let exists = self.namespaces[i].objects.contains_key(path);
+        let charge = staged_cost(path) + if exists { 0 } else { entry_cost(path) };
+        let over_index = |s: &Self| s.index_used.saturating_add(charge) > s.limits.index_bytes;
         if !self.staged.members.is_empty()
-            && self.batch_len(lines.len(), members_len) > self.max_batch
+            && (self.batch_len(lines.len(), members_len) > self.max_batch
+                || (self.staged.lines.len() + lines.len()) as u64 > mlimit
+                || over_index(self))
         {
             self.flush()?;
         }
         let len = self.batch_len(lines.len(), members_len);
-        if len > self.max_batch {
+        if len > self.max_batch || lines.len() as u64 > mlimit {
             return Err(Error::TooLarge);
+        }
+        if over_index(self) {
+            return Err(Error::IndexFull);
         }
         if self.end.saturating_add(len).saturating_add(TAIL) > self.capacity {
             return Err(Error::Full);
         }
+        self.reserve_staging()?;
+        self.staged
+            .entries
+            .try_reserve(1)
+            .map_err(|_| Error::OutOfMemory)?;
+        let staged_path = try_box(path)?;
+        let key = if exists { None } else { Some(try_box(path)?) };
         let rel = self.staged.members.len() as u64;
         self.staged.lines.push_str(&lines);
         push_member(&mut self.staged.members, full.as_bytes(), data);
         if let Some(s) = &sidecar {
             push_member(&mut self.staged.members, side_name.as_bytes(), s.as_bytes());
         }
-        self.staged.entries.push((i as u32, path.into()));
-        let st = &mut self.namespaces[i];
         let obj = Obj {
             hash,
             loc: STAGED | rel,
             size,
         };
-        let new = st.objects.insert(path.into(), obj).is_none();
-        if new && sidecar.is_none() {
-            self.objects += 1;
-        }
-        if sidecar.is_some() {
+        let st = &mut self.namespaces[i];
+        let old = match key {
+            Some(key) => {
+                st.objects.insert(key, obj);
+                None
+            }
+            None => st.objects.get_mut(path).map(|o| core::mem::replace(o, obj)),
+        };
+        let checkpoint = sidecar.is_some();
+        if checkpoint {
             st.checkpoint_versions += 1;
             self.checkpoint_versions += 1;
+        } else if old.is_none() {
+            self.objects += 1;
         }
+        self.staged.entries.push(StagedEntry {
+            ns: i as u32,
+            path: staged_path,
+            old,
+            charge,
+            checkpoint,
+            size,
+        });
+        self.index_used += charge;
         self.data_bytes += u64::from(size);
         Ok(())
+    }
+
+    /// Allocates the staging buffers at their limits, once: they never grow by doubling.
+    fn reserve_staging(&mut self) -> Result<(), Error> {
+        let oom = |_| Error::OutOfMemory;
+        let members = usize::try_from(self.max_batch + TAIL).map_err(|_| Error::OutOfMemory)?;
+        let lines =
+            usize::try_from(manifest_limit(self.max_batch)).map_err(|_| Error::OutOfMemory)?;
+        let st = &mut self.staged;
+        if st.members.capacity() < members {
+            st.members
+                .try_reserve_exact(members - st.members.len())
+                .map_err(oom)?;
+        }
+        if st.lines.capacity() < lines {
+            st.lines
+                .try_reserve_exact(lines - st.lines.len())
+                .map_err(oom)?;
+        }
+        Ok(())
+    }
+
+    /// Undoes every staged index change and empties the batch (keeping its buffers): the store
+    /// is back at what the last successful flush made durable.
+    fn rollback(&mut self) {
+        let Store {
+            staged, namespaces, ..
+        } = self;
+        for e in staged.entries.drain(..).rev() {
+            let st = &mut namespaces[e.ns as usize];
+            match e.old {
+                Some(o) => {
+                    if let Some(cur) = st.objects.get_mut(&*e.path) {
+                        *cur = o;
+                    }
+                }
+                None => {
+                    st.objects.remove(&*e.path);
+                }
+            }
+            if e.checkpoint {
+                st.checkpoint_versions -= 1;
+                self.checkpoint_versions -= 1;
+            } else if e.old.is_none() {
+                self.objects -= 1;
+            }
+            self.data_bytes -= u64::from(e.size);
+            self.index_used -= e.charge;
+        }
+        staged.lines.clear();
+        staged.members.clear();
     }
 
     /// Bytes the staged batch would take on disk with `extra_lines` more manifest bytes and
@@ -377,26 +583,42 @@ impl<D: BlockDevice> Store<D> {
         tar::member_len(text as u64) + self.staged.members.len() as u64 + extra_members
     }
 
-    fn manifest_text(&self) -> String {
+    fn manifest_text(&self) -> Result<String, Error> {
         let mut text = manifest::header_line(self.seq, &self.volume, &self.prev, self.max_batch);
+        text.try_reserve_exact(self.staged.lines.len() + END_LINE)
+            .map_err(|_| Error::OutOfMemory)?;
         text.push_str(&self.staged.lines);
         let end = manifest::sha256(text.as_bytes());
         text.push_str("#end ");
         manifest::push_hex(&mut text, &end);
         text.push('\n');
-        text
+        Ok(text)
     }
 
     /// Makes every staged object durable: when this returns `Ok`, they survive any crash. With
-    /// nothing staged it does nothing. On error the batch stays staged and a later flush writes
-    /// it again in full.
+    /// nothing staged it does nothing. On error the staged batch is discarded and every staged
+    /// index change undone: reads see again exactly what the last successful flush made durable
+    /// (never a checkpoint that may not reach the disk), and the caller puts again what it still
+    /// wants stored (the next flush writes it in full at the same place).
     pub fn flush(&mut self) -> Result<(), Error> {
         self.writable()?;
         if self.staged.members.is_empty() {
             return Ok(());
         }
-        let text = self.manifest_text();
-        let head = member_bytes(&manifest::manifest_name(self.seq), text.as_bytes());
+        let r = self.write_batch();
+        if r.is_err() {
+            self.rollback();
+        }
+        r
+    }
+
+    fn write_batch(&mut self) -> Result<(), Error> {
+        let text = self.manifest_text()?;
+        let name = manifest::manifest_name(self.seq);
+        let mut head = Vec::new();
+        head.try_reserve_exact(tar::member_len(text.len() as u64) as usize)
+            .map_err(|_| Error::OutOfMemory)?;
+        push_member(&mut head, name.as_bytes(), text.as_bytes());
         let members_at = self.end + head.len() as u64;
         let batch_end = members_at + self.staged.members.len() as u64;
         if batch_end + TAIL > self.capacity {
@@ -404,6 +626,7 @@ impl<D: BlockDevice> Store<D> {
         }
         // Members and the new end marker first, the manifest last: on a device that keeps write
         // order, a crash leaves the old end marker in place and the image a clean tar stream.
+        // (The staging buffer has room for the marker: it never reallocates.)
         let n = self.staged.members.len();
         self.staged.members.extend_from_slice(&[0; TAIL as usize]);
         let r = write_all(&mut self.dev, members_at / BLOCK, &self.staged.members);
@@ -411,14 +634,19 @@ impl<D: BlockDevice> Store<D> {
         r?;
         write_all(&mut self.dev, self.end / BLOCK, &head)?;
         self.dev.flush()?;
-        for (i, path) in core::mem::take(&mut self.staged.entries) {
-            if let Some(o) = self.namespaces[i as usize].objects.get_mut(&*path) {
+        let Store {
+            staged, namespaces, ..
+        } = self;
+        for e in staged.entries.drain(..) {
+            if let Some(o) = namespaces[e.ns as usize].objects.get_mut(&*e.path) {
                 if o.loc & STAGED != 0 {
                     o.loc = members_at + (o.loc & !STAGED);
                 }
             }
+            self.index_used -= staged_cost(&e.path);
         }
-        self.staged = Staged::default();
+        staged.lines.clear();
+        staged.members.clear();
         self.end = batch_end;
         self.seq += 1;
         self.prev = manifest::sha256(&text.as_bytes()[..text.len() - END_LINE]);
@@ -450,6 +678,8 @@ impl<D: BlockDevice> Store<D> {
         let size = o.size as usize;
         if o.loc & STAGED != 0 {
             let at = (o.loc & !STAGED) as usize + SECTOR_SIZE;
+            out.try_reserve_exact(size)
+                .map_err(|_| Error::OutOfMemory)?;
             out.extend_from_slice(&self.staged.members[at..at + size]);
             return Ok(true);
         }
@@ -458,6 +688,7 @@ impl<D: BlockDevice> Store<D> {
         read_member(&mut self.dev, o.loc, &name[..n], size as u64, &o.hash, out).map_err(|e| {
             match e {
                 MemberError::Io(e) => Error::Io(e),
+                MemberError::NoMemory => Error::OutOfMemory,
                 MemberError::Bad(reason) => Error::Corrupt(Problem {
                     offset: o.loc,
                     reason,
@@ -584,6 +815,7 @@ fn push_member(out: &mut Vec<u8>, name: &[u8], data: &[u8]) {
 
 enum MemberError {
     Io(IoError),
+    NoMemory,
     Bad(Corruption),
 }
 
@@ -604,6 +836,8 @@ fn read_member<D: BlockDevice>(
 ) -> Result<(), MemberError> {
     let len = usize::try_from(tar::member_len(size)).map_err(|_| IoError::OutOfRange)?;
     out.clear();
+    out.try_reserve_exact(len)
+        .map_err(|_| MemberError::NoMemory)?;
     out.resize(len, 0);
     dev.read(at / BLOCK, out)?;
     if out[..SECTOR_SIZE] != tar::header(name, size)[..] {
@@ -626,13 +860,14 @@ fn verify_batch<D: BlockDevice>(
     dev: &mut D,
     at: u64,
     m: &Manifest,
-) -> Result<Option<Problem>, IoError> {
+) -> Result<Option<Problem>, Error> {
     let mut off = at + tar::member_len(m.text.len() as u64);
     let mut buf = Vec::new();
     for r in &m.records {
         match read_member(dev, off, m.name(r).as_bytes(), r.size, &r.hash, &mut buf) {
             Ok(()) => {}
-            Err(MemberError::Io(e)) => return Err(e),
+            Err(MemberError::Io(e)) => return Err(Error::Io(e)),
+            Err(MemberError::NoMemory) => return Err(Error::OutOfMemory),
             Err(MemberError::Bad(reason)) => {
                 return Ok(Some(Problem {
                     offset: off,
@@ -682,6 +917,10 @@ fn probe<D: BlockDevice>(
     if tar::member_len(size) > max_batch {
         return Ok(Probe::Dirty);
     }
+    if size > manifest_limit(max_batch) {
+        // Only a writer with other limits makes this: refuse, do not truncate.
+        return Err(Error::ExceedsLimits);
+    }
     let len = tar::member_len(size);
     if at + len > capacity {
         return Err(corrupt(Corruption::Truncated));
@@ -689,6 +928,8 @@ fn probe<D: BlockDevice>(
     let len = len as usize;
     if len > buf.len() {
         let have = buf.len();
+        buf.try_reserve_exact(len - have)
+            .map_err(|_| Error::OutOfMemory)?;
         buf.resize(len, 0);
         dev.read((at + have as u64) / BLOCK, &mut buf[have..])?;
     }
@@ -748,7 +989,7 @@ fn later_batch_within<D: BlockDevice>(
             let here = off + (k * SECTOR_SIZE) as u64;
             match probe(dev, capacity, here, s, max_batch) {
                 Ok(Probe::Batch(m)) if m.volume == *volume => return Ok(true),
-                Err(Error::Io(e)) => return Err(Error::Io(e)),
+                Err(e @ (Error::Io(_) | Error::OutOfMemory)) => return Err(e),
                 // Anything else here (not a manifest, another volume's, one reaching past the
                 // end of the device) is not evidence of a later batch.
                 _ => {}
@@ -765,13 +1006,15 @@ pub(crate) fn load<D: BlockDevice>(
     mut dev: D,
     mode: Mode,
     verify_all: bool,
+    limits: Limits,
 ) -> Result<(Store<D>, Report), Error> {
     let capacity = dev.sector_count().saturating_mul(BLOCK);
     let not_psdb = Error::Corrupt(Problem {
         offset: 0,
         reason: Corruption::NotPsdb,
     });
-    let vol = match probe(&mut dev, capacity, 0, 0, u64::from(MAX_MAX_BATCH)) {
+    let ceiling = u64::from(limits.max_batch_ceiling.min(MAX_MAX_BATCH));
+    let vol = match probe(&mut dev, capacity, 0, 0, ceiling) {
         Ok(Probe::Batch(m)) => m,
         Ok(_) | Err(Error::Corrupt(_)) => return Err(not_psdb),
         Err(e) => return Err(e),
@@ -782,7 +1025,11 @@ pub(crate) fn load<D: BlockDevice>(
     {
         return Err(not_psdb);
     }
+    if vol.max_batch > ceiling {
+        return Err(Error::ExceedsLimits);
+    }
     let mut store = Store::empty(dev, mode, vol.volume, vol.max_batch, capacity);
+    store.limits = limits;
     let mut at = vol.length;
     store.seq = 1;
     store.prev = vol.end;
@@ -893,19 +1140,28 @@ impl<D: BlockDevice> Store<D> {
             };
             self.data_bytes += r.size;
             let st = &mut self.namespaces[i];
-            let old = st.objects.insert(path.into(), obj);
-            match r.kind {
-                Kind::Checkpoint => {
-                    st.checkpoint_versions += 1;
-                    self.checkpoint_versions += 1;
-                }
-                _ if old.is_some() => {
+            if let Some(o) = st.objects.get_mut(path) {
+                if r.kind != Kind::Checkpoint {
                     return Err(Error::Corrupt(Problem {
                         offset,
                         reason: Corruption::Duplicate,
-                    }))
+                    }));
                 }
-                _ => self.objects += 1,
+                *o = obj;
+            } else {
+                let cost = entry_cost(path);
+                if self.index_used.saturating_add(cost) > self.limits.index_bytes {
+                    return Err(Error::ExceedsLimits);
+                }
+                st.objects.insert(try_box(path)?, obj);
+                self.index_used += cost;
+                if r.kind != Kind::Checkpoint {
+                    self.objects += 1;
+                }
+            }
+            if r.kind == Kind::Checkpoint {
+                st.checkpoint_versions += 1;
+                self.checkpoint_versions += 1;
             }
         }
         Ok(())
@@ -916,7 +1172,7 @@ impl<D: BlockDevice> Store<D> {
 /// Reads everything; writes nothing. `Err` only for device errors: damage is in the report.
 pub fn fsck<D: BlockDevice>(dev: D) -> Result<Report, IoError> {
     let capacity = dev.sector_count().saturating_mul(BLOCK);
-    match load(dev, Mode::ReadOnly, true) {
+    match load(dev, Mode::ReadOnly, true, Limits::UNLIMITED) {
         Ok((_, report)) => Ok(report),
         Err(Error::Io(e)) => Err(e),
         Err(Error::Corrupt(p)) => Ok(Report {

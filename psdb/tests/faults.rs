@@ -80,12 +80,19 @@ fn run(fault: Fault, at: u64, retry: bool) -> (FaultDevice, Model, Option<Model>
             Err(e) => {
                 assert!(matches!(e, psdb::Error::Io(_)), "{e:?}");
                 failed = true;
-                // Reads in this session see the staged batch (read-your-writes), never other
-                // bytes.
-                assert_eq!(snapshot(&mut store), next);
+                // The failed batch is discarded: reads see what is durable, never a checkpoint
+                // that may not reach the disk.
+                assert_eq!(snapshot(&mut store), acked);
                 if !retry {
                     return (store.into_device(), acked, Some(next), failed);
                 }
+                // The caller puts again what it still wants; the next flush writes all of it.
+                assert_eq!(store.flush(), Ok(()), "nothing staged after a failed flush");
+                for (ns, p, d) in &puts {
+                    let ns = store.open_namespace(ns).unwrap();
+                    store.put(ns, p, d).unwrap();
+                }
+                store.put_checkpoint(ns, &cp.1).unwrap();
                 store.flush().unwrap();
                 acked = next;
             }
@@ -143,6 +150,11 @@ fn fsync_failure_that_drops_the_cache_is_rewritten_on_retry() {
     let ns = store.open_namespace("t").unwrap();
     store.put(ns, "a", &[1; 5000]).unwrap();
     assert!(store.flush().is_err());
+    assert!(
+        !store.exists(ns, "a").unwrap(),
+        "the failed batch is discarded"
+    );
+    store.put(ns, "a", &[1; 5000]).unwrap();
     store.flush().unwrap();
     let img = store.into_device().crash(Crash::LoseAll);
     let (mut s, report) = Store::mount(img, Mode::ReadOnly).unwrap();
@@ -151,4 +163,50 @@ fn fsync_failure_that_drops_the_cache_is_rewritten_on_retry() {
     let mut out = Vec::new();
     assert!(s.get(ns, "a", &mut out).unwrap());
     assert_eq!(out, [1; 5000]);
+}
+
+#[test]
+fn failed_checkpoint_flush_leaves_readers_on_the_durable_checkpoint() {
+    // A ledger commits checkpoint 2, the flush fails and nothing reaches the disk: whoever reads
+    // the checkpoint next (the ledger reopening) must see checkpoint 1, the durable one, and
+    // nothing the failed batch staged.
+    for persisted in [false, true] {
+        let mut store = Store::format(FaultDevice::new(1 << 12), opts()).unwrap();
+        let ns = store.open_namespace("t").unwrap();
+        store.put(ns, "tile/0/000.p/1", b"one").unwrap();
+        store.put_checkpoint(ns, b"cp 1").unwrap();
+        store.flush().unwrap();
+        let before = store.stats();
+        let mut dev = store.into_device();
+        let op = dev.ops() + 2;
+        dev.inject(op, Fault::FailFlush { persisted });
+        let (mut store, _) = Store::mount(dev, Mode::ReadWrite).unwrap();
+        let ns = store.open_namespace("t").unwrap();
+        store.put(ns, "tile/0/000.p/2", b"one two").unwrap();
+        store.put_checkpoint(ns, b"cp 2").unwrap();
+        assert!(matches!(store.flush(), Err(psdb::Error::Io(_))));
+        let mut out = Vec::new();
+        assert!(store.checkpoint(ns, &mut out).unwrap());
+        assert_eq!(out, b"cp 1", "persisted {persisted}");
+        assert!(!store.exists(ns, "tile/0/000.p/2").unwrap());
+        assert_eq!(store.checkpoint_versions(ns).unwrap(), 1);
+        assert_eq!(store.stats(), before);
+        // The log goes on from checkpoint 1 with different entries: no write-once conflict.
+        store.put(ns, "tile/0/000.p/2", b"one TWO").unwrap();
+        store.put_checkpoint(ns, b"cp 2'").unwrap();
+        store.flush().unwrap();
+        let img = store.into_device().crash(Crash::LoseAll);
+        let (mut s, report) = Store::mount(img, Mode::ReadOnly).unwrap();
+        assert_eq!(report.problem, None);
+        let ns = s.open_namespace("t").unwrap();
+        assert!(s.checkpoint(ns, &mut out).unwrap());
+        assert_eq!(out, b"cp 2'");
+        assert_eq!(
+            s.checkpoint_versions(ns).unwrap(),
+            2,
+            "the failed version is not on disk"
+        );
+        assert!(s.get(ns, "tile/0/000.p/2", &mut out).unwrap());
+        assert_eq!(out, b"one TWO");
+    }
 }
