@@ -227,7 +227,9 @@ mod tests {
                         vkey: &self.vkey,
                         size: 0,
                     },
-                    protocol::Op::GetObject { path, .. } if path == "checkpoint" => Body::Object {
+                    protocol::Op::GetObject {
+                        path: "checkpoint", ..
+                    } => Body::Object {
                         total: self.checkpoint.len() as u64,
                         offset: 0,
                         data: &self.checkpoint,
