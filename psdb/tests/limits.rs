@@ -1,0 +1,149 @@
+//! Memory limits: the index budget, the batch-limit ceiling at mount, and buffers sized from the
+//! disk. Past a limit the store answers with an error and loses nothing; it never runs the heap
+//! out.
+// A panic is how a test reports failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use psdb::store::{manifest_limit, Limits, INDEX_ENTRY_BYTES, MAX_MAX_BATCH, STAGED_ENTRY_BYTES};
+use psdb::{Error, FormatOptions, Mode, RamDevice, Store};
+
+fn limited(index_bytes: u64) -> Limits {
+    Limits {
+        max_batch_ceiling: TEST_MAX_BATCH,
+        index_bytes,
+    }
+}
+
+#[test]
+fn put_past_the_index_budget_is_index_full_and_loses_nothing() {
+    // Room for exactly 10 objects at "o/NNN" (5 bytes), flushed, plus one staged.
+    let entry = INDEX_ENTRY_BYTES + 5;
+    let budget = 10 * entry + STAGED_ENTRY_BYTES + 5;
+    let mut s = Store::format_with(RamDevice::new(4096), opts(), limited(budget)).unwrap();
+    let ns = s.open_namespace("t").unwrap();
+    for k in 0..10 {
+        s.put(ns, &format!("o/{k:03}"), &[k as u8; 100]).unwrap();
+    }
+    s.flush().unwrap();
+    assert_eq!(s.index_bytes_used(), 10 * entry);
+    assert_eq!(s.put(ns, "o/010", b"x"), Err(Error::IndexFull));
+    // Nothing changed: the same put of an existing object is still fine, every object reads.
+    s.put(ns, "o/003", &[3; 100]).unwrap();
+    let before = s.stats();
+    assert_eq!(s.put(ns, "o/011", b"y"), Err(Error::IndexFull));
+    assert_eq!(s.stats(), before);
+    s.flush().unwrap();
+    let mut out = Vec::new();
+    for k in 0..10 {
+        assert!(s.get(ns, &format!("o/{k:03}"), &mut out).unwrap());
+        assert_eq!(out, [k as u8; 100]);
+    }
+    assert!(!s.exists(ns, "o/010").unwrap());
+    // The same volume mounts within the same budget, charged the same.
+    let (s2, _) = Store::mount_with(s.into_device(), Mode::ReadWrite, limited(budget)).unwrap();
+    assert_eq!(s2.index_bytes_used(), 10 * entry);
+}
+
+#[test]
+fn staged_objects_are_flushed_early_to_stay_in_the_budget() {
+    // Room for 20 entries, but only 4 staged at a time: puts keep working, batches are smaller.
+    let entry = INDEX_ENTRY_BYTES + 5;
+    let budget = 20 * entry + 4 * (STAGED_ENTRY_BYTES + 5);
+    let mut s = Store::format_with(RamDevice::new(4096), opts(), limited(budget)).unwrap();
+    let ns = s.open_namespace("t").unwrap();
+    for k in 0..20 {
+        s.put(ns, &format!("o/{k:03}"), b"data").unwrap();
+        assert!(s.index_bytes_used() <= budget);
+    }
+    s.flush().unwrap();
+    // Without the budget this would be one batch after the volume batch.
+    assert!(s.stats().batches >= 4, "{:?}", s.stats());
+    // Then the staging room goes too, and puts end in IndexFull with every object kept.
+    let mut k = 20;
+    while s.put(ns, &format!("o/{k:03}"), b"data").is_ok() {
+        k += 1;
+        assert!(k < 30);
+    }
+    assert_eq!(s.put(ns, "o/999", b"x"), Err(Error::IndexFull));
+    s.flush().unwrap();
+    assert_eq!(s.stats().objects, k);
+}
+
+#[test]
+fn checkpoint_versions_are_one_index_entry() {
+    let budget = 2 * (INDEX_ENTRY_BYTES + 10) + 2 * (STAGED_ENTRY_BYTES + 10);
+    let mut s = Store::format_with(RamDevice::new(4096), opts(), limited(budget)).unwrap();
+    let ns = s.open_namespace("t").unwrap();
+    for v in 0..50 {
+        s.put_checkpoint(ns, format!("cp {v}").as_bytes()).unwrap();
+        s.flush().unwrap();
+    }
+    assert_eq!(s.index_bytes_used(), INDEX_ENTRY_BYTES + 10);
+    let (mut s, _) = Store::mount_with(s.into_device(), Mode::ReadOnly, limited(budget)).unwrap();
+    let ns = s.open_namespace("t").unwrap();
+    assert_eq!(s.checkpoint_versions(ns).unwrap(), 50);
+    assert_eq!(s.index_bytes_used(), INDEX_ENTRY_BYTES + 10);
+}
+
+#[test]
+fn mount_of_a_volume_over_the_index_budget_fails_cleanly() {
+    let mut s = fresh(4096);
+    let ns = s.open_namespace("t").unwrap();
+    for k in 0..100 {
+        s.put(ns, &format!("o/{k:03}"), b"data").unwrap();
+    }
+    s.flush().unwrap();
+    let need = 100 * (INDEX_ENTRY_BYTES + 5);
+    let dev = s.into_device();
+    let image = dev.clone();
+    let r = Store::mount_with(dev, Mode::ReadWrite, limited(need - 1));
+    assert_eq!(r.err(), Some(Error::ExceedsLimits));
+    // Nothing was written, and with enough budget it mounts.
+    let (s, report) = Store::mount_with(image, Mode::ReadWrite, limited(need)).unwrap();
+    assert_eq!(report.problem, None);
+    assert_eq!(s.stats().objects, 100);
+}
+
+#[test]
+fn mount_refuses_a_batch_limit_above_the_ceiling() {
+    // A crafted (or foreign) volume claiming the largest batch limit: a PD with a smaller heap
+    // must refuse it rather than stage (or verify) batches that large.
+    let big = FormatOptions {
+        volume_id: [9; 16],
+        max_batch_bytes: MAX_MAX_BATCH,
+    };
+    let s = Store::format(RamDevice::new(64), big).unwrap();
+    let dev = s.into_device();
+    let ceiling = Limits {
+        max_batch_ceiling: 32 << 20,
+        index_bytes: u64::MAX,
+    };
+    let r = Store::mount_with(dev.clone(), Mode::ReadWrite, ceiling);
+    assert_eq!(r.err(), Some(Error::ExceedsLimits));
+    assert!(Store::mount_with(dev, Mode::ReadOnly, Limits::UNLIMITED).is_ok());
+    // And format will not make one.
+    let r = Store::format_with(RamDevice::new(64), big, ceiling);
+    assert_eq!(r.err(), Some(Error::InvalidConfig));
+}
+
+#[test]
+fn manifests_stay_within_the_manifest_limit() {
+    // Many tiny objects: the batch is flushed when its manifest would pass the limit, so mount
+    // never needs more than that for one manifest.
+    let mut s = fresh(1 << 16);
+    let ns = s.open_namespace("t").unwrap();
+    let limit = manifest_limit(u64::from(TEST_MAX_BATCH));
+    for k in 0..3000 {
+        let p = format!("a-rather-long-directory-name/to-fill/manifests/{k:06}");
+        s.put(ns, &p, b"").unwrap();
+    }
+    s.flush().unwrap();
+    let batches = s.stats().batches;
+    // 3000 lines of ~170 bytes are ~500 KB of manifest: several batches.
+    assert!(batches >= 3000 * 150 / limit, "{batches}");
+    let (s, _) = Store::mount(s.into_device(), Mode::ReadOnly).unwrap();
+    assert_eq!(s.stats().objects, 3000);
+}
