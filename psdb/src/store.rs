@@ -463,13 +463,13 @@ impl<D: BlockDevice> Store<D> {
         let over_index = |s: &Self| s.index_used.saturating_add(charge) > s.limits.index_bytes;
         if !self.staged.members.is_empty()
             && (self.batch_len(lines.len(), members_len) > self.max_batch
-                || (self.staged.lines.len() + lines.len()) as u64 > mlimit
+                || self.manifest_len(lines.len()) > mlimit
                 || over_index(self))
         {
             self.flush()?;
         }
         let len = self.batch_len(lines.len(), members_len);
-        if len > self.max_batch || lines.len() as u64 > mlimit {
+        if len > self.max_batch || self.manifest_len(lines.len()) > mlimit {
             return Err(Error::TooLarge);
         }
         if over_index(self) {
@@ -573,6 +573,12 @@ impl<D: BlockDevice> Store<D> {
         }
         staged.lines.clear();
         staged.members.clear();
+    }
+
+    /// Length of the staged batch's manifest text with `extra_lines` more bytes of lines.
+    fn manifest_len(&self, extra_lines: usize) -> u64 {
+        let head = manifest::header_line(self.seq, &self.volume, &self.prev, self.max_batch);
+        (head.len() + self.staged.lines.len() + extra_lines + END_LINE) as u64
     }
 
     /// Bytes the staged batch would take on disk with `extra_lines` more manifest bytes and
