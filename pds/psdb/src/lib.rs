@@ -37,6 +37,42 @@ use sha2::{Digest, Sha256};
 /// uses, so host-made and PD-made disks are alike).
 pub const MAX_BATCH: u32 = psdb::DEFAULT_MAX_BATCH;
 
+/// The PD's heap: system.xml's `heap_psdb` (a test checks they agree).
+pub const HEAP_BYTES: u64 = 0x800_0000;
+
+/// Largest object a caller can send or receive: the largest region's data area.
+pub const MAX_OBJECT: usize = interface::size::LEDGER_PSDB - DATA;
+
+/// Heap held outside the index in the worst case, on top of the index budget:
+/// - the staged batch, allocated once: `MAX_BATCH` + 1 KiB (32 MiB);
+/// - its manifest lines, allocated once, and while flushing the manifest text and its member
+///   (3 x [`psdb::store::manifest_limit`], 12 MiB);
+/// - the object buffer, allocated once at init: [`MAX_OBJECT`] + 1 KiB (16 MiB + 5 KiB);
+/// - mount instead holds two manifests, their parsed records and one member of the final
+///   batch, less than the above (2 x (4 + 4) MiB + 32 MiB at most: records are about 72 bytes
+///   per manifest line of at least 75 bytes);
+/// - a margin of 8 MiB for namespaces, small buffers and first-fit fragmentation.
+///
+/// The worst-case test (`tests/heap.rs`) runs all of it with the index at its budget and checks
+/// the peak.
+pub const NON_INDEX_BYTES: u64 =
+    MAX_BATCH as u64 + 1024 + 3 * (MAX_BATCH as u64 / 8) + MAX_OBJECT as u64 + 1024 + HEAP_MARGIN;
+
+/// The margin in [`NON_INDEX_BYTES`].
+pub const HEAP_MARGIN: u64 = 8 << 20;
+
+/// The store's limits for a heap of `heap_bytes`: batch limits up to [`MAX_BATCH`], and an
+/// index budget of whatever [`NON_INDEX_BYTES`] leaves (at 128 MiB: 60 MiB, about 280,000
+/// objects with 30-byte paths, at 192 bytes + path each). Past it puts fail `IndexFull`, like a
+/// full disk; a volume whose index exceeds it is refused at mount (every call then answers
+/// `NO_STORE`) instead of the PD running out of heap on every boot.
+pub fn limits(heap_bytes: u64) -> psdb::store::Limits {
+    psdb::store::Limits {
+        max_batch_ceiling: MAX_BATCH,
+        index_bytes: heap_bytes.saturating_sub(NON_INDEX_BYTES),
+    }
+}
+
 microkit::memory_region! {
     /// Shared with ledger_corporate (psdb channel 0).
     pub static CORPORATE: ReadWrite(vaddr = "corporate_vaddr", size = "corporate_size",
@@ -83,7 +119,19 @@ pub enum Opened {
 /// disk image). The volume id of a volume formatted here is derived from the disk size (the PD
 /// has no random source; the id names a volume, it is no secret); host tools format with random
 /// ids.
-pub fn open_store<D: BlockDevice>(mut dev: D) -> Result<(Store<D>, Opened), psdb::Error> {
+///
+/// The store is bounded by the PD's limits ([`limits`] of [`HEAP_BYTES`]): a volume formatted
+/// with a batch limit above [`MAX_BATCH`], or whose index exceeds the budget, is refused with
+/// [`psdb::Error::ExceedsLimits`] and nothing is written.
+pub fn open_store<D: BlockDevice>(dev: D) -> Result<(Store<D>, Opened), psdb::Error> {
+    open_store_with(dev, limits(HEAP_BYTES))
+}
+
+/// [`open_store`] with other limits.
+pub fn open_store_with<D: BlockDevice>(
+    mut dev: D,
+    limits: psdb::store::Limits,
+) -> Result<(Store<D>, Opened), psdb::Error> {
     let mut first = [0u8; SECTOR_SIZE];
     dev.read(0, &mut first)?;
     if first.iter().all(|&b| b == 0) {
@@ -97,9 +145,9 @@ pub fn open_store<D: BlockDevice>(mut dev: D) -> Result<(Store<D>, Opened), psdb
             volume_id,
             max_batch_bytes: MAX_BATCH,
         };
-        return Ok((Store::format(dev, opts)?, Opened::Formatted));
+        return Ok((Store::format_with(dev, opts, limits)?, Opened::Formatted));
     }
-    let (store, report) = Store::mount(dev, Mode::ReadWrite)?;
+    let (store, report) = Store::mount_with(dev, Mode::ReadWrite, limits)?;
     Ok((store, Opened::Mounted(report)))
 }
 
@@ -109,7 +157,8 @@ pub struct PsdbPd<D: BlockDevice> {
     store: Store<D>,
     /// Indexed like [`CLIENTS`]: the namespace and region of each calling channel.
     clients: Vec<(Channel, Namespace, Region<ReadWrite>)>,
-    /// One object, copied out of or into a region (at most the largest region's data area).
+    /// One object, copied out of or into a region: allocated once at init, at [`MAX_OBJECT`]
+    /// plus a tar header and padding (a read checks the member in place), never grown.
     buf: Vec<u8>,
 }
 
@@ -122,10 +171,13 @@ pub fn init<D: BlockDevice>(mut store: Store<D>) -> Result<PsdbPd<D>, InitError>
         let ns = store.open_namespace(ns).map_err(InitError::Store)?;
         clients.push((*channel, ns, region));
     }
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(MAX_OBJECT + 2 * SECTOR_SIZE)
+        .map_err(|_| InitError::Store(psdb::Error::OutOfMemory))?;
     Ok(PsdbPd {
         store,
         clients,
-        buf: Vec::new(),
+        buf,
     })
 }
 
@@ -177,6 +229,16 @@ impl<D: BlockDevice> PsdbPd<D> {
                 Ok(MessageInfo::new(OK, 0))
             }
             GET | CHECKPOINT => {
+                // An object larger than the caller's region is refused before it is read, so
+                // the buffer never grows past its size at init.
+                let size = if info.label() == GET {
+                    self.store.size(ns, path).map_err(code)?
+                } else {
+                    self.store.size(ns, psdb::names::CHECKPOINT).map_err(code)?
+                };
+                if size.is_some_and(|n| n > max_data as u64) {
+                    return Err(TOO_LARGE);
+                }
                 let found = if info.label() == GET {
                     self.store.get(ns, path, &mut self.buf).map_err(code)?
                 } else {

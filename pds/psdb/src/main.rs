@@ -33,7 +33,8 @@ microkit::memory_region! {
     );
 }
 
-// PSDB's staged batch, one object and its index (system.xml `heap_psdb`).
+// PSDB's staged batch, one object and its index (system.xml `heap_psdb`; the index budget is
+// derived from psdb_pd::HEAP_BYTES, which a test checks against system.xml).
 microkit::heap!(vaddr = "heap_vaddr", size = "heap_size");
 
 /// The virtio-mmio bus the disk is pinned to (`bus=virtio-mmio-bus.8`).

@@ -1,0 +1,181 @@
+//! The psdb PD's heap in the worst case: the index at its budget, a full batch holding the
+//! largest object a caller can send, the object buffer, a flush, a read of the largest object,
+//! and a remount of that volume (every manifest, the final batch verified), all counted by a
+//! global allocator in this test binary. The peak must stay within system.xml's `heap_psdb`
+//! ([`psdb_pd::HEAP_BYTES`], which the second test checks against system.xml).
+//!
+//! The counter charges a reallocation as a new block plus the old one (what a first-fit heap
+//! needs when it cannot grow in place), so the figure is an upper bound of the bytes live;
+//! `HEAP_MARGIN` (8 MiB) is what is left for first-fit fragmentation.
+// A panic is how a test reports failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use psdb::{Error, FileDevice, Mode, Store, SECTOR_SIZE};
+use psdb_pd::{HEAP_BYTES, HEAP_MARGIN, MAX_OBJECT};
+
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded to the system allocator with the same arguments; the counters
+// are plain atomics.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+        PEAK.fetch_max(live, Ordering::Relaxed);
+        // SAFETY: the caller's contract is System's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract is System's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+/// Resets the peak to what is live now and returns it (the baseline).
+fn baseline() -> usize {
+    let live = LIVE.load(Ordering::Relaxed);
+    PEAK.store(live, Ordering::Relaxed);
+    live
+}
+
+fn peak_since(base: usize) -> usize {
+    PEAK.load(Ordering::Relaxed).saturating_sub(base)
+}
+
+#[test]
+fn worst_case_stays_within_heap_psdb() {
+    let dir = std::env::temp_dir().join(format!("psdb-heap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("disk.img");
+    let limits = psdb_pd::limits(HEAP_BYTES);
+    let dev = FileDevice::create(&path, 2 << 30).unwrap();
+
+    let base = baseline();
+    let (mut store, _) = psdb_pd::open_store(dev).unwrap();
+    assert_eq!(store.limits(), limits);
+    let ns = store.open_namespace("corporate").unwrap();
+    // The PD's object buffer, as init allocates it.
+    let mut buf: Vec<u8> = Vec::new();
+    buf.try_reserve_exact(MAX_OBJECT + 2 * SECTOR_SIZE).unwrap();
+
+    // The index up to its budget, less room for the final batch: tile-like 20-byte paths of
+    // empty objects (the per-entry constant dominates), full manifests flushed as they fill.
+    let reserve_for_last = 8 * 1024;
+    let mut k = 0u64;
+    while store.index_bytes_used() + reserve_for_last < limits.index_bytes {
+        let p = format!(
+            "tile/0/x{:03}/x{:03}/{:03}",
+            k / 1_000_000,
+            k / 1000 % 1000,
+            k % 1000
+        );
+        store.put(ns, &p, b"").unwrap();
+        k += 1;
+    }
+    store.flush().unwrap();
+    // The final batch: the largest object a caller can send (copied in from the buffer), more
+    // large objects up to a full batch, a checkpoint, a flush.
+    buf.resize(MAX_OBJECT, 0xa5);
+    store.put(ns, "bundle/big", &buf).unwrap();
+    let mut n = 0;
+    loop {
+        let part = vec![n as u8; 1 << 20];
+        let before = store.stats().batches;
+        store.put(ns, &format!("bundle/part{n:02}"), &part).unwrap();
+        n += 1;
+        if store.stats().batches != before {
+            break; // The batch filled up and was flushed: it was full.
+        }
+    }
+    store.put(ns, "bundle/big2", &buf).unwrap();
+    store
+        .put_checkpoint(ns, b"example.com/log\n1\nroot\n")
+        .unwrap();
+    store.flush().unwrap();
+    // The largest object read back into the buffer.
+    assert!(store.get(ns, "bundle/big", &mut buf).unwrap());
+    assert_eq!(buf.len(), MAX_OBJECT);
+    // Then puts until the budget is reached: a clear error, not an exhausted heap.
+    loop {
+        let p = format!(
+            "tile/1/x{:03}/x{:03}/{:03}",
+            k / 1_000_000,
+            k / 1000 % 1000,
+            k % 1000
+        );
+        match store.put(ns, &p, b"") {
+            Ok(()) => k += 1,
+            Err(Error::IndexFull) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    store.flush().unwrap();
+    let used = store.index_bytes_used();
+    assert!(
+        used + 1024 > limits.index_bytes,
+        "{used} of {}",
+        limits.index_bytes
+    );
+    let running = peak_since(base);
+    drop(store);
+    drop(buf);
+
+    // Remount: every manifest, the index rebuilt at its budget, the final batch verified.
+    let base = baseline();
+    let dev = FileDevice::open(&path, true).unwrap();
+    let (store, report) = Store::mount_with(dev, Mode::ReadWrite, limits).unwrap();
+    assert_eq!(report.problem, None);
+    assert_eq!(store.index_bytes_used(), used);
+    let mounting = peak_since(base);
+    drop(store);
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let mib = |b: usize| b as f64 / f64::from(1 << 20);
+    println!(
+        "heap_psdb {:.1} MiB; index budget {:.1} MiB ({k} objects); peak running {:.1} MiB, \
+         mounting {:.1} MiB",
+        mib(HEAP_BYTES as usize),
+        mib(limits.index_bytes as usize),
+        mib(running),
+        mib(mounting)
+    );
+    let bound = (HEAP_BYTES - HEAP_MARGIN) as usize;
+    assert!(running <= bound, "running peak {running} over {bound}");
+    assert!(mounting <= bound, "mount peak {mounting} over {bound}");
+}
+
+#[test]
+fn heap_bytes_is_system_xml_heap_psdb() {
+    let xml =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../system.xml")).unwrap();
+    let line = xml
+        .lines()
+        .find(|l| l.contains("name=\"heap_psdb\""))
+        .expect("heap_psdb region");
+    let size = line.split("size=\"0x").nth(1).unwrap();
+    let size = u64::from_str_radix(size.split('"').next().unwrap(), 16).unwrap();
+    assert_eq!(size, HEAP_BYTES);
+    assert!(psdb_pd::limits(HEAP_BYTES).index_bytes > 0);
+}
+
+#[test]
+fn a_volume_above_the_batch_ceiling_is_refused() {
+    let big = psdb::FormatOptions {
+        volume_id: [5; 16],
+        max_batch_bytes: psdb::store::MAX_MAX_BATCH,
+    };
+    let dev = Store::format(psdb::RamDevice::new(64), big)
+        .unwrap()
+        .into_device();
+    let r = psdb_pd::open_store(dev);
+    assert_eq!(r.err(), Some(Error::ExceedsLimits));
+}
