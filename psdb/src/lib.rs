@@ -45,12 +45,12 @@
 //!
 //! # Memory
 //!
-//! A mounted store holds an index entry per object (each namespace's latest checkpoint
-//! included): the path (heap, its length plus allocator overhead), a 16-byte key and a 48-byte
-//! value (SHA-256, offset, size) in a B-tree: measured 157 bytes per object at 1M objects with
-//! 20-byte paths; budget about 140 bytes plus the path length. Plus the staged batch (at most
-//! the batch limit, 32 MiB by default, and its manifest lines), and during mount one manifest
-//! and one member at a time. Details and measurements in `FORMAT.md`.
+//! Bounded by [`store::Limits`]: an index budget (charged [`store::INDEX_ENTRY_BYTES`] + path
+//! length per object, measured at about 137 + path) past which puts fail
+//! [`Error::IndexFull`] and mount fails [`Error::ExceedsLimits`], and a ceiling on the batch
+//! limit. Outside the index: the staging buffer, allocated once at the batch limit, the manifest
+//! lines at [`store::manifest_limit`], and during mount two manifests and one member at a time.
+//! Details and measurements in `FORMAT.md`.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
