@@ -35,6 +35,9 @@ pub enum Error {
     ExceedsLimits,
     /// A buffer could not be allocated (the heap is exhausted). Nothing changed.
     OutOfMemory,
+    /// The namespace reached its quota ([`crate::store::Quota`]) of index or disk bytes: like a
+    /// full disk for that namespace only. Nothing changed.
+    Quota,
 }
 
 impl Error {
@@ -54,6 +57,7 @@ impl Error {
             Error::IndexFull => 11,
             Error::ExceedsLimits => 12,
             Error::OutOfMemory => 13,
+            Error::Quota => 14,
         }
     }
 }
@@ -84,6 +88,7 @@ impl core::fmt::Display for Error {
                 f.write_str("volume exceeds this store's limits (batch, manifest or index)")
             }
             Error::OutOfMemory => f.write_str("out of memory"),
+            Error::Quota => f.write_str("namespace quota reached"),
         }
     }
 }

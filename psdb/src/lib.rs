@@ -70,4 +70,6 @@ pub use device::FileDevice;
 pub use device::{BlockDevice, IoError, RamDevice, SECTOR_SIZE};
 pub use error::{Corruption, Error, NameError, Problem};
 pub use ledger::NamespaceStorage;
-pub use store::{fsck, FormatOptions, Mode, Namespace, Report, Store, DEFAULT_MAX_BATCH};
+pub use store::{
+    fsck, FormatOptions, Limits, Mode, Namespace, Quota, Report, Store, Usage, DEFAULT_MAX_BATCH,
+};

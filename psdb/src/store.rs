@@ -114,6 +114,37 @@ impl Default for Limits {
     }
 }
 
+/// A namespace's share of the volume, set by [`Store::set_quota`] (privileged: the psdb PD sets
+/// one per calling channel at init), so one tenant cannot fill the disk or the index for the
+/// others and audit keeps room. A put that would take the namespace past either fails with
+/// [`Error::Quota`] and changes nothing. Not checked at mount: a namespace already over its
+/// quota (a smaller quota than before) can still be read, and only its puts fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Index bytes, charged as for [`Limits::index_bytes`].
+    pub index_bytes: u64,
+    /// Bytes on disk: every member of the namespace's objects and checkpoints (header, data,
+    /// padding, checkpoint checksum members) and their manifest lines.
+    pub disk_bytes: u64,
+}
+
+impl Quota {
+    /// No quota.
+    pub const NONE: Quota = Quota {
+        index_bytes: u64::MAX,
+        disk_bytes: u64::MAX,
+    };
+}
+
+/// What a namespace uses of its [`Quota`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// Index bytes charged (staged objects included).
+    pub index_bytes: u64,
+    /// Bytes on disk (staged objects included).
+    pub disk_bytes: u64,
+}
+
 /// What an index entry for `path` is charged.
 fn entry_cost(path: &str) -> u64 {
     INDEX_ENTRY_BYTES + path.len() as u64
@@ -211,6 +242,8 @@ struct NsState {
     /// Every object, the latest checkpoint version under `checkpoint` included.
     objects: BTreeMap<Box<str>, Obj>,
     checkpoint_versions: u64,
+    quota: Quota,
+    used: Usage,
 }
 
 /// One staged index change: enough to point it at the disk after the flush, or undo it.
@@ -222,6 +255,8 @@ struct StagedEntry {
     old: Option<Obj>,
     /// Index bytes charged for it (entry if new, plus the staged charge).
     charge: u64,
+    /// Disk bytes charged to its namespace (members and manifest lines).
+    disk: u64,
     checkpoint: bool,
     size: u32,
 }
@@ -376,9 +411,23 @@ impl<D: BlockDevice> Store<D> {
             name: name.into(),
             objects: BTreeMap::new(),
             checkpoint_versions: 0,
+            quota: Quota::NONE,
+            used: Usage::default(),
         });
         self.by_name.insert(name.into(), i);
         i
+    }
+
+    /// **Privileged**: sets the quota of `ns` (see [`Quota`]). Called by the psdb PD at init.
+    pub fn set_quota(&mut self, ns: Namespace, quota: Quota) -> Result<(), Error> {
+        let i = self.ns(ns)?;
+        self.namespaces[i].quota = quota;
+        Ok(())
+    }
+
+    /// What `ns` uses of its quota.
+    pub fn usage(&self, ns: Namespace) -> Result<Usage, Error> {
+        Ok(self.namespaces[self.ns(ns)?].used)
     }
 
     fn ns(&self, ns: Namespace) -> Result<usize, Error> {
@@ -461,10 +510,17 @@ impl<D: BlockDevice> Store<D> {
         let exists = self.namespaces[i].objects.contains_key(path);
         let charge = staged_cost(path) + if exists { 0 } else { entry_cost(path) };
         let over_index = |s: &Self| s.index_used.saturating_add(charge) > s.limits.index_bytes;
+        let over_quota = |s: &Self| {
+            let st = &s.namespaces[i];
+            st.used.index_bytes.saturating_add(charge) > st.quota.index_bytes
+        };
+        // A full batch, manifest or index budget flushes the batch first (that frees the staged
+        // charges); disk quota is not freed by a flush.
         if !self.staged.members.is_empty()
             && (self.batch_len(lines.len(), members_len) > self.max_batch
                 || self.manifest_len(lines.len()) > mlimit
-                || over_index(self))
+                || over_index(self)
+                || over_quota(self))
         {
             self.flush()?;
         }
@@ -474,6 +530,11 @@ impl<D: BlockDevice> Store<D> {
         }
         if over_index(self) {
             return Err(Error::IndexFull);
+        }
+        let disk = members_len + lines.len() as u64;
+        let st = &self.namespaces[i];
+        if over_quota(self) || st.used.disk_bytes.saturating_add(disk) > st.quota.disk_bytes {
+            return Err(Error::Quota);
         }
         if self.end.saturating_add(len).saturating_add(TAIL) > self.capacity {
             return Err(Error::Full);
@@ -516,9 +577,12 @@ impl<D: BlockDevice> Store<D> {
             path: staged_path,
             old,
             charge,
+            disk,
             checkpoint,
             size,
         });
+        st.used.index_bytes += charge;
+        st.used.disk_bytes += disk;
         self.index_used += charge;
         self.data_bytes += u64::from(size);
         Ok(())
@@ -570,6 +634,8 @@ impl<D: BlockDevice> Store<D> {
             }
             self.data_bytes -= u64::from(e.size);
             self.index_used -= e.charge;
+            st.used.index_bytes -= e.charge;
+            st.used.disk_bytes -= e.disk;
         }
         staged.lines.clear();
         staged.members.clear();
@@ -649,7 +715,9 @@ impl<D: BlockDevice> Store<D> {
                     o.loc = members_at + (o.loc & !STAGED);
                 }
             }
-            self.index_used -= staged_cost(&e.path);
+            let released = staged_cost(&e.path);
+            self.index_used -= released;
+            namespaces[e.ns as usize].used.index_bytes -= released;
         }
         staged.lines.clear();
         staged.members.clear();
@@ -1130,15 +1198,30 @@ impl<D: BlockDevice> Store<D> {
     /// Adds a mounted batch to the index.
     fn apply(&mut self, at: u64, m: &Manifest) -> Result<(), Error> {
         let mut off = at + tar::member_len(m.text.len() as u64);
+        // The namespace of the previous record: a sidecar follows its checkpoint.
+        let mut last = None;
+        // Where the current record's manifest lines start: after the header line, then after
+        // the previous record's name (a record's lines end with its name).
+        let mut line_start = m.text.iter().position(|&b| b == b'\n').map_or(0, |p| p + 1);
         for r in &m.records {
             let name = m.name(r);
             let offset = off;
             off += tar::member_len(r.size);
+            // Disk charged to the namespace: the member and its manifest lines.
+            let lines = (r.name.end + 1).saturating_sub(line_start) as u64;
+            line_start = r.name.end + 1;
+            let disk = tar::member_len(r.size) + lines;
             if r.kind == Kind::Sidecar {
+                if let Some(i) = last.take() {
+                    let st: &mut NsState = &mut self.namespaces[i];
+                    st.used.disk_bytes += disk;
+                }
                 continue;
             }
             let (ns, path) = (&name[..r.ns_len], &name[r.ns_len + 1..]);
             let i = self.ns_index_or_create(ns) as usize;
+            last = Some(i);
+            self.namespaces[i].used.disk_bytes += disk;
             let obj = Obj {
                 hash: r.hash,
                 loc: offset,
@@ -1160,6 +1243,7 @@ impl<D: BlockDevice> Store<D> {
                     return Err(Error::ExceedsLimits);
                 }
                 st.objects.insert(try_box(path)?, obj);
+                st.used.index_bytes += cost;
                 self.index_used += cost;
                 if r.kind != Kind::Checkpoint {
                     self.objects += 1;

@@ -7,8 +7,9 @@
 mod common;
 
 use common::*;
+use psdb::fault::{Fault, FaultDevice};
 use psdb::store::{manifest_limit, Limits, INDEX_ENTRY_BYTES, MAX_MAX_BATCH, STAGED_ENTRY_BYTES};
-use psdb::{Error, FormatOptions, Mode, RamDevice, Store};
+use psdb::{Error, FormatOptions, Mode, Quota, RamDevice, Store};
 
 fn limited(index_bytes: u64) -> Limits {
     Limits {
@@ -146,4 +147,91 @@ fn manifests_stay_within_the_manifest_limit() {
     assert!(batches >= 3000 * 150 / limit, "{batches}");
     let (s, _) = Store::mount(s.into_device(), Mode::ReadOnly).unwrap();
     assert_eq!(s.stats().objects, 3000);
+}
+
+#[test]
+fn a_namespace_quota_stops_that_namespace_only() {
+    let mut s = fresh(8192);
+    let a = s.open_namespace("tenant-a").unwrap();
+    let b = s.open_namespace("audit").unwrap();
+    s.set_quota(
+        a,
+        Quota {
+            index_bytes: u64::MAX,
+            disk_bytes: 64 << 10,
+        },
+    )
+    .unwrap();
+    let mut k = 0;
+    let err = loop {
+        match s.put(a, &format!("o/{k:04}"), &[7; 3000]) {
+            Ok(()) => k += 1,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err, Error::Quota);
+    assert!(s.usage(a).unwrap().disk_bytes <= 64 << 10);
+    // Nothing changed for tenant-a, and the other namespace still has room.
+    let before = s.usage(a).unwrap();
+    assert_eq!(s.put(a, "o/x", &[7; 3000]), Err(Error::Quota));
+    assert_eq!(s.usage(a).unwrap(), before);
+    for j in 0..40 {
+        s.put(b, &format!("r/{j:04}"), &[1; 3000]).unwrap();
+    }
+    s.flush().unwrap();
+    let (ua, ub) = (s.usage(a).unwrap(), s.usage(b).unwrap());
+    // Usage is rebuilt the same at mount (quotas themselves are set again by the owner).
+    let (mut s, _) = Store::mount(s.into_device(), Mode::ReadWrite).unwrap();
+    let a = s.open_namespace("tenant-a").unwrap();
+    let b = s.open_namespace("audit").unwrap();
+    assert_eq!(s.usage(a).unwrap(), ua);
+    assert_eq!(s.usage(b).unwrap(), ub);
+    let mut out = Vec::new();
+    for j in 0..k {
+        assert!(s.get(a, &format!("o/{j:04}"), &mut out).unwrap());
+    }
+}
+
+#[test]
+fn index_quota_counts_checkpoints_and_survives_rollback() {
+    let mut s = Store::format(FaultDevice::new(4096), opts()).unwrap();
+    let a = s.open_namespace("t").unwrap();
+    let q = Quota {
+        // The checkpoint and two objects, and room to stage one more checkpoint version.
+        index_bytes: 3 * INDEX_ENTRY_BYTES + 20 + STAGED_ENTRY_BYTES + 10,
+        disk_bytes: u64::MAX,
+    };
+    s.set_quota(a, q).unwrap();
+    s.put_checkpoint(a, b"cp").unwrap();
+    s.flush().unwrap();
+    assert_eq!(s.usage(a).unwrap().index_bytes, INDEX_ENTRY_BYTES + 10);
+    // Staged charges count too: the second put flushes the first to make room.
+    s.put(a, "o/001", b"1").unwrap();
+    s.put(a, "o/002", b"2").unwrap();
+    assert_eq!(s.put(a, "o/003", b"3"), Err(Error::Quota));
+    assert_eq!(
+        s.usage(a).unwrap().index_bytes,
+        3 * INDEX_ENTRY_BYTES + 20,
+        "each put flushed the batch to make room; o/003 refused"
+    );
+    s.flush().unwrap();
+    let flushed = s.usage(a).unwrap();
+    assert_eq!(flushed.index_bytes, 3 * INDEX_ENTRY_BYTES + 20);
+    // A failed flush gives back what the staged checkpoint was charged.
+    let mut dev = s.into_device();
+    let op = dev.ops() + 2;
+    dev.inject(op, Fault::FailFlush { persisted: false });
+    let (mut s, _) = Store::mount(dev, Mode::ReadWrite).unwrap();
+    let a = s.open_namespace("t").unwrap();
+    s.set_quota(a, q).unwrap();
+    assert_eq!(s.usage(a).unwrap(), flushed);
+    s.put_checkpoint(a, b"cp lost").unwrap();
+    assert!(s.flush().is_err());
+    assert_eq!(s.usage(a).unwrap(), flushed);
+    // Checkpoint versions replace one entry: the quota does not stop them.
+    for v in 0..5 {
+        s.put_checkpoint(a, format!("cp{v}").as_bytes()).unwrap();
+        s.flush().unwrap();
+    }
+    assert_eq!(s.usage(a).unwrap().index_bytes, flushed.index_bytes);
 }
