@@ -11,6 +11,11 @@
 //! cannot change them under it). Every failure is an error reply; nothing a caller sends stops
 //! this PD.
 //!
+//! **Memory and space are bounded**: the store runs within [`limits`] of the PD's heap (an index
+//! budget and a batch-limit ceiling; a volume beyond them is refused at mount, and the PD then
+//! answers `NO_STORE` instead of running out of heap), and each namespace within its [`quota`]
+//! (a tenant that fills its share gets `Quota` errors; the others and audit keep theirs).
+//!
 //! The same code runs over virtio-blk on seL4 (`src/main.rs`) and over a file in the simulator:
 //! it is generic over [`psdb::BlockDevice`]. I/O is polled inside the protected call, which is
 //! acceptable for the highest-priority PD.
@@ -115,6 +120,35 @@ pub enum Opened {
     Mounted(Report),
 }
 
+/// Each tenant's share of the volume and of the index budget, in percent.
+pub const TENANT_SHARE_PERCENT: u64 = 28;
+/// Audit's share: every read of every tenant adds audit records, so it gets its own room that no
+/// tenant can take. Three tenants and audit: 3 x 28 + 16 = 100.
+pub const AUDIT_SHARE_PERCENT: u64 = 16;
+
+/// The quota of the namespace `ns` on a volume of `capacity` bytes under `limits`: its share
+/// ([`TENANT_SHARE_PERCENT`], or [`AUDIT_SHARE_PERCENT`] for `audit`) of the disk and of the
+/// index budget. The shares of [`CLIENTS`] add up to at most 100, so no namespace can fill the
+/// volume or the index for another: past its share, its puts fail `Quota`.
+pub fn quota(ns: &str, capacity: u64, limits: psdb::store::Limits) -> psdb::Quota {
+    let pct = if ns == "audit" {
+        AUDIT_SHARE_PERCENT
+    } else {
+        TENANT_SHARE_PERCENT
+    };
+    let share = |n: u64| {
+        if n == u64::MAX {
+            u64::MAX
+        } else {
+            n / 100 * pct + n % 100 * pct / 100
+        }
+    };
+    psdb::Quota {
+        index_bytes: share(limits.index_bytes),
+        disk_bytes: share(capacity),
+    }
+}
+
 /// Mounts the volume on `dev`, formatting it first if its first sector is all zeros (a fresh
 /// disk image). The volume id of a volume formatted here is derived from the disk size (the PD
 /// has no random source; the id names a volume, it is no secret); host tools format with random
@@ -168,7 +202,10 @@ pub fn init<D: BlockDevice>(mut store: Store<D>) -> Result<PsdbPd<D>, InitError>
     let mut clients = Vec::with_capacity(CLIENTS.len());
     for ((channel, ns, _, _), decl) in CLIENTS.iter().zip(decls) {
         let region = decl.get().map_err(InitError::Region)?;
-        let ns = store.open_namespace(ns).map_err(InitError::Store)?;
+        let handle = store.open_namespace(ns).map_err(InitError::Store)?;
+        let q = quota(ns, store.stats().capacity, store.limits());
+        store.set_quota(handle, q).map_err(InitError::Store)?;
+        let ns = handle;
         clients.push((*channel, ns, region));
     }
     let mut buf = Vec::new();

@@ -152,30 +152,3 @@ fn worst_case_stays_within_heap_psdb() {
     assert!(running <= bound, "running peak {running} over {bound}");
     assert!(mounting <= bound, "mount peak {mounting} over {bound}");
 }
-
-#[test]
-fn heap_bytes_is_system_xml_heap_psdb() {
-    let xml =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../system.xml")).unwrap();
-    let line = xml
-        .lines()
-        .find(|l| l.contains("name=\"heap_psdb\""))
-        .expect("heap_psdb region");
-    let size = line.split("size=\"0x").nth(1).unwrap();
-    let size = u64::from_str_radix(size.split('"').next().unwrap(), 16).unwrap();
-    assert_eq!(size, HEAP_BYTES);
-    assert!(psdb_pd::limits(HEAP_BYTES).index_bytes > 0);
-}
-
-#[test]
-fn a_volume_above_the_batch_ceiling_is_refused() {
-    let big = psdb::FormatOptions {
-        volume_id: [5; 16],
-        max_batch_bytes: psdb::store::MAX_MAX_BATCH,
-    };
-    let dev = Store::format(psdb::RamDevice::new(64), big)
-        .unwrap()
-        .into_device();
-    let r = psdb_pd::open_store(dev);
-    assert_eq!(r.err(), Some(Error::ExceedsLimits));
-}

@@ -1,0 +1,79 @@
+//! The psdb PD's limits: its heap size is system.xml's, volumes above its batch ceiling are
+//! refused, and each namespace's quota leaves the others their share.
+// A panic is how a test reports failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use psdb::{Error, Store};
+use psdb_pd::HEAP_BYTES;
+
+#[test]
+fn heap_bytes_is_system_xml_heap_psdb() {
+    let xml =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../system.xml")).unwrap();
+    let line = xml
+        .lines()
+        .find(|l| l.contains("name=\"heap_psdb\""))
+        .expect("heap_psdb region");
+    let size = line.split("size=\"0x").nth(1).unwrap();
+    let size = u64::from_str_radix(size.split('"').next().unwrap(), 16).unwrap();
+    assert_eq!(size, HEAP_BYTES);
+    assert!(psdb_pd::limits(HEAP_BYTES).index_bytes > 0);
+}
+
+#[test]
+fn a_volume_above_the_batch_ceiling_is_refused() {
+    let big = psdb::FormatOptions {
+        volume_id: [5; 16],
+        max_batch_bytes: psdb::store::MAX_MAX_BATCH,
+    };
+    let dev = Store::format(psdb::RamDevice::new(64), big)
+        .unwrap()
+        .into_device();
+    let r = psdb_pd::open_store(dev);
+    assert_eq!(r.err(), Some(Error::ExceedsLimits));
+}
+
+#[test]
+fn quotas_leave_every_namespace_its_share() {
+    let limits = psdb_pd::limits(HEAP_BYTES);
+    let cap = 1u64 << 34;
+    let total: u64 = interface::psdb::CLIENTS
+        .iter()
+        .map(|c| psdb_pd::quota(c.1, cap, limits).disk_bytes)
+        .sum();
+    assert!(total <= cap);
+    let index: u64 = interface::psdb::CLIENTS
+        .iter()
+        .map(|c| psdb_pd::quota(c.1, cap, limits).index_bytes)
+        .sum();
+    assert!(index <= limits.index_bytes);
+    let audit = psdb_pd::quota("audit", cap, limits);
+    assert_eq!(
+        audit.disk_bytes,
+        (u128::from(cap) * u128::from(psdb_pd::AUDIT_SHARE_PERCENT) / 100) as u64
+    );
+    // A tenant that fills its share is stopped; audit still writes.
+    let mut s = Store::format(
+        psdb::RamDevice::new(4096),
+        psdb::FormatOptions::new([1; 16]),
+    )
+    .unwrap();
+    let t = s.open_namespace("corporate").unwrap();
+    let a = s.open_namespace("audit").unwrap();
+    let cap = s.stats().capacity;
+    s.set_quota(t, psdb_pd::quota("corporate", cap, limits))
+        .unwrap();
+    s.set_quota(a, psdb_pd::quota("audit", cap, limits))
+        .unwrap();
+    let mut k = 0;
+    let err = loop {
+        match s.put(t, &format!("tile/{k}"), &[0; 4096]) {
+            Ok(()) => k += 1,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err, Error::Quota);
+    s.put(a, "tile/0", &[0; 4096]).unwrap();
+    s.put_checkpoint(a, b"audit cp").unwrap();
+    s.flush().unwrap();
+}
