@@ -159,3 +159,87 @@ impl tlog::Storage for PsdbClient {
         self.read_reply(reply, out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use alloc::rc::Rc;
+    use core::cell::RefCell;
+
+    use microkit::host::{set_backend, Backend, HostMemory};
+    use microkit::{IrqAckError, MessageInfo};
+    use tlog::Storage as _;
+
+    use super::*;
+
+    /// psdb answering every call `OK` with `count` message registers, leaving MR0/MR1 as the
+    /// caller set them (as seL4 does for registers a reply does not carry).
+    struct Psdb {
+        count: usize,
+        mrs: RefCell<[u64; 2]>,
+        region: HostMemory,
+    }
+
+    impl Backend for Psdb {
+        fn pd_name(&self) -> &str {
+            "ledger_corporate"
+        }
+        fn notify(&self, _: Channel) {}
+        fn pp_call(&self, _: Channel, _: MessageInfo) -> MessageInfo {
+            if self.count == 2 {
+                *self.mrs.borrow_mut() = [1, 3];
+                self.region.write(DATA, b"abc").unwrap();
+            }
+            MessageInfo::new(OK, self.count)
+        }
+        fn irq_ack(&self, _: Channel) -> Result<(), IrqAckError> {
+            Ok(())
+        }
+        fn get_mr(&self, i: usize) -> u64 {
+            self.mrs.borrow()[i]
+        }
+        fn set_mr(&self, i: usize, v: u64) {
+            self.mrs.borrow_mut()[i] = v;
+        }
+        fn debug_put_str(&self, _: &str) {}
+        fn memory_region(&self, name: &str) -> Option<HostMemory> {
+            (name == "psdb_vaddr").then(|| self.region.clone())
+        }
+    }
+
+    fn client(count: usize) -> PsdbClient {
+        microkit::memory_region! {
+            static REGION: ReadWrite(vaddr = "psdb_vaddr", size = "psdb_size", min_len = 0x2000);
+        }
+        let region = HostMemory::new(0x2000);
+        set_backend(Some(Rc::new(Psdb {
+            count,
+            mrs: RefCell::new([0; 2]),
+            region,
+        })));
+        PsdbClient::new(Channel::new(2), REGION.get().unwrap())
+    }
+
+    #[test]
+    fn a_reply_without_its_registers_is_malformed() {
+        // The caller's own MR0 (path length, non-zero) and MR1 would read as "found".
+        for count in [0, 1] {
+            let mut c = client(count);
+            let mut out = Vec::new();
+            assert_eq!(c.get("tile/0/000", &mut out), Err(PsdbError::BadReply));
+            assert_eq!(c.checkpoint(&mut out), Err(PsdbError::BadReply));
+            assert_eq!(
+                c.get_range(Some("tile/0/000"), 0, &mut [0; 4]),
+                Err(PsdbError::BadReply)
+            );
+        }
+        let mut c = client(2);
+        let mut out = Vec::new();
+        assert_eq!(c.get("tile/0/000", &mut out), Ok(true));
+        assert_eq!(out, b"abc");
+        let mut buf = [0; 2];
+        assert_eq!(c.get_range(None, 1, &mut buf), Ok(Some((3, 2))));
+        assert_eq!(&buf, b"bc");
+        set_backend(None);
+    }
+}

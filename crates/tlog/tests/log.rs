@@ -546,3 +546,47 @@ fn tile_kinds_in_storage() {
         }
     }
 }
+
+/// The pending bundle is reserved once, exactly the largest bundle, never doubled: one
+/// 65,534-byte entry then 255 of 65,535 (which used to double the buffer to 2^25 bytes, old
+/// and new copies live at once).
+#[test]
+fn bundle_buffer_is_reserved_once_and_never_doubled() {
+    use tlog::tile::MAX_BUNDLE_SIZE;
+    let signer = note::Signer::generate("example.com/log", &[1; 32]).unwrap();
+    // Lazily, from empty buffers.
+    let mut log =
+        tlog::Log::create(tlog::MemStorage::new(), "example.com/log", signer.clone()).unwrap();
+    log.append(&vec![1; 65_534]).unwrap();
+    for _ in 1..255 {
+        log.append(&vec![2; 65_535]).unwrap();
+    }
+    log.checkpoint().unwrap();
+    let (storage, bufs) = log.into_parts();
+    // The bundle's capacity is exactly MAX_BUNDLE_SIZE; the read buffer held a checkpoint.
+    assert!(bufs.capacity() >= MAX_BUNDLE_SIZE);
+    assert!(
+        bufs.capacity() < MAX_BUNDLE_SIZE + 4096,
+        "{}",
+        bufs.capacity()
+    );
+    // Preallocated: the capacity never changes, through open (partial bundle of 255 large
+    // entries), appends past the full bundle and reads of it.
+    let mut bufs = tlog::Buffers::preallocated().unwrap();
+    assert_eq!(bufs.capacity(), tlog::Buffers::PREALLOCATED);
+    let mut log =
+        tlog::Log::open_in(storage, "example.com/log", signer.clone(), &mut bufs).unwrap();
+    assert_eq!(bufs.capacity(), 0, "taken by the log");
+    for _ in 0..3 {
+        log.append(&vec![3; 65_535]).unwrap();
+    }
+    log.checkpoint().unwrap();
+    assert_eq!(log.read_since(0, 300).unwrap().len(), 258);
+    let (storage, bufs) = log.into_parts();
+    assert_eq!(bufs.capacity(), tlog::Buffers::PREALLOCATED);
+    // A failed open gives the buffers back.
+    let mut bufs = bufs;
+    let other = note::Signer::generate("example.com/log", &[2; 32]).unwrap();
+    assert!(tlog::Log::open_in(storage, "example.com/log", other, &mut bufs).is_err());
+    assert_eq!(bufs.capacity(), tlog::Buffers::PREALLOCATED);
+}
