@@ -555,8 +555,7 @@ fn bundle_buffer_is_reserved_once_and_never_doubled() {
     use tlog::tile::MAX_BUNDLE_SIZE;
     let signer = note::Signer::generate("example.com/log", &[1; 32]).unwrap();
     // Lazily, from empty buffers.
-    let mut log =
-        tlog::Log::create(tlog::MemStorage::new(), "example.com/log", signer.clone()).unwrap();
+    let mut log = Log::create(MemStorage::new(), "example.com/log", signer.clone()).unwrap();
     log.append(&vec![1; 65_534]).unwrap();
     for _ in 1..255 {
         log.append(&vec![2; 65_535]).unwrap();
@@ -574,8 +573,7 @@ fn bundle_buffer_is_reserved_once_and_never_doubled() {
     // entries), appends past the full bundle and reads of it.
     let mut bufs = tlog::Buffers::preallocated().unwrap();
     assert_eq!(bufs.capacity(), tlog::Buffers::PREALLOCATED);
-    let mut log =
-        tlog::Log::open_in(storage, "example.com/log", signer.clone(), &mut bufs).unwrap();
+    let mut log = Log::open_in(storage, "example.com/log", signer.clone(), &mut bufs).unwrap();
     assert_eq!(bufs.capacity(), 0, "taken by the log");
     for _ in 0..3 {
         log.append(&vec![3; 65_535]).unwrap();
@@ -587,6 +585,6 @@ fn bundle_buffer_is_reserved_once_and_never_doubled() {
     // A failed open gives the buffers back.
     let mut bufs = bufs;
     let other = note::Signer::generate("example.com/log", &[2; 32]).unwrap();
-    assert!(tlog::Log::open_in(storage, "example.com/log", other, &mut bufs).is_err());
+    assert!(Log::open_in(storage, "example.com/log", other, &mut bufs).is_err());
     assert_eq!(bufs.capacity(), tlog::Buffers::PREALLOCATED);
 }
