@@ -18,13 +18,14 @@
 //!   level is reached) and the at most 8 roots of the perfect subtrees those hashes form. At
 //!   most 8 × (8 KiB + 256 B) ≈ 66 KiB. Never proportional to the number of entries.
 //! - The pending entry bundle: the encoded entries of the rightmost bundle, at most
-//!   [`MAX_BUNDLE_SIZE`] = 256 × (2 + 65,535) = 16,777,472 bytes. It is never grown step by
-//!   step (doubling would hold old and new copies at once and end at 2^25 bytes): its
-//!   capacity is reserved once, exactly [`MAX_BUNDLE_SIZE`], either up front
-//!   ([`Buffers::preallocated`], what a PD with a fixed heap uses) or, with
-//!   [`Buffers::default`], by the first append or open that needs it, with a fallible
-//!   reservation ([`Error::OutOfMemory`], never a panic). Its capacity is kept when a full
-//!   bundle is written, so steady-state appends do not allocate.
+//!   [`MAX_BUNDLE_SIZE`] = 256 × (2 + 65,535) = 16,777,472 bytes. With
+//!   [`Buffers::preallocated`] (what a PD with large entries and a fixed heap uses) its
+//!   capacity is reserved once, exactly [`MAX_BUNDLE_SIZE`], and never grows. With
+//!   [`Buffers::default`] it grows as entries need (so a log of small entries stays small),
+//!   by fallible reservations ([`Error::OutOfMemory`], never a panic) capped at exactly
+//!   [`MAX_BUNDLE_SIZE`] (plain doubling would end at 2^25 bytes, holding old and new copies
+//!   at once). Its capacity is kept when a full bundle is written, so steady-state appends
+//!   do not allocate.
 //! - One read buffer, as large as the largest object read (a tile: 8 KiB; a bundle: up to
 //!   [`MAX_BUNDLE_SIZE`]), used by `open`, reads and proofs. [`Buffers::preallocated`]
 //!   reserves it once at [`MAX_BUNDLE_SIZE`]; a [`Storage`] filling it should reserve
@@ -312,17 +313,23 @@ impl<S: Storage> Log<S> {
         log.adopt_uncommitted()
     }
 
-    /// Makes room for `need` more bytes in the pending bundle: if there is not room already,
-    /// reserves (fallibly, exactly) capacity for the largest bundle, once. Never doubles.
+    /// Makes room for `need` more bytes in the pending bundle, fallibly. With preallocated
+    /// [`Buffers`] there always is room. Otherwise the capacity grows geometrically (so a log
+    /// of small entries, such as the audit log, stays small) but is capped at exactly
+    /// [`MAX_BUNDLE_SIZE`]: never the 2^25 bytes plain doubling would reach.
     fn reserve_bundle(&mut self, need: usize) -> Result<(), S> {
-        let len = self.bundle.len();
-        if self.bundle.capacity() - len >= need {
+        let (len, cap) = (self.bundle.len(), self.bundle.capacity());
+        if cap - len >= need {
             return Ok(());
         }
-        let want = MAX_BUNDLE_SIZE.saturating_sub(len).max(need);
+        let target = cap
+            .saturating_mul(2)
+            .max(len.saturating_add(need))
+            .max(4096)
+            .min(MAX_BUNDLE_SIZE.max(len.saturating_add(need)));
         self.bundle
-            .try_reserve_exact(want)
-            .map_err(|_| Error::OutOfMemory(len.saturating_add(want)))
+            .try_reserve_exact(target - len)
+            .map_err(|_| Error::OutOfMemory(target))
     }
 
     /// Reads `tile` into `self.buf`; a missing object is corruption.

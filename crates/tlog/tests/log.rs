@@ -547,17 +547,24 @@ fn tile_kinds_in_storage() {
     }
 }
 
-/// The pending bundle is reserved once, exactly the largest bundle, never doubled: one
-/// 65,534-byte entry then 255 of 65,535 (which used to double the buffer to 2^25 bytes, old
-/// and new copies live at once).
+/// The pending bundle never outgrows the largest bundle: one 65,534-byte entry then 255 of
+/// 65,535 (which used to double the buffer to 2^25 bytes, old and new copies live at once)
+/// end at exactly MAX_BUNDLE_SIZE; small entries keep it small; preallocated buffers never
+/// change, and come back from `into_parts` and from a failed `open_in`.
 #[test]
-fn bundle_buffer_is_reserved_once_and_never_doubled() {
+fn bundle_buffer_is_capped_and_preallocated_buffers_are_kept() {
     use tlog::tile::MAX_BUNDLE_SIZE;
     let signer = note::Signer::generate("example.com/log", &[1; 32]).unwrap();
-    // Lazily, from empty buffers.
+    let mut log = Log::create(MemStorage::new(), "example.com/log", signer.clone()).unwrap();
+    for _ in 0..10 {
+        log.append(&[5; 100]).unwrap();
+    }
+    let (_, bufs) = log.into_parts();
+    assert!(bufs.capacity() <= 8192, "{}", bufs.capacity());
+
     let mut log = Log::create(MemStorage::new(), "example.com/log", signer.clone()).unwrap();
     log.append(&vec![1; 65_534]).unwrap();
-    for _ in 1..255 {
+    for _ in 1..256 + 255 {
         log.append(&vec![2; 65_535]).unwrap();
     }
     log.checkpoint().unwrap();
@@ -579,7 +586,7 @@ fn bundle_buffer_is_reserved_once_and_never_doubled() {
         log.append(&vec![3; 65_535]).unwrap();
     }
     log.checkpoint().unwrap();
-    assert_eq!(log.read_since(0, 300).unwrap().len(), 258);
+    assert_eq!(log.read_since(0, 600).unwrap().len(), 514);
     let (storage, bufs) = log.into_parts();
     assert_eq!(bufs.capacity(), tlog::Buffers::PREALLOCATED);
     // A failed open gives the buffers back.
