@@ -41,7 +41,7 @@ checkpoint_verifies() {
 }
 export_verifies() {
     rm -rf "${T:?}/$1"
-    client export --tenant "$1" "$T/$1" >/dev/null &&
+    client export --tenant "$1" --vkey "$KEYS/$1.vkey" "$T/$1" >/dev/null &&
         cmp -s "$T/$1/vkey" "$KEYS/$1.vkey" &&
         tb log verify "$T/$1" --vkey "$KEYS/$1.vkey" >/dev/null
 }

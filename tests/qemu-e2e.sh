@@ -148,7 +148,7 @@ every_ack_kept() {
 check "every acknowledged append survived the kill" every_ack_kept
 consistent() {
     rm -rf "$T/after-export"
-    client export --tenant corporate "$T/after-export" >/dev/null &&
+    client export --tenant corporate --vkey "$KEYS/corporate.vkey" "$T/after-export" >/dev/null &&
         tb log consistency "$T/before.note" "$T/after-export" --vkey "$KEYS/corporate.vkey" >/dev/null
 }
 check "consistency proof from the old checkpoint to the new one verifies" consistent

@@ -74,7 +74,8 @@ fn pds_and_priorities_match_the_code() {
             assert_eq!(TENANTS[i], t);
             // Its own copy of ledger.elf: the copy holding this tenant's key and no other's.
             assert_eq!(p.program_image, format!("ledger_{t}.elf"));
-            assert_eq!((p.priority, p.passive), (pd::LEDGER_PRIORITY, true));
+            assert_eq!((p.priority, p.passive), (pd::LEDGER_PRIORITIES[i], true));
+            assert!(pd::WIRE_PRIORITY < p.priority && p.priority < pd::AUDIT_PRIORITY);
             assert!(p.irqs.is_empty());
         }
     }

@@ -53,8 +53,9 @@ pub mod pd {
     pub const PSDB: &str = "psdb";
     /// Priorities: ppcalls only go uphill.
     pub const WIRE_PRIORITY: u8 = 100;
-    /// Every ledger PD.
-    pub const LEDGER_PRIORITY: u8 = 150;
+    /// The ledger PDs, in [`crate::TENANTS`] order. Distinct only so that their start-up (and
+    /// its console lines) happens one at a time; each is between wire's and audit's.
+    pub const LEDGER_PRIORITIES: [u8; 3] = [152, 151, 150];
     /// The audit PD.
     pub const AUDIT_PRIORITY: u8 = 200;
     /// The psdb PD.
