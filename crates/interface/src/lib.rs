@@ -19,7 +19,7 @@ extern crate alloc;
 pub mod keys;
 mod psdb_client;
 
-pub use psdb_client::{PsdbClient, PsdbError};
+pub use psdb_client::{PsdbClient, PsdbError, PSDB_FULL_CODES};
 
 use microkit::Channel;
 

@@ -23,6 +23,18 @@ pub enum PsdbError {
     OutOfMemory,
 }
 
+/// The psdb error labels that mean "no room" (`psdb::Error::code`, checked by a test): the
+/// disk is full, the index is at its budget, or the namespace reached its quota. Nothing of the
+/// refused put was stored and everything stored before is intact.
+pub const PSDB_FULL_CODES: [u64; 3] = [6, 11, 14];
+
+impl PsdbError {
+    /// Whether psdb refused for lack of room ([`PSDB_FULL_CODES`]), as opposed to a fault.
+    pub fn is_full(&self) -> bool {
+        matches!(self, PsdbError::Refused(code) if PSDB_FULL_CODES.contains(code))
+    }
+}
+
 impl fmt::Display for PsdbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -162,6 +174,28 @@ impl tlog::Storage for PsdbClient {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn full_codes_are_the_engines() {
+        use super::{PsdbError, PSDB_FULL_CODES};
+        let full = [
+            psdb::Error::Full,
+            psdb::Error::IndexFull,
+            psdb::Error::Quota,
+        ];
+        assert_eq!(full.map(|e| u64::from(e.code())), PSDB_FULL_CODES);
+        for code in PSDB_FULL_CODES {
+            assert!(PsdbError::Refused(code).is_full());
+        }
+        for e in [
+            psdb::Error::Immutable,
+            psdb::Error::TooLarge,
+            psdb::Error::ReadOnly,
+        ] {
+            assert!(!PsdbError::Refused(u64::from(e.code())).is_full());
+        }
+        assert!(!PsdbError::BadReply.is_full());
+    }
+
     extern crate std;
     use alloc::rc::Rc;
     use core::cell::RefCell;

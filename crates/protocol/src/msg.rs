@@ -163,6 +163,9 @@ pub enum ErrorCode {
     Unavailable = 11,
     /// The answer would not fit in a frame.
     TooLarge = 12,
+    /// The tenant's storage is full (the disk, psdb's index or the tenant's quota): nothing of
+    /// this request was acknowledged, and everything acknowledged before stays readable.
+    Full = 13,
 }
 
 impl From<ErrorCode> for u8 {
@@ -189,6 +192,7 @@ impl TryFrom<u8> for ErrorCode {
             10 => AuditFailed,
             11 => Unavailable,
             12 => TooLarge,
+            13 => Full,
             _ => return Err(UnknownErrorCode(v)),
         })
     }
@@ -219,6 +223,7 @@ impl core::fmt::Display for ErrorCode {
             ErrorCode::AuditFailed => "audit did not record the read",
             ErrorCode::Unavailable => "ledger unavailable",
             ErrorCode::TooLarge => "answer too large",
+            ErrorCode::Full => "storage full (nothing of this request was stored)",
         })
     }
 }

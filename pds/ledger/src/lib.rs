@@ -327,24 +327,37 @@ impl LedgerPd {
         let log = self.open()?;
         let first = log.size();
         let mut count = 0u32;
-        let mut failed = false;
+        let mut error = None;
         for e in entries(bundle).flatten() {
-            if log.append(e).is_err() {
-                failed = true;
+            if let Err(e) = log.append(e) {
+                error = Some(e);
                 break;
             }
             count += 1;
         }
-        if !failed && log.checkpoint().is_ok() {
-            return Ok(Answer::Appended {
+        let done = match error {
+            Some(e) => Err(e),
+            None => log.checkpoint().map(|_| ()),
+        };
+        match done {
+            Ok(()) => Ok(Answer::Appended {
                 first,
                 count,
                 size: log.committed_size(),
-            });
+            }),
+            Err(e) => {
+                // No room (disk, index or quota) is the tenant's to know; any other failure is
+                // a storage fault. Either way nothing of this request was acknowledged, and the
+                // log is poisoned: reopen from psdb at the next request, as after a crash.
+                let full = matches!(&e, tlog::Error::Storage(pe) if pe.is_full());
+                self.drop_log();
+                Err(if full {
+                    ErrorCode::Full
+                } else {
+                    ErrorCode::Storage
+                })
+            }
         }
-        // The log is poisoned: reopen from psdb at the next request, as after a crash.
-        self.drop_log();
-        Err(ErrorCode::Storage)
     }
 
     fn read(&mut self, id: u64, since: u64, max: u32) -> R<Answer> {
