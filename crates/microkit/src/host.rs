@@ -361,3 +361,66 @@ mod tests {
         Channel::new(0).notify();
     }
 }
+
+/// A global allocator for host tests that bound a PD's heap use: the host's own allocator, with
+/// the bytes live and the peak counted. A reallocation is charged as a new block plus the old
+/// one (the trait's default `realloc`: allocate, copy, free), which is what a first-fit PD heap
+/// needs when it cannot grow in place, so the peak is an upper bound of the bytes a PD heap must
+/// hold at once. Install it with `#[global_allocator]` in the test binary; the `unsafe` of
+/// implementing `GlobalAlloc` stays here, in the runtime.
+#[derive(Debug)]
+pub struct CountingAlloc {
+    live: core::sync::atomic::AtomicUsize,
+    peak: core::sync::atomic::AtomicUsize,
+}
+
+impl CountingAlloc {
+    /// Nothing counted yet.
+    pub const fn new() -> Self {
+        CountingAlloc {
+            live: core::sync::atomic::AtomicUsize::new(0),
+            peak: core::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Bytes allocated and not yet freed.
+    pub fn live(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    /// The most bytes live at once since the last [`CountingAlloc::reset_peak`].
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// Restarts the peak from the bytes live now; returns them (a baseline to subtract).
+    pub fn reset_peak(&self) -> usize {
+        let live = self.live();
+        self.peak.store(live, Ordering::Relaxed);
+        live
+    }
+}
+
+impl Default for CountingAlloc {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// SAFETY: every call is forwarded to the host's system allocator with the caller's arguments,
+// so the `GlobalAlloc` contract is the system allocator's; the counters are atomics and never
+// affect what is returned.
+unsafe impl core::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: core::alloc::Layout) -> *mut u8 {
+        let live = self.live.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+        self.peak.fetch_max(live, Ordering::Relaxed);
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which is System's.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: core::alloc::Layout) {
+        self.live.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: `ptr` came from `alloc` above with this `layout`, i.e. from System.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}

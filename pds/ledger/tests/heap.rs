@@ -9,6 +9,7 @@
 //! and audit allocate nothing while the ledger runs.
 
 // A test without the harness (it owns the global allocator): panicking is how it fails.
+#![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::cell::{Cell, RefCell};

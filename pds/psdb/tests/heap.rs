@@ -1,54 +1,31 @@
 //! The psdb PD's heap in the worst case: the index at its budget, a full batch holding the
 //! largest object a caller can send, the object buffer, a flush, a read of the largest object,
 //! and a remount of that volume (every manifest, the final batch verified), all counted by a
-//! global allocator in this test binary. The peak must stay within system.xml's `heap_psdb`
+//! global allocator in this test binary (`microkit::host::CountingAlloc`). The peak must stay within system.xml's `heap_psdb`
 //! ([`psdb_pd::HEAP_BYTES`], which the second test checks against system.xml).
 //!
 //! The counter charges a reallocation as a new block plus the old one (what a first-fit heap
 //! needs when it cannot grow in place), so the figure is an upper bound of the bytes live;
 //! `HEAP_MARGIN` (8 MiB) is what is left for first-fit fragmentation.
 // A panic is how a test reports failure.
+#![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use microkit::host::CountingAlloc;
 
 use psdb::{Error, FileDevice, Mode, Store, SECTOR_SIZE};
 use psdb_pd::{HEAP_BYTES, HEAP_MARGIN, MAX_OBJECT};
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded to the system allocator with the same arguments; the counters
-// are plain atomics.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(live, Ordering::Relaxed);
-        // SAFETY: the caller's contract is System's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's contract is System's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static COUNTING: Counting = Counting;
+static COUNTING: CountingAlloc = CountingAlloc::new();
 
 /// Resets the peak to what is live now and returns it (the baseline).
 fn baseline() -> usize {
-    let live = LIVE.load(Ordering::Relaxed);
-    PEAK.store(live, Ordering::Relaxed);
-    live
+    COUNTING.reset_peak()
 }
 
 fn peak_since(base: usize) -> usize {
-    PEAK.load(Ordering::Relaxed).saturating_sub(base)
+    COUNTING.peak().saturating_sub(base)
 }
 
 #[test]
