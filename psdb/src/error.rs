@@ -38,6 +38,10 @@ pub enum Error {
     /// The namespace reached its quota ([`crate::store::Quota`]) of index or disk bytes: like a
     /// full disk for that namespace only. Nothing changed.
     Quota,
+    /// The namespace holds damaged committed data (found at mount): it takes no more writes,
+    /// and if the damage may have hidden a checkpoint version, its checkpoint is not served
+    /// either (never an older one in its place). The problem names where.
+    Damaged(Problem),
 }
 
 impl Error {
@@ -58,6 +62,7 @@ impl Error {
             Error::ExceedsLimits => 12,
             Error::OutOfMemory => 13,
             Error::Quota => 14,
+            Error::Damaged(_) => 15,
         }
     }
 }
@@ -89,6 +94,7 @@ impl core::fmt::Display for Error {
             }
             Error::OutOfMemory => f.write_str("out of memory"),
             Error::Quota => f.write_str("namespace quota reached"),
+            Error::Damaged(p) => write!(f, "namespace holds damaged committed data ({p})"),
         }
     }
 }
@@ -163,9 +169,18 @@ pub enum Corruption {
     BadName = 9,
     /// A damaged batch with later batches after it: not a crash, the image was altered.
     DamagedBatch = 10,
-    /// The final batch is incomplete: a crash before its flush finished, or damage to it.
-    /// Mount discards it (it was never acknowledged if this was a crash).
+    /// The final batch is incomplete and has no commit record: a crash before it was
+    /// acknowledged. Mount discards it.
     IncompleteTail = 11,
+    /// A batch's commit record is missing, torn or damaged while the batch itself is whole: at
+    /// the end of the chain a crash between the two flushes (the batch is kept, and a read-write
+    /// mount writes the record); before later batches, damage to the record (reported).
+    BadCommit = 12,
+    /// A committed batch whose manifest is damaged: its objects cannot be indexed, and the
+    /// namespaces its commit record names are marked damaged.
+    LostBatch = 13,
+    /// A PSDB volume of an older on-disk format version than this build reads.
+    UnsupportedVersion = 14,
 }
 
 impl core::fmt::Display for Corruption {
@@ -182,7 +197,14 @@ impl core::fmt::Display for Corruption {
             Corruption::BadName => "invalid name in manifest",
             Corruption::DamagedBatch => "damaged batch followed by later batches",
             Corruption::IncompleteTail => {
-                "final batch incomplete (crash before its flush, or damage); discarded"
+                "final batch incomplete and never committed (a crash before it was acknowledged); discarded"
+            }
+            Corruption::BadCommit => "commit record missing or damaged (its batch is whole and kept)",
+            Corruption::LostBatch => {
+                "committed batch with a damaged manifest: its objects are lost to the index"
+            }
+            Corruption::UnsupportedVersion => {
+                "PSDB format v1 volume: this build reads v2 (copy the data out with tar)"
             }
         })
     }

@@ -56,6 +56,7 @@
 
 extern crate alloc;
 
+pub mod commit;
 mod device;
 mod error;
 pub mod fault;

@@ -3,7 +3,7 @@
 //! A manifest is ASCII text, one `\n`-terminated line each:
 //!
 //! ```text
-//! #psdb-batch v1 seq=<n> volume=<32 hex> prev=<64 hex> maxbatch=<n>
+//! #psdb-batch v2 seq=<n> volume=<32 hex> prev=<64 hex> maxbatch=<n>
 //! #o <size>                                  ┐ an immutable object: a comment with its size,
 //! <sha256 hex>  <namespace>/<path>           ┘ then a `sha256sum` line
 //! #c <size> <sha256 hex>  <namespace>/checkpoint            a checkpoint version
@@ -48,7 +48,7 @@ pub fn push_hex(out: &mut String, bytes: &[u8]) {
     }
 }
 
-fn unhex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
+pub(crate) fn unhex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
     if s.len() != 2 * N {
         return None;
     }
@@ -64,7 +64,7 @@ fn unhex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
     Some(out)
 }
 
-fn dec(s: &[u8]) -> Option<u64> {
+pub(crate) fn dec(s: &[u8]) -> Option<u64> {
     if s.is_empty() || s.len() > 20 || (s.len() > 1 && s[0] == b'0') {
         return None;
     }
@@ -103,7 +103,7 @@ pub fn sidecar_content(namespace: &str, checkpoint_hash: &[u8; 32]) -> String {
 /// The first line of a manifest.
 pub fn header_line(seq: u64, volume: &[u8; 16], prev: &[u8; 32], max_batch: u64) -> String {
     let mut s = String::new();
-    let _ = write!(s, "#psdb-batch v1 seq={seq} volume=");
+    let _ = write!(s, "#psdb-batch v2 seq={seq} volume=");
     push_hex(&mut s, volume);
     s.push_str(" prev=");
     push_hex(&mut s, prev);
@@ -180,7 +180,7 @@ impl Manifest {
         let bad = Corruption::BadManifest;
         let mut lines = LineIter { text: body, pos: 0 };
         let (_, first) = lines.next().ok_or(bad)?;
-        let rest = first.strip_prefix(b"#psdb-batch v1 seq=").ok_or(bad)?;
+        let rest = first.strip_prefix(b"#psdb-batch v2 seq=").ok_or(bad)?;
         let mut f = rest.split(|&b| b == b' ');
         let seq = dec(f.next().ok_or(bad)?).ok_or(bad)?;
         let volume = unhex::<16>(

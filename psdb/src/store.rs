@@ -42,6 +42,7 @@ use alloc::vec::Vec;
 use core::ops::Bound;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use crate::commit::{Commit, Touched, COMMIT_LEN};
 use crate::device::{write_all, BlockDevice, IoError, SECTOR_SIZE};
 use crate::error::{Corruption, Error, Problem};
 use crate::manifest::{self, Kind, Manifest, END_LINE};
@@ -212,10 +213,18 @@ pub struct Report {
     pub end: u64,
     /// Device size in bytes.
     pub capacity: u64,
-    /// For mount: the crashed tail it discarded, if any (reason
-    /// [`Corruption::IncompleteTail`]). For fsck: the first problem found.
+    /// The first thing to report: `damage` if there is any, else `tail`.
     pub problem: Option<Problem>,
-    /// Mount rewrote the end-of-archive marker after discarding a tail.
+    /// What the end of the chain held besides a clean end marker: a torn batch that was never
+    /// committed (discarded, [`Corruption::IncompleteTail`]) or a whole batch whose commit
+    /// record never landed (kept, [`Corruption::BadCommit`]). Never acknowledged data.
+    pub tail: Option<Problem>,
+    /// The first damage to committed data found (kept on disk, reported, never repaired).
+    pub damage: Option<Problem>,
+    /// How many damaged places were found (members, manifests, commit records).
+    pub damaged: u64,
+    /// Mount wrote over the never-acknowledged tail: the end-of-archive marker after a
+    /// discarded batch, or the missing commit record of a whole final batch.
     pub repaired: bool,
 }
 
@@ -244,6 +253,18 @@ struct NsState {
     checkpoint_versions: u64,
     quota: Quota,
     used: Usage,
+    /// Damage to this namespace's committed data found at mount (see [`Store::damage`]).
+    damage: Option<NsDamage>,
+}
+
+/// Why a namespace is marked damaged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct NsDamage {
+    /// The first problem found.
+    problem: Problem,
+    /// A committed batch that wrote to it could not be indexed: a checkpoint version may be
+    /// missing, so its checkpoint is not served (an older one would be a rollback).
+    lost: bool,
 }
 
 /// One staged index change: enough to point it at the disk after the flush, or undo it.
@@ -293,7 +314,24 @@ pub struct Store<D: BlockDevice> {
     limits: Limits,
     /// Index bytes charged (see [`Limits::index_bytes`]).
     index_used: u64,
+    /// Whether a put that does not fit the staged batch flushes it first (the default) or
+    /// fails with [`Error::TooLarge`] (see [`Store::set_early_flush`]).
+    early_flush: bool,
+    /// Damage found at mount: how many places, the first, and whether a lost batch named no
+    /// namespaces it could be limited to (then every namespace is marked).
+    damaged: u64,
+    first_damage: Option<Problem>,
+    lost_all: Option<Problem>,
+    /// Mount only: the commit record a read-write mount writes for a whole final batch whose
+    /// record never landed, and where.
+    pending_commit: Option<(u64, Commit)>,
 }
+
+/// What a batch costs on disk beyond its objects' members and manifest lines, at most: the
+/// manifest member's header and padding, its header and `#end` lines, and the commit record.
+/// Charged to the namespace of the batch's first object when it is staged (so quotas hold
+/// before the batch is written) and trued up to the exact figure when it is flushed.
+const BATCH_OVERHEAD_MAX: u64 = BLOCK + (BLOCK - 1) + 256 + END_LINE as u64 + COMMIT_LEN;
 
 impl<D: BlockDevice> Store<D> {
     /// Formats `dev` as an empty volume (writes the volume batch at offset 0 and flushes) and
@@ -316,15 +354,26 @@ impl<D: BlockDevice> Store<D> {
         store.limits = limits;
         let text = store.manifest_text()?;
         let mut buf = member_bytes(&manifest::manifest_name(0), text.as_bytes());
+        let prev = manifest::sha256(&text.as_bytes()[..text.len() - END_LINE]);
+        let commit = Commit {
+            seq: 0,
+            volume: opts.volume_id,
+            batch: 0,
+            length: buf.len() as u64,
+            manifest: prev,
+            touched: Touched::Some(Vec::new()),
+        };
+        buf.extend_from_slice(&commit.member());
         buf.extend_from_slice(&[0; TAIL as usize]);
         if buf.len() as u64 > capacity {
             return Err(Error::Full);
         }
+        // One flush: a format that does not finish leaves no volume, and is simply redone.
         write_all(&mut store.dev, 0, &buf)?;
         store.dev.flush()?;
         store.end = buf.len() as u64 - TAIL;
         store.seq = 1;
-        store.prev = manifest::sha256(&text.as_bytes()[..text.len() - END_LINE]);
+        store.prev = prev;
         Ok(store)
     }
 
@@ -340,9 +389,21 @@ impl<D: BlockDevice> Store<D> {
     /// anything is written, and buffers are reserved fallibly ([`Error::OutOfMemory`]).
     pub fn mount_with(dev: D, mode: Mode, limits: Limits) -> Result<(Self, Report), Error> {
         let (mut store, mut report) = load(dev, mode, false, limits)?;
-        if let (Some(_), Mode::ReadWrite) = (report.problem, mode) {
-            // Make the image a clean tar stream again: zero blocks where the next batch goes.
-            write_all(&mut store.dev, store.end / BLOCK, &[0; TAIL as usize])?;
+        let pending = store.pending_commit.take();
+        if let (Some(_), Mode::ReadWrite) = (report.tail, mode) {
+            // Only never-acknowledged bytes are written over here (damage is never repaired):
+            // the commit record a whole final batch lacks, then the end marker where the next
+            // batch goes, so the image is a clean tar stream again.
+            let mut buf = Vec::new();
+            let at = match &pending {
+                Some((at, commit)) => {
+                    buf.extend_from_slice(&commit.member());
+                    *at
+                }
+                None => store.end,
+            };
+            buf.extend_from_slice(&[0; TAIL as usize]);
+            write_all(&mut store.dev, at / BLOCK, &buf)?;
             store.dev.flush()?;
             report.repaired = true;
         }
@@ -368,6 +429,69 @@ impl<D: BlockDevice> Store<D> {
             checkpoint_versions: 0,
             limits: Limits::UNLIMITED,
             index_used: 0,
+            early_flush: true,
+            damaged: 0,
+            first_damage: None,
+            lost_all: None,
+            pending_commit: None,
+        }
+    }
+
+    /// Whether a put that does not fit the staged batch (its size, manifest or the index
+    /// budget) first flushes what is staged (`true`, the default, for host tools that put many
+    /// objects) or fails with [`Error::TooLarge`] / [`Error::IndexFull`] and changes nothing
+    /// (`false`: the psdb PD, where a batch is one caller's request and must reach the disk
+    /// whole, with its checkpoint, or not at all).
+    pub fn set_early_flush(&mut self, on: bool) {
+        self.early_flush = on;
+    }
+
+    /// Drops every staged object (nothing of them reaches the disk): the store is back at what
+    /// the last successful flush made durable. The psdb PD calls it when a caller's request
+    /// fails part way, so nothing of a refused request is ever written.
+    pub fn discard(&mut self) {
+        self.rollback();
+    }
+
+    /// Whether anything is staged.
+    pub fn has_staged(&self) -> bool {
+        !self.staged.entries.is_empty()
+    }
+
+    /// The damage found in `ns`'s committed data at mount, if any: the first problem, and
+    /// whether a checkpoint version may be missing (then [`Store::checkpoint`] fails too).
+    pub fn damage(&self, ns: Namespace) -> Result<Option<(Problem, bool)>, Error> {
+        let st = &self.namespaces[self.ns(ns)?];
+        Ok(st.damage.map(|d| (d.problem, d.lost)))
+    }
+
+    /// Every namespace with damage, with its first problem and whether it is lost.
+    pub fn damaged_namespaces(&self) -> impl Iterator<Item = (&str, Problem, bool)> + '_ {
+        self.namespaces
+            .iter()
+            .filter_map(|st| st.damage.map(|d| (&*st.name, d.problem, d.lost)))
+    }
+
+    /// Marks namespace `i` damaged (the first problem is kept; `lost` only ever turns on).
+    fn mark(&mut self, i: usize, problem: Problem, lost: bool) {
+        let st = &mut self.namespaces[i];
+        match &mut st.damage {
+            Some(d) => d.lost |= lost,
+            None => st.damage = Some(NsDamage { problem, lost }),
+        }
+    }
+
+    /// Counts one damaged place.
+    fn note_damage(&mut self, problem: Problem) {
+        self.damaged += 1;
+        self.first_damage.get_or_insert(problem);
+    }
+
+    /// Refuses writes into a damaged namespace.
+    fn undamaged(&self, i: usize) -> Result<(), Error> {
+        match self.namespaces[i].damage {
+            Some(d) => Err(Error::Damaged(d.problem)),
+            None => Ok(()),
         }
     }
 
@@ -413,6 +537,10 @@ impl<D: BlockDevice> Store<D> {
             checkpoint_versions: 0,
             quota: Quota::NONE,
             used: Usage::default(),
+            damage: self.lost_all.map(|problem| NsDamage {
+                problem,
+                lost: true,
+            }),
         });
         self.by_name.insert(name.into(), i);
         i
@@ -452,6 +580,7 @@ impl<D: BlockDevice> Store<D> {
     pub fn put(&mut self, ns: Namespace, path: &str, data: &[u8]) -> Result<(), Error> {
         self.writable()?;
         let i = self.ns(ns)?;
+        self.undamaged(i)?;
         let st = &self.namespaces[i];
         names::check_object_path(&st.name, path).map_err(Error::InvalidName)?;
         let hash = manifest::sha256(data);
@@ -473,6 +602,7 @@ impl<D: BlockDevice> Store<D> {
     pub fn put_checkpoint(&mut self, ns: Namespace, data: &[u8]) -> Result<(), Error> {
         self.writable()?;
         let i = self.ns(ns)?;
+        self.undamaged(i)?;
         let hash = manifest::sha256(data);
         let side = manifest::sidecar_content(&self.namespaces[i].name, &hash);
         self.stage(i, CHECKPOINT, data, hash, Some(side))
@@ -516,7 +646,8 @@ impl<D: BlockDevice> Store<D> {
         };
         // A full batch, manifest or index budget flushes the batch first (that frees the staged
         // charges); disk quota is not freed by a flush.
-        if !self.staged.members.is_empty()
+        if self.early_flush
+            && !self.staged.members.is_empty()
             && (self.batch_len(lines.len(), members_len) > self.max_batch
                 || self.manifest_len(lines.len()) > mlimit
                 || over_index(self)
@@ -531,12 +662,24 @@ impl<D: BlockDevice> Store<D> {
         if over_index(self) {
             return Err(Error::IndexFull);
         }
-        let disk = members_len + lines.len() as u64;
+        // The first object of a batch also pays for the batch (its manifest member and commit
+        // record), at most BATCH_OVERHEAD_MAX until the flush knows the exact figure.
+        let overhead = if self.staged.entries.is_empty() {
+            BATCH_OVERHEAD_MAX
+        } else {
+            0
+        };
+        let disk = members_len + lines.len() as u64 + overhead;
         let st = &self.namespaces[i];
         if over_quota(self) || st.used.disk_bytes.saturating_add(disk) > st.quota.disk_bytes {
             return Err(Error::Quota);
         }
-        if self.end.saturating_add(len).saturating_add(TAIL) > self.capacity {
+        if self
+            .end
+            .saturating_add(len)
+            .saturating_add(COMMIT_LEN + TAIL)
+            > self.capacity
+        {
             return Err(Error::Full);
         }
         self.reserve_staging()?;
@@ -642,6 +785,10 @@ impl<D: BlockDevice> Store<D> {
     }
 
     /// Length of the staged batch's manifest text with `extra_lines` more bytes of lines.
+    fn manifest_head_len(&self) -> usize {
+        manifest::header_line(self.seq, &self.volume, &self.prev, self.max_batch).len()
+    }
+
     fn manifest_len(&self, extra_lines: usize) -> u64 {
         let head = manifest::header_line(self.seq, &self.volume, &self.prev, self.max_batch);
         (head.len() + self.staged.lines.len() + extra_lines + END_LINE) as u64
@@ -693,12 +840,31 @@ impl<D: BlockDevice> Store<D> {
         push_member(&mut head, name.as_bytes(), text.as_bytes());
         let members_at = self.end + head.len() as u64;
         let batch_end = members_at + self.staged.members.len() as u64;
-        if batch_end + TAIL > self.capacity {
+        if batch_end + COMMIT_LEN + TAIL > self.capacity {
             return Err(Error::Full);
         }
-        // Members and the new end marker first, the manifest last: on a device that keeps write
-        // order, a crash leaves the old end marker in place and the image a clean tar stream.
-        // (The staging buffer has room for the marker: it never reallocates.)
+        let manifest_hash = manifest::sha256(&text.as_bytes()[..text.len() - END_LINE]);
+        // The commit record names the namespaces written, so that if this manifest is ever
+        // damaged they are known (see crate::commit).
+        let mut touched: Vec<String> = Vec::new();
+        for e in &self.staged.entries {
+            let name = &self.namespaces[e.ns as usize].name;
+            if let Err(k) = touched.binary_search_by(|t| t.as_str().cmp(name)) {
+                touched.insert(k, String::from(&**name));
+            }
+        }
+        let commit = Commit {
+            seq: self.seq,
+            volume: self.volume,
+            batch: self.end,
+            length: batch_end - self.end,
+            manifest: manifest_hash,
+            touched: Touched::Some(touched),
+        };
+        // Phase 1: members and an end marker after them first, the manifest last (over the old
+        // end marker), then a flush. On a device that keeps write order, a crash leaves the old
+        // end marker in place and the image a clean tar stream. (The staging buffer has room
+        // for the marker: it never reallocates.)
         let n = self.staged.members.len();
         self.staged.members.extend_from_slice(&[0; TAIL as usize]);
         let r = write_all(&mut self.dev, members_at / BLOCK, &self.staged.members);
@@ -706,6 +872,22 @@ impl<D: BlockDevice> Store<D> {
         r?;
         write_all(&mut self.dev, self.end / BLOCK, &head)?;
         self.dev.flush()?;
+        // Phase 2: the commit record (over that end marker) and a new end marker, then a flush.
+        // Only now is the batch acknowledged: from here on a member that fails its hash was
+        // altered after it was durable, which mount reports as damage, never as a torn tail.
+        let mut rec = commit.member();
+        rec.extend_from_slice(&[0; TAIL as usize]);
+        write_all(&mut self.dev, batch_end / BLOCK, &rec)?;
+        self.dev.flush()?;
+        // The batch's exact overhead, charged to its first object's namespace, which was
+        // charged BATCH_OVERHEAD_MAX when it was staged.
+        let overhead = head.len() as u64
+            - (text.len() - self.manifest_head_len() - END_LINE) as u64
+            + COMMIT_LEN;
+        if let Some(first) = self.staged.entries.first() {
+            let st = &mut self.namespaces[first.ns as usize];
+            st.used.disk_bytes -= BATCH_OVERHEAD_MAX - overhead.min(BATCH_OVERHEAD_MAX);
+        }
         let Store {
             staged, namespaces, ..
         } = self;
@@ -721,9 +903,9 @@ impl<D: BlockDevice> Store<D> {
         }
         staged.lines.clear();
         staged.members.clear();
-        self.end = batch_end;
+        self.end = batch_end + COMMIT_LEN;
         self.seq += 1;
-        self.prev = manifest::sha256(&text.as_bytes()[..text.len() - END_LINE]);
+        self.prev = manifest_hash;
         Ok(())
     }
 
@@ -773,7 +955,16 @@ impl<D: BlockDevice> Store<D> {
     }
 
     /// Reads the latest checkpoint of `ns`; `Ok(false)` if none was ever put.
+    ///
+    /// A namespace whose committed batch was lost to damage ([`Store::damage`] says `lost`)
+    /// fails with [`Error::Damaged`]: the version the index holds may not be its latest, and
+    /// serving an older one would roll its log back.
     pub fn checkpoint(&mut self, ns: Namespace, out: &mut Vec<u8>) -> Result<bool, Error> {
+        out.clear();
+        let i = self.ns(ns)?;
+        if let Some(d) = self.namespaces[i].damage.filter(|d| d.lost) {
+            return Err(Error::Damaged(d.problem));
+        }
         self.get(ns, CHECKPOINT, out)
     }
 
@@ -806,7 +997,10 @@ impl<D: BlockDevice> Store<D> {
             data_bytes: self.data_bytes,
             end: self.end,
             capacity: self.capacity,
-            problem: None,
+            problem: self.first_damage,
+            tail: None,
+            damage: self.first_damage,
+            damaged: self.damaged,
             repaired: false,
         }
     }
@@ -814,7 +1008,7 @@ impl<D: BlockDevice> Store<D> {
     /// Bytes still free for batches (the end marker's reserve already subtracted).
     pub fn free_bytes(&self) -> u64 {
         self.capacity
-            .saturating_sub(self.end + TAIL + self.batch_len(0, 0))
+            .saturating_sub(self.end + COMMIT_LEN + TAIL + self.batch_len(0, 0))
     }
 
     /// The volume id given at format.
@@ -929,27 +1123,114 @@ fn read_member<D: BlockDevice>(
     Ok(())
 }
 
-/// Checks every member of a batch; the first bad one's offset and reason.
+/// Checks every member of a batch: each bad one's record index, offset and reason.
 fn verify_batch<D: BlockDevice>(
     dev: &mut D,
     at: u64,
     m: &Manifest,
-) -> Result<Option<Problem>, Error> {
+) -> Result<Vec<(usize, Problem)>, Error> {
     let mut off = at + tar::member_len(m.text.len() as u64);
     let mut buf = Vec::new();
-    for r in &m.records {
+    let mut bad = Vec::new();
+    for (k, r) in m.records.iter().enumerate() {
         match read_member(dev, off, m.name(r).as_bytes(), r.size, &r.hash, &mut buf) {
             Ok(()) => {}
             Err(MemberError::Io(e)) => return Err(Error::Io(e)),
             Err(MemberError::NoMemory) => return Err(Error::OutOfMemory),
-            Err(MemberError::Bad(reason)) => {
-                return Ok(Some(Problem {
+            Err(MemberError::Bad(reason)) => bad.push((
+                k,
+                Problem {
                     offset: off,
                     reason,
-                }))
-            }
+                },
+            )),
         }
         off += tar::member_len(r.size);
+    }
+    Ok(bad)
+}
+
+/// The namespace a manifest record belongs to (a checkpoint checksum member: its checkpoint's).
+fn record_namespace<'m>(m: &'m Manifest, r: &manifest::Record) -> &'m str {
+    let name = m.name(r);
+    let skip = match r.kind {
+        Kind::Sidecar => manifest::META_DIR.len() + "/checkpoint/".len(),
+        _ => 0,
+    };
+    name.get(skip..skip + r.ns_len).unwrap_or("")
+}
+
+/// What the commit slot after a batch holds.
+enum Slot {
+    /// This batch's commit record, agreeing with its manifest.
+    Commit,
+    /// Zero blocks: the record was never written.
+    Zero,
+    /// Anything else: a torn or damaged record.
+    Bad,
+}
+
+/// Reads the commit slot at `at` of batch `seq`, which started at `batch` with manifest `m`.
+fn read_slot<D: BlockDevice>(
+    dev: &mut D,
+    at: u64,
+    batch: u64,
+    m: &Manifest,
+    volume: &[u8; 16],
+) -> Result<Slot, Error> {
+    let mut block = [0u8; COMMIT_LEN as usize];
+    dev.read(at / BLOCK, &mut block)?;
+    if block.iter().all(|&b| b == 0) {
+        return Ok(Slot::Zero);
+    }
+    Ok(match Commit::from_member(&block, m.seq) {
+        Some(c)
+            if c.volume == *volume
+                && c.batch == batch
+                && c.length == m.length
+                && c.manifest == m.end =>
+        {
+            Slot::Commit
+        }
+        _ => Slot::Bad,
+    })
+}
+
+/// After a damaged manifest at `at`: the commit record of batch `seq` for a batch starting at
+/// `at`, if one lies within one batch length (its offset and record). Only a batch that was
+/// whole and flushed gets one, so finding it means the manifest was altered, not torn.
+fn find_commit<D: BlockDevice>(
+    dev: &mut D,
+    capacity: u64,
+    at: u64,
+    seq: u64,
+    volume: &[u8; 16],
+    max_batch: u64,
+) -> Result<Option<(u64, Commit)>, Error> {
+    let stop = capacity.min(at + max_batch + COMMIT_LEN);
+    let name = crate::commit::commit_name(seq);
+    let mut chunk = vec![0u8; 64 * SECTOR_SIZE];
+    let mut off = at + BLOCK;
+    while off + COMMIT_LEN <= stop {
+        let n = ((stop - off) as usize).min(chunk.len());
+        dev.read(off / BLOCK, &mut chunk[..n])?;
+        for (k, block) in chunk[..n].chunks_exact(SECTOR_SIZE).enumerate() {
+            if !block.starts_with(name.as_bytes()) {
+                continue;
+            }
+            let here = off + (k * SECTOR_SIZE) as u64;
+            if here + COMMIT_LEN > capacity {
+                continue;
+            }
+            let mut rec = [0u8; COMMIT_LEN as usize];
+            dev.read(here / BLOCK, &mut rec)?;
+            if let Some(c) = Commit::from_member(&rec, seq) {
+                if c.volume == *volume && c.batch == at && at + c.length == here {
+                    return Ok(Some((here, c)));
+                }
+            }
+        }
+        off += n as u64;
     }
     Ok(None)
 }
@@ -1074,8 +1355,30 @@ fn later_batch_within<D: BlockDevice>(
     Ok(false)
 }
 
+/// Whether a manifest continues the chain of `store`.
+fn continues<D: BlockDevice>(store: &Store<D>, m: &Manifest) -> bool {
+    m.volume == store.volume
+        && m.prev == store.prev
+        && m.seq == store.seq
+        && m.max_batch == store.max_batch
+        && m.length <= store.max_batch
+}
+
 /// Walks the chain and builds the index. `verify_all` (fsck) reads and checks every member;
-/// otherwise only the final batch's. Damage is `Err(Corrupt)`; a crashed tail is reported.
+/// otherwise only the final batch's, and those of a batch without a commit record.
+///
+/// Each batch is classified by its commit record (see [`crate::commit`]):
+/// - committed: indexed; members that do not verify are damage (reported, kept, their
+///   namespace marked: it takes no more writes);
+/// - committed, manifest damaged: stepped over using the record; the namespaces it names are
+///   marked lost (their checkpoints are not served);
+/// - no record, members whole: indexed (a complete batch loses nothing by being kept); at the
+///   end of the chain a read-write mount writes its record, before later batches the record
+///   was damaged;
+/// - no record, members not whole, nothing after it: a torn tail, discarded.
+///
+/// A damaged batch that no commit record or later batch accounts for, followed by later
+/// batches, fails the mount ([`Corruption::DamagedBatch`]): two faults in one place.
 pub(crate) fn load<D: BlockDevice>(
     mut dev: D,
     mode: Mode,
@@ -1083,67 +1386,82 @@ pub(crate) fn load<D: BlockDevice>(
     limits: Limits,
 ) -> Result<(Store<D>, Report), Error> {
     let capacity = dev.sector_count().saturating_mul(BLOCK);
-    let not_psdb = Error::Corrupt(Problem {
-        offset: 0,
-        reason: Corruption::NotPsdb,
-    });
+    let not_psdb = |reason| Error::Corrupt(Problem { offset: 0, reason });
     let ceiling = u64::from(limits.max_batch_ceiling.min(MAX_MAX_BATCH));
     let vol = match probe(&mut dev, capacity, 0, 0, ceiling) {
         Ok(Probe::Batch(m)) => m,
-        Ok(_) | Err(Error::Corrupt(_)) => return Err(not_psdb),
+        Ok(_) | Err(Error::Corrupt(_)) => {
+            let mut first = [0u8; 2 * SECTOR_SIZE];
+            let old = capacity >= first.len() as u64
+                && dev.read(0, &mut first).is_ok()
+                && first[SECTOR_SIZE..].starts_with(b"#psdb-batch v1 seq=0 ");
+            return Err(not_psdb(if old {
+                Corruption::UnsupportedVersion
+            } else {
+                Corruption::NotPsdb
+            }));
+        }
         Err(e) => return Err(e),
     };
     if vol.seq != 0
         || vol.prev != [0; 32]
         || !(u64::from(MIN_MAX_BATCH)..=u64::from(MAX_MAX_BATCH)).contains(&vol.max_batch)
     {
-        return Err(not_psdb);
+        return Err(not_psdb(Corruption::NotPsdb));
     }
     if vol.max_batch > ceiling {
         return Err(Error::ExceedsLimits);
     }
     let mut store = Store::empty(dev, mode, vol.volume, vol.max_batch, capacity);
     store.limits = limits;
-    let mut at = vol.length;
-    store.seq = 1;
-    store.prev = vol.end;
-    // The last valid batch, not yet applied: (offset, manifest, problem found by verify_all).
-    let mut last: Option<(u64, Manifest, Option<Problem>)> = None;
-    let end_problem = loop {
-        match probe(&mut store.dev, capacity, at, store.seq, store.max_batch)? {
-            Probe::Batch(m)
-                if m.volume == store.volume
-                    && m.prev == store.prev
-                    && m.seq == store.seq
-                    && m.max_batch == store.max_batch
-                    && m.length <= store.max_batch =>
-            {
-                if at + m.length + TAIL > capacity {
-                    return Err(Error::Corrupt(Problem {
-                        offset: at,
-                        reason: Corruption::Truncated,
-                    }));
-                }
-                if let Some((off, prev, bad)) = last.take() {
-                    if let Some(p) = bad {
-                        // Damage in a batch that later batches prove was complete.
-                        return Err(Error::Corrupt(p));
-                    }
-                    store.apply(off, &prev)?;
-                }
-                let bad = if verify_all {
-                    verify_batch(&mut store.dev, at, &m)?
-                } else {
-                    None
-                };
-                store.seq += 1;
-                store.prev = m.end;
-                let len = m.length;
-                last = Some((at, m, bad));
-                at += len;
-            }
-            Probe::End => break None,
+    let mut at = 0;
+    // The last committed batch, whose members are checked at the end (unless verify_all did).
+    let mut last: Option<(u64, Manifest)> = None;
+    let mut tail = None;
+    loop {
+        let probed = probe(&mut store.dev, capacity, at, store.seq, store.max_batch)?;
+        let m = match probed {
+            Probe::End => break,
+            Probe::Batch(m) if continues(&store, &m) => m,
             Probe::Batch(_) | Probe::Dirty => {
+                if at == 0 {
+                    return Err(not_psdb(Corruption::NotPsdb));
+                }
+                let found = find_commit(
+                    &mut store.dev,
+                    capacity,
+                    at,
+                    store.seq,
+                    &store.volume,
+                    store.max_batch,
+                )?;
+                if let Some((c_at, c)) = found {
+                    // A committed batch whose manifest was altered afterwards.
+                    let problem = Problem {
+                        offset: at,
+                        reason: Corruption::LostBatch,
+                    };
+                    store.note_damage(problem);
+                    match &c.touched {
+                        Touched::Some(names) => {
+                            for n in names {
+                                let i = store.ns_index_or_create(n) as usize;
+                                store.mark(i, problem, true);
+                            }
+                        }
+                        Touched::All => {
+                            store.lost_all = Some(problem);
+                            for i in 0..store.namespaces.len() {
+                                store.mark(i, problem, true);
+                            }
+                        }
+                    }
+                    last = None;
+                    store.seq += 1;
+                    store.prev = c.manifest;
+                    at = c_at + COMMIT_LEN;
+                    continue;
+                }
                 if later_batch_within(
                     &mut store.dev,
                     capacity,
@@ -1157,41 +1475,130 @@ pub(crate) fn load<D: BlockDevice>(
                         reason: Corruption::DamagedBatch,
                     }));
                 }
-                break Some(Problem {
+                tail = Some(Problem {
                     offset: at,
                     reason: Corruption::IncompleteTail,
                 });
+                break;
             }
-        }
-    };
-    let mut problem = end_problem;
-    if let Some((off, m, bad)) = last.take() {
-        let bad = match bad {
-            Some(p) => Some(p),
-            None if !verify_all => verify_batch(&mut store.dev, off, &m)?,
-            None => None,
         };
-        match bad {
-            None => store.apply(off, &m)?,
-            Some(p) => {
-                // The final batch never fully reached the disk: discard it.
-                store.seq -= 1;
-                store.prev = m.prev;
-                at = off;
-                let offset = if verify_all { p.offset } else { off };
-                problem = Some(Problem {
-                    offset,
-                    reason: Corruption::IncompleteTail,
-                });
+        let slot_at = at + m.length;
+        if slot_at + COMMIT_LEN + TAIL > capacity {
+            return Err(Error::Corrupt(Problem {
+                offset: at,
+                reason: Corruption::Truncated,
+            }));
+        }
+        let next = slot_at + COMMIT_LEN;
+        let slot = read_slot(&mut store.dev, slot_at, at, &m, &store.volume)?;
+        let committed = matches!(slot, Slot::Commit);
+        let bad = if verify_all || !committed {
+            Some(verify_batch(&mut store.dev, at, &m)?)
+        } else {
+            None
+        };
+        // Without a valid record, only a later batch proves this one was committed (it was
+        // written only after this batch's record was flushed).
+        let proven_later = !committed && {
+            let after = probe(
+                &mut store.dev,
+                capacity,
+                next,
+                store.seq + 1,
+                store.max_batch,
+            )?;
+            matches!(after, Probe::Batch(n) if n.volume == store.volume && n.prev == m.end)
+        };
+        let whole = bad.as_ref().is_none_or(|b| b.is_empty());
+        if !committed && !whole && !proven_later {
+            // Torn: never acknowledged. Discard it.
+            let offset = match bad.as_ref().and_then(|b| b.first()) {
+                Some((_, p)) if verify_all => p.offset,
+                _ => at,
+            };
+            tail = Some(Problem {
+                offset,
+                reason: Corruption::IncompleteTail,
+            });
+            break;
+        }
+        store.apply(at, &m)?;
+        if let Some(bad) = bad {
+            store.mark_members(&m, &bad);
+        }
+        store.seq += 1;
+        store.prev = m.end;
+        at = next;
+        if committed {
+            last = if verify_all {
+                None
+            } else {
+                Some((slot_at - m.length, m))
+            };
+            continue;
+        }
+        last = None;
+        let problem = Problem {
+            offset: slot_at,
+            reason: Corruption::BadCommit,
+        };
+        if proven_later {
+            // The record of a committed batch was damaged: report it (it holds no data).
+            store.note_damage(problem);
+            continue;
+        }
+        // The end of the chain: a whole batch whose record never landed (a crash between the
+        // two flushes: never acknowledged, and kept). A read-write mount writes the record.
+        tail = Some(problem);
+        let commit = Commit {
+            seq: m.seq,
+            volume: store.volume,
+            batch: slot_at - m.length,
+            length: m.length,
+            manifest: m.end,
+            touched: Touched::Some(touched_by(&m)),
+        };
+        store.pending_commit = Some((slot_at, commit));
+        break;
+    }
+    if let Some((off, m)) = last.take() {
+        // The final committed batch: checked whole at every mount (bounded by the batch limit).
+        let bad = verify_batch(&mut store.dev, off, &m)?;
+        store.mark_members(&m, &bad);
+    }
+    store.end = at;
+    let stats = store.stats();
+    let report = Report {
+        problem: stats.damage.or(tail),
+        tail,
+        ..stats
+    };
+    Ok((store, report))
+}
+
+/// The namespaces a manifest's records write, sorted and without duplicates.
+fn touched_by(m: &Manifest) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for r in &m.records {
+        let ns = record_namespace(m, r);
+        if let Err(k) = v.binary_search_by(|t| t.as_str().cmp(ns)) {
+            v.insert(k, String::from(ns));
+        }
+    }
+    v
+}
+
+impl<D: BlockDevice> Store<D> {
+    /// Marks the namespaces of a committed batch's bad members damaged, and counts them.
+    fn mark_members(&mut self, m: &Manifest, bad: &[(usize, Problem)]) {
+        for &(k, problem) in bad {
+            self.note_damage(problem);
+            if let Some(r) = m.records.get(k) {
+                let i = self.ns_index_or_create(record_namespace(m, r)) as usize;
+                self.mark(i, problem, false);
             }
         }
     }
-    store.end = at;
-    let report = Report {
-        problem,
-        ..store.stats()
-    };
-    Ok((store, report))
 }
 
 impl<D: BlockDevice> Store<D> {
@@ -1203,6 +1610,11 @@ impl<D: BlockDevice> Store<D> {
         // Where the current record's manifest lines start: after the header line, then after
         // the previous record's name (a record's lines end with its name).
         let mut line_start = m.text.iter().position(|&b| b == b'\n').map_or(0, |p| p + 1);
+        // The batch's own cost (manifest member beyond its records' lines, commit record) is
+        // its first object's namespace's, as when it was written.
+        let records_lines = m.text.len().saturating_sub(line_start + END_LINE) as u64;
+        let overhead = tar::member_len(m.text.len() as u64) - records_lines + COMMIT_LEN;
+        let mut overhead = Some(overhead).filter(|_| !m.records.is_empty());
         for r in &m.records {
             let name = m.name(r);
             let offset = off;
@@ -1221,7 +1633,7 @@ impl<D: BlockDevice> Store<D> {
             let (ns, path) = (&name[..r.ns_len], &name[r.ns_len + 1..]);
             let i = self.ns_index_or_create(ns) as usize;
             last = Some(i);
-            self.namespaces[i].used.disk_bytes += disk;
+            self.namespaces[i].used.disk_bytes += disk + overhead.take().unwrap_or(0);
             let obj = Obj {
                 hash: r.hash,
                 loc: offset,

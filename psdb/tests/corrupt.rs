@@ -157,22 +157,19 @@ fn bit_flips_anywhere_are_reported_or_harmless() {
     assert!(hard > 0);
 }
 
-#[test]
-fn damage_before_later_batches_is_not_taken_for_a_crash() {
-    let (image, model, _) = reference();
-    // Overwrite the third batch's manifest header: later batches exist, so mount must refuse
-    // rather than discard everything after it as a crashed tail.
-    let (s, _) = Store::mount(RamDevice::from_image(image.clone()), Mode::ReadOnly).unwrap();
-    drop(s);
-    let mut offsets = Vec::new();
+/// Offsets of every batch's manifest member and of its first member's data, and the namespaces
+/// each batch wrote, by walking the image as tar would.
+fn batches(image: &[u8]) -> Vec<(usize, usize, Vec<String>)> {
+    let mut out = Vec::new();
     let mut at = 0usize;
     while at + 512 <= image.len() && image[at..at + 12] == *b".psdb/batch/" {
-        offsets.push(at);
         let size =
             usize::from_str_radix(std::str::from_utf8(&image[at + 124..at + 135]).unwrap(), 8)
                 .unwrap();
         let text = std::str::from_utf8(&image[at + 512..at + 512 + size]).unwrap();
         let mut len = 512 + size.div_ceil(512) * 512;
+        let first_data = at + len + 512;
+        let mut names = Vec::new();
         for l in text.lines() {
             if let Some(r) = l
                 .strip_prefix("#o ")
@@ -181,20 +178,149 @@ fn damage_before_later_batches_is_not_taken_for_a_crash() {
             {
                 let n: usize = r.split(' ').next().unwrap().parse().unwrap();
                 len += 512 + n.div_ceil(512) * 512;
+                if let Some(name) = r.split("  ").nth(1) {
+                    names.push(name.split('/').next().unwrap().to_string());
+                }
+            } else if let Some((_, name)) = l.split_once("  ") {
+                names.push(name.split('/').next().unwrap().to_string());
             }
         }
-        at += len;
+        names.retain(|n| n != ".psdb");
+        names.sort();
+        names.dedup();
+        out.push((at, first_data, names));
+        at += len + psdb::commit::COMMIT_LEN as usize;
     }
-    assert_eq!(offsets.len(), 9);
-    for (k, &off) in offsets.iter().enumerate().skip(1) {
+    out
+}
+
+/// Mounts read-write and returns the report, checking the image was not written: damage is
+/// evidence, never repaired.
+fn mount_rw_untouched(img: &[u8]) -> (Store<RamDevice>, psdb::Report) {
+    let (s, report) = Store::mount(RamDevice::from_image(img.to_vec()), Mode::ReadWrite).unwrap();
+    assert!(!report.repaired, "{report:?}");
+    let after = s.into_device().into_image();
+    assert!(
+        after == img,
+        "a read-write mount of a damaged image wrote to it"
+    );
+    Store::mount(RamDevice::from_image(after), Mode::ReadWrite)
+        .map(|(s, r)| (s, r))
+        .unwrap()
+}
+
+#[test]
+fn damage_to_committed_batches_is_kept_reported_and_never_taken_for_a_crash() {
+    let (image, model, _) = reference();
+    let all = batches(&image);
+    assert_eq!(all.len(), 9);
+    let mut tried = 0;
+    for (k, (off, data_at, names)) in all.iter().enumerate().skip(1) {
+        let last = k + 1 == all.len();
+        // The manifest: the batch is stepped over with its commit record, the namespaces it
+        // wrote are marked lost (no checkpoint served, no writes), the rest is served.
         let mut img = image.clone();
         img[off + 600] ^= 0x20;
-        let p = check_served(img, &model).unwrap();
-        let want = if k + 1 == offsets.len() {
-            Corruption::IncompleteTail
+        let (mut s, report) = mount_rw_untouched(&img);
+        let d = report.damage.unwrap();
+        assert_eq!(
+            (d.offset as usize, d.reason),
+            (*off, Corruption::LostBatch),
+            "batch {k}"
+        );
+        assert_eq!(report.tail, None);
+        for name in ["a", "b"] {
+            let ns = s.open_namespace(name).unwrap();
+            let hit = names.iter().any(|n| n == name);
+            let mut out = Vec::new();
+            if hit {
+                assert!(
+                    matches!(s.checkpoint(ns, &mut out), Err(Error::Damaged(_))),
+                    "{k} {name}"
+                );
+                assert!(matches!(
+                    s.put(ns, "tile/9/000", b"x"),
+                    Err(Error::Damaged(_))
+                ));
+                assert!(matches!(s.put_checkpoint(ns, b"x"), Err(Error::Damaged(_))));
+            } else {
+                assert_eq!(s.damage(ns).unwrap(), None);
+                s.put(ns, "tile/9/000", b"x").unwrap();
+            }
+        }
+        // Objects of every other batch are still served with their bytes.
+        assert!(check_served(img.clone(), &model).is_some());
+        tried += 1;
+
+        // A member's data: the object fails its hash (never served), its namespace takes no
+        // more writes, fsck reports it, and nothing is written over it.
+        let mut img = image.clone();
+        img[*data_at] ^= 0x01;
+        let (_, report) = mount_rw_untouched(&img);
+        if last {
+            let d = report.damage.unwrap();
+            assert_eq!(d.reason, Corruption::DataHash, "batch {k}");
         } else {
-            Corruption::DamagedBatch
-        };
-        assert_eq!((p.offset as usize, p.reason), (off, want));
+            // Mount reads only the final batch's members; the read fails (check_served).
+            assert_eq!(report.damage, None);
+        }
+        assert_eq!(report.tail, None);
+        let f = psdb::fsck(RamDevice::from_image(img.clone())).unwrap();
+        assert_eq!(f.damage.map(|p| p.reason), Some(Corruption::DataHash));
+        assert!(f.damaged >= 1);
+        check_served(img, &model);
+        tried += 1;
+
+        // Its commit record: before later batches it is reported (nothing lost); the final
+        // one is indistinguishable from a crash between the two flushes: the whole batch is
+        // kept and a read-write mount writes the record again.
+        let mut img = image.clone();
+        let commit_at = all.get(k + 1).map_or(report.end as usize, |n| n.0) - 1024;
+        img[commit_at + 512 + 30] ^= 0x04;
+        let (s, report) = Store::mount(RamDevice::from_image(img), Mode::ReadWrite).unwrap();
+        if last {
+            assert_eq!(report.tail.map(|p| p.reason), Some(Corruption::BadCommit));
+            assert!(report.repaired);
+            assert_eq!(s.into_device().into_image()[..image.len()], image[..]);
+        } else {
+            assert_eq!(report.damage.map(|p| p.reason), Some(Corruption::BadCommit));
+            assert!(!report.repaired);
+        }
+        assert_eq!(report.objects as usize, model.count());
+        tried += 1;
     }
+    println!("committed-damage cases: {tried}");
+}
+
+#[test]
+fn a_torn_final_batch_is_discarded_and_a_whole_one_kept() {
+    let (image, model, _) = reference();
+    let all = batches(&image);
+    let (off, data_at, _) = all[all.len() - 1].clone();
+    let commit_at = image.len() - image.iter().rev().take_while(|&&b| b == 0).count();
+    let commit_at = commit_at.div_ceil(512) * 512 - 1024;
+    // Never committed (the record is still the end marker) and a member torn: discarded.
+    let mut img = image.clone();
+    img[commit_at..commit_at + 1024].fill(0);
+    img[data_at] ^= 0x01;
+    let (_, report) = Store::mount(RamDevice::from_image(img), Mode::ReadWrite).unwrap();
+    let t = report.tail.unwrap();
+    assert_eq!(
+        (t.offset as usize, t.reason),
+        (off, Corruption::IncompleteTail)
+    );
+    assert_eq!(report.damage, None);
+    assert!(report.repaired);
+    // Never committed but whole: kept, and its record written.
+    let mut img = image.clone();
+    img[commit_at..commit_at + 1024].fill(0);
+    let (s, report) = Store::mount(RamDevice::from_image(img), Mode::ReadWrite).unwrap();
+    assert_eq!(report.tail.map(|p| p.reason), Some(Corruption::BadCommit));
+    assert_eq!(report.objects as usize, model.count());
+    let img = s.into_device().into_image();
+    assert_eq!(
+        img[..image.len()],
+        image[..],
+        "the record written is the one a flush writes"
+    );
 }

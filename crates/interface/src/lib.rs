@@ -19,7 +19,9 @@ extern crate alloc;
 pub mod keys;
 mod psdb_client;
 
-pub use psdb_client::{PsdbClient, PsdbError, PSDB_FULL_CODES};
+pub use psdb_client::{
+    PsdbClient, PsdbError, PSDB_CONFLICT_CODES, PSDB_DAMAGED_CODE, PSDB_FULL_CODES,
+};
 
 use microkit::Channel;
 
@@ -240,7 +242,7 @@ pub mod audit_call {
 
 /// ledger_<t>/audit -> psdb: region layout and labels. The object path is at offset 0 (MR0 its
 /// length, at most [`psdb_call::MAX_PATH`]), the object's bytes at [`psdb_call::DATA`] (MR1 their
-/// length). Reply label [`psdb_call::OK`] or an error: 1..=10 are `psdb::Error::code()`, then the
+/// length). Reply label [`psdb_call::OK`] or an error: 1..=19 are `psdb::Error::code()`, then the
 /// call errors below. A `GET`/`CHECKPOINT` reply has MR0 = 1 if found, MR1 = the length.
 pub mod psdb_call {
     /// Store an immutable object.

@@ -28,10 +28,27 @@ pub enum PsdbError {
 /// refused put was stored and everything stored before is intact.
 pub const PSDB_FULL_CODES: [u64; 3] = [6, 11, 14];
 
+/// The psdb error label for "this namespace holds damaged committed data" (`psdb::Error::Damaged`,
+/// checked by a test): it takes no more writes, and if a checkpoint version may be missing its
+/// checkpoint is not served.
+pub const PSDB_DAMAGED_CODE: u64 = 15;
+
+/// The psdb error labels for a put of different bytes at a path that holds an object (written
+/// by something other than this ledger's committed log: a planted or stray object), and for a
+/// path that conflicts with one (`psdb::Error::Immutable`, `PathConflict`).
+pub const PSDB_CONFLICT_CODES: [u64; 2] = [2, 4];
+
 impl PsdbError {
     /// Whether psdb refused for lack of room ([`PSDB_FULL_CODES`]), as opposed to a fault.
     pub fn is_full(&self) -> bool {
         matches!(self, PsdbError::Refused(code) if PSDB_FULL_CODES.contains(code))
+    }
+
+    /// Whether psdb refused because the namespace holds damaged committed data
+    /// ([`PSDB_DAMAGED_CODE`]) or an object this log did not write ([`PSDB_CONFLICT_CODES`]).
+    pub fn is_damage(&self) -> bool {
+        matches!(self, PsdbError::Refused(code)
+            if *code == PSDB_DAMAGED_CODE || PSDB_CONFLICT_CODES.contains(code))
     }
 }
 
@@ -194,6 +211,22 @@ mod tests {
             assert!(!PsdbError::Refused(u64::from(e.code())).is_full());
         }
         assert!(!PsdbError::BadReply.is_full());
+    }
+
+    #[test]
+    fn damage_codes_are_the_engines() {
+        use super::{PsdbError, PSDB_CONFLICT_CODES, PSDB_DAMAGED_CODE};
+        let p = psdb::Problem {
+            offset: 0,
+            reason: psdb::Corruption::DataHash,
+        };
+        assert_eq!(u64::from(psdb::Error::Damaged(p).code()), PSDB_DAMAGED_CODE);
+        let conflict = [psdb::Error::Immutable, psdb::Error::PathConflict];
+        assert_eq!(conflict.map(|e| u64::from(e.code())), PSDB_CONFLICT_CODES);
+        assert!(PsdbError::Refused(PSDB_DAMAGED_CODE).is_damage());
+        for e in [psdb::Error::Full, psdb::Error::Quota, psdb::Error::TooLarge] {
+            assert!(!PsdbError::Refused(u64::from(e.code())).is_damage());
+        }
     }
 
     extern crate std;

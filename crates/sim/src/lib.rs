@@ -719,7 +719,7 @@ impl Sim {
 fn psdb_handler(disk: Disk) -> Result<Box<dyn SimHandler>, SimError> {
     match psdb_pd::open_store(disk) {
         Ok((store, opened)) => {
-            microkit::debug_println!("psdb|INFO: {opened:?}");
+            psdb_pd::print_opened(&store, &opened);
             let pd = psdb_pd::init(store).map_err(|e| SimError(format!("psdb: {e}")))?;
             Ok(Box::new(pd))
         }

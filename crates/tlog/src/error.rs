@@ -122,6 +122,10 @@ pub enum Error<E> {
     /// was written; allocate the log's buffers up front ([`crate::log::Buffers`]) to rule
     /// this out.
     OutOfMemory(usize),
+    /// The tree of `size` entries does not extend the checkpoint of `signed` entries this log
+    /// signed last, so it was not signed (and the log is poisoned): never two inconsistent
+    /// checkpoints.
+    Inconsistent { size: u64, signed: u64 },
 }
 
 impl<E: fmt::Display> fmt::Display for Error<E> {
@@ -143,6 +147,11 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
                 "an earlier write failed part way; reopen the log from storage to continue",
             ),
             Error::OutOfMemory(n) => write!(f, "out of memory: {n} bytes could not be allocated"),
+            Error::Inconsistent { size, signed } => write!(
+                f,
+                "refusing to sign: the tree of {size} entries does not extend the checkpoint of \
+                 {signed} entries signed before"
+            ),
         }
     }
 }

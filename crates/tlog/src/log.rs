@@ -150,6 +150,8 @@ pub struct Log<S: Storage> {
     /// Read buffer for storage gets.
     buf: Vec<u8>,
     poisoned: bool,
+    /// An entry bundle found beyond the checkpoint at open (see [`Log::open`]).
+    stray: Option<Tile>,
 }
 
 type Result<T, S> = core::result::Result<T, Error<<S as Storage>::Error>>;
@@ -185,6 +187,7 @@ impl<S: Storage> Log<S> {
             bundle,
             buf,
             poisoned: false,
+            stray: None,
         }
     }
 
@@ -221,16 +224,14 @@ impl<S: Storage> Log<S> {
     /// its size and checks they hash to its root. Appending then continues exactly where the
     /// checkpoint left off; the result is the same as never having closed the log.
     ///
-    /// **Objects written after the checkpoint.** A crash (or a failed write) between
-    /// writing a full bundle or a checkpoint's partial bundle and the `set_checkpoint` that
-    /// would have covered it leaves objects beyond the checkpoint. Write-once storage would
-    /// refuse different bytes at those paths forever, so `open` adopts them instead: if the
-    /// entry bundle that continues the checkpoint's partial bundle exists (full, or partial
-    /// and wider), and starts with exactly the committed entries, its further entries are
-    /// appended again (pending: they were never acknowledged, and become visible with the next
-    /// checkpoint). [`Log::size`] then exceeds [`Log::committed_size`]. This relies on storage
-    /// making puts durable in order (a hash tile never survives without the bundle written
-    /// before it).
+    /// **Objects beyond the checkpoint are never adopted.** The log signs only entries that
+    /// were appended through it since it opened: an entry bundle on storage beyond the latest
+    /// checkpoint did not come with a checkpoint of this log (storage makes a checkpoint and
+    /// the objects put before it durable together; see [`Storage`]), so it is either left
+    /// from a request that was never acknowledged or planted by someone who could write the
+    /// disk. It is left where it is and reported by [`Log::stray`]; appending continues from
+    /// the checkpoint (the same entries again write identical bytes; different ones meet the
+    /// stray object's write-once path and fail, so the log never signs over it).
     pub fn open(storage: S, origin: &str, signer: Signer) -> Result<Self, S> {
         Self::open_in(storage, origin, signer, &mut Buffers::default())
     }
@@ -310,7 +311,7 @@ impl<S: Storage> Log<S> {
         }
         log.committed = size;
         log.committed_root = root;
-        log.adopt_uncommitted()
+        log.find_stray()
     }
 
     /// Makes room for `need` more bytes in the pending bundle, fallibly. With preallocated
@@ -346,51 +347,62 @@ impl<S: Storage> Log<S> {
         }
     }
 
-    /// Re-appends entries of bundles written after the checkpoint (see [`Log::open`]).
-    fn adopt_uncommitted(&mut self) -> Result<(), S> {
-        loop {
-            let n = self.size / TILE_WIDTH;
-            let have = partial_tile_width(0, self.size);
-            // The full bundle, else the widest partial one beyond what we have.
-            let mut found = None;
-            for w in (have + 1..=FULL).rev() {
-                let tile = Tile::from_parts(TileKind::Entries, n, w);
-                if self
-                    .storage
-                    .get(tile.path().as_str(), &mut self.buf)
-                    .map_err(Error::Storage)?
-                {
-                    found = Some(tile);
-                    break;
-                }
-            }
-            let Some(tile) = found else {
-                return Ok(());
-            };
-            // Out of `buf` while appending; put back whatever happens (it is the log's one
-            // read buffer).
-            let data = core::mem::take(&mut self.buf);
-            let adopted = self.adopt_bundle(tile, &data);
-            self.buf = data;
-            adopted?;
-            if !tile.is_full() {
-                return Ok(());
+    /// Looks for an entry bundle beyond the checkpoint (see [`Log::open`]): the full bundle
+    /// the checkpoint's partial one would grow into, or a wider partial one.
+    fn find_stray(&mut self) -> Result<(), S> {
+        let n = self.size / TILE_WIDTH;
+        let have = partial_tile_width(0, self.size);
+        for w in (have + 1..=FULL).rev() {
+            let tile = Tile::from_parts(TileKind::Entries, n, w);
+            if self
+                .storage
+                .get(tile.path().as_str(), &mut self.buf)
+                .map_err(Error::Storage)?
+            {
+                self.stray = Some(tile);
+                break;
             }
         }
+        self.buf.clear();
+        Ok(())
     }
 
-    /// Re-appends the entries of `data` (the bundle `tile`) beyond the pending bundle.
-    fn adopt_bundle(&mut self, tile: Tile, data: &[u8]) -> Result<(), S> {
-        let bad = |reason| corrupt(Object::Tile(tile), reason);
-        decode_bundle(data, tile.width()).map_err(|e| bad(Reason::Format(e)))?;
-        // Bundles encode canonically, so equal entries means equal bytes.
-        if !data.starts_with(&self.bundle) {
-            return Err(bad(Reason::BundlePrefixMismatch));
+    /// An entry bundle found on storage beyond the latest checkpoint when the log was opened:
+    /// not adopted, not signed, left in place (see [`Log::open`]). The PD reports it.
+    pub fn stray(&self) -> Option<Tile> {
+        self.stray
+    }
+
+    /// The invariant checked before every signature: the tree about to be signed extends the
+    /// one last signed (its root at the last checkpoint's size is that checkpoint's root), so
+    /// no two checkpoints this log signs are ever inconsistent, whatever a bug or a storage
+    /// fault did to the append state.
+    fn check_extends(&mut self) -> Result<(), S> {
+        let (old, old_root) = (self.committed, self.committed_root);
+        let root = if old == self.size {
+            self.current_root()
+        } else if old == 0 {
+            EMPTY_ROOT
+        } else {
+            let mut nodes = TileNodes {
+                storage: &mut self.storage,
+                levels: &self.levels,
+                size: self.size,
+                buf: &mut self.buf,
+                cached: None,
+                scratch: [[0; 32]; 128],
+            };
+            proof::root(&mut nodes, old)?
+        };
+        if root == old_root {
+            Ok(())
+        } else {
+            self.poisoned = true;
+            Err(Error::Inconsistent {
+                size: self.size,
+                signed: old,
+            })
         }
-        for e in bundle_entries(&data[self.bundle.len()..]) {
-            self.append(e.map_err(|e| bad(Reason::Format(e)))?)?;
-        }
-        Ok(())
     }
 
     /// Appends an entry (pending until the next [`Log::checkpoint`]); returns its index.
@@ -464,6 +476,7 @@ impl<S: Storage> Log<S> {
         if self.poisoned {
             return Err(Error::Poisoned);
         }
+        self.check_extends()?;
         let size = self.size;
         let root = self.current_root();
         let text = Checkpoint::new(&self.origin, size, root, &[])

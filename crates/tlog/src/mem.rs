@@ -42,9 +42,16 @@ impl fmt::Display for MemError {
 ///
 /// Every `put` and `set_checkpoint` counts as one write operation (numbered from 0), so a test
 /// can make exactly the n-th write fail with [`MemStorage::inject`].
+///
+/// Puts are pending until the next `set_checkpoint`, which makes them and the checkpoint
+/// durable together (the [`Storage`] contract); any failed operation discards what is pending,
+/// as the psdb PD discards a refused request, and [`MemStorage::crash`] drops it as a power
+/// loss would.
 #[derive(Debug, Default, Clone)]
 pub struct MemStorage {
     objects: BTreeMap<String, Vec<u8>>,
+    /// Put since the last checkpoint, not yet durable.
+    pending: BTreeMap<String, Vec<u8>>,
     checkpoint: Option<Vec<u8>>,
     writes: u64,
     fault: Option<(u64, Fault)>,
@@ -56,10 +63,16 @@ impl MemStorage {
         MemStorage::default()
     }
 
-    /// Every stored object by path (the checkpoint is not among them).
+    /// Every durable object by path (the checkpoint is not among them).
     pub fn objects(&self) -> &BTreeMap<String, Vec<u8>> {
         &self.objects
     }
+
+    /// Drops what was put since the last checkpoint, as a crash would.
+    pub fn crash(&mut self) {
+        self.pending.clear();
+    }
+
 
     /// The latest checkpoint, if any.
     pub fn latest_checkpoint(&self) -> Option<&[u8]> {
@@ -111,28 +124,33 @@ impl Storage for MemStorage {
     type Error = MemError;
 
     fn put(&mut self, path: &str, data: &[u8]) -> Result<(), MemError> {
-        let fault = self.next_write();
-        if fault == Some(Fault::FailNotPersist) {
+        if self.next_write().is_some() {
+            // A failed put fails its request: nothing of it stays (persisting or not, the
+            // request is refused, and what it buffered is discarded).
+            self.pending.clear();
             return Err(MemError::Injected);
         }
-        match self.objects.get(path) {
-            Some(old) if old.as_slice() != data => return Err(MemError::Immutable(path.into())),
+        match self.objects.get(path).or_else(|| self.pending.get(path)) {
+            Some(old) if old.as_slice() != data => {
+                self.pending.clear();
+                return Err(MemError::Immutable(path.into()));
+            }
             Some(_) => {}
             None => {
-                self.objects.insert(path.to_string(), data.to_vec());
+                self.pending.insert(path.to_string(), data.to_vec());
             }
         }
-        match fault {
-            Some(_) => Err(MemError::Injected),
-            None => Ok(()),
-        }
+        Ok(())
     }
 
     fn set_checkpoint(&mut self, checkpoint: &[u8]) -> Result<(), MemError> {
         let fault = self.next_write();
         if fault == Some(Fault::FailNotPersist) {
+            self.pending.clear();
             return Err(MemError::Injected);
         }
+        let pending = core::mem::take(&mut self.pending);
+        self.objects.extend(pending);
         self.checkpoint = Some(checkpoint.to_vec());
         match fault {
             Some(_) => Err(MemError::Injected),
@@ -142,7 +160,7 @@ impl Storage for MemStorage {
 
     fn get(&mut self, path: &str, out: &mut Vec<u8>) -> Result<bool, MemError> {
         out.clear();
-        match self.objects.get(path) {
+        match self.objects.get(path).or_else(|| self.pending.get(path)) {
             Some(d) => {
                 out.extend_from_slice(d);
                 Ok(true)
@@ -174,11 +192,13 @@ mod tests {
         assert!(!s.get("a", &mut out).unwrap());
         s.put("a", b"1").unwrap();
         s.put("a", b"1").unwrap();
+        // Readable before the checkpoint, durable with it.
+        assert!(s.get("a", &mut out).unwrap());
+        assert!(s.objects().is_empty());
+        s.set_checkpoint(b"c0").unwrap();
         assert_eq!(s.put("a", b"2"), Err(MemError::Immutable("a".into())));
         assert!(s.get("a", &mut out).unwrap());
         assert_eq!(out, b"1");
-        assert!(!s.checkpoint(&mut out).unwrap());
-        assert!(out.is_empty());
         s.set_checkpoint(b"c1").unwrap();
         s.set_checkpoint(b"c2").unwrap();
         assert!(s.checkpoint(&mut out).unwrap());
@@ -188,14 +208,25 @@ mod tests {
     #[test]
     fn faults() {
         let mut s = MemStorage::new();
+        let mut out = Vec::new();
+        // A failed put refuses its whole request: what it had put is gone too.
         s.inject(1, Fault::FailNotPersist);
         s.put("a", b"1").unwrap();
         assert_eq!(s.put("b", b"1"), Err(MemError::Injected));
-        assert!(!s.objects().contains_key("b"));
-        s.inject(3, Fault::FailButPersist);
+        assert!(!s.get("a", &mut out).unwrap());
+        // A checkpoint whose write is lost takes its objects with it...
+        s.inject(3, Fault::FailNotPersist);
         s.put("b", b"1").unwrap();
-        assert_eq!(s.put("c", b"1"), Err(MemError::Injected));
-        assert!(s.objects().contains_key("c"));
-        assert_eq!(s.writes(), 4);
+        assert_eq!(s.set_checkpoint(b"c"), Err(MemError::Injected));
+        assert!(!s.get("b", &mut out).unwrap() && !s.checkpoint(&mut out).unwrap());
+        // ... one whose acknowledgement is lost keeps them, together.
+        s.inject(5, Fault::FailButPersist);
+        s.put("c", b"1").unwrap();
+        assert_eq!(s.set_checkpoint(b"c"), Err(MemError::Injected));
+        assert!(s.objects().contains_key("c") && s.checkpoint(&mut out).unwrap());
+        s.put("d", b"1").unwrap();
+        s.crash();
+        assert!(!s.get("d", &mut out).unwrap());
+        assert_eq!(s.writes(), 7);
     }
 }

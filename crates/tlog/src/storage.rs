@@ -13,24 +13,21 @@ use alloc::vec::Vec;
 /// - **Write once.** `put` of a new path stores the bytes. `put` of an existing path with
 ///   identical bytes succeeds and changes nothing; with different bytes it returns an error and
 ///   changes nothing. Nothing is ever deleted.
-/// - **Durability.** An object given to `put` may be buffered; it is durable at the latest when
-///   the next [`Storage::set_checkpoint`] returns `Ok`. `set_checkpoint` first makes every object
-///   put before it durable, then durably records the new checkpoint as the latest: it is durable
-///   once it returns.
-/// - **Ordering.** After an error or a crash at any point, the latest checkpoint that storage
-///   reports is one that was passed to `set_checkpoint`, and every object put before that call is
-///   readable. A checkpoint never becomes visible before the objects it covers. Puts become
-///   durable in the order they were made: after a crash, if an object survives, so does every
-///   object put before it (PSDB's append-only log and the host directory's synced puts both
-///   give this; [`crate::Log::open`] relies on it to adopt objects written after the last
-///   checkpoint).
+/// - **Durability, atomically with the checkpoint.** An object given to `put` is buffered
+///   until the next [`Storage::set_checkpoint`]; when that returns `Ok`, the objects put
+///   since the previous checkpoint and the new checkpoint are durable together. After an error
+///   or a crash at any point, either all of them and the checkpoint survive, or none of them
+///   does: storage never keeps objects of a checkpoint that did not reach it. (PSDB does this
+///   with one batch per checkpoint; an error from any put or from `set_checkpoint` discards
+///   what was buffered.) So whatever lies beyond the latest checkpoint did not come from this
+///   log, and [`crate::Log::open`] never adopts it.
 /// - **Reads.** `get` and `checkpoint` fill `out` (cleared first) and return `Ok(false)` when
 ///   there is no such object. A `get` sees every earlier `put` on the same `Storage`, durable
 ///   yet or not (the log reads back full tiles it wrote since the last checkpoint to build
 ///   proofs).
 ///
-/// What the log does about objects written after the last checkpoint (a crash between `put`s
-/// and `set_checkpoint`) is described in [`crate::Log::open`].
+/// What the log does about objects found beyond the last checkpoint (planted, or left by a
+/// storage that does not keep this contract) is described in [`crate::Log::open`].
 pub trait Storage {
     /// Why an operation failed (I/O, immutability violation, full device, ...).
     type Error: core::fmt::Debug + core::fmt::Display;

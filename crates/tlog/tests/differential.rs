@@ -268,6 +268,7 @@ fn verify_a_tree_written_by_the_other_implementation() {
     let cp = n.to_bytes();
     let v = verify_tree(&mut dir, &cp, &[key.verifier()]).unwrap();
     assert_eq!((v.origin.as_str(), v.size), ("other.example/log", size));
+    tlog::Storage::set_checkpoint(&mut dir, &cp).unwrap();
 
     let path = "tile/entries/100";
     let mut b = dir.objects()[path].clone();

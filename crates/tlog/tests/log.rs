@@ -175,7 +175,7 @@ fn reopen_is_the_same_as_never_closing() {
 }
 
 #[test]
-fn uncommitted_appends_are_dropped_or_adopted() {
+fn uncommitted_appends_are_dropped_never_adopted() {
     // Dropped before a checkpoint, with no full bundle written: gone on reopen.
     let mut log = new_log();
     for i in 0..100 {
@@ -193,20 +193,15 @@ fn uncommitted_appends_are_dropped_or_adopted() {
     }
     log.checkpoint().unwrap();
 
-    // Crash after two full bundles (and their tiles) were written past the checkpoint at 200:
-    // reopening adopts those 312 entries (pending), drops the rest.
+    // A crash after two full bundles (and their tiles) were put past the checkpoint at 200:
+    // they were never durable without a checkpoint, so nothing of them is adopted or found.
     for i in 200..600 {
         log.append(&entry(i)).unwrap();
     }
     let mut log = reopen(log);
-    assert_eq!((log.size(), log.committed_size()), (512, 200));
-    assert_eq!(
-        log.read_since(200, 10).unwrap().len(),
-        0,
-        "adopted but not visible"
-    );
-    // Writing different entries from 512 on does not conflict with anything.
-    for i in 512..700 {
+    assert_eq!((log.size(), log.committed_size()), (200, 200));
+    assert_eq!(log.stray(), None);
+    for i in 200..700 {
         log.append(&entry(i + 2_000_000)).unwrap();
     }
     log.checkpoint().unwrap();
@@ -214,7 +209,7 @@ fn uncommitted_appends_are_dropped_or_adopted() {
     let want: Vec<_> = (195..700)
         .map(|i| match i {
             100..200 => entry(i + 1_000_000),
-            512.. => entry(i + 2_000_000),
+            200.. => entry(i + 2_000_000),
             _ => entry(i),
         })
         .collect();
@@ -223,8 +218,7 @@ fn uncommitted_appends_are_dropped_or_adopted() {
 }
 
 #[test]
-fn a_failed_checkpoint_is_adopted_on_reopen() {
-    // The partial bundle of a checkpoint was written, the checkpoint itself was not.
+fn a_failed_checkpoint_drops_its_request() {
     let mut log = new_log();
     for i in 0..10 {
         log.append(&entry(i)).unwrap();
@@ -248,14 +242,127 @@ fn a_failed_checkpoint_is_adopted_on_reopen() {
     assert_eq!(log.append(b"x"), Err(Error::Poisoned));
     assert_eq!(log.checkpoint(), Err(Error::Poisoned));
     let mut log = reopen(log);
-    assert_eq!((log.size(), log.committed_size()), (20, 10));
-    // Were the 10 not adopted, a different entry at index 10 would conflict with
-    // tile/entries/000.p/20 or tile/0/000.p/20 at the next checkpoint of size 20.
+    assert_eq!((log.size(), log.committed_size()), (10, 10));
+    assert_eq!(log.stray(), None, "the refused request left nothing");
+    // Different entries at index 10 meet no leftover object.
+    for i in 10..20 {
+        log.append(&entry(i + 500)).unwrap();
+    }
     log.checkpoint().unwrap();
+    let want: Vec<_> = (0..20).map(|i| entry(if i < 10 { i } else { i + 500 })).collect();
+    assert_eq!(log.read_since(0, 100).unwrap(), want);
+}
+
+#[test]
+fn planted_bundles_are_reported_never_signed() {
+    // Committed: 601 entries (bundle 002.p/89). Someone with the disk plants 002.p/90, the
+    // committed entries plus one forged entry, and also a bundle that does not extend them.
+    for extends in [true, false] {
+        let mut log = new_log();
+        for i in 0..601 {
+            log.append(&entry(i)).unwrap();
+        }
+        log.checkpoint().unwrap();
+        let mut storage = log.into_storage();
+        let mut planted = if extends {
+            storage.objects()["tile/entries/002.p/89"].clone()
+        } else {
+            Vec::new()
+        };
+        let forged: Vec<&[u8]> = if extends {
+            vec![b"forged"]
+        } else {
+            vec![b"other"; 90]
+        };
+        for e in &forged {
+            planted.extend_from_slice(&(e.len() as u16).to_be_bytes());
+            planted.extend_from_slice(e);
+        }
+        storage.tamper(Some("tile/entries/002.p/90"), &planted);
+        let mut log = Log::open(storage, ORIGIN, signer()).unwrap();
+        // Reported, not adopted: the log is at its checkpoint and serves it.
+        assert_eq!(log.stray().map(|t| t.path().to_string()), Some("tile/entries/002.p/90".into()));
+        assert_eq!((log.size(), log.committed_size()), (601, 601));
+        assert_eq!(log.read_since(598, 10).unwrap().len(), 3);
+        // The next append would write over the planted path: refused, nothing signed.
+        log.append(b"real entry").unwrap();
+        assert!(matches!(
+            log.checkpoint(),
+            Err(Error::Storage(MemError::Immutable(p))) if p == "tile/entries/002.p/90"
+        ));
+        let mut log = reopen(log);
+        assert_eq!(log.committed_size(), 601);
+        assert_eq!(log.read_since(600, 10).unwrap(), vec![entry(600)]);
+        let mut storage = log.into_storage();
+        assert_eq!(verify(&mut storage).unwrap().size, 601);
+    }
+}
+
+/// Storage that returns one object altered when it is read back (a fault between the log and
+/// its storage): a test fake, nothing more.
+struct Lying {
+    inner: MemStorage,
+    path: &'static str,
+}
+
+impl tlog::Storage for Lying {
+    type Error = MemError;
+    fn put(&mut self, path: &str, data: &[u8]) -> Result<(), MemError> {
+        self.inner.put(path, data)
+    }
+    fn set_checkpoint(&mut self, c: &[u8]) -> Result<(), MemError> {
+        self.inner.set_checkpoint(c)
+    }
+    fn get(&mut self, path: &str, out: &mut Vec<u8>) -> Result<bool, MemError> {
+        let found = self.inner.get(path, out)?;
+        if found && path == self.path {
+            out[0] ^= 1;
+        }
+        Ok(found)
+    }
+    fn checkpoint(&mut self, out: &mut Vec<u8>) -> Result<bool, MemError> {
+        self.inner.checkpoint(out)
+    }
+}
+
+#[test]
+fn a_tree_that_does_not_extend_the_signed_one_is_never_signed() {
+    // Committed at 300; by 600, tile/0/001 (leaves 256..512) is full, and it is what proves
+    // the new tree extends the one signed at 300. Storage hands it back altered.
+    let storage = Lying {
+        inner: MemStorage::new(),
+        path: "tile/0/001",
+    };
+    let mut log = Log::create(storage, ORIGIN, signer()).unwrap();
+    for i in 0..300 {
+        log.append(&entry(i)).unwrap();
+    }
+    log.checkpoint().unwrap();
+    for i in 300..600 {
+        log.append(&entry(i)).unwrap();
+    }
     assert_eq!(
-        log.read_since(0, 100).unwrap(),
-        (0..20).map(entry).collect::<Vec<_>>()
+        log.checkpoint(),
+        Err(Error::Inconsistent {
+            size: 600,
+            signed: 300
+        })
     );
+    assert_eq!(log.committed_size(), 300);
+    assert_eq!(log.append(b"x"), Err(Error::Poisoned));
+    // Nothing was signed or stored past 300.
+    let mut cp = Vec::new();
+    let mut storage = log.into_storage();
+    assert!(tlog::Storage::checkpoint(&mut storage.inner, &mut cp).unwrap());
+    assert!(String::from_utf8(cp).unwrap().lines().nth(1) == Some("300"));
+    // Honest storage: the same appends are signed.
+    storage.path = "none";
+    storage.inner.crash();
+    let mut log = Log::open(storage, ORIGIN, signer()).unwrap();
+    for i in 300..600 {
+        log.append(&entry(i)).unwrap();
+    }
+    log.checkpoint().unwrap();
 }
 
 #[test]

@@ -185,6 +185,48 @@ pub fn open_store_with<D: BlockDevice>(
     Ok((store, Opened::Mounted(report)))
 }
 
+/// Prints what opening the disk found, on the console: the mount summary, a discarded or
+/// completed tail (never acknowledged data), and an `|ERROR` line for every namespace with
+/// damaged committed data (kept on disk as evidence; that namespace takes no more writes).
+/// The seL4 binary and the simulator both call it.
+pub fn print_opened<D: BlockDevice>(store: &Store<D>, opened: &Opened) {
+    let r = match opened {
+        Opened::Formatted => {
+            let sectors = store.stats().capacity / SECTOR_SIZE as u64;
+            microkit::debug_println!("psdb|INFO: blank disk of {sectors} sectors formatted");
+            return;
+        }
+        Opened::Mounted(r) => r,
+    };
+    microkit::debug_println!(
+        "psdb|INFO: mounted {} sectors: {} batches, {} objects, {} checkpoints, end {:#x}",
+        r.capacity / SECTOR_SIZE as u64,
+        r.batches,
+        r.objects,
+        r.checkpoint_versions,
+        r.end
+    );
+    if let Some(t) = r.tail {
+        let done = if r.repaired { "" } else { " (not repaired)" };
+        microkit::debug_println!("psdb|INFO: tail never acknowledged, {t}{done}");
+    }
+    if r.damaged > 0 {
+        microkit::debug_println!(
+            "psdb|ERROR: {} damaged place(s) in committed data, kept as evidence; first: {}",
+            r.damaged,
+            r.damage.map_or(Default::default(), |p| alloc::format!("{p}"))
+        );
+    }
+    for (ns, p, lost) in store.damaged_namespaces() {
+        let what = if lost {
+            "a committed batch is unreadable: no checkpoint served"
+        } else {
+            "serves what verifies"
+        };
+        microkit::debug_println!("psdb|ERROR: namespace {ns} damaged at {p}: no more writes, {what}");
+    }
+}
+
 /// The psdb PD.
 #[derive(Debug)]
 pub struct PsdbPd<D: BlockDevice> {
@@ -194,6 +236,9 @@ pub struct PsdbPd<D: BlockDevice> {
     /// One object, copied out of or into a region: allocated once at init, at [`MAX_OBJECT`]
     /// plus a tar header and padding (a read checks the member in place), never grown.
     buf: Vec<u8>,
+    /// The caller (index in `clients`) whose puts are staged, between its first put and the
+    /// checkpoint that flushes them.
+    staging: Option<usize>,
 }
 
 /// Gets every region and builds the PD over `store`.
@@ -203,6 +248,9 @@ pub fn init<D: BlockDevice>(mut store: Store<D>) -> Result<PsdbPd<D>, InitError>
     for ((channel, ns, _, _), decl) in CLIENTS.iter().zip(decls) {
         let region = decl.get().map_err(InitError::Region)?;
         let handle = store.open_namespace(ns).map_err(InitError::Store)?;
+        // A batch is one caller's request, written whole with its checkpoint or not at all:
+        // a put that does not fit is refused rather than flushing half a request.
+        store.set_early_flush(false);
         let q = quota(ns, store.stats().capacity, store.limits());
         store.set_quota(handle, q).map_err(InitError::Store)?;
         let ns = handle;
@@ -215,6 +263,7 @@ pub fn init<D: BlockDevice>(mut store: Store<D>) -> Result<PsdbPd<D>, InitError>
         store,
         clients,
         buf,
+        staging: None,
     })
 }
 
@@ -228,7 +277,14 @@ impl<D: BlockDevice> PsdbPd<D> {
     pub fn handle(&mut self, channel: Channel, info: MessageInfo) -> MessageInfo {
         match self.serve(channel, info) {
             Ok(reply) => reply,
-            Err(code) => MessageInfo::new(code, 0),
+            Err(code) => {
+                if matches!(info.label(), PUT | SET_CHECKPOINT) {
+                    // A refused request leaves nothing behind: not its earlier puts either.
+                    self.store.discard();
+                    self.staging = None;
+                }
+                MessageInfo::new(code, 0)
+            }
         }
     }
 
@@ -252,17 +308,27 @@ impl<D: BlockDevice> PsdbPd<D> {
         region.read(0, path_bytes).map_err(|_| BAD_LENGTH)?;
         let path = core::str::from_utf8(path_bytes).map_err(|_| BAD_LENGTH)?;
         let code = |e: psdb::Error| u64::from(e.code());
+        // A call from anyone else while a caller's puts are staged means that caller abandoned
+        // its request (it faulted, or failed before its checkpoint): nothing of it is written.
+        if self.staging.is_some_and(|j| j != i) {
+            self.store.discard();
+            self.staging = None;
+        }
         match info.label() {
             PUT | SET_CHECKPOINT => {
                 self.buf.clear();
                 self.buf.resize(data_len, 0);
                 region.read(DATA, &mut self.buf).map_err(|_| BAD_LENGTH)?;
-                if info.label() == PUT {
-                    self.store.put(ns, path, &self.buf).map_err(code)?;
+                let done = if info.label() == PUT {
+                    self.staging = Some(i);
+                    self.store.put(ns, path, &self.buf)
                 } else {
-                    self.store.put_checkpoint(ns, &self.buf).map_err(code)?;
-                    self.store.flush().map_err(code)?;
-                }
+                    self.staging = None;
+                    self.store
+                        .put_checkpoint(ns, &self.buf)
+                        .and_then(|()| self.store.flush())
+                };
+                done.map_err(code)?;
                 Ok(MessageInfo::new(OK, 0))
             }
             GET | CHECKPOINT => {

@@ -22,7 +22,7 @@ use drivers::{
 };
 use microkit::{debug_println, Channel, Handler, MessageInfo};
 use psdb::BlockDevice;
-use psdb_pd::{NoStore, Opened, PsdbPd};
+use psdb_pd::{NoStore, PsdbPd};
 
 microkit::memory_region! {
     /// The page of virtio-mmio transports 8..15 (bus 8 at 0x0a00_1000), uncached.
@@ -70,29 +70,11 @@ fn start() -> Result<PsdbPd<VirtioBlock>, &'static str> {
         debug_println!("psdb|ERROR: {e}");
         "virtio-blk did not start"
     })?;
-    let sectors = disk.sector_count();
     let (store, opened) = psdb_pd::open_store(disk).map_err(|e| {
         debug_println!("psdb|ERROR: {e}");
         "cannot format or mount the disk"
     })?;
-    match opened {
-        Opened::Formatted => {
-            debug_println!("psdb|INFO: blank disk of {sectors} sectors formatted")
-        }
-        Opened::Mounted(r) => debug_println!(
-            "psdb|INFO: mounted {sectors} sectors: {} batches, {} objects, {} checkpoints, \
-             end {:#x}{}",
-            r.batches,
-            r.objects,
-            r.checkpoint_versions,
-            r.end,
-            if r.repaired {
-                ", incomplete tail discarded"
-            } else {
-                ""
-            }
-        ),
-    }
+    psdb_pd::print_opened(&store, &opened);
     psdb_pd::init(store).map_err(|e| {
         debug_println!("psdb|ERROR: {e}");
         "regions or namespaces"

@@ -49,6 +49,10 @@ pub fn new_log() -> Log<MemStorage> {
     Log::create(MemStorage::new(), ORIGIN, signer()).unwrap()
 }
 
+/// Drops the log as a restart (or crash) would: what was put since its last checkpoint is
+/// lost with it; then opens it again.
 pub fn reopen(log: Log<MemStorage>) -> Log<MemStorage> {
-    Log::open(log.into_storage(), ORIGIN, signer()).unwrap()
+    let mut storage = log.into_storage();
+    storage.crash();
+    Log::open(storage, ORIGIN, signer()).unwrap()
 }
