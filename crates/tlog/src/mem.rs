@@ -73,7 +73,6 @@ impl MemStorage {
         self.pending.clear();
     }
 
-
     /// The latest checkpoint, if any.
     pub fn latest_checkpoint(&self) -> Option<&[u8]> {
         self.checkpoint.as_deref()

@@ -249,7 +249,9 @@ fn a_failed_checkpoint_drops_its_request() {
         log.append(&entry(i + 500)).unwrap();
     }
     log.checkpoint().unwrap();
-    let want: Vec<_> = (0..20).map(|i| entry(if i < 10 { i } else { i + 500 })).collect();
+    let want: Vec<_> = (0..20)
+        .map(|i| entry(if i < 10 { i } else { i + 500 }))
+        .collect();
     assert_eq!(log.read_since(0, 100).unwrap(), want);
 }
 
@@ -281,7 +283,10 @@ fn planted_bundles_are_reported_never_signed() {
         storage.tamper(Some("tile/entries/002.p/90"), &planted);
         let mut log = Log::open(storage, ORIGIN, signer()).unwrap();
         // Reported, not adopted: the log is at its checkpoint and serves it.
-        assert_eq!(log.stray().map(|t| t.path().to_string()), Some("tile/entries/002.p/90".into()));
+        assert_eq!(
+            log.stray().map(|t| t.path().to_string()),
+            Some("tile/entries/002.p/90".into())
+        );
         assert_eq!((log.size(), log.committed_size()), (601, 601));
         assert_eq!(log.read_since(598, 10).unwrap().len(), 3);
         // The next append would write over the planted path: refused, nothing signed.
