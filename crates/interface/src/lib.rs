@@ -20,7 +20,7 @@ pub mod keys;
 mod psdb_client;
 
 pub use psdb_client::{
-    PsdbClient, PsdbError, PSDB_CONFLICT_CODES, PSDB_DAMAGED_CODE, PSDB_FULL_CODES,
+    PsdbClient, PsdbError, PSDB_CONFLICT_CODES, PSDB_DAMAGED_CODES, PSDB_FULL_CODES,
 };
 
 use microkit::Channel;

@@ -28,10 +28,11 @@ pub enum PsdbError {
 /// refused put was stored and everything stored before is intact.
 pub const PSDB_FULL_CODES: [u64; 3] = [6, 11, 14];
 
-/// The psdb error label for "this namespace holds damaged committed data" (`psdb::Error::Damaged`,
-/// checked by a test): it takes no more writes, and if a checkpoint version may be missing its
-/// checkpoint is not served.
-pub const PSDB_DAMAGED_CODE: u64 = 15;
+/// The psdb error labels for damage to committed data (`psdb::Error::Corrupt`: the object read
+/// fails its hash; `psdb::Error::Damaged`: the namespace holds damage found at mount, so it
+/// takes no more writes, and if a checkpoint version may be missing its checkpoint is not
+/// served). Checked against the engine by a test.
+pub const PSDB_DAMAGED_CODES: [u64; 2] = [7, 15];
 
 /// The psdb error labels for a put of different bytes at a path that holds an object (written
 /// by something other than this ledger's committed log: a planted or stray object), and for a
@@ -44,11 +45,11 @@ impl PsdbError {
         matches!(self, PsdbError::Refused(code) if PSDB_FULL_CODES.contains(code))
     }
 
-    /// Whether psdb refused because the namespace holds damaged committed data
-    /// ([`PSDB_DAMAGED_CODE`]) or an object this log did not write ([`PSDB_CONFLICT_CODES`]).
+    /// Whether psdb refused because of damaged committed data ([`PSDB_DAMAGED_CODES`]) or an
+    /// object this log did not write ([`PSDB_CONFLICT_CODES`]).
     pub fn is_damage(&self) -> bool {
         matches!(self, PsdbError::Refused(code)
-            if *code == PSDB_DAMAGED_CODE || PSDB_CONFLICT_CODES.contains(code))
+            if PSDB_DAMAGED_CODES.contains(code) || PSDB_CONFLICT_CODES.contains(code))
     }
 }
 
@@ -215,15 +216,18 @@ mod tests {
 
     #[test]
     fn damage_codes_are_the_engines() {
-        use super::{PsdbError, PSDB_CONFLICT_CODES, PSDB_DAMAGED_CODE};
+        use super::{PsdbError, PSDB_CONFLICT_CODES, PSDB_DAMAGED_CODES};
         let p = psdb::Problem {
             offset: 0,
             reason: psdb::Corruption::DataHash,
         };
-        assert_eq!(u64::from(psdb::Error::Damaged(p).code()), PSDB_DAMAGED_CODE);
+        let damaged = [psdb::Error::Corrupt(p), psdb::Error::Damaged(p)];
+        assert_eq!(damaged.map(|e| u64::from(e.code())), PSDB_DAMAGED_CODES);
         let conflict = [psdb::Error::Immutable, psdb::Error::PathConflict];
         assert_eq!(conflict.map(|e| u64::from(e.code())), PSDB_CONFLICT_CODES);
-        assert!(PsdbError::Refused(PSDB_DAMAGED_CODE).is_damage());
+        for code in PSDB_DAMAGED_CODES.into_iter().chain(PSDB_CONFLICT_CODES) {
+            assert!(PsdbError::Refused(code).is_damage());
+        }
         for e in [psdb::Error::Full, psdb::Error::Quota, psdb::Error::TooLarge] {
             assert!(!PsdbError::Refused(u64::from(e.code())).is_damage());
         }

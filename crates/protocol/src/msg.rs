@@ -166,6 +166,10 @@ pub enum ErrorCode {
     /// The tenant's storage is full (the disk, psdb's index or the tenant's quota): nothing of
     /// this request was acknowledged, and everything acknowledged before stays readable.
     Full = 13,
+    /// The tenant's stored log is damaged, or holds an object beyond its signed checkpoint that
+    /// it did not write: the damage is kept on disk as evidence and named on the console; the
+    /// tenant serves what still verifies and appends nothing past a state it cannot prove.
+    Damaged = 14,
 }
 
 impl From<ErrorCode> for u8 {
@@ -193,6 +197,7 @@ impl TryFrom<u8> for ErrorCode {
             11 => Unavailable,
             12 => TooLarge,
             13 => Full,
+            14 => Damaged,
             _ => return Err(UnknownErrorCode(v)),
         })
     }
@@ -224,6 +229,10 @@ impl core::fmt::Display for ErrorCode {
             ErrorCode::Unavailable => "ledger unavailable",
             ErrorCode::TooLarge => "answer too large",
             ErrorCode::Full => "storage full (nothing of this request was stored)",
+            ErrorCode::Damaged => {
+                "the tenant's stored log is damaged or holds objects it did not write (kept as \
+                 evidence; see the console); nothing of this request was stored"
+            }
         })
     }
 }

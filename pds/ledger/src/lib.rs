@@ -18,6 +18,12 @@
 //! - Nothing a request contains stops the PD: every failure is an error response. A storage
 //!   failure poisons the log (see [`tlog::Log`]); the next request reopens it from psdb, exactly
 //!   as after a crash.
+//! - **Damage is reported, never worked around.** Damaged committed data (psdb refuses to serve
+//!   or write it), an object beyond the signed checkpoint that this log did not write (found
+//!   at open: never adopted, never signed over), or a tree that does not extend the last signed
+//!   checkpoint (checked before every signature) is answered [`ErrorCode::Damaged`] and named
+//!   once on a `ledger_<tenant>|ERROR:` console line. The tenant keeps serving what verifies;
+//!   it never signs a checkpoint it cannot prove consistent with the ones before.
 //!
 //! # Memory
 //! Fixed, allocated once by [`init`] and never grown, whatever a peer sends: the log's pending
@@ -114,6 +120,8 @@ pub struct LedgerPd {
     log: Option<Log<PsdbClient>>,
     /// Why the last open failed (for the PD's console).
     last_error: Option<String>,
+    /// The last damage reported on the console (each is printed once, not per request).
+    reported: Option<String>,
     /// The log's buffers while no log is open (see [`tlog::Log::open_in`]).
     bufs: tlog::Buffers,
     /// Request copy, response, answer: capacity [`MAX_PAYLOAD`] each, never grown.
@@ -150,6 +158,7 @@ pub fn init(skey: &str) -> Result<LedgerPd, InitError> {
         psdb,
         log: None,
         last_error: None,
+        reported: None,
         bufs,
         req,
         resp,
@@ -189,15 +198,36 @@ impl LedgerPd {
             match opened {
                 Ok(log) => {
                     self.last_error = None;
+                    if let Some(t) = log.stray() {
+                        self.report(alloc::format!(
+                            "{} lies beyond the signed checkpoint of {} entries and was not \
+                             written by this ledger: left on disk, never signed",
+                            t.path(),
+                            log.committed_size()
+                        ));
+                    }
                     self.log = Some(log);
                 }
                 Err(e) => {
-                    self.last_error = Some(alloc::format!("{e}"));
-                    return Err(ErrorCode::Storage);
+                    let code = error_code(&e);
+                    let why = alloc::format!("{e}");
+                    if code == ErrorCode::Damaged {
+                        self.report(alloc::format!("log cannot be opened: {why}"));
+                    }
+                    self.last_error = Some(why);
+                    return Err(code);
                 }
             }
         }
         self.log.as_mut().ok_or(ErrorCode::Storage)
+    }
+
+    /// Prints `what` on an `|ERROR:` console line, unless it was the last thing reported.
+    fn report(&mut self, what: String) {
+        if self.reported.as_deref() != Some(what.as_str()) {
+            microkit::debug_println!("ledger_{}|ERROR: {what}", self.tenant);
+            self.reported = Some(what);
+        }
     }
 
     /// Drops a poisoned log (it is reopened from psdb at the next request, as after a crash),
@@ -224,6 +254,11 @@ impl LedgerPd {
         match got {
             Ok(Some((total, _))) => Ok(total),
             Ok(None) => Err(ErrorCode::NotFound),
+            Err(e) if e.is_damage() => {
+                let what = path.unwrap_or("checkpoint");
+                self.report(alloc::format!("{what} cannot be read: {e}"));
+                Err(ErrorCode::Damaged)
+            }
             Err(_) => Err(ErrorCode::Storage),
         }
     }
@@ -346,16 +381,16 @@ impl LedgerPd {
                 size: log.committed_size(),
             }),
             Err(e) => {
-                // No room (disk, index or quota) is the tenant's to know; any other failure is
-                // a storage fault. Either way nothing of this request was acknowledged, and the
-                // log is poisoned: reopen from psdb at the next request, as after a crash.
-                let full = matches!(&e, tlog::Error::Storage(pe) if pe.is_full());
+                // No room (disk, index or quota) is the tenant's to know; damage is reported;
+                // any other failure is a storage fault. Either way nothing of this request was
+                // acknowledged (psdb discards a refused request whole), and the log is
+                // poisoned: reopen from psdb at the next request, as after a crash.
+                let code = error_code(&e);
+                if code == ErrorCode::Damaged {
+                    self.report(alloc::format!("append refused: {e}"));
+                }
                 self.drop_log();
-                Err(if full {
-                    ErrorCode::Full
-                } else {
-                    ErrorCode::Storage
-                })
+                Err(code)
             }
         }
     }
@@ -377,9 +412,13 @@ impl LedgerPd {
         });
         out.truncate(len);
         self.obj = out;
-        if res.is_err() {
+        if let Err(e) = res {
+            let code = error_code(&e);
+            if code == ErrorCode::Damaged {
+                self.report(alloc::format!("read refused: {e}"));
+            }
             self.drop_log();
-            return Err(ErrorCode::Storage);
+            return Err(code);
         }
         self.audited(Record {
             request: id,
@@ -435,6 +474,18 @@ impl LedgerPd {
             offset,
             range: (0, self.obj.len()),
         })
+    }
+}
+
+/// The client's error code for a failed log operation: no room, damage (psdb's damage or
+/// conflict refusals, a corrupt object read back, a tree that would not extend the signed
+/// one), else a storage fault.
+fn error_code(e: &tlog::Error<interface::PsdbError>) -> ErrorCode {
+    match e {
+        tlog::Error::Storage(pe) if pe.is_full() => ErrorCode::Full,
+        tlog::Error::Storage(pe) if pe.is_damage() => ErrorCode::Damaged,
+        tlog::Error::Corrupt(_) | tlog::Error::Inconsistent { .. } => ErrorCode::Damaged,
+        _ => ErrorCode::Storage,
     }
 }
 

@@ -214,7 +214,8 @@ pub fn print_opened<D: BlockDevice>(store: &Store<D>, opened: &Opened) {
         microkit::debug_println!(
             "psdb|ERROR: {} damaged place(s) in committed data, kept as evidence; first: {}",
             r.damaged,
-            r.damage.map_or(Default::default(), |p| alloc::format!("{p}"))
+            r.damage
+                .map_or(Default::default(), |p| alloc::format!("{p}"))
         );
     }
     for (ns, p, lost) in store.damaged_namespaces() {
@@ -223,7 +224,9 @@ pub fn print_opened<D: BlockDevice>(store: &Store<D>, opened: &Opened) {
         } else {
             "serves what verifies"
         };
-        microkit::debug_println!("psdb|ERROR: namespace {ns} damaged at {p}: no more writes, {what}");
+        microkit::debug_println!(
+            "psdb|ERROR: namespace {ns} damaged at {p}: no more writes, {what}"
+        );
     }
 }
 

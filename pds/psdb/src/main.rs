@@ -21,7 +21,6 @@ use drivers::{
     DeviceType,
 };
 use microkit::{debug_println, Channel, Handler, MessageInfo};
-use psdb::BlockDevice;
 use psdb_pd::{NoStore, PsdbPd};
 
 microkit::memory_region! {
