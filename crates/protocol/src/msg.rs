@@ -166,6 +166,9 @@ pub enum ErrorCode {
     /// The tenant's storage is full (the disk, psdb's index or the tenant's quota): nothing of
     /// this request was acknowledged, and everything acknowledged before stays readable.
     Full = 13,
+    /// The box is serving another client (the simulator serves one connection at a time, as
+    /// the image's one serial line does): nothing of this request was done; connect again.
+    Busy = 14,
 }
 
 impl From<ErrorCode> for u8 {
@@ -193,6 +196,7 @@ impl TryFrom<u8> for ErrorCode {
             11 => Unavailable,
             12 => TooLarge,
             13 => Full,
+            14 => Busy,
             _ => return Err(UnknownErrorCode(v)),
         })
     }
@@ -224,6 +228,9 @@ impl core::fmt::Display for ErrorCode {
             ErrorCode::Unavailable => "ledger unavailable",
             ErrorCode::TooLarge => "answer too large",
             ErrorCode::Full => "storage full (nothing of this request was stored)",
+            ErrorCode::Busy => {
+                "busy serving another client (nothing of this request was done; try again)"
+            }
         })
     }
 }
