@@ -322,7 +322,7 @@ mod tests {
         let path = std::env::temp_dir().join(format!("psdb-lock-{}", std::process::id()));
         let _ = std::fs::remove_file(&path);
         let refused = |r: std::io::Result<FileDevice>| {
-            let e = r.err().expect("must be refused");
+            let e = r.expect_err("must be refused");
             assert_eq!(e.kind(), std::io::ErrorKind::ResourceBusy);
             assert!(
                 e.to_string().contains("in use by another program")
