@@ -15,9 +15,9 @@
 //!   `protocol::client` sends first on every connection, which ends any leftover partial
 //!   frame already (answered as one damaged frame, id 0, which clients skip).
 //! - No queue: the image sends each response to the virtio-console as it is made. QEMU's
-//!   `virtconsole` does not throttle the guest: what the socket cannot take is dropped (see
-//!   `qemu/README.md`), so a client that never reads loses its own answers and holds nobody
-//!   up.
+//!   `virtconsole` does not throttle the guest: what the socket cannot take is dropped
+//!   (reasoned from QEMU's source, see `qemu/README.md`), so a client that never reads loses
+//!   its own answers and holds nobody up.
 
 use alloc::collections::VecDeque;
 
