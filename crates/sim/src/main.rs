@@ -125,7 +125,9 @@ fn serve<C: Conn>(sim: &mut Sim, mut accept: impl FnMut(bool) -> io::Result<C>) 
         loop {
             match accept(block && !progress) {
                 Ok(c) => {
-                    server.accept(c, now());
+                    if let Err(e) = server.accept(sim, c, now()) {
+                        halted(&e);
+                    }
                     progress = true;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -137,15 +139,17 @@ fn serve<C: Conn>(sim: &mut Sim, mut accept: impl FnMut(bool) -> io::Result<C>) 
         }
         match server.step(sim, now()) {
             Ok(p) => progress |= p,
-            // A PD faulted during a call: on seL4 the wire is blocked forever. Stop here (the
-            // report is on the console) rather than serve from a system that would not.
-            Err(e) => {
-                eprintln!("{e}");
-                std::process::exit(1);
-            }
+            Err(e) => halted(&e),
         }
         if !progress && !server.serving() {
             std::thread::sleep(NAP);
         }
     }
+}
+
+/// A PD faulted during a call: on seL4 the wire is blocked forever. Stop here (the report is on
+/// the console) rather than serve from a system that would not.
+fn halted(e: &sim::SimError) -> ! {
+    eprintln!("{e}");
+    std::process::exit(1);
 }

@@ -155,8 +155,14 @@ impl<C: Conn> Server<C> {
         self.last_gone
     }
 
-    /// A new connection at `now`: served if nobody is, otherwise refused.
-    pub fn accept(&mut self, mut conn: C, now: Millis) {
+    /// A new connection at `now`: served if nobody is, otherwise refused. The served client
+    /// is looked at first, without waiting: one that has just closed (a script's previous
+    /// command) makes room for this one rather than getting it refused. An error once the
+    /// system has stopped (see [`Sim::feed`]).
+    pub fn accept(&mut self, sim: &mut Sim, mut conn: C, now: Millis) -> Result<(), SimError> {
+        if self.client.is_some() {
+            self.step_client(sim, now, false)?;
+        }
         if self.client.is_none() {
             self.session.restart(now);
             self.pending.clear();
@@ -176,6 +182,7 @@ impl<C: Conn> Server<C> {
                 "SIM|INFO: busy: {MAX_REFUSED} connections already refused; closing one unanswered"
             );
         }
+        Ok(())
     }
 
     /// Does what can be done at `now`: sends the client's answers, takes its input (into the
@@ -184,12 +191,13 @@ impl<C: Conn> Server<C> {
     pub fn step(&mut self, sim: &mut Sim, now: Millis) -> Result<bool, SimError> {
         let mut progress = self.step_refused(now);
         if self.client.is_some() {
-            progress |= self.step_client(sim, now)?;
+            progress |= self.step_client(sim, now, true)?;
         }
         Ok(progress)
     }
 
-    fn step_client(&mut self, sim: &mut Sim, now: Millis) -> Result<bool, SimError> {
+    /// One round with the served client; `patient`: a read or write may wait up to [`TICK`].
+    fn step_client(&mut self, sim: &mut Sim, now: Millis, patient: bool) -> Result<bool, SimError> {
         let Some(conn) = self.client.as_mut() else {
             return Ok(false);
         };
@@ -197,7 +205,7 @@ impl<C: Conn> Server<C> {
         let mut gone = None;
         // 1. Its answers.
         if self.session.unsent_len() > 0 {
-            let _ = conn.set_wait(Some(TICK));
+            let _ = conn.set_wait(patient.then_some(TICK));
             match conn.write(self.session.unsent()) {
                 Ok(0) => gone = Some(Gone::Closed),
                 Ok(n) => {
@@ -219,7 +227,7 @@ impl<C: Conn> Server<C> {
         // 3. More input, if everything read so far was taken and the answers are not piling up.
         if gone.is_none() && !self.eof && self.pending.is_empty() && self.session.wants_input() {
             // Wait for input only when there is nothing to send.
-            let wait = (self.session.unsent_len() == 0).then_some(TICK);
+            let wait = (patient && self.session.unsent_len() == 0).then_some(TICK);
             let _ = conn.set_wait(wait);
             match conn.read(&mut self.buf) {
                 Ok(0) => self.eof = true,

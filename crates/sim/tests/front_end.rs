@@ -183,7 +183,7 @@ fn step(server: &mut Server<FakeConn>, sim: &mut Sim, now: u64) {
 /// it) and closed, while the first is served.
 fn assert_refused(server: &mut Server<FakeConn>, sim: &mut Sim, now: u64, id: u64) {
     let (c, p) = connection(ROOMY);
-    server.accept(c, now);
+    server.accept(sim, c, now).unwrap();
     p.send(&hello(&ping(id)));
     step(server, sim, now);
     assert_eq!(p.answers(), vec![(id, "Busy".to_string())]);
@@ -201,7 +201,7 @@ fn assert_refused(server: &mut Server<FakeConn>, sim: &mut Sim, now: u64, id: u6
 fn assert_served(server: &mut Server<FakeConn>, sim: &mut Sim, now: u64, id: u64) -> Peer {
     assert!(!server.serving());
     let (c, p) = connection(ROOMY);
-    server.accept(c, now);
+    server.accept(sim, c, now).unwrap();
     p.send(&ping(id));
     step(server, sim, now);
     assert_eq!(p.answers(), vec![(id, "Pong".to_string())]);
@@ -213,7 +213,7 @@ fn a_client_stalled_in_a_frame_is_dropped_after_the_idle_limit() {
     let mut sim = boot();
     let mut server = Server::new(0);
     let (c1, p1) = connection(ROOMY);
-    server.accept(c1, 0);
+    server.accept(&mut sim, c1, 0).unwrap();
     let half = ping(1);
     p1.send(&hello(&half[..half.len() / 2]));
     step(&mut server, &mut sim, 0);
@@ -235,7 +235,7 @@ fn a_client_that_leaves_lets_the_next_one_in_at_once() {
     let mut sim = boot();
     let mut server = Server::new(0);
     let (c1, p1) = connection(ROOMY);
-    server.accept(c1, 0);
+    server.accept(&mut sim, c1, 0).unwrap();
     let half = ping(1);
     p1.send(&half[..3]);
     step(&mut server, &mut sim, 0);
@@ -247,13 +247,29 @@ fn a_client_that_leaves_lets_the_next_one_in_at_once() {
     assert_served(&mut server, &mut sim, 3, 4);
 }
 
+/// A script's commands one after another: the next connects the moment the previous one
+/// has closed, before the front end has looked at it again. It is served, not told Busy.
+#[test]
+fn a_client_that_just_closed_is_not_mistaken_for_a_busy_box() {
+    let mut sim = boot();
+    let mut server = Server::new(0);
+    for id in 1..=3u64 {
+        let (c, p) = connection(ROOMY);
+        server.accept(&mut sim, c, id).unwrap();
+        p.send(&hello(&ping(id)));
+        step(&mut server, &mut sim, id);
+        assert_eq!(p.answers(), vec![(id, "Pong".to_string())]);
+        p.close(); // and the next connects at once
+    }
+}
+
 #[test]
 fn a_client_that_never_reads_its_answers_is_bounded_then_dropped() {
     let mut sim = boot();
     let mut server = Server::new(0);
     // Something to read back: one record for corporate.
     let (c0, p0) = connection(ROOMY);
-    server.accept(c0, 0);
+    server.accept(&mut sim, c0, 0).unwrap();
     let mut bundle = Vec::new();
     let mut len = 0;
     bundle.resize(64, 0);
@@ -274,7 +290,7 @@ fn a_client_that_never_reads_its_answers_is_bounded_then_dropped() {
     // 20,000 checkpoint requests at once; the socket takes 64 KiB of answers and the client
     // never reads them.
     let (c1, p1) = connection(64 << 10);
-    server.accept(c1, 1);
+    server.accept(&mut sim, c1, 1).unwrap();
     let requests: Vec<u8> = (1..=20_000u64)
         .flat_map(|id| frame(id, "corporate", Op::Checkpoint))
         .collect();
@@ -304,10 +320,10 @@ fn refused_connections_are_answered_even_if_silent_and_never_pile_up() {
     let mut sim = boot();
     let mut server = Server::new(0);
     let (c1, _p1) = connection(ROOMY);
-    server.accept(c1, 0);
+    server.accept(&mut sim, c1, 0).unwrap();
     // A connection that sends nothing is told Busy (id 0) after a short wait, not left silent.
     let (c, quiet) = connection(ROOMY);
-    server.accept(c, 0);
+    server.accept(&mut sim, c, 0).unwrap();
     step(&mut server, &mut sim, REFUSAL_WAIT_MS - 1);
     assert_eq!(quiet.answers(), vec![]);
     step(&mut server, &mut sim, REFUSAL_WAIT_MS);
@@ -319,11 +335,11 @@ fn refused_connections_are_answered_even_if_silent_and_never_pile_up() {
     let mut waiting = Vec::new();
     for _ in 0..MAX_REFUSED {
         let (c, p) = connection(ROOMY);
-        server.accept(c, REFUSAL_LINGER_MS);
+        server.accept(&mut sim, c, REFUSAL_LINGER_MS).unwrap();
         waiting.push(p);
     }
     let (c, extra) = connection(ROOMY);
-    server.accept(c, REFUSAL_LINGER_MS);
+    server.accept(&mut sim, c, REFUSAL_LINGER_MS).unwrap();
     assert!(extra.dropped());
     assert!(waiting.iter().all(|p| !p.dropped()));
     assert_eq!(server.refusing(), MAX_REFUSED);
