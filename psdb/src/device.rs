@@ -169,12 +169,28 @@ mod file {
     #[cfg(not(test))]
     extern crate std;
     use super::{check_range, BlockDevice, IoError, SECTOR_SIZE};
-    use std::fs::{File, OpenOptions};
+    use std::fs::{File, OpenOptions, TryLockError};
     use std::io;
     use std::os::unix::fs::FileExt;
     use std::path::Path;
 
     /// A file (or block device node) used as a disk. `flush` is `fdatasync`.
+    ///
+    /// # Locking
+    ///
+    /// A disk has one writer or any number of readers, never both: a second writer would
+    /// append after its own idea of the end and overwrite the first one's acknowledged
+    /// records. So every `FileDevice` holds an advisory lock on its file for as long as it
+    /// lives (`flock(2)` through [`File::try_lock`]): exclusive when writable ([`create`],
+    /// [`open`] with `writable`), shared when read-only. Taking it never waits: an image
+    /// another program holds is refused at once with an [`io::ErrorKind::ResourceBusy`] error
+    /// that says so ("in use by another program (locked)"). Every host program that opens a PSDB
+    /// image (the simulator, `totebox psdb ...`, `totebox log ... --psdb`) opens it here.
+    /// The lock is advisory: it binds only programs that take it (QEMU's own image locks are
+    /// `fcntl` byte-range locks, which Linux keeps apart from `flock`).
+    ///
+    /// [`create`]: FileDevice::create
+    /// [`open`]: FileDevice::open
     #[derive(Debug)]
     pub struct FileDevice {
         file: File,
@@ -190,6 +206,7 @@ mod file {
                 .write(true)
                 .create_new(true)
                 .open(path)?;
+            lock(&file, true)?;
             let bytes = bytes - bytes % SECTOR_SIZE as u64;
             file.set_len(bytes)?;
             file.sync_all()?;
@@ -199,9 +216,12 @@ mod file {
             })
         }
 
-        /// Opens an existing image; `writable` false opens it read-only.
+        /// Opens an existing image; `writable` false opens it read-only. Locked exclusively
+        /// when writable, shared otherwise; refused at once if another program's lock
+        /// conflicts (see [`FileDevice`]).
         pub fn open(path: &Path, writable: bool) -> io::Result<Self> {
             let file = OpenOptions::new().read(true).write(writable).open(path)?;
+            lock(&file, writable)?;
             let len = file.metadata()?.len();
             // A block device node reports length 0 through metadata; seek to its end instead.
             let len = if len == 0 {
@@ -215,6 +235,33 @@ mod file {
                 file,
                 sectors: len / SECTOR_SIZE as u64,
             })
+        }
+    }
+
+    /// Why a writable open was refused: another program holds the image (reading or writing).
+    const IN_USE: &str =
+        "in use by another program (locked): a disk image has one writer, or any number of readers";
+
+    /// Why a read-only open was refused: another program holds the image for writing.
+    const IN_USE_BY_WRITER: &str = "in use by another program that writes to it (locked): a disk image has one writer, or any number of readers";
+
+    /// Takes the lock without waiting: exclusive for a writer, shared for a reader.
+    fn lock(file: &File, exclusive: bool) -> io::Result<()> {
+        let taken = if exclusive {
+            file.try_lock()
+        } else {
+            file.try_lock_shared()
+        };
+        match taken {
+            Ok(()) => Ok(()),
+            Err(TryLockError::WouldBlock) => Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                if exclusive { IN_USE } else { IN_USE_BY_WRITER },
+            )),
+            Err(TryLockError::Error(e)) => Err(io::Error::new(
+                e.kind(),
+                std::format!("cannot lock the image: {e}"),
+            )),
         }
     }
 
@@ -264,6 +311,44 @@ mod tests {
         assert_eq!(&buf[..512], &[0; 512][..]);
         assert_eq!(&buf[512..], &data[..]);
         assert!(d.write(0, &[0; 512]).is_err());
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    /// One writer or any number of readers: a second writable open, and any open beside a
+    /// writer, is refused at once (never waits) with an error that says why; the lock goes
+    /// with the device.
+    #[test]
+    fn an_image_has_one_writer_or_many_readers() {
+        let path = std::env::temp_dir().join(format!("psdb-lock-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let refused = |r: std::io::Result<FileDevice>| {
+            let e = r.expect_err("must be refused");
+            assert_eq!(e.kind(), std::io::ErrorKind::ResourceBusy);
+            assert!(
+                e.to_string().contains("in use by another program")
+                    && e.to_string().contains("locked"),
+                "{e}"
+            );
+        };
+        // The creator is the writer.
+        let created = FileDevice::create(&path, 8 * 512).unwrap();
+        refused(FileDevice::open(&path, true));
+        refused(FileDevice::open(&path, false));
+        drop(created);
+        // A writer excludes a second writer and every reader.
+        let writer = FileDevice::open(&path, true).unwrap();
+        refused(FileDevice::open(&path, true));
+        refused(FileDevice::open(&path, false));
+        drop(writer);
+        // Readers share; a writer is refused while any reader remains.
+        let r1 = FileDevice::open(&path, false).unwrap();
+        let r2 = FileDevice::open(&path, false).unwrap();
+        refused(FileDevice::open(&path, true));
+        drop(r1);
+        refused(FileDevice::open(&path, true));
+        drop(r2);
+        // Everyone gone: a writer may open it again.
+        drop(FileDevice::open(&path, true).unwrap());
         std::fs::remove_file(&path).unwrap();
     }
 

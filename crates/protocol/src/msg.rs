@@ -166,10 +166,13 @@ pub enum ErrorCode {
     /// The tenant's storage is full (the disk, psdb's index or the tenant's quota): nothing of
     /// this request was acknowledged, and everything acknowledged before stays readable.
     Full = 13,
+    /// The box is serving another client (the simulator serves one connection at a time, as
+    /// the image's one serial line does): nothing of this request was done; connect again.
+    Busy = 14,
     /// The tenant's stored log is damaged, or holds an object beyond its signed checkpoint that
     /// it did not write: the damage is kept on disk as evidence and named on the console; the
     /// tenant serves what still verifies and appends nothing past a state it cannot prove.
-    Damaged = 14,
+    Damaged = 15,
 }
 
 impl From<ErrorCode> for u8 {
@@ -197,7 +200,8 @@ impl TryFrom<u8> for ErrorCode {
             11 => Unavailable,
             12 => TooLarge,
             13 => Full,
-            14 => Damaged,
+            14 => Busy,
+            15 => Damaged,
             _ => return Err(UnknownErrorCode(v)),
         })
     }
@@ -229,6 +233,9 @@ impl core::fmt::Display for ErrorCode {
             ErrorCode::Unavailable => "ledger unavailable",
             ErrorCode::TooLarge => "answer too large",
             ErrorCode::Full => "storage full (nothing of this request was stored)",
+            ErrorCode::Busy => {
+                "busy serving another client (nothing of this request was done; try again)"
+            }
             ErrorCode::Damaged => {
                 "the tenant's stored log is damaged or holds objects it did not write (kept as \
                  evidence; see the console); nothing of this request was stored"

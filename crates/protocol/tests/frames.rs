@@ -240,10 +240,10 @@ fn requests_and_responses_round_trip() {
     assert_eq!(buf[n - 1], 10);
     buf[n - 1] = 99;
     assert!(Response::decode(&buf[..n]).is_err());
-    for c in 1..=14u8 {
+    for c in 1..=15u8 {
         assert_eq!(u8::from(ErrorCode::try_from(c).unwrap()), c);
     }
-    assert!(ErrorCode::try_from(0).is_err() && ErrorCode::try_from(15).is_err());
+    assert!(ErrorCode::try_from(0).is_err() && ErrorCode::try_from(16).is_err());
     // A response that does not fit is an error, not a panic.
     let big = vec![1u8; 100];
     let r = Response {

@@ -40,6 +40,8 @@ use microkit::{Channel, ChannelSet, Handler, IrqAckError, MessageInfo};
 use psdb::{BlockDevice, FileDevice, IoError, RamDevice};
 use sysdesc::System;
 
+pub mod server;
+
 /// The signer key strings of the logs the box signs: each tenant's and `audit`'s.
 #[derive(Clone)]
 pub struct Keys(BTreeMap<String, String>);

@@ -7,17 +7,27 @@
 //! The disk file is created (sparse) if absent and formatted by psdb on first use. The signing
 //! keys are `<log>.skey` in the keys directory (the same files `make image` provisions the ELFs
 //! from); absent ones are generated there, with their `<log>.vkey`. The line
-//! `SIM|INFO: connect with --connect ADDR` says where `totebox client` connects. One client at a
-//! time (as one serial line); the next connection is served when the previous one closes.
+//! `SIM|INFO: connect with --connect ADDR` says where `totebox client` connects.
+//!
+//! One client at a time, as the image's one serial line ([`sim::server`]): a connection that
+//! arrives while another is served gets one framed `Busy` answer and is closed; a client that
+//! stalls (half a frame, answers it does not read, an idle connection) is dropped after the
+//! wire's idle limit (`wire_pd::session::IDLE_LIMIT_MS`), and the next connection is served.
+//!
+//! The disk is locked while the simulator runs (exclusively: see `psdb::FileDevice`): a
+//! second simulator, or a `totebox psdb` command, on the same disk is refused at once and
+//! says so, rather than both writing to it.
 #![forbid(unsafe_code)]
 
-use std::io::{Read, Write};
+use std::io::{self, Write};
 use std::net::TcpListener;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use psdb::FileDevice;
+use sim::server::{Conn, Server};
 use sim::{Disk, Keys, Sim};
 
 const USAGE: &str = "usage: totebox-sim [--system FILE] [--disk FILE] [--disk-size BYTES] [--keys DIR] [--listen HOST:PORT|unix:PATH]";
@@ -76,54 +86,70 @@ fn run() -> Result<(), String> {
         let _ = std::fs::remove_file(path);
         let l = UnixListener::bind(path).map_err(|e| format!("{path}: {e}"))?;
         announce(&format!("unix:{path}"));
-        for conn in l.incoming() {
-            match conn {
-                Ok(s) => serve(&mut sim, s),
-                Err(e) => eprintln!("SIM|ERROR: accept: {e}"),
-            }
-        }
+        serve(&mut sim, |block| {
+            l.set_nonblocking(!block)?;
+            l.accept().map(|(s, _)| s)
+        });
     } else {
         let l = TcpListener::bind(&listen).map_err(|e| format!("{listen}: {e}"))?;
         let addr = l.local_addr().map_err(|e| e.to_string())?;
         announce(&addr.to_string());
-        for conn in l.incoming() {
-            match conn {
-                Ok(s) => {
-                    let _ = s.set_nodelay(true);
-                    serve(&mut sim, s)
-                }
-                Err(e) => eprintln!("SIM|ERROR: accept: {e}"),
-            }
-        }
+        serve(&mut sim, |block| {
+            l.set_nonblocking(!block)?;
+            let (s, _) = l.accept()?;
+            let _ = s.set_nodelay(true);
+            Ok(s)
+        });
     }
-    Ok(())
 }
 
 fn announce(addr: &str) {
     println!("SIM|INFO: connect with --connect {addr}");
-    let _ = std::io::stdout().flush();
+    let _ = io::stdout().flush();
 }
 
-/// Serves one client until it closes the connection.
-fn serve<S: Read + Write>(sim: &mut Sim, mut stream: S) {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut out = Vec::new();
+/// How long the loop sleeps when nothing happened and nothing waits in a read or write (only
+/// while refused connections linger and nobody is served).
+const NAP: Duration = Duration::from_millis(5);
+
+/// Serves connections from `accept` (`true`: wait for one) for ever, through the front end
+/// [`Server`]; exits (status 1) if the system stopped (a PD faulted during a call).
+fn serve<C: Conn>(sim: &mut Sim, mut accept: impl FnMut(bool) -> io::Result<C>) -> ! {
+    let start = Instant::now();
+    let now = || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let mut server = Server::new(now());
     loop {
-        let n = match stream.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        out.clear();
-        let fed = sim.feed(&buf[..n], &mut |b| out.extend_from_slice(b));
-        if !out.is_empty() && stream.write_all(&out).is_err() {
-            break;
+        // Nobody to serve and nobody to answer: wait for a connection.
+        let block = !server.serving() && server.refusing() == 0;
+        let mut progress = false;
+        loop {
+            match accept(block && !progress) {
+                Ok(c) => {
+                    if let Err(e) = server.accept(sim, c, now()) {
+                        halted(&e);
+                    }
+                    progress = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    eprintln!("SIM|ERROR: accept: {e}");
+                    break;
+                }
+            }
         }
-        if let Err(e) = fed {
-            // A PD faulted during a call: on seL4 the wire is blocked forever. Stop here (the
-            // report is on the console) rather than serve from a system that would not.
-            eprintln!("{e}");
-            std::process::exit(1);
+        match server.step(sim, now()) {
+            Ok(p) => progress |= p,
+            Err(e) => halted(&e),
+        }
+        if !progress && !server.serving() {
+            std::thread::sleep(NAP);
         }
     }
-    sim.disconnect();
+}
+
+/// A PD faulted during a call: on seL4 the wire is blocked forever. Stop here (the report is on
+/// the console) rather than serve from a system that would not.
+fn halted(e: &sim::SimError) -> ! {
+    eprintln!("{e}");
+    std::process::exit(1);
 }

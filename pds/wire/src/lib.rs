@@ -13,13 +13,29 @@
 //!
 //! The wire never sees a signing key or the disk: it has channels to the ledgers only.
 //!
+//! # One client must not hold up the others
+//! The wire is one byte stream, so a client that stalls holds every tenant up. [`session`]
+//! states the policy every front end shares: a partial frame, unread output or an idle
+//! connection is dropped after [`session::IDLE_LIMIT_MS`] without progress, input is taken
+//! one frame at a time and not at all while more than [`session::MAX_UNSENT`] bytes of output
+//! wait, and a connection that cannot be served gets one framed [`ErrorCode::Busy`] answer
+//! ([`session::Refusal`]). The simulator runs every connection through a
+//! [`session::Session`] with the host's clock. The seL4 image has no clock and no output queue
+//! (see [`session`]): it relies on the lone delimiter every client sends first to end a
+//! partial frame left by a previous client, and on QEMU dropping console output a client does
+//! not read.
+//!
 //! # Memory
 //! One receive buffer of [`protocol::MAX_ENCODED`] bytes (a frame) and one response buffer of
-//! [`protocol::MAX_PAYLOAD`], both allocated once by [`Wire::new`].
+//! [`protocol::MAX_PAYLOAD`], both allocated once by [`Wire::new`]. A [`session::Session`]
+//! (front ends that queue output: the simulator) adds [`session::OUTBOX_CAPACITY`] bytes,
+//! allocated once.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
+
+pub mod session;
 
 use alloc::vec::Vec;
 
@@ -90,9 +106,15 @@ impl Wire {
         self.stats
     }
 
-    /// Drops a partial frame (the simulator calls it when a client disconnects).
+    /// Drops a partial frame (the simulator calls it when a client disconnects or is dropped
+    /// for stalling).
     pub fn reset(&mut self) {
         self.decoder.reset();
+    }
+
+    /// Whether part of a frame has been received (its delimiter not yet).
+    pub fn in_frame(&self) -> bool {
+        self.decoder.in_frame()
     }
 
     /// Feeds bytes received from the client; every response goes to `out` (framed, possibly in

@@ -7,6 +7,11 @@
 //! responses go straight back to the console), then acknowledge the IRQ. Bytes that arrive
 //! after the drain raise the IRQ again.
 //!
+//! The connection policy of [`wire_pd::session`] (idle limit, output bound, Busy answers) is
+//! the simulator's: this PD has no clock, and it queues nothing. A partial frame a vanished
+//! client left is ended by the lone delimiter every client sends first; the responses go to the
+//! console as they are made, and QEMU drops what a client does not read (from its source: `qemu/README.md`).
+//!
 //! [`wire_pd::READY_LINE`] is printed once the console is up and the ledger regions are
 //! mapped: the ledgers (higher priority, passive) have finished their own start-up before this
 //! lowest-priority PD runs, so a client that waits for the line is served.
