@@ -212,6 +212,11 @@ fn log_in_an_image_survives_tar_and_sha256sum() {
     };
     let out = ok(verify("corporate"));
     assert!(out.starts_with("verified example.com/tenant 700 "), "{out}");
+    // What was checked: 3 bundles of 3; level 0 two full tiles and a partial, level 1 a partial.
+    assert!(
+        out.ends_with("\nchecked 3/3 entry bundles, 4 hash tiles\n"),
+        "{out}"
+    );
     fails(&verify("property"));
 
     let out_dir = tmp.path().join("out");
