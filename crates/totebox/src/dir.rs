@@ -114,6 +114,13 @@ impl DirStorage {
         }
     }
 
+    /// Whether the directory holds nothing at all.
+    pub fn is_empty(&self) -> Result<bool, DirError> {
+        let mut entries = fs::read_dir(&self.root)
+            .map_err(|e| DirError::Io(self.root.display().to_string(), e))?;
+        Ok(entries.next().is_none())
+    }
+
     /// Replaces the file at `path` (`checkpoint`, `vkey`) durably, as the checkpoint is.
     pub fn replace(&self, path: &str, data: &[u8]) -> Result<(), DirError> {
         let full = self.resolve(path)?;

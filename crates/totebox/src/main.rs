@@ -17,15 +17,16 @@
 //! totebox psdb ls IMAGE [NAMESPACE]
 //! totebox psdb fsck IMAGE
 //! totebox note verify FILE --vkey VKEY [--vkey VKEY ...]
-//! totebox client --connect ADDR append --tenant T        (entries: stdin, one per line)
-//! totebox client --connect ADDR read --tenant T --since N [--max M]
-//! totebox client --connect ADDR checkpoint --tenant T
-//! totebox client --connect ADDR export --tenant T DIR [--vkey VKEY]
+//! totebox client --connect ADDR [--state DIR] append --tenant T   (entries: stdin, one a line)
+//! totebox client --connect ADDR [--state DIR] read --tenant T --since N [--max M]
+//! totebox client --connect ADDR [--state DIR] checkpoint --tenant T
+//! totebox client --connect ADDR [--state DIR] export --tenant T DIR [--vkey VKEY]
 //! ```
 //!
 //! `log verify` prints `verified ORIGIN SIZE ROOT`, then `checked B/E entry bundles, T hash
 //! tiles`. Every file the offline commands read is bounded by its format's limit and must be a
-//! regular file (`fsio`).
+//! regular file (`fsio`). The client remembers the latest checkpoint it verified for each log
+//! in a state directory and refuses a rolled-back or forked one (`trust`).
 #![forbid(unsafe_code)]
 
 mod client;
@@ -36,6 +37,7 @@ mod image;
 mod keys;
 mod log_cmd;
 mod psdb_cmd;
+mod trust;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -73,6 +75,10 @@ enum Command {
         /// `HOST:PORT` or `unix:PATH`.
         #[arg(long)]
         connect: String,
+        /// Where the latest verified checkpoint of each log is remembered (default:
+        /// $TOTEBOX_STATE, else $XDG_STATE_HOME/totebox, else ~/.local/state/totebox).
+        #[arg(long)]
+        state: Option<PathBuf>,
         #[command(subcommand)]
         op: ClientCommand,
     },
@@ -299,16 +305,19 @@ fn main() -> ExitCode {
         }
         .map_err(|e| format!("psdb: {e}")),
         Command::Note(NoteCommand::Verify { file, vkey }) => keys::note_verify(&file, &vkey),
-        Command::Client { connect, op } => match op {
-            ClientCommand::Append { tenant } => client::append(&connect, &tenant),
-            ClientCommand::Read { tenant, since, max } => {
-                client::read(&connect, &tenant, since, max)
-            }
-            ClientCommand::Checkpoint { tenant } => client::checkpoint(&connect, &tenant),
-            ClientCommand::Export { tenant, dir, vkey } => {
-                client::export(&connect, &tenant, &dir, vkey.as_deref())
-            }
-        },
+        Command::Client { connect, state, op } => trust::StateDir::locate(state.as_deref())
+            .and_then(|state| match op {
+                ClientCommand::Append { tenant } => client::append(&connect, &tenant, &state),
+                ClientCommand::Read { tenant, since, max } => {
+                    client::read(&connect, &tenant, since, max, &state)
+                }
+                ClientCommand::Checkpoint { tenant } => {
+                    client::checkpoint(&connect, &tenant, &state)
+                }
+                ClientCommand::Export { tenant, dir, vkey } => {
+                    client::export(&connect, &tenant, &dir, vkey.as_deref(), &state)
+                }
+            }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
