@@ -142,6 +142,24 @@ pub fn read_file(path: &Path, max: u64) -> Result<Vec<u8>, String> {
     open_checked(path, max, false).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// Checks that a disk image the user named is a regular file or a block device (a real disk),
+/// before psdb opens it: a FIFO would block the open, a character device has no size.
+/// (Checked by path, then opened by psdb: a file swapped in between is the user's own race.)
+pub fn check_image(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let ft = meta.file_type();
+    if ft.is_file() || ft.is_block_device() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: {}, not a disk image (a regular file or a block device): refused",
+            path.display(),
+            kind(ft)
+        ))
+    }
+}
+
 /// Whether `path` names something (a file, a directory, a symlink, even a dangling one).
 pub fn exists(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok()

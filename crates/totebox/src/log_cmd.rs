@@ -109,6 +109,7 @@ fn append_all<S: tlog::Storage>(
 }
 
 fn open_image(image: &Path, mode: psdb::Mode) -> Result<psdb::Store<psdb::FileDevice>, String> {
+    crate::fsio::check_image(image)?;
     let shown = image.display();
     let dev = psdb::FileDevice::open(image, mode == psdb::Mode::ReadWrite)
         .map_err(|e| format!("{shown}: {e}"))?;
