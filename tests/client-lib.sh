@@ -4,7 +4,9 @@
 #   ADDR  unix:PATH of the box's client socket
 #   KEYS  directory of <log>.vkey: the keys the box was provisioned with (never the key the
 #         box reports about itself)
-#   T     a scratch directory
+#   T     a scratch directory (also the client's state: $T/client-state remembers the latest
+#         checkpoint verified per log, so a box that rolls back during the run is caught, and
+#         runs never share it: the QEMU test boots fresh disks with the same provisioned keys)
 # Every `check DESCRIPTION COMMAND...` counts one test in PASSED or FAILED (and prints FAIL),
 # and returns the command's status. Scripts sourcing this run without `set -e`.
 
@@ -25,7 +27,7 @@ check() {
 }
 
 tb() { "$BIN/totebox" "$@"; }
-client() { "$BIN/totebox" client --connect "$ADDR" "$@"; }
+client() { "$BIN/totebox" client --connect "$ADDR" --state "$T/client-state" "$@"; }
 
 fill_tenant() {
     seq 1 300 | sed "s/^/$1 record /" | client append --tenant "$1" >"$T/$1.idx" &&

@@ -4,7 +4,9 @@
 # tests/qemu-e2e.sh runs against the image in QEMU): three tenants appended to, read,
 # checkpointed, exported and verified with the key files the simulator signs with, malformed
 # input survived; then restart the simulator on the same disk and check everything is still
-# there. Exit status 0 only if every check held.
+# there; finally restart it on a blank disk with the same keys (a rolled-back disk): the client,
+# remembering the checkpoints it verified, must refuse it. Exit status 0 only if every check
+# held.
 # Usage: tests/sim-cli.sh BIN_DIR   (where totebox and totebox-sim are)
 set -u
 BIN=${1:?usage: sim-cli.sh BIN_DIR}
@@ -30,8 +32,16 @@ kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
 rm -f "$T/sim.out"
 start
 restart_script
+kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
+rm -f "$T/sim.out" "$T/disk.img"
+start
+rolled_back_refused() {
+    ! client checkpoint --tenant corporate >/dev/null 2>"$T/rollback.err" &&
+        grep -q "rollback.*size 0.*size 301" "$T/rollback.err"
+}
+check "a blank disk with the same keys is refused as a rollback" rolled_back_refused
 if [ "$FAILED" -ne 0 ]; then
     echo "sim-cli: $PASSED passed, $FAILED failed"
     exit 1
 fi
-echo "sim-cli: PASS ($PASSED checks: 3 tenants x 300 entries, exports verified with the key files, garbage survived, restart kept everything)"
+echo "sim-cli: PASS ($PASSED checks: 3 tenants x 300 entries, exports verified with the key files, garbage survived, restart kept everything, a rolled-back disk refused)"

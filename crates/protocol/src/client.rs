@@ -7,7 +7,9 @@ use std::string::String;
 use std::vec::Vec;
 
 use crate::frame::{encode_frame_vec, Decoder, FrameError, MAX_ENCODED, MAX_PAYLOAD};
-use crate::msg::{push_entry, Body, ErrorCode, Op, Request, Response, RESPONSE_OVERHEAD};
+use crate::msg::{
+    push_entry, Body, ErrorCode, Op, Request, Response, MAX_ENTRY, RESPONSE_OVERHEAD,
+};
 
 /// Why a call failed.
 #[derive(Debug)]
@@ -20,6 +22,24 @@ pub enum ClientError {
     Unexpected(String),
     /// The request would not fit in a frame.
     TooLarge,
+    /// Entry `index` (counting from 0) of an append is `len` bytes, over [`MAX_ENTRY`]:
+    /// nothing of that append was sent.
+    EntryTooLarge {
+        /// Position of the entry in the append.
+        index: usize,
+        /// Its length.
+        len: usize,
+    },
+    /// The box states an object of `total` bytes, over the `max` the caller allows for it:
+    /// nothing more was fetched.
+    ObjectTooLarge {
+        /// The object's path.
+        path: String,
+        /// The size the box stated.
+        total: u64,
+        /// The caller's limit.
+        max: u64,
+    },
 }
 
 impl std::fmt::Display for ClientError {
@@ -29,6 +49,14 @@ impl std::fmt::Display for ClientError {
             ClientError::Remote(c) => write!(f, "the box refused: {c}"),
             ClientError::Unexpected(s) => write!(f, "unexpected answer: {s}"),
             ClientError::TooLarge => f.write_str("request too large for one frame"),
+            ClientError::EntryTooLarge { index, len } => write!(
+                f,
+                "entry {index} is {len} bytes, over the {MAX_ENTRY}-byte limit (nothing sent)"
+            ),
+            ClientError::ObjectTooLarge { path, total, max } => write!(
+                f,
+                "the box states {path} is {total} bytes, over the {max}-byte limit of such an object"
+            ),
         }
     }
 }
@@ -48,6 +76,26 @@ pub struct Hello {
     pub vkey: String,
     /// The latest checkpoint's size.
     pub size: u64,
+}
+
+/// What [`Client::append_all`] stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Appended {
+    /// The index of each entry stored, in order (a prefix of the entries given).
+    pub indices: Vec<u64>,
+    /// The largest checkpoint size the box said commits them (0 if nothing was stored).
+    pub size: u64,
+}
+
+/// Why [`Client::append_all`] stopped: what had been stored by then, and the error.
+#[derive(Debug)]
+pub struct AppendFailure {
+    /// The entries acknowledged before the failing request (a prefix of those given).
+    pub stored: Appended,
+    /// The failing request's error. With [`ClientError::Io`] the box may have stored that
+    /// request's entries without the acknowledgement arriving; with
+    /// [`ClientError::Remote`] it did not store them.
+    pub error: ClientError,
 }
 
 /// A client on `stream`. Requests are answered in order; frames that answer something else
@@ -170,47 +218,108 @@ impl<S: Read + Write> Client<S> {
     }
 
     /// Appends `entries` in as few requests as fit in frames (each request is one durable
-    /// checkpoint); returns the index of each entry.
+    /// checkpoint); returns the index of each entry. See [`Client::append_all`]: this is it
+    /// without the partial progress.
     pub fn append<E: AsRef<[u8]>>(
         &mut self,
         tenant: &str,
         entries: &[E],
     ) -> Result<Vec<u64>, ClientError> {
-        let budget = MAX_PAYLOAD - RESPONSE_OVERHEAD - tenant.len();
-        let mut out = Vec::with_capacity(entries.len());
+        self.append_all(tenant, entries)
+            .map(|a| a.indices)
+            .map_err(|f| f.error)
+    }
+
+    /// Appends `entries` in as few requests as fit in frames, each request one durable
+    /// checkpoint. Every entry is checked against [`MAX_ENTRY`] before anything is sent, so an
+    /// oversized one stores nothing. If a later request fails, the failure carries what the
+    /// earlier ones stored.
+    pub fn append_all<E: AsRef<[u8]>>(
+        &mut self,
+        tenant: &str,
+        entries: &[E],
+    ) -> Result<Appended, AppendFailure> {
+        let mut done = Appended::default();
+        if let Some((index, e)) = entries
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.as_ref().len() > MAX_ENTRY)
+        {
+            let error = ClientError::EntryTooLarge {
+                index,
+                len: e.as_ref().len(),
+            };
+            return Err(AppendFailure {
+                stored: done,
+                error,
+            });
+        }
+        let budget = MAX_PAYLOAD
+            .saturating_sub(RESPONSE_OVERHEAD)
+            .saturating_sub(tenant.len());
         let mut buf = std::vec![0u8; budget];
         let mut i = 0;
         while i < entries.len() {
-            let (mut len, start) = (0usize, i);
-            while i < entries.len() && push_entry(&mut buf, &mut len, entries[i].as_ref()) {
-                i += 1;
+            match self.append_batch(tenant, entries, &mut i, &mut buf) {
+                Ok((range, size)) => {
+                    done.indices.extend(range);
+                    done.size = done.size.max(size);
+                }
+                Err(error) => {
+                    return Err(AppendFailure {
+                        stored: done,
+                        error,
+                    })
+                }
             }
-            if i == start {
-                return Err(ClientError::TooLarge);
-            }
-            let want = (i - start) as u32;
-            let (first, count) = self.call(
-                tenant,
-                Op::Append {
-                    entries: &buf[..len],
-                },
-                |b| match b {
-                    Body::Appended { first, count, .. } => Some((first, count)),
-                    _ => None,
-                },
-            )?;
-            if count != want {
-                return Err(ClientError::Unexpected(std::format!(
-                    "appended {count} of {want} entries"
-                )));
-            }
-            // Box-supplied: an index range that does not fit a u64 is an error, not a panic.
-            let end = first.checked_add(u64::from(count)).ok_or_else(|| {
-                ClientError::Unexpected(std::format!("appended {count} entries from {first}"))
-            })?;
-            out.extend(first..end);
         }
-        Ok(out)
+        Ok(done)
+    }
+
+    /// One append request of as many entries from `entries[*i..]` as fit in `buf`; advances
+    /// `*i` past them. Returns their index range and the size of the checkpoint that commits
+    /// them.
+    fn append_batch<E: AsRef<[u8]>>(
+        &mut self,
+        tenant: &str,
+        entries: &[E],
+        i: &mut usize,
+        buf: &mut [u8],
+    ) -> Result<(core::ops::Range<u64>, u64), ClientError> {
+        let (mut len, start) = (0usize, *i);
+        while *i < entries.len() && push_entry(buf, &mut len, entries[*i].as_ref()) {
+            *i += 1;
+        }
+        if *i == start {
+            return Err(ClientError::TooLarge);
+        }
+        let want = (*i - start) as u32;
+        let (first, count, size) = self.call(
+            tenant,
+            Op::Append {
+                entries: &buf[..len],
+            },
+            |b| match b {
+                Body::Appended { first, count, size } => Some((first, count, size)),
+                _ => None,
+            },
+        )?;
+        if count != want {
+            return Err(ClientError::Unexpected(std::format!(
+                "appended {count} of {want} entries"
+            )));
+        }
+        // Box-supplied: an index range that does not fit a u64, or that the checkpoint it
+        // names does not cover, is an error, not a panic or a silent lie.
+        let end = first.checked_add(u64::from(count)).ok_or_else(|| {
+            ClientError::Unexpected(std::format!("appended {count} entries from {first}"))
+        })?;
+        if end > size {
+            return Err(ClientError::Unexpected(std::format!(
+                "appended entries {first}..{end}, committed by a checkpoint of size {size}"
+            )));
+        }
+        Ok((first..end, size))
     }
 
     /// Committed entries from `since`, at most `max` (all of them, over as many requests as
@@ -271,7 +380,20 @@ impl<S: Read + Write> Client<S> {
 
     /// A whole object of the tenant's log (fetched in chunks); `None` if absent.
     pub fn get_object(&mut self, tenant: &str, path: &str) -> Result<Option<Vec<u8>>, ClientError> {
+        self.get_object_max(tenant, path, u64::MAX)
+    }
+
+    /// [`Client::get_object`] for an object of at most `max` bytes: a box stating a larger
+    /// one gets [`ClientError::ObjectTooLarge`] before more than one chunk is taken, and one
+    /// sending more bytes than it stated, or changing its stated size, is refused.
+    pub fn get_object_max(
+        &mut self,
+        tenant: &str,
+        path: &str,
+        max: u64,
+    ) -> Result<Option<Vec<u8>>, ClientError> {
         let mut out = Vec::new();
+        let mut stated = None;
         loop {
             let r = self.call(
                 tenant,
@@ -289,14 +411,32 @@ impl<S: Read + Write> Client<S> {
                 },
             );
             let (total, offset, data) = match r {
-                Err(ClientError::Remote(ErrorCode::NotFound)) => return Ok(None),
+                Err(ClientError::Remote(ErrorCode::NotFound)) if out.is_empty() => return Ok(None),
                 r => r?,
             };
+            if total > max {
+                return Err(ClientError::ObjectTooLarge {
+                    path: path.into(),
+                    total,
+                    max,
+                });
+            }
+            if *stated.get_or_insert(total) != total {
+                return Err(ClientError::Unexpected(std::format!(
+                    "{path}: stated as {} bytes, then {total}",
+                    stated.unwrap_or(total)
+                )));
+            }
             if offset != out.len() as u64 || (data.is_empty() && offset < total) {
                 return Err(ClientError::Unexpected("object chunk out of order".into()));
             }
             out.extend_from_slice(&data);
-            if out.len() as u64 >= total {
+            if out.len() as u64 > total {
+                return Err(ClientError::Unexpected(std::format!(
+                    "{path}: more bytes than the {total} stated"
+                )));
+            }
+            if out.len() as u64 == total {
                 return Ok(Some(out));
             }
         }

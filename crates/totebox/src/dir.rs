@@ -2,10 +2,16 @@
 //!
 //! The layout is exactly the C2SP one (`checkpoint`, `tile/...`), so the directory can be served
 //! over HTTP as a tlog-tiles log, or checked by any other implementation.
+//!
+//! Reads are bounded by each object's format limit and refuse anything but a regular file whose
+//! canonical path is inside the directory ([`crate::fsio::read_in`]): a log directory is
+//! outside input (an export from a box, a copy from a stranger).
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Component, Path, PathBuf};
+
+use crate::fsio::{self, ReadError};
 
 /// Why a directory operation failed.
 #[derive(Debug)]
@@ -16,6 +22,8 @@ pub enum DirError {
     Immutable(String),
     /// The file system said no.
     Io(String, io::Error),
+    /// The object is not a regular file inside the directory, or over its format's limit.
+    Refused(String, ReadError),
 }
 
 impl core::fmt::Display for DirError {
@@ -29,6 +37,7 @@ impl core::fmt::Display for DirError {
                 )
             }
             DirError::Io(p, e) => write!(f, "{p}: {e}"),
+            DirError::Refused(p, e) => write!(f, "{p}: {e}"),
         }
     }
 }
@@ -39,16 +48,43 @@ impl core::fmt::Display for DirError {
 /// relies on after a crash). The checkpoint is replaced the same way.
 #[derive(Debug)]
 pub struct DirStorage {
+    /// The directory's canonical path: every object read or written must resolve inside it.
     root: PathBuf,
+}
+
+/// The most bytes the object at `path` may hold: a checkpoint is a signed note, a hash tile
+/// 256 hashes, a bundle 256 maximal entries; any other name is not a log object.
+fn limit(path: &str) -> Option<u64> {
+    if path == "checkpoint" {
+        return Some(fsio::MAX_NOTE);
+    }
+    if path == "vkey" {
+        return Some(fsio::MAX_KEY_FILE);
+    }
+    match tlog::tile::parse_tile_path(path).ok()?.kind() {
+        tlog::TileKind::Entries => Some(fsio::MAX_BUNDLE),
+        tlog::TileKind::Hashes(_) => Some(fsio::MAX_TILE),
+    }
 }
 
 impl DirStorage {
     /// Opens (creating if absent) the log directory at `root`.
     pub fn open(root: &Path) -> Result<DirStorage, DirError> {
         fs::create_dir_all(root).map_err(|e| DirError::Io(root.display().to_string(), e))?;
-        Ok(DirStorage {
-            root: root.to_path_buf(),
-        })
+        DirStorage::open_existing(root)
+    }
+
+    /// Opens the existing log directory at `root` (for reading: nothing is created).
+    pub fn open_existing(root: &Path) -> Result<DirStorage, DirError> {
+        let shown = root.display().to_string();
+        let root = fs::canonicalize(root).map_err(|e| DirError::Io(shown.clone(), e))?;
+        if !root.is_dir() {
+            return Err(DirError::Io(
+                shown,
+                io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
+            ));
+        }
+        Ok(DirStorage { root })
     }
 
     fn resolve(&self, path: &str) -> Result<PathBuf, DirError> {
@@ -62,32 +98,46 @@ impl DirStorage {
         Ok(self.root.join(rel))
     }
 
-    fn read(&self, path: &str, out: &mut Vec<u8>) -> Result<bool, DirError> {
+    /// Reads the log object (or `vkey`) at `path` into `out`; `Ok(false)` if absent.
+    pub fn read(&self, path: &str, out: &mut Vec<u8>) -> Result<bool, DirError> {
         out.clear();
-        let full = self.resolve(path)?;
-        match fs::read(&full) {
-            Ok(bytes) => {
+        self.resolve(path)?;
+        let max = limit(path).ok_or_else(|| DirError::BadPath(path.to_string()))?;
+        match fsio::read_in(&self.root, Path::new(path), max) {
+            Ok(Some(bytes)) => {
                 *out = bytes;
                 Ok(true)
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(DirError::Io(path.to_string(), e)),
+            Ok(None) => Ok(false),
+            Err(ReadError::Io(e)) => Err(DirError::Io(path.to_string(), e)),
+            Err(e) => Err(DirError::Refused(path.to_string(), e)),
         }
     }
 
-    /// Writes `data` to `full` durably and atomically: a synced temporary sibling, a rename,
-    /// then the directories up to the root synced (new directories included).
+    /// Whether the directory holds nothing at all.
+    pub fn is_empty(&self) -> Result<bool, DirError> {
+        let mut entries = fs::read_dir(&self.root)
+            .map_err(|e| DirError::Io(self.root.display().to_string(), e))?;
+        Ok(entries.next().is_none())
+    }
+
+    /// Replaces the file at `path` (`checkpoint`, `vkey`) durably, as the checkpoint is.
+    pub fn replace(&self, path: &str, data: &[u8]) -> Result<(), DirError> {
+        let full = self.resolve(path)?;
+        self.write_durable(&full, data)
+            .map_err(|e| DirError::Io(path.into(), e))
+    }
+
+    /// Writes `data` to `full` durably and atomically: a new temporary sibling (never an
+    /// existing file or symlink), synced, renamed into place, then the directories up to the
+    /// root synced (new directories included). A directory on the way that resolves outside
+    /// the root (a symlink) is refused before anything is written.
     fn write_durable(&self, full: &Path, data: &[u8]) -> io::Result<()> {
         if let Some(parent) = full.parent() {
             fs::create_dir_all(parent)?;
+            fsio::check_inside(&self.root, parent)?;
         }
-        let mut tmp = full.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(data)?;
-        file.sync_all()?;
-        fs::rename(&tmp, full)?;
+        fsio::write_new(full, data, 0o644).map_err(io::Error::other)?;
         let mut dir = full.parent();
         while let Some(d) = dir {
             fs::File::open(d)?.sync_all()?;
@@ -118,9 +168,7 @@ impl tlog::Storage for DirStorage {
     }
 
     fn set_checkpoint(&mut self, checkpoint: &[u8]) -> Result<(), DirError> {
-        let full = self.root.join("checkpoint");
-        self.write_durable(&full, checkpoint)
-            .map_err(|e| DirError::Io("checkpoint".into(), e))
+        self.replace("checkpoint", checkpoint)
     }
 
     fn get(&mut self, path: &str, out: &mut Vec<u8>) -> Result<bool, DirError> {
@@ -156,6 +204,37 @@ mod tests {
         s.set_checkpoint(b"two").unwrap();
         assert!(s.checkpoint(&mut out).unwrap());
         assert_eq!(out, b"two");
+    }
+
+    #[test]
+    fn writes_never_follow_symlinks_out() {
+        let outside = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = DirStorage::open(dir.path()).unwrap();
+        // A symlinked subdirectory leading outside: the put is refused, nothing lands there.
+        fs::create_dir_all(dir.path().join("tile")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("tile/0")).unwrap();
+        assert!(s.put("tile/0/000", b"abc").is_err());
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+        // A symlink at the checkpoint's place is replaced, its target untouched.
+        let victim = outside.path().join("victim");
+        fs::write(&victim, b"untouched").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join("checkpoint")).unwrap();
+        s.set_checkpoint(b"cp").unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"untouched");
+        assert_eq!(fs::read(dir.path().join("checkpoint")).unwrap(), b"cp");
+        // Objects over their format's limit are refused on read.
+        fs::create_dir_all(dir.path().join("tile/1")).unwrap();
+        fs::write(dir.path().join("tile/1/000"), vec![0u8; 8193]).unwrap();
+        let mut out = Vec::new();
+        assert!(matches!(
+            s.get("tile/1/000", &mut out),
+            Err(DirError::Refused(_, ReadError::TooLarge { .. }))
+        ));
+        assert!(matches!(
+            s.get("not/a/tile", &mut out),
+            Err(DirError::BadPath(_))
+        ));
     }
 
     #[test]

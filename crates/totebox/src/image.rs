@@ -10,15 +10,13 @@
 //! symlink at OUT or at a guessed temporary name is never followed. It prints the key's verifier key (what clients
 //! verify checkpoints with), so `make image` writes the `.vkey` next to the key it patched in.
 
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use interface::keys::{encode_slot, KEY_SLOT_LEN, KEY_SLOT_MAGIC, KEY_SLOT_SYMBOL};
 use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
 use object::{Object, ObjectSection, ObjectSymbol};
 
-use crate::keys;
+use crate::{fsio, keys};
 
 /// The symbol `set-key` patches unless told otherwise.
 pub const DEFAULT_SYMBOL: &str = KEY_SLOT_SYMBOL;
@@ -96,67 +94,13 @@ pub fn slot_range(elf: &[u8], symbol: &str) -> Result<std::ops::Range<usize>, St
 pub fn set_key(input: &Path, output: &Path, skey: &Path, symbol: &str) -> Result<(), String> {
     let signer = keys::signer_file(skey)?;
     let slot = encode_slot(&signer.skey()).map_err(|e| format!("{}: {e}", skey.display()))?;
-    let mut elf = std::fs::read(input).map_err(|e| format!("{}: {e}", input.display()))?;
+    let mut elf = fsio::read_file(input, fsio::MAX_ELF)?;
     let range = slot_range(&elf, symbol).map_err(|e| format!("{}: {e}", input.display()))?;
     elf[range].copy_from_slice(&slot);
     // IN's permissions minus group and other access: OUT holds a secret key.
-    let mode = std::fs::metadata(input)
-        .map_err(|e| format!("{}: {e}", input.display()))?
-        .permissions()
-        .mode();
-    write_new(output, &elf, (mode & 0o700) | 0o600)?;
+    let mode = fsio::mode_of(input)?;
+    fsio::write_new(output, &elf, (mode & 0o700) | 0o600)?;
     println!("{}", signer.verifier().vkey());
-    Ok(())
-}
-
-/// Writes `bytes` to `path` through a temporary file and a rename. The temporary file is
-/// created new (never an existing file or symlink) with a unique name in `path`'s directory
-/// and `mode` from the start (owner-only: an ELF stays executable for its owner), synced, then
-/// renamed over `path` (replacing a symlink there, never following it).
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let name = path
-        .file_name()
-        .ok_or_else(|| format!("{}: not a file name", path.display()))?;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let mut attempt = 0u32;
-    let (tmp, mut file) = loop {
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tmp = path.with_file_name(format!(
-            ".{}.{}.{nanos:08x}.{n}.tmp",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode & 0o700)
-            .open(&tmp)
-        {
-            Ok(f) => break (tmp, f),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => {
-                attempt += 1;
-            }
-            Err(e) => return Err(format!("{}: {e}", tmp.display())),
-        }
-    };
-    let written = file
-        .write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| format!("{}: {e}", tmp.display()))
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display())));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written?;
-    // Make the rename durable too.
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
     Ok(())
 }
 

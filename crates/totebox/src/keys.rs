@@ -18,7 +18,7 @@ pub fn verifier_arg(arg: &str) -> Result<note::Verifier, String> {
         Ok(v) => Ok(v),
         Err(key_err) => {
             let path = Path::new(arg);
-            if !path.is_file() {
+            if !crate::fsio::exists(path) {
                 return Err(format!("--vkey {arg}: {key_err} (and no such file)"));
             }
             let text = read_text(path)?;
@@ -36,8 +36,10 @@ pub fn signer_file(path: &Path) -> Result<note::Signer, String> {
     note::Signer::from_skey(line.trim_end()).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// A key file: at most [`crate::fsio::MAX_KEY_FILE`] bytes of a regular file, UTF-8.
 fn read_text(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+    let bytes = crate::fsio::read_file(path, crate::fsio::MAX_KEY_FILE)?;
+    String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8 text", path.display()))
 }
 
 /// Verifies the note in `file` against `vkeys`, printing each name whose signature verified.
@@ -46,7 +48,7 @@ pub fn note_verify(file: &Path, vkeys: &[String]) -> Result<(), String> {
         .iter()
         .map(|k| verifier_arg(k))
         .collect::<Result<Vec<_>, _>>()?;
-    let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let bytes = crate::fsio::read_file(file, crate::fsio::MAX_NOTE)?;
     let parsed = note::Note::parse(&bytes).map_err(|e| format!("{}: {e}", file.display()))?;
     let verified = parsed
         .verify(&verifiers)

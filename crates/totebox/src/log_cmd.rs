@@ -109,6 +109,7 @@ fn append_all<S: tlog::Storage>(
 }
 
 fn open_image(image: &Path, mode: psdb::Mode) -> Result<psdb::Store<psdb::FileDevice>, String> {
+    crate::fsio::check_image(image)?;
     let shown = image.display();
     let dev = psdb::FileDevice::open(image, mode == psdb::Mode::ReadWrite)
         .map_err(|e| format!("{shown}: {e}"))?;
@@ -125,9 +126,13 @@ fn split_lines(input: &[u8]) -> Vec<&[u8]> {
     body.split(|&b| b == b'\n').collect()
 }
 
-/// Verifies the tlog-tiles tree at `place` against its checkpoint and `vkey`; prints
-/// `verified <origin> <size> <root-base64>`.
-pub fn verify(place: &Place, vkey: &str) -> Result<(), String> {
+/// Verifies the tlog-tiles tree at `place` against its checkpoint and `vkey`. Prints
+/// `verified <origin> <size> <root-base64>` (the line scripts read), then what was checked:
+/// `checked <B>/<E> entry bundles, <T> hash tiles`. Every hash tile the size calls for must be
+/// there and correct. Every entry bundle must be too, unless `tiles_only` (a public mirror may
+/// hold only hash tiles): then the bundles present are still checked, and the second line
+/// says how many of the expected ones that was.
+pub fn verify(place: &Place, vkey: &str, tiles_only: bool) -> Result<(), String> {
     let verifier = keys::verifier_arg(vkey)?;
     let shown = place.shown();
     let tree = match place {
@@ -135,7 +140,7 @@ pub fn verify(place: &Place, vkey: &str) -> Result<(), String> {
             if !dir.is_dir() {
                 return Err(format!("log verify: {shown}: not a directory"));
             }
-            let storage = DirStorage::open(dir).map_err(|e| format!("log verify: {e}"))?;
+            let storage = DirStorage::open_existing(dir).map_err(|e| format!("log verify: {e}"))?;
             verify_in(storage, &verifier)
         }
         Place::Psdb { image, namespace } => {
@@ -149,12 +154,33 @@ pub fn verify(place: &Place, vkey: &str) -> Result<(), String> {
             let ns = store
                 .open_namespace(namespace)
                 .map_err(|e| format!("log verify: {e}"))?;
-            verify_in(psdb::NamespaceStorage::new(&mut store, ns), &verifier)
+            verify_in(
+                Bounded {
+                    store: &mut store,
+                    ns,
+                },
+                &verifier,
+            )
         }
     }
     .map_err(|e| format!("log verify: {shown}: {e}"))?;
+    let checked = format!(
+        "{}/{} entry bundles, {} hash tiles",
+        tree.bundles, tree.bundles_expected, tree.hash_tiles
+    );
+    if let Some(missing) = tree.first_missing_bundle {
+        if !tiles_only {
+            return Err(format!(
+                "log verify: {shown}: {} missing: only {checked} present and correct \
+                 (--tiles-only checks the hash tiles alone)",
+                missing.path()
+            ));
+        }
+    }
     let root = base64::engine::general_purpose::STANDARD.encode(tree.root);
     println!("verified {} {} {}", tree.origin, tree.size, root);
+    let mode = if tiles_only { " (--tiles-only)" } else { "" };
+    println!("checked {checked}{mode}");
     Ok(())
 }
 
@@ -168,6 +194,56 @@ fn verify_in<S: tlog::Storage>(
         return Err("checkpoint: missing".to_string());
     }
     tlog::verify_tree(&mut storage, &cp, core::slice::from_ref(verifier)).map_err(|e| e.to_string())
+}
+
+/// A namespace of an image, read-only, each object refused by its recorded size if that is
+/// over the object's format limit (an image is outside input: its index could state anything
+/// up to 4 GiB, and reading would allocate that).
+struct Bounded<'s> {
+    store: &'s mut psdb::Store<psdb::FileDevice>,
+    ns: psdb::Namespace,
+}
+
+impl Bounded<'_> {
+    fn check(&self, path: &str, max: u64) -> Result<(), String> {
+        match self.store.size(self.ns, path).map_err(|e| e.to_string())? {
+            Some(size) if size > max => Err(format!(
+                "{path}: {size} bytes, over the {max}-byte limit for it: refused before reading"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl tlog::Storage for Bounded<'_> {
+    type Error = String;
+
+    fn put(&mut self, _: &str, _: &[u8]) -> Result<(), String> {
+        Err("read-only".into())
+    }
+
+    fn set_checkpoint(&mut self, _: &[u8]) -> Result<(), String> {
+        Err("read-only".into())
+    }
+
+    fn get(&mut self, path: &str, out: &mut Vec<u8>) -> Result<bool, String> {
+        let max = match tlog::tile::parse_tile_path(path).map(|t| t.kind()) {
+            Ok(tlog::TileKind::Entries) => crate::fsio::MAX_BUNDLE,
+            Ok(tlog::TileKind::Hashes(_)) => crate::fsio::MAX_TILE,
+            Err(e) => return Err(format!("{path}: {e}")),
+        };
+        self.check(path, max)?;
+        self.store
+            .get(self.ns, path, out)
+            .map_err(|e| e.to_string())
+    }
+
+    fn checkpoint(&mut self, out: &mut Vec<u8>) -> Result<bool, String> {
+        self.check("checkpoint", crate::fsio::MAX_NOTE)?;
+        self.store
+            .checkpoint(self.ns, out)
+            .map_err(|e| e.to_string())
+    }
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@
 //! totebox keygen NAME
 //! totebox log build DIR --skey FILE --origin ORIGIN      (entries: stdin, one per line)
 //! totebox log build --psdb IMAGE --namespace NS --skey FILE --origin ORIGIN
-//! totebox log verify DIR --vkey VKEY
-//! totebox log verify --psdb IMAGE --namespace NS --vkey VKEY
+//! totebox log verify DIR --vkey VKEY [--tiles-only]
+//! totebox log verify --psdb IMAGE --namespace NS --vkey VKEY [--tiles-only]
 //! totebox log consistency OLD_CHECKPOINT DIR --vkey VKEY
 //! totebox image set-key IN.elf OUT.elf --skey FILE [--symbol NAME]   (prints the vkey)
 //! totebox psdb create IMAGE --size SIZE                  (e.g. 64M)
@@ -17,20 +17,27 @@
 //! totebox psdb ls IMAGE [NAMESPACE]
 //! totebox psdb fsck IMAGE
 //! totebox note verify FILE --vkey VKEY [--vkey VKEY ...]
-//! totebox client --connect ADDR append --tenant T        (entries: stdin, one per line)
-//! totebox client --connect ADDR read --tenant T --since N [--max M]
-//! totebox client --connect ADDR checkpoint --tenant T
-//! totebox client --connect ADDR export --tenant T DIR [--vkey VKEY]
+//! totebox client --connect ADDR [--state DIR] append --tenant T   (entries: stdin, one a line)
+//! totebox client --connect ADDR [--state DIR] read --tenant T --since N [--max M]
+//! totebox client --connect ADDR [--state DIR] checkpoint --tenant T
+//! totebox client --connect ADDR [--state DIR] export --tenant T DIR [--vkey VKEY]
 //! ```
+//!
+//! `log verify` prints `verified ORIGIN SIZE ROOT`, then `checked B/E entry bundles, T hash
+//! tiles`. Every file the offline commands read is bounded by its format's limit and must be a
+//! regular file (`fsio`). The client remembers the latest checkpoint it verified for each log
+//! in a state directory and refuses a rolled-back or forked one (`trust`).
 #![forbid(unsafe_code)]
 
 mod client;
 mod consistency;
 mod dir;
+mod fsio;
 mod image;
 mod keys;
 mod log_cmd;
 mod psdb_cmd;
+mod trust;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -68,6 +75,10 @@ enum Command {
         /// `HOST:PORT` or `unix:PATH`.
         #[arg(long)]
         connect: String,
+        /// Where the latest verified checkpoint of each log is remembered (default:
+        /// $TOTEBOX_STATE, else $XDG_STATE_HOME/totebox, else ~/.local/state/totebox).
+        #[arg(long)]
+        state: Option<PathBuf>,
         #[command(subcommand)]
         op: ClientCommand,
     },
@@ -132,6 +143,10 @@ enum LogCommand {
         /// Verifier key: the key string itself, or a file whose first line is one.
         #[arg(long)]
         vkey: String,
+        /// Check the hash tiles only: absent entry bundles are not an error (those present
+        /// are still checked).
+        #[arg(long)]
+        tiles_only: bool,
     },
     /// Check that the log in DIR (verified whole) extends the one OLD_CHECKPOINT signed.
     Consistency {
@@ -258,9 +273,12 @@ fn main() -> ExitCode {
             skey,
             origin,
         }) => log_cmd::build(&image.place(dir), &skey, &origin),
-        Command::Log(LogCommand::Verify { dir, image, vkey }) => {
-            log_cmd::verify(&image.place(dir), &vkey)
-        }
+        Command::Log(LogCommand::Verify {
+            dir,
+            image,
+            vkey,
+            tiles_only,
+        }) => log_cmd::verify(&image.place(dir), &vkey, tiles_only),
         Command::Log(LogCommand::Consistency { old, dir, vkey }) => {
             consistency::consistency(&old, &dir, &vkey)
         }
@@ -287,16 +305,19 @@ fn main() -> ExitCode {
         }
         .map_err(|e| format!("psdb: {e}")),
         Command::Note(NoteCommand::Verify { file, vkey }) => keys::note_verify(&file, &vkey),
-        Command::Client { connect, op } => match op {
-            ClientCommand::Append { tenant } => client::append(&connect, &tenant),
-            ClientCommand::Read { tenant, since, max } => {
-                client::read(&connect, &tenant, since, max)
-            }
-            ClientCommand::Checkpoint { tenant } => client::checkpoint(&connect, &tenant),
-            ClientCommand::Export { tenant, dir, vkey } => {
-                client::export(&connect, &tenant, &dir, vkey.as_deref())
-            }
-        },
+        Command::Client { connect, state, op } => trust::StateDir::locate(state.as_deref())
+            .and_then(|state| match op {
+                ClientCommand::Append { tenant } => client::append(&connect, &tenant, &state),
+                ClientCommand::Read { tenant, since, max } => {
+                    client::read(&connect, &tenant, since, max, &state)
+                }
+                ClientCommand::Checkpoint { tenant } => {
+                    client::checkpoint(&connect, &tenant, &state)
+                }
+                ClientCommand::Export { tenant, dir, vkey } => {
+                    client::export(&connect, &tenant, &dir, vkey.as_deref(), &state)
+                }
+            }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -35,6 +35,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 fn mount(image: &Path, mode: Mode) -> Result<Store<FileDevice>, String> {
+    crate::fsio::check_image(image)?;
     let shown = image.display();
     let dev =
         FileDevice::open(image, mode == Mode::ReadWrite).map_err(|e| format!("{shown}: {e}"))?;
@@ -141,6 +142,7 @@ pub fn ls(image: &Path, ns: Option<&str>) -> Result<(), String> {
 /// `psdb fsck IMAGE`: reads every record and checks every checksum; exit 0 when consistent,
 /// otherwise names the first bad record (its byte offset) and what is wrong with it.
 pub fn fsck(image: &Path) -> Result<(), String> {
+    crate::fsio::check_image(image)?;
     let shown = image.display();
     let dev = FileDevice::open(image, false).map_err(|e| format!("{shown}: {e}"))?;
     let report = psdb::fsck(dev).map_err(|e| format!("{shown}: {e}"))?;

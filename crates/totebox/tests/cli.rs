@@ -283,3 +283,187 @@ fn note_verify_vectors() {
         b"",
     ));
 }
+
+fn run_verify(dir: &Path, vkey: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["log", "verify", dir.to_str().unwrap(), "--vkey", vkey];
+    args.extend_from_slice(extra);
+    totebox(&args, b"")
+}
+
+/// `log verify` says what it checked, and a log without its entry bundles is not "verified"
+/// unless only the hash tiles were asked for.
+#[test]
+fn verify_says_what_it_checked_and_needs_the_bundles() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = keygen(tmp.path(), "example.com/log");
+    let log = tmp.path().join("log");
+    assert!(build(&log, &keys, "example.com/log", &lines(0..600))
+        .status
+        .success());
+    let o = verify(&log, &keys.vkey);
+    let out = stdout(&o);
+    let mut l = out.lines();
+    let first = l.next().unwrap();
+    assert!(first.starts_with("verified example.com/log 600 "), "{out}");
+    assert_eq!(first.split(' ').count(), 4, "{out}");
+    assert_eq!(l.next(), Some("checked 3/3 entry bundles, 4 hash tiles"));
+    assert_eq!(l.next(), None);
+
+    // One bundle gone: a one-line failure naming it and the count.
+    std::fs::remove_file(log.join("tile/entries/001")).unwrap();
+    let err = fails(&verify(&log, &keys.vkey));
+    assert!(
+        err.contains("tile/entries/001 missing") && err.contains("2/3 entry bundles"),
+        "{err}"
+    );
+    assert!(stdout(&verify(&log, &keys.vkey)).is_empty());
+    // All of tile/entries/ gone.
+    std::fs::remove_dir_all(log.join("tile/entries")).unwrap();
+    let err = fails(&verify(&log, &keys.vkey));
+    assert!(err.contains("tile/entries/000 missing"), "{err}");
+    assert!(err.contains("0/3 entry bundles"), "{err}");
+    // --tiles-only: the same first line, and the second says what was not there.
+    let o = run_verify(&log, &keys.vkey, &["--tiles-only"]);
+    assert!(o.status.success(), "{o:?}");
+    let out = stdout(&o);
+    assert_eq!(out.lines().next(), Some(first));
+    assert_eq!(
+        out.lines().nth(1),
+        Some("checked 0/3 entry bundles, 4 hash tiles (--tiles-only)")
+    );
+    // The hash tiles are still all needed.
+    std::fs::remove_file(log.join("tile/0/000")).unwrap();
+    let err = fails(&run_verify(&log, &keys.vkey, &["--tiles-only"]));
+    assert!(err.contains("tile/0/000"), "{err}");
+}
+
+/// Files that are not what they claim: a checkpoint that is a symlink to /dev/zero or a FIFO,
+/// objects that are symlinks out of the log directory, oversized objects, and the same for the
+/// files `note verify`, `log consistency` and `--vkey` read. Each is refused at once (a FIFO
+/// would block this test forever if it were opened for a blocking read).
+#[test]
+fn hostile_files_are_refused_without_reading_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = keygen(tmp.path(), "example.com/log");
+    let log = tmp.path().join("log");
+    assert!(build(&log, &keys, "example.com/log", &lines(0..10))
+        .status
+        .success());
+    let cp = log.join("checkpoint");
+    let good = std::fs::read(&cp).unwrap();
+    let mkfifo = |p: &Path| {
+        assert!(Command::new("mkfifo").arg(p).status().unwrap().success());
+    };
+
+    // The checkpoint as a symlink to /dev/zero: refused (it leaves the directory).
+    std::fs::remove_file(&cp).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &cp).unwrap();
+    let err = fails(&verify(&log, &keys.vkey));
+    assert!(
+        err.contains("checkpoint") && err.contains("outside"),
+        "{err}"
+    );
+    // As a FIFO.
+    std::fs::remove_file(&cp).unwrap();
+    mkfifo(&cp);
+    let err = fails(&verify(&log, &keys.vkey));
+    assert!(err.contains("FIFO"), "{err}");
+    // Oversized.
+    std::fs::remove_file(&cp).unwrap();
+    std::fs::write(&cp, vec![b'a'; 70_000]).unwrap();
+    let err = fails(&verify(&log, &keys.vkey));
+    assert!(err.contains("limit"), "{err}");
+    // A symlink inside the directory is followed.
+    std::fs::remove_file(&cp).unwrap();
+    std::fs::write(log.join("checkpoint.real"), &good).unwrap();
+    std::os::unix::fs::symlink("checkpoint.real", &cp).unwrap();
+    assert!(verify(&log, &keys.vkey).status.success());
+    // A tile reached through a symlink to a copy outside: refused, though the bytes are right.
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::rename(log.join("tile/0"), outside.join("0")).unwrap();
+    std::os::unix::fs::symlink(outside.join("0"), log.join("tile/0")).unwrap();
+    let err = fails(&verify(&log, &keys.vkey));
+    assert!(
+        err.contains("tile/0/000.p/10") && err.contains("outside"),
+        "{err}"
+    );
+
+    // note verify, --vkey files and log consistency read through the same bounds.
+    let zero = tmp.path().join("zero");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let fifo = tmp.path().join("fifo");
+    mkfifo(&fifo);
+    for bad in [&zero, &fifo] {
+        let b = bad.to_str().unwrap();
+        let err = fails(&totebox(&["note", "verify", b, "--vkey", &keys.vkey], b""));
+        assert!(err.contains("not a regular file"), "{err}");
+        let err = fails(&totebox(
+            &[
+                "note",
+                "verify",
+                log.join("checkpoint.real").to_str().unwrap(),
+                "--vkey",
+                b,
+            ],
+            b"",
+        ));
+        assert!(err.contains("not a regular file"), "{err}");
+        let err = fails(&totebox(
+            &[
+                "log",
+                "consistency",
+                b,
+                log.to_str().unwrap(),
+                "--vkey",
+                &keys.vkey,
+            ],
+            b"",
+        ));
+        assert!(err.contains("not a regular file"), "{err}");
+    }
+}
+
+/// `log consistency` on grown and on rewritten logs.
+#[test]
+fn consistency_of_a_grown_log_and_of_a_rewritten_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = keygen(tmp.path(), "example.com/log");
+    let log = tmp.path().join("log");
+    assert!(build(&log, &keys, "example.com/log", &lines(0..300))
+        .status
+        .success());
+    let old = tmp.path().join("old.note");
+    std::fs::copy(log.join("checkpoint"), &old).unwrap();
+    assert!(build(&log, &keys, "example.com/log", &lines(300..1000))
+        .status
+        .success());
+    let args = |dir: &Path| {
+        totebox(
+            &[
+                "log",
+                "consistency",
+                old.to_str().unwrap(),
+                dir.to_str().unwrap(),
+                "--vkey",
+                &keys.vkey,
+            ],
+            b"",
+        )
+    };
+    let o = args(&log);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(stdout(&o), "consistent example.com/log 300 1000\n");
+    // The same key, another history of 1000 entries: both roots are signed, not consistent.
+    let other = tmp.path().join("other");
+    let mut rewritten = lines(0..1000);
+    rewritten[3] = b'X';
+    assert!(build(&other, &keys, "example.com/log", &rewritten)
+        .status
+        .success());
+    let err = fails(&args(&other));
+    assert!(
+        err.contains("is not consistent") && err.contains("size 300"),
+        "{err}"
+    );
+}

@@ -212,6 +212,11 @@ fn log_in_an_image_survives_tar_and_sha256sum() {
     };
     let out = ok(verify("corporate"));
     assert!(out.starts_with("verified example.com/tenant 700 "), "{out}");
+    // What was checked: 3 bundles of 3; level 0 two full tiles and a partial, level 1 a partial.
+    assert!(
+        out.ends_with("\nchecked 3/3 entry bundles, 4 hash tiles\n"),
+        "{out}"
+    );
     fails(&verify("property"));
 
     let out_dir = tmp.path().join("out");
@@ -266,4 +271,38 @@ fn log_in_an_image_survives_tar_and_sha256sum() {
         b"",
     ));
     assert!(err.contains("tile/0/000"), "{err}");
+}
+
+/// An image that is a FIFO or a character device is refused before psdb opens it (a FIFO
+/// would block this test forever).
+#[test]
+fn images_that_are_not_files_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("fifo.img");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let keys = ok(totebox(&["keygen", "x"], b""));
+    let vkey = keys.lines().nth(1).unwrap();
+    for img in [s(&fifo), "/dev/zero"] {
+        for args in [
+            vec!["psdb", "ls", img],
+            vec!["psdb", "fsck", img],
+            vec![
+                "log",
+                "verify",
+                "--psdb",
+                img,
+                "--namespace",
+                "x",
+                "--vkey",
+                vkey,
+            ],
+        ] {
+            let err = fails(&totebox(&args, b""));
+            assert!(err.contains("not a disk image"), "{args:?}: {err}");
+        }
+    }
 }
