@@ -204,9 +204,7 @@ fn mount_rw_untouched(img: &[u8]) -> (Store<RamDevice>, psdb::Report) {
         after == img,
         "a read-write mount of a damaged image wrote to it"
     );
-    Store::mount(RamDevice::from_image(after), Mode::ReadWrite)
-        .map(|(s, r)| (s, r))
-        .unwrap()
+    Store::mount(RamDevice::from_image(after), Mode::ReadWrite).unwrap()
 }
 
 #[test]
