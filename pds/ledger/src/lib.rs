@@ -185,10 +185,20 @@ impl LedgerPd {
     fn open(&mut self) -> R<&mut Log<PsdbClient>> {
         if self.log.is_none() {
             let mut storage = self.psdb.clone();
-            let exists = storage.get_range(None, 0, &mut []).map_err(|e| {
-                self.last_error = Some(alloc::format!("{e}"));
-                ErrorCode::Storage
-            })?;
+            let exists = match storage.get_range(None, 0, &mut []) {
+                Ok(exists) => exists,
+                Err(e) => {
+                    let why = alloc::format!("{e}");
+                    let code = if e.is_damage() {
+                        self.report(alloc::format!("checkpoint cannot be read: {why}"));
+                        ErrorCode::Damaged
+                    } else {
+                        ErrorCode::Storage
+                    };
+                    self.last_error = Some(why);
+                    return Err(code);
+                }
+            };
             let (origin, signer) = (&self.origin, self.signer.clone());
             let opened = if exists.is_some() {
                 Log::open_in(storage, origin, signer, &mut self.bufs)
