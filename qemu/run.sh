@@ -19,7 +19,12 @@
 # The machine (see microkit-abi.md §6): QEMU `virt` with virtualization=on (seL4 runs at EL2),
 # a Cortex-A53, 2 GiB (system.xml's regions fit in the board's RAM), the loader at 0x70000000.
 # Devices, pinned to the virtio-mmio transports system.xml maps:
-#   bus 0 (0x0a000000, IRQ 48): virtio-console -> the client socket (the wire PD)
+#   bus 0 (0x0a000000, IRQ 48): virtio-serial  -> the client socket (the wire PD), as serial
+#                               port 1 (`virtserialport,nr=1`), not a `virtconsole`: QEMU drops
+#                               what a virtconsole's socket cannot take at once (a client not
+#                               scheduled for a few ms loses part of a large answer), while a
+#                               serial port is throttled until the socket drains
+#                               (crates/drivers/src/console.rs)
 #   bus 8 (0x0a001000):         virtio-blk     -> DISK_IMG, raw, cache=writeback: the guest's
 #                               flush becomes an fdatasync of the file (psdb's durability)
 # The serial console (kernel and PD debug output, the expected lines in qemu/console.txt) is
@@ -51,6 +56,6 @@ exec timeout -s KILL "${QEMU_TIMEOUT:-3600}" "$QEMU" \
     -nographic -serial mon:stdio \
     -device loader,file="$IMG",addr=0x70000000,cpu-num=0 \
     -chardev socket,id=client,path="$SOCK",server=on,wait=off \
-    -device virtio-serial-device,bus=virtio-mmio-bus.0 -device virtconsole,chardev=client \
+    -device virtio-serial-device,bus=virtio-mmio-bus.0 -device virtserialport,chardev=client,nr=1 \
     -drive file="$DISK",if=none,format=raw,id=disk0,cache=writeback \
     -device virtio-blk-device,drive=disk0,bus=virtio-mmio-bus.8 "$@"

@@ -9,6 +9,12 @@
 #      (`totebox log consistency`: signed old root, verified new tree, RFC 9162 proof)
 #   4. copy the disk image and the boot image, boot the copy: the same checkpoints, and it
 #      carries on appending
+#   5. ten times: SIGKILL the copy during a stream of appends, boot it again, and read the whole
+#      corporate log right after the boot: every acknowledged append is there
+# Between 2 and 3, large answers: 20,000 more short entries in corporate, then reads of every
+# size from 1 entry to past the frame limit (protocol::MAX_PAYLOAD: a read answer is capped
+# there, the client asks again for the rest), several times each with a timeout, every answer
+# compared with what was appended; and the large tenant exported and verified.
 # Prints `qemu-e2e: N passed, M failed` (exit 1 if M > 0). Without an SDK or QEMU it prints one
 # `SKIPPED: <reason>` line and exits 0: a skip, never a pass.
 # Usage: tests/qemu-e2e.sh BUILD_DIR BIN_DIR   (BUILD_DIR: loader.img and keys/ from `make image`)
@@ -112,6 +118,47 @@ console_as_expected() {
 }
 check "the console lines of qemu/console.txt" console_as_expected
 
+# 2b. Answers of every size up to the frame limit. corporate holds 300 entries; LOAD more short
+# ones make reads of up to ~11,000 entries fill a whole frame.
+LOAD=${LOAD:-20000}
+TOTAL=$((300 + LOAD))
+load_entries() {
+    seq 0 $((LOAD - 1)) | sed 's/^/entry-/' | client append --tenant corporate >"$T/load.idx" &&
+        [ "$(head -n 1 "$T/load.idx")" = 300 ] && [ "$(wc -l <"$T/load.idx")" -eq "$LOAD" ]
+}
+check "corporate: $LOAD more appends acknowledged as 300..$((TOTAL - 1))" load_entries
+# Everything corporate holds, as `client read` prints it (index TAB entry).
+{
+    seq 1 300 | awk '{ print $1 - 1 "\tcorporate record " $1 }'
+    seq 0 $((LOAD - 1)) | awk '{ print $1 + 300 "\tentry-" $1 }'
+} >"$T/corporate.all"
+READS=${READS:-20}
+# reads_of M: READS reads of at most M entries from offsets spread over the log, each under a
+# timeout, each answer compared with corporate.all; stops after two failures.
+reads_of() {
+    m=$1 i=0 bad=0
+    span=$((TOTAL - m + 1))
+    [ "$span" -ge 1 ] || span=1
+    start=$(date +%s)
+    while [ $i -lt "$READS" ] && [ $bad -lt 2 ]; do
+        since=$(((i * 7919 + m * 13) % span))
+        timeout 15 "$BIN/totebox" client --connect "$ADDR" read --tenant corporate \
+            --since "$since" --max "$m" >"$T/read.out" 2>"$T/read.err"
+        if ! sed -n "$((since + 1)),$((since + m))p" "$T/corporate.all" | cmp -s - "$T/read.out"; then
+            bad=$((bad + 1))
+            echo "read --since $since --max $m: $(wc -l <"$T/read.out") lines; $(head -c 300 "$T/read.err")" >&2
+        fi
+        i=$((i + 1))
+    done
+    echo "qemu-e2e: $i reads of --max $m: $bad failed ($(($(date +%s) - start)) s)"
+    [ $bad -eq 0 ]
+}
+for m in 1 10 100 500 1000 1500 2000 2500 3000 4000 6000 8000 10000 11000 15000 "$TOTAL"; do
+    check "corporate: $READS reads of --max $m, each answered in full" reads_of "$m"
+done
+check "corporate ($TOTAL entries): export verifies with $KEYS/corporate.vkey" \
+    export_verifies corporate
+
 # 3. SIGKILL during a stream of appends, then boot again on the same disk.
 check "corporate checkpoint before the stream" checkpoint_verifies corporate
 cp "$T/corporate.note" "$T/before.note"
@@ -178,4 +225,44 @@ resumes() {
 }
 check "the copy carries on appending, and its export verifies" resumes
 check "no error lines on the copy's console" no_error_lines
+
+# 5. Ten SIGKILL/boot cycles on the copy, a full read of corporate right after each boot.
+cat "$T/corporate.all" "$T/acked" >"$T/expected"
+all_acked_read() {
+    timeout 60 "$BIN/totebox" client --connect "$ADDR" read --tenant corporate --since 0 \
+        >"$T/full.read" || return 1
+    LC_ALL=C sort "$T/expected" >"$T/expected.sorted"
+    LC_ALL=C sort "$T/full.read" >"$T/full.sorted"
+    LC_ALL=C comm -23 "$T/expected.sorted" "$T/full.sorted" >"$T/missing"
+    [ -s "$T/missing" ] && { echo "lost: $(head -n 3 "$T/missing")" >&2; return 1; }
+    no_error_lines
+}
+cycle=1
+while [ $cycle -le 10 ]; do
+    : >"$T/acked.cycle"
+    (
+        i=0
+        while [ $i -lt 100000 ]; do
+            i=$((i + 1))
+            n=$(echo "cycle $cycle $i" | client append --tenant corporate 2>/dev/null) || break
+            echo "$n	cycle $cycle $i" >>"$T/acked.cycle"
+        done
+    ) &
+    STREAM=$!
+    deadline=$(($(date +%s) + 60))
+    while [ "$(wc -l <"$T/acked.cycle")" -lt 3 ] && [ "$(date +%s)" -lt "$deadline" ] &&
+        kill -0 "$STREAM" 2>/dev/null; do
+        sleep 0.1
+    done
+    qemu_kill
+    wait "$STREAM" 2>/dev/null
+    STREAM=
+    cat "$T/acked.cycle" >>"$T/expected"
+    echo "qemu-e2e: cycle $cycle: QEMU killed after $(wc -l <"$T/acked.cycle") acknowledged appends"
+    check "cycle $cycle: boot again after SIGKILL" boot "$T/copy/loader.img" "$T/copy/disk.img" \
+        "cycle-$cycle" || finish
+    check "cycle $cycle: a full read right after boot has all $(wc -l <"$T/expected") acknowledged entries" \
+        all_acked_read
+    cycle=$((cycle + 1))
+done
 finish

@@ -4,8 +4,9 @@
 //! The logic (framing, routing by tenant, every error answer) is the library, tested on the
 //! host and run by the simulator; this file only owns the device. On each notification of the
 //! IRQ channel: acknowledge the device, drain every received byte into the wire (whose framed
-//! responses go straight back to the console), then acknowledge the IRQ. Bytes that arrive
-//! after the drain raise the IRQ again.
+//! responses go back to the console, flushed after each drained chunk), then acknowledge the
+//! IRQ. Bytes that arrive after the drain raise the IRQ again. The console is a flow-controlled
+//! serial port (`drivers::console`): an answer waits for a slow client instead of being lost.
 //!
 //! The connection policy of [`wire_pd::session`] (idle limit, output bound, Busy answers) is
 //! the simulator's: this PD has no clock, and it queues nothing. A partial frame a vanished
@@ -41,7 +42,7 @@ microkit::memory_region! {
     );
 }
 
-// The wire's frame buffers and the console driver's receive buffer (system.xml `heap_wire`).
+// The wire's frame buffers (system.xml `heap_wire`); the console's buffers are in its DMA region.
 microkit::heap!(vaddr = "heap_vaddr", size = "heap_size");
 
 /// The virtio-mmio bus the client console is pinned to (`bus=virtio-mmio-bus.0`).
@@ -60,6 +61,8 @@ struct Serving {
     wire: Wire,
     console: VirtioConsole,
     buf: [u8; CHUNK],
+    /// Console restarts reported so far.
+    resets: u64,
 }
 
 impl Handler for WireImage {
@@ -72,7 +75,12 @@ impl Handler for WireImage {
         if !channels.contains(CONSOLE_IRQ) {
             return Ok(());
         }
-        let Serving { wire, console, buf } = &mut **s;
+        let Serving {
+            wire,
+            console,
+            buf,
+            resets,
+        } = &mut **s;
         console.ack_interrupt()?;
         let mut sent: Result<(), ConsoleError> = Ok(());
         loop {
@@ -80,13 +88,20 @@ impl Handler for WireImage {
             if n == 0 {
                 break;
             }
+            // The framed answers arrive in small pieces: the console gathers them into large
+            // transmit buffers, and the flush hands over the rest.
             wire.on_bytes(&buf[..n], &mut |out| {
                 if sent.is_ok() {
-                    sent = console.send(out);
+                    sent = console.write(out);
                 }
             });
             // A console that can no longer send is a dead device: stop (the monitor reports it).
             sent?;
+            console.flush()?;
+        }
+        if console.stats().resets != *resets {
+            *resets = console.stats().resets;
+            debug_println!("WIRE|INFO: console restarted ({resets} so far): QEMU lost an answer's buffer when its client left");
         }
         if let Err(e) = CONSOLE_IRQ.irq_ack() {
             debug_println!("WIRE|ERROR: {e}");
@@ -118,6 +133,7 @@ fn start() -> Result<Serving, &'static str> {
         wire,
         console,
         buf: [0; CHUNK],
+        resets: 0,
     })
 }
 

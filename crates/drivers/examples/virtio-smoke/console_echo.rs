@@ -22,7 +22,7 @@ microkit::memory_region! {
     );
 }
 
-// virtio-drivers' console boxes its receive buffer.
+// The runtime's heap (the console driver keeps its buffers in the DMA region).
 microkit::heap!(vaddr = "heap_vaddr", size = "heap_size");
 
 /// The virtio-mmio bus the console is pinned to (`bus=virtio-mmio-bus.0`).

@@ -35,7 +35,7 @@ timeout "$TIMEOUT" qemu-system-aarch64 -machine virt,virtualization=on -cpu cort
     -m size=2G -nographic -serial mon:stdio \
     -device loader,file="$OUT/loader.img",addr=0x70000000,cpu-num=0 \
     -chardev socket,id=client,path="$OUT/client.sock",server=on,wait=off \
-    -device virtio-serial-device,bus=virtio-mmio-bus.0 -device virtconsole,chardev=client \
+    -device virtio-serial-device,bus=virtio-mmio-bus.0 -device virtserialport,chardev=client,nr=1 \
     -drive file="$OUT/disk.img",if=none,format=raw,id=disk0,cache=writeback \
     -device virtio-blk-device,drive=disk0,bus=virtio-mmio-bus.8 \
     </dev/null >"$OUT/qemu.log" 2>&1 &
