@@ -40,9 +40,20 @@ fn mount(image: &Path, mode: Mode) -> Result<Store<FileDevice>, String> {
     let dev =
         FileDevice::open(image, mode == Mode::ReadWrite).map_err(|e| format!("{shown}: {e}"))?;
     let (store, report) = Store::mount(dev, mode).map_err(|e| format!("{shown}: {e}"))?;
-    if let Some(p) = report.problem {
-        // A crashed, never-acknowledged tail: mount discarded it. Say so, on stderr only.
-        eprintln!("totebox: note: {shown}: discarded an incomplete tail ({p})");
+    if let Some(p) = report.tail {
+        // A crashed, never-acknowledged tail (discarded, or a whole batch kept). Stderr only.
+        eprintln!("totebox: note: {shown}: tail never acknowledged: {p}");
+    }
+    if let Some(p) = report.damage {
+        eprintln!(
+            "totebox: warning: {shown}: damage to committed data at {} place(s), first {p}; kept \
+             as evidence",
+            report.damaged
+        );
+        for (ns, p, lost) in store.damaged_namespaces() {
+            let what = if lost { "lost a batch" } else { "damaged" };
+            eprintln!("totebox: warning: {shown}: namespace {ns} {what} at {p}: read-only");
+        }
     }
     Ok(store)
 }
@@ -146,6 +157,13 @@ pub fn fsck(image: &Path) -> Result<(), String> {
     let shown = image.display();
     let dev = FileDevice::open(image, false).map_err(|e| format!("{shown}: {e}"))?;
     let report = psdb::fsck(dev).map_err(|e| format!("{shown}: {e}"))?;
+    if let Some(p) = report.damage {
+        return Err(format!(
+            "{shown}: damage to committed data at {} place(s), first {p} (kept as evidence, \
+             never repaired; see psdb/FORMAT.md)",
+            report.damaged
+        ));
+    }
     if let Some(p) = report.problem {
         if report.end > 0 {
             // What FORMAT.md's forensic procedure extracts instead: `head -c END`.
