@@ -6,42 +6,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::VecDeque;
-use std::io::{self, Read, Write};
 use std::time::Instant;
 
 use note::Signer;
 use psdb::{FormatOptions, RamDevice, Store};
+use system_tests::SimStream;
 use tlog::{Log, MemStorage, Storage};
-
-/// The simulated wire as a byte stream (what the client writes is fed to it).
-struct SimStream {
-    sim: sim::Sim,
-    inbox: VecDeque<u8>,
-}
-
-impl Read for SimStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = buf.len().min(self.inbox.len());
-        for (d, s) in buf.iter_mut().zip(self.inbox.drain(..n)) {
-            *d = s;
-        }
-        Ok(n)
-    }
-}
-
-impl Write for SimStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let inbox = &mut self.inbox;
-        self.sim
-            .feed(buf, &mut |b| inbox.extend(b))
-            .map_err(|e| io::Error::other(e.0))?;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
 
 fn entries(batch: usize) -> Vec<Vec<u8>> {
     (0..batch)
@@ -103,9 +73,7 @@ fn main() {
         batch,
     );
 
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../system.xml")).unwrap();
-    let system = sysdesc::System::parse(&text).unwrap();
+    let system = system_tests::system();
     let keys = sim::Keys::from_seed(3);
     let sim = sim::Sim::new(
         system,
@@ -114,10 +82,7 @@ fn main() {
         false,
     )
     .unwrap();
-    let mut c = protocol::client::Client::new(SimStream {
-        sim,
-        inbox: VecDeque::new(),
-    });
+    let mut c = protocol::client::Client::new(SimStream::new(sim));
     let e = entries(batch);
     c.append("corporate", &e[..1]).unwrap();
     let start = Instant::now();

@@ -4,51 +4,14 @@
 #![allow(dead_code)]
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, VecDeque};
-use std::io::{self, Read, Write};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use protocol::client::Client;
 use psdb::RamDevice;
 use sim::{Disk, Keys, Sim};
 
-/// A byte stream to the simulated wire: what the client writes is fed to the wire, its
-/// responses are read back.
-pub struct SimStream {
-    pub sim: Sim,
-    pub inbox: VecDeque<u8>,
-}
-
-impl Read for SimStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = buf.len().min(self.inbox.len());
-        for b in buf.iter_mut().take(n) {
-            *b = self.inbox.pop_front().unwrap();
-        }
-        Ok(n) // 0 = "connection closed": a request that got no answer fails the test
-    }
-}
-
-impl Write for SimStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let inbox = &mut self.inbox;
-        // A system that stopped (a PD faulted during a call) answers nothing, ever: the
-        // request fails with the simulator's report.
-        self.sim
-            .feed(buf, &mut |b| inbox.extend(b))
-            .map_err(|e| io::Error::other(e.0))?;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-pub fn system() -> sysdesc::System {
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../system.xml")).unwrap();
-    sysdesc::System::parse(&text).unwrap()
-}
+pub use system_tests::{system, SimStream};
 
 pub struct Rig {
     pub client: Client<SimStream>,
@@ -76,10 +39,7 @@ pub fn boot_on(disk: Rc<RefCell<RamDevice>>) -> Rig {
     .unwrap();
     assert!(sim.console().iter().any(|l| l == wire_ready()));
     Rig {
-        client: Client::new(SimStream {
-            sim,
-            inbox: VecDeque::new(),
-        }),
+        client: Client::new(SimStream::new(sim)),
         disk,
         fail,
     }

@@ -1,0 +1,100 @@
+//! Disk bytes per stored byte through the whole simulated system (every PD's handler, psdb on a
+//! RAM disk): `amplification [N]` makes N single-entry appends of 256 bytes to one tenant, N/100
+//! appends of 100 such entries to another, and N audited reads of one entry of a third, then
+//! prints each namespace's disk bytes (as psdb charges them: members, manifest lines, batch
+//! overhead, commit records) against the entry bytes, and audit's bytes per audited request.
+//! A benchmark, not a test: it prints figures (README, "Measured"; issue 7 sets the targets).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Instant;
+
+use protocol::client::Client;
+use psdb::{Mode, RamDevice, Store};
+use system_tests::SimStream;
+
+const ENTRY: usize = 256;
+
+fn disk_bytes(disk: &Rc<RefCell<RamDevice>>, ns: &str) -> u64 {
+    let image = disk.borrow().image().to_vec();
+    let (mut store, _) = Store::mount(RamDevice::from_image(image), Mode::ReadOnly).unwrap();
+    let h = store.open_namespace(ns).unwrap();
+    store.usage(h).unwrap().disk_bytes
+}
+
+fn main() {
+    let n: u64 = std::env::args()
+        .nth(1)
+        .map(|a| a.parse().unwrap())
+        .unwrap_or(10_000);
+    // Big enough that no share fills: 1.5 GiB of RAM.
+    let disk = Rc::new(RefCell::new(RamDevice::new(3 << 20)));
+    let sim = sim::Sim::new(
+        system_tests::system(),
+        sim::Disk::Shared(disk.clone(), Rc::new(Cell::new(false))),
+        &sim::Keys::from_seed(5),
+        false,
+    )
+    .unwrap();
+    let mut c = Client::new(SimStream::new(sim));
+    let entry = |i: u64| {
+        let mut e = format!("{i:010} ").into_bytes();
+        e.resize(ENTRY, b'.');
+        e
+    };
+    let base = |disk: &Rc<RefCell<RamDevice>>, ns| disk_bytes(disk, ns);
+    let before = [base(&disk, "corporate"), base(&disk, "personnel")];
+
+    let start = Instant::now();
+    for i in 0..n {
+        c.append("corporate", &[entry(i)]).unwrap();
+    }
+    let single = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    for r in 0..n / 100 {
+        let batch: Vec<Vec<u8>> = (0..100).map(|i| entry(r * 100 + i)).collect();
+        c.append("personnel", &batch).unwrap();
+    }
+    let hundred = start.elapsed().as_secs_f64();
+
+    c.append("property", &[entry(0), entry(1), entry(2)]).unwrap();
+    let audit_before = base(&disk, "audit");
+    let start = Instant::now();
+    let mut failed = 0u64;
+    for i in 0..n {
+        if !matches!(c.read("property", i % 3, 1).map(|v| v.len()), Ok(1)) {
+            failed += 1;
+        }
+    }
+    let reads = start.elapsed().as_secs_f64();
+    let audit = base(&disk, "audit") - audit_before;
+
+    let stored = (n as usize * ENTRY) as f64;
+    let corp = (disk_bytes(&disk, "corporate") - before[0]) as f64;
+    let pers = (disk_bytes(&disk, "personnel") - before[1]) as f64;
+    let stored_100 = ((n / 100) as usize * 100 * ENTRY) as f64;
+    println!("entries of {ENTRY} bytes; disk bytes as psdb charges them to each namespace");
+    println!(
+        "{n} single-entry appends: {:.0} disk bytes per entry, {:.2} x the entry bytes \
+         ({:.0} appends/s)",
+        corp / n as f64,
+        corp / stored,
+        n as f64 / single
+    );
+    println!(
+        "{} appends of 100 entries: {:.0} disk bytes per entry, {:.2} x the entry bytes \
+         ({:.0} entries/s)",
+        n / 100,
+        pers / ((n / 100) * 100) as f64,
+        pers / stored_100,
+        ((n / 100) * 100) as f64 / hundred
+    );
+    println!(
+        "{n} audited reads: {:.0} audit disk bytes per audited request, {failed} failed \
+         ({:.0} reads/s)",
+        audit as f64 / n as f64,
+        n as f64 / reads
+    );
+}
