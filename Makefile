@@ -6,6 +6,7 @@
 #   make image      $(BUILD_DIR)/loader.img and report.txt (needs the Microkit SDK)
 #   make qemu       boot the image in QEMU on $(QEMU_DISK); prints where the client connects
 #   make sim        run the whole system on the host (no SDK); prints where the client connects
+#   make install    the host tool `totebox` into $(PREFIX)/bin (default ~/.local/bin)
 #   make test       formatting, lints, host tests, build, key provisioning check, simulator end
 #                   to end, QEMU end to end (SKIPPED, never passed, without an SDK or QEMU)
 #   make sdk        fetch the pinned Microkit SDK into $(MICROKIT_SDK)
@@ -58,7 +59,7 @@ SIM_DISK      ?= $(BUILD_DIR)/sim-disk.img
 CARGO         ?= cargo
 
 .PHONY: all setup fmt-check clippy host-test build host-tools provision image image-check \
-	qemu qemu-test sdk test bench bench-system fuzz sim sim-test
+	qemu qemu-test sdk test bench bench-system fuzz sim sim-test install
 
 all: build
 
@@ -91,6 +92,12 @@ build:
 
 host-tools:
 	$(CARGO) build -p totebox -p sim
+
+# The host tool on your PATH: `cargo install` of crates/totebox into $(PREFIX)/bin.
+PREFIX ?= $(HOME)/.local
+install:
+	$(CARGO) install --locked --path crates/totebox --root $(PREFIX)
+	@echo "install: $(PREFIX)/bin/totebox (put $(PREFIX)/bin on your PATH)"
 
 # The keys and the ELFs that hold them (crates/interface/src/keys.rs): an absent
 # $(KEYS_DIR)/<log>.skey is generated; ledger.elf is copied once per tenant with that tenant's

@@ -59,7 +59,8 @@ fn main() {
     }
     let hundred = start.elapsed().as_secs_f64();
 
-    c.append("property", &[entry(0), entry(1), entry(2)]).unwrap();
+    c.append("property", &[entry(0), entry(1), entry(2)])
+        .unwrap();
     let audit_before = base(&disk, "audit");
     let start = Instant::now();
     let mut failed = 0u64;

@@ -80,6 +80,11 @@ fn run() -> Result<(), String> {
     }
     .map_err(|e| format!("{}: {e}", disk.display()))?;
     let keys = Keys::load_or_generate(&keys_dir).map_err(|e| e.to_string())?;
+    println!(
+        "SIM|INFO: serving tenants {}; verifier keys in {}/<tenant>.vkey (audit: audit.vkey)",
+        interface::TENANTS.join(", "),
+        keys_dir.display()
+    );
     let mut sim = Sim::new(desc, Disk::File(dev), &keys, true).map_err(|e| e.to_string())?;
 
     if let Some(path) = listen.strip_prefix("unix:") {

@@ -148,6 +148,24 @@ enum LogCommand {
         #[arg(long)]
         tiles_only: bool,
     },
+    /// Print the entries of a log (`index<TAB>entry` per line, as `client read`) after
+    /// verifying it whole: e.g. the audit log, `--psdb disk.img --namespace audit`.
+    Read {
+        /// The log directory.
+        #[arg(required_unless_present = "psdb")]
+        dir: Option<PathBuf>,
+        #[command(flatten)]
+        image: ImageArgs,
+        /// Verifier key: the key string itself, or a file whose first line is one.
+        #[arg(long)]
+        vkey: String,
+        /// First entry index to print.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+        /// At most this many entries.
+        #[arg(long, default_value_t = u64::MAX)]
+        max: u64,
+    },
     /// Check that the log in DIR (verified whole) extends the one OLD_CHECKPOINT signed.
     Consistency {
         /// An earlier signed checkpoint of the same log.
@@ -279,6 +297,13 @@ fn main() -> ExitCode {
             vkey,
             tiles_only,
         }) => log_cmd::verify(&image.place(dir), &vkey, tiles_only),
+        Command::Log(LogCommand::Read {
+            dir,
+            image,
+            vkey,
+            since,
+            max,
+        }) => log_cmd::read(&image.place(dir), &vkey, since, max),
         Command::Log(LogCommand::Consistency { old, dir, vkey }) => {
             consistency::consistency(&old, &dir, &vkey)
         }
