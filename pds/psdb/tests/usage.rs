@@ -287,3 +287,33 @@ fn a_namespace_running_low_is_warned_once_per_step() {
     );
     set_backend(None);
 }
+
+/// A namespace holding damaged committed data is flagged in its own USAGE reply (and only
+/// there), and takes no more writes.
+#[test]
+fn usage_flags_a_damaged_namespace_only() {
+    let mut rig = boot(RamDevice::new(4 << 11));
+    assert_eq!(rig.request(CORPORATE, &[("tile/0/000", b"c")], b"c 1"), OK);
+    assert_eq!(rig.request(PERSONNEL, &[("tile/0/000", b"p")], b"p 1"), OK);
+    assert_eq!(rig.request(PERSONNEL, &[("tile/0/001", b"q")], b"p 2"), OK);
+    let mut image = rig.pd.into_store().into_device().into_image();
+    set_backend(None);
+    // The manifest of corporate's batch (not the last one): one flipped bit in its text.
+    let batch = (0..image.len() / 512)
+        .map(|s| s * 512)
+        .find(|&at| {
+            image[at..].starts_with(b".psdb/batch/")
+                && String::from_utf8_lossy(&image[at + 512..at + 1024]).contains("corporate/")
+        })
+        .expect("corporate's batch");
+    image[batch + 600] ^= 0x20;
+    let mut rig = boot(RamDevice::from_image(image));
+    assert!(rig.usage(CORPORATE).damaged);
+    assert!(!rig.usage(PERSONNEL).damaged);
+    assert!(!rig.usage(AUDIT).damaged);
+    assert_ne!(rig.request(CORPORATE, &[("tile/0/002", b"x")], b"c 2"), OK);
+    assert_eq!(rig.request(PERSONNEL, &[("tile/0/002", b"x")], b"p 3"), OK);
+    let mut store = rig.pd.into_store();
+    assert!(expected(&mut store, "corporate").damaged);
+    set_backend(None);
+}
