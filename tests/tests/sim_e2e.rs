@@ -979,3 +979,31 @@ fn a_tenant_past_90_percent_gets_one_warning_line() {
     assert!(console.iter().position(|l| *l == at_mount[0]).unwrap() < ready);
     assert_eq!(again.client.status("corporate").unwrap(), status);
 }
+
+/// A tenant whose stored log is damaged still answers `Status`, flagged damaged; the other
+/// tenants' are not.
+#[test]
+fn status_of_a_damaged_tenant_says_so() {
+    let rig = boot_on(Rc::new(RefCell::new(RamDevice::new(16 << 11))));
+    let disk = rig.disk.clone();
+    drop(rig);
+    {
+        // A bit flipped in the manifest text of corporate's first batch (its empty log, written
+        // at boot; later batches follow it).
+        let mut d = disk.borrow_mut();
+        let image = d.image_mut();
+        let at = (0..image.len() / 512)
+            .map(|s| s * 512)
+            .find(|&at| {
+                image[at..].starts_with(b".psdb/batch/")
+                    && String::from_utf8_lossy(&image[at + 512..at + 1024]).contains("corporate/")
+            })
+            .unwrap();
+        image[at + 600] ^= 0x20;
+    }
+    let mut rig = boot_on(disk);
+    let s = rig.client.status("corporate").unwrap();
+    assert!(s.damaged, "{s:?}");
+    assert_eq!(s.size, 0);
+    assert!(!rig.client.status("personnel").unwrap().damaged);
+}

@@ -161,7 +161,8 @@ pub enum Body<'a> {
         audit_disk_used: u64,
         /// The audit log's disk quota.
         audit_disk_quota: u64,
-        /// Whether the tenant's stored log is marked damaged (no more writes).
+        /// Whether the tenant's stored log is damaged: psdb marks its namespace (no more
+        /// writes), or the ledger cannot open it for damage.
         damaged: bool,
     },
 }

@@ -359,14 +359,18 @@ impl LedgerPd {
     }
 
     fn status(&mut self) -> R<Answer> {
-        // A log that cannot be opened because it is damaged still has a status: size 0, and
-        // the damage flag says why.
+        let mut own = self.psdb.clone().usage().map_err(|_| ErrorCode::Storage)?;
+        // A log that cannot be opened because it is damaged (psdb flags the namespace, or the
+        // log does not verify) still has a status: size 0, flagged damaged.
         let size = match self.open() {
             Ok(log) => log.committed_size(),
-            Err(ErrorCode::Damaged) => 0,
+            Err(ErrorCode::Damaged) => {
+                own.damaged = true;
+                0
+            }
+            Err(_) if own.damaged => 0,
             Err(e) => return Err(e),
         };
-        let own = self.psdb.clone().usage().map_err(|_| ErrorCode::Storage)?;
         let reply = ledger::AUDIT.pp_call(MessageInfo::new(audit_call::USAGE, 0));
         let audit = match reply.label() {
             audit_call::RECORDED => interface::Usage::from_mrs(reply.count()),
