@@ -680,3 +680,211 @@ fn a_full_tenant_gets_a_clear_error_and_loses_nothing() {
     assert_eq!(again.client.hello("corporate").unwrap().size, acked);
     assert_eq!(again.client.read("personnel", 0, 10).unwrap().len(), 3);
 }
+
+/// What a fresh read-only mount of `disk` says namespace `ns` uses (disk bytes, index bytes).
+fn stored_usage(disk: &Rc<RefCell<RamDevice>>, ns: &str) -> (u64, u64) {
+    let image = disk.borrow().image().to_vec();
+    let (mut store, _) =
+        psdb::Store::mount(RamDevice::from_image(image), psdb::Mode::ReadOnly).unwrap();
+    let h = store.open_namespace(ns).unwrap();
+    let u = store.usage(h).unwrap();
+    (u.disk_bytes, u.index_bytes)
+}
+
+/// `Status`: a tenant's figures grow with its appends and are what psdb has stored, another
+/// tenant's do not move (only the shared volume's free bytes do), audit's grow with reads and
+/// not with appends or status requests (status is not audited).
+#[test]
+fn status_reports_each_tenants_own_usage() {
+    let mut rig = boot();
+    let c0 = rig.client.status("corporate").unwrap();
+    let p0 = rig.client.status("personnel").unwrap();
+    // The ledger created its empty log at boot: its first checkpoint is stored.
+    assert_eq!((c0.size, c0.damaged), (0, false));
+    assert_eq!(
+        (c0.disk_used, c0.index_used),
+        stored_usage(&rig.disk, "corporate")
+    );
+    assert!(c0.disk_quota > 0 && c0.index_quota > 0 && c0.volume_free > 0);
+    // Each tenant 28% of the volume, audit 16%.
+    assert_eq!(p0.disk_quota, c0.disk_quota);
+    let ratio = c0.disk_quota as f64 / c0.audit_disk_quota as f64;
+    assert!((ratio - 28.0 / 16.0).abs() < 0.001, "{c0:?}");
+
+    let entries: Vec<Vec<u8>> = (0..300)
+        .map(|i| format!("entry {i}").into_bytes())
+        .collect();
+    rig.client.append("corporate", &entries).unwrap();
+    let c1 = rig.client.status("corporate").unwrap();
+    assert_eq!(c1.size, 300);
+    assert!(c1.disk_used > c0.disk_used && c1.index_used > c0.index_used);
+    assert!(c1.volume_free < c0.volume_free);
+    assert_eq!(
+        (c1.disk_quota, c1.index_quota, c1.audit_disk_used),
+        (c0.disk_quota, c0.index_quota, c0.audit_disk_used)
+    );
+    assert_eq!(
+        (c1.disk_used, c1.index_used),
+        stored_usage(&rig.disk, "corporate")
+    );
+    // Another tenant's status: unchanged but for the volume's free bytes.
+    let p1 = rig.client.status("personnel").unwrap();
+    assert_eq!(
+        protocol::client::Status {
+            volume_free: p0.volume_free,
+            ..p1
+        },
+        p0
+    );
+    assert_eq!(p1.volume_free, c1.volume_free);
+    // A read is audited: audit's figures grow. Status requests are not.
+    rig.client.read("corporate", 0, 10).unwrap();
+    let c2 = rig.client.status("corporate").unwrap();
+    assert!(c2.audit_disk_used > c1.audit_disk_used);
+    let c3 = rig.client.status("corporate").unwrap();
+    assert_eq!(c3, c2);
+    assert_eq!(
+        c2.audit_disk_used,
+        stored_usage(&rig.disk, interface::AUDIT_NAMESPACE).0
+    );
+    // More appends, more use.
+    rig.client.append("corporate", &[b"one more"]).unwrap();
+    let c4 = rig.client.status("corporate").unwrap();
+    assert!(c4.size == 301 && c4.disk_used > c3.disk_used);
+    assert_eq!(
+        rig.client.status("personnel").unwrap().disk_used,
+        p0.disk_used
+    );
+    // An unknown tenant is refused by the wire, as for any request.
+    assert!(matches!(
+        rig.client.status("nobody"),
+        Err(ClientError::Remote(ErrorCode::UnknownTenant))
+    ));
+    assert!(!sim(&mut rig)
+        .console()
+        .iter()
+        .any(|l| l.contains("|WARN") || l.contains("|ERROR")));
+}
+
+/// The `psdb|WARN:` lines of a console for namespace `ns`'s disk quota.
+fn disk_warnings(console: &[String], ns: &str) -> Vec<String> {
+    let prefix = format!("psdb|WARN: namespace {ns} at ");
+    console
+        .iter()
+        .filter(|l| l.starts_with(&prefix) && l.contains("of its disk quota"))
+        .cloned()
+        .collect()
+}
+
+/// A tenant filling its share of a small disk: one warning line when it passes 90% (naming the
+/// figures its status shows), none per request after it, one more at 95%; at the next boot one
+/// line again, at mount. No other namespace is named.
+#[test]
+fn a_tenant_past_90_percent_gets_one_warning_line() {
+    let disk = Rc::new(RefCell::new(RamDevice::new(12 << 11))); // 12 MiB: quota about 3.5 MB
+    let mut rig = boot_on(disk.clone());
+    // Whole entry bundles per request (no partial bundle rewritten): about 2% of the quota
+    // each, so no request jumps over a step.
+    let bundle: Vec<Vec<u8>> = (0..256).map(|i| vec![b'a' + (i % 26) as u8; 200]).collect();
+    let percent = |s: &protocol::client::Status| s.disk_used * 100 / s.disk_quota;
+    let mut status = rig.client.status("corporate").unwrap();
+    let mut requests = 0;
+    while percent(&status) < 90 {
+        rig.client.append("corporate", &bundle).unwrap();
+        requests += 1;
+        assert!(requests < 200, "never reached 90%");
+        let before = status;
+        status = rig.client.status("corporate").unwrap();
+        assert!(
+            percent(&status) - percent(&before) < 5,
+            "{before:?} -> {status:?}"
+        );
+        if percent(&status) < 90 {
+            assert!(disk_warnings(&sim(&mut rig).console(), "corporate").is_empty());
+        }
+    }
+    let expected = format!(
+        "psdb|WARN: namespace corporate at {}% of its disk quota ({}/{} bytes)",
+        percent(&status),
+        status.disk_used,
+        status.disk_quota
+    );
+    assert!(percent(&status) < 95);
+    assert_eq!(
+        disk_warnings(&sim(&mut rig).console(), "corporate"),
+        std::slice::from_ref(&expected)
+    );
+    // Requests that do not reach the next step print nothing more.
+    rig.client.read("corporate", 0, 5).unwrap();
+    rig.client.status("corporate").unwrap();
+    rig.client.append("personnel", &[b"p"]).unwrap();
+    let mut n = 0;
+    while percent(&status) < 95 {
+        assert_eq!(
+            disk_warnings(&sim(&mut rig).console(), "corporate").len(),
+            1
+        );
+        match rig.client.append("corporate", &bundle) {
+            Ok(_) => {}
+            Err(e) => panic!("{e}"),
+        }
+        status = rig.client.status("corporate").unwrap();
+        n += 1;
+        assert!(n < 100);
+    }
+    let console = sim(&mut rig).console();
+    let warned = disk_warnings(&console, "corporate");
+    assert!(percent(&status) >= 95, "full before 95%: {status:?}");
+    assert_eq!(warned.len(), 2, "{warned:?}");
+    assert_eq!(warned[0], expected);
+    assert!(warned[1].contains(&format!(" at {}% ", percent(&status))));
+    // Only corporate is ever named.
+    let all: Vec<&String> = console.iter().filter(|l| l.contains("|WARN")).collect();
+    assert_eq!(all.len(), warned.len(), "{all:?}");
+    // The next boot names it once, at mount.
+    drop(rig);
+    let mut again = boot_on(disk);
+    let console = sim(&mut again).console();
+    let at_mount = disk_warnings(&console, "corporate");
+    assert_eq!(
+        at_mount,
+        [format!(
+            "psdb|WARN: namespace corporate at {}% of its disk quota ({}/{} bytes)",
+            percent(&status),
+            status.disk_used,
+            status.disk_quota
+        )]
+    );
+    // ... before the wire was ready: psdb mounts first.
+    let ready = console.iter().position(|l| l == wire_ready()).unwrap();
+    assert!(console.iter().position(|l| *l == at_mount[0]).unwrap() < ready);
+    assert_eq!(again.client.status("corporate").unwrap(), status);
+}
+
+/// A tenant whose stored log is damaged still answers `Status`, flagged damaged; the other
+/// tenants' are not.
+#[test]
+fn status_of_a_damaged_tenant_says_so() {
+    let rig = boot_on(Rc::new(RefCell::new(RamDevice::new(16 << 11))));
+    let disk = rig.disk.clone();
+    drop(rig);
+    {
+        // A bit flipped in the manifest text of corporate's first batch (its empty log, written
+        // at boot; later batches follow it).
+        let mut d = disk.borrow_mut();
+        let image = d.image_mut();
+        let at = (0..image.len() / 512)
+            .map(|s| s * 512)
+            .find(|&at| {
+                image[at..].starts_with(b".psdb/batch/")
+                    && String::from_utf8_lossy(&image[at + 512..at + 1024]).contains("corporate/")
+            })
+            .unwrap();
+        image[at + 600] ^= 0x20;
+    }
+    let mut rig = boot_on(disk);
+    let s = rig.client.status("corporate").unwrap();
+    assert!(s.damaged, "{s:?}");
+    assert_eq!(s.size, 0);
+    assert!(!rig.client.status("personnel").unwrap().damaged);
+}

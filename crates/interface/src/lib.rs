@@ -20,7 +20,7 @@ pub mod keys;
 mod psdb_client;
 
 pub use psdb_client::{
-    PsdbClient, PsdbError, PSDB_CONFLICT_CODES, PSDB_DAMAGED_CODES, PSDB_FULL_CODES,
+    PsdbClient, PsdbError, Usage, PSDB_CONFLICT_CODES, PSDB_DAMAGED_CODES, PSDB_FULL_CODES,
 };
 
 use microkit::Channel;
@@ -171,7 +171,8 @@ pub mod ledger_call {
 
 /// ledger_<t> -> audit: an [`AuditRecord`](audit_call) encoded by [`audit_call::encode`] at
 /// offset 0 of the shared region, its length in MR0. Reply label [`audit_call::RECORDED`] (the
-/// record is durable in the audit log; MR0 its index) or an error label.
+/// record is durable in the audit log; MR0 its index) or an error label. Also
+/// [`audit_call::USAGE`]: the audit namespace's use of its quota.
 pub mod audit_call {
     /// Label: record a read.
     pub const RECORD: u64 = 1;
@@ -179,8 +180,14 @@ pub mod audit_call {
     pub const RECORDED: u64 = 0;
     /// Reply: malformed call.
     pub const BAD_CALL: u64 = 1;
-    /// Reply: the audit log could not store it.
+    /// Reply: the audit log could not store it (to [`USAGE`]: psdb did not answer).
     pub const STORAGE: u64 = 2;
+    /// Label: what the audit log's namespace uses of its quota. No arguments; audit asks psdb
+    /// ([`crate::psdb_call::USAGE`], on its own channel: it can only learn its own namespace's)
+    /// and replies [`RECORDED`] with the same message registers
+    /// ([`crate::psdb_call::Usage`]), or [`STORAGE`]. Metadata only: nothing is recorded.
+    /// Distinct from every other label of this protocol, request or reply.
+    pub const USAGE: u64 = 3;
     /// Largest encoded record (and audit log entry): 512 bytes.
     pub const MAX_RECORD: usize = 512;
 
@@ -244,6 +251,7 @@ pub mod audit_call {
 /// length, at most [`psdb_call::MAX_PATH`]), the object's bytes at [`psdb_call::DATA`] (MR1 their
 /// length). Reply label [`psdb_call::OK`] or an error: 1..=19 are `psdb::Error::code()`, then the
 /// call errors below. A `GET`/`CHECKPOINT` reply has MR0 = 1 if found, MR1 = the length.
+/// [`psdb_call::USAGE`] takes no arguments and answers in six registers.
 pub mod psdb_call {
     /// Store an immutable object.
     pub const PUT: u64 = 1;
@@ -253,6 +261,23 @@ pub mod psdb_call {
     pub const SET_CHECKPOINT: u64 = 3;
     /// Read the latest checkpoint.
     pub const CHECKPOINT: u64 = 4;
+    /// What the caller's own namespace uses of its quota, and the volume's free bytes. No
+    /// arguments (no region, no message registers needed). Reply [`OK`] with
+    /// [`Usage::REGISTERS`] message registers:
+    ///
+    /// | MR | value |
+    /// |----|-------|
+    /// | 0  | disk bytes used by the namespace (durable objects, checkpoints, manifest lines) |
+    /// | 1  | the namespace's disk quota, bytes |
+    /// | 2  | index bytes charged to the namespace |
+    /// | 3  | the namespace's index quota, bytes |
+    /// | 4  | bytes still free on the volume (the only figure not the caller's own) |
+    /// | 5  | 1 if the namespace is marked damaged (it takes no more writes), else 0 |
+    ///
+    /// Nothing about any other namespace is revealed. The value is above every other request
+    /// label and every reply label (`psdb::Error::code()` 1..=19, the call errors 20..=23), so a
+    /// reply can never be mistaken for it nor it for an error.
+    pub const USAGE: u64 = 24;
     /// Reply: done.
     pub const OK: u64 = 0;
     /// Reply: unknown label.
@@ -267,4 +292,80 @@ pub mod psdb_call {
     pub const MAX_PATH: usize = 256;
     /// Offset of the object's bytes in the region.
     pub const DATA: usize = 0x1000;
+
+    /// A [`USAGE`] reply, in its message registers (layout at [`USAGE`]).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct Usage {
+        /// MR0: disk bytes the namespace uses.
+        pub disk_used: u64,
+        /// MR1: its disk quota.
+        pub disk_quota: u64,
+        /// MR2: index bytes charged to it.
+        pub index_used: u64,
+        /// MR3: its index quota.
+        pub index_quota: u64,
+        /// MR4: bytes free on the volume.
+        pub volume_free: u64,
+        /// MR5: whether the namespace is marked damaged.
+        pub damaged: bool,
+    }
+
+    impl Usage {
+        /// Message registers of a [`USAGE`] reply.
+        pub const REGISTERS: usize = 6;
+
+        /// Sets MR0..MR5 (the reply's message count is [`Usage::REGISTERS`]).
+        pub fn set_mrs(&self) {
+            let words = [
+                self.disk_used,
+                self.disk_quota,
+                self.index_used,
+                self.index_quota,
+                self.volume_free,
+                u64::from(self.damaged),
+            ];
+            for (i, w) in words.into_iter().enumerate() {
+                microkit::set_mr(i, w);
+            }
+        }
+
+        /// Reads a reply of `count` message registers: `None` unless it carries all of them
+        /// (on seL4 a register the callee did not set still holds the caller's own value) and
+        /// MR5 is 0 or 1.
+        pub fn from_mrs(count: usize) -> Option<Usage> {
+            if count < Self::REGISTERS {
+                return None;
+            }
+            let damaged = match microkit::get_mr(5) {
+                0 => false,
+                1 => true,
+                _ => return None,
+            };
+            Some(Usage {
+                disk_used: microkit::get_mr(0),
+                disk_quota: microkit::get_mr(1),
+                index_used: microkit::get_mr(2),
+                index_quota: microkit::get_mr(3),
+                volume_free: microkit::get_mr(4),
+                damaged,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A new label collides with no request or reply label of its protocol.
+    #[test]
+    fn usage_labels_collide_with_nothing() {
+        use super::{audit_call as a, psdb_call as p};
+        // psdb: requests 1..=4, replies 0, psdb::Error::code() 1..=19, call errors 20..=23.
+        let mut psdb = [p::PUT, p::GET, p::SET_CHECKPOINT, p::CHECKPOINT, p::OK]
+            .into_iter()
+            .chain(1..=19)
+            .chain([p::BAD_LABEL, p::BAD_LENGTH, p::TOO_LARGE, p::NO_STORE]);
+        assert!(psdb.all(|l| l != p::USAGE));
+        let audit = [a::RECORD, a::RECORDED, a::BAD_CALL, a::STORAGE];
+        assert!(!audit.contains(&a::USAGE));
+    }
 }

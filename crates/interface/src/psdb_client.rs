@@ -7,7 +7,8 @@ use core::fmt;
 use microkit::region::{ReadWrite, Region};
 use microkit::{get_mr, set_mr, Channel, MessageInfo};
 
-use crate::psdb_call::{CHECKPOINT, DATA, GET, MAX_PATH, OK, PUT, SET_CHECKPOINT};
+pub use crate::psdb_call::Usage;
+use crate::psdb_call::{CHECKPOINT, DATA, GET, MAX_PATH, OK, PUT, SET_CHECKPOINT, USAGE};
 
 /// Why a psdb call failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +114,17 @@ impl PsdbClient {
             .read(DATA + start, &mut out[..n])
             .map_err(|_| PsdbError::BadReply)?;
         Ok(Some((total, n)))
+    }
+
+    /// What this client's namespace uses of its quota, and the volume's free bytes
+    /// ([`USAGE`]). A reply without all [`Usage::REGISTERS`] registers, or with a damage flag
+    /// other than 0 or 1, is [`PsdbError::BadReply`].
+    pub fn usage(&mut self) -> Result<Usage, PsdbError> {
+        let reply = self.channel.pp_call(MessageInfo::new(USAGE, 0));
+        match reply.label() {
+            OK => Usage::from_mrs(reply.count()).ok_or(PsdbError::BadReply),
+            code => Err(PsdbError::Refused(code)),
+        }
     }
 
     fn call(&mut self, label: u64, path: &str, data: &[u8]) -> Result<MessageInfo, PsdbError> {
@@ -247,7 +259,7 @@ mod tests {
     /// caller set them (as seL4 does for registers a reply does not carry).
     struct Psdb {
         count: usize,
-        mrs: RefCell<[u64; 2]>,
+        mrs: RefCell<[u64; 6]>,
         region: HostMemory,
     }
 
@@ -256,9 +268,16 @@ mod tests {
             "ledger_corporate"
         }
         fn notify(&self, _: Channel) {}
-        fn pp_call(&self, _: Channel, _: MessageInfo) -> MessageInfo {
+        fn pp_call(&self, _: Channel, info: MessageInfo) -> MessageInfo {
+            if info.label() == USAGE {
+                if self.count >= 6 {
+                    let damaged = (self.count - 6) as u64;
+                    *self.mrs.borrow_mut() = [10, 20, 30, 40, 50, damaged];
+                }
+                return MessageInfo::new(OK, self.count.min(6));
+            }
             if self.count == 2 {
-                *self.mrs.borrow_mut() = [1, 3];
+                self.mrs.borrow_mut()[..2].copy_from_slice(&[1, 3]);
                 self.region.write(DATA, b"abc").unwrap();
             }
             MessageInfo::new(OK, self.count)
@@ -285,7 +304,7 @@ mod tests {
         let region = HostMemory::new(0x2000);
         set_backend(Some(Rc::new(Psdb {
             count,
-            mrs: RefCell::new([0; 2]),
+            mrs: RefCell::new([0; 6]),
             region,
         })));
         PsdbClient::new(Channel::new(2), REGION.get().unwrap())
@@ -311,6 +330,28 @@ mod tests {
         let mut buf = [0; 2];
         assert_eq!(c.get_range(None, 1, &mut buf), Ok(Some((3, 2))));
         assert_eq!(&buf, b"bc");
+        set_backend(None);
+    }
+
+    #[test]
+    fn usage_needs_all_six_registers_and_a_clean_flag() {
+        for count in [0, 1, 2, 5] {
+            assert_eq!(client(count).usage(), Err(PsdbError::BadReply));
+        }
+        // count 6: flag 0; count 7: flag 1; count 8: flag 2 (malformed). All reply 6 MRs.
+        assert_eq!(
+            client(6).usage(),
+            Ok(Usage {
+                disk_used: 10,
+                disk_quota: 20,
+                index_used: 30,
+                index_quota: 40,
+                volume_free: 50,
+                damaged: false,
+            })
+        );
+        assert!(client(7).usage().unwrap().damaged);
+        assert_eq!(client(8).usage(), Err(PsdbError::BadReply));
         set_backend(None);
     }
 }

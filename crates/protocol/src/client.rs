@@ -78,6 +78,29 @@ pub struct Hello {
     pub size: u64,
 }
 
+/// What [`Client::status`] returns: [`Body::Status`], owned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Status {
+    /// Entries in the tenant's log (as the box states it: not a signed size).
+    pub size: u64,
+    /// Disk bytes the tenant uses.
+    pub disk_used: u64,
+    /// The tenant's disk quota.
+    pub disk_quota: u64,
+    /// Index bytes charged to the tenant.
+    pub index_used: u64,
+    /// The tenant's index quota.
+    pub index_quota: u64,
+    /// Bytes free on the volume.
+    pub volume_free: u64,
+    /// Disk bytes the audit log uses.
+    pub audit_disk_used: u64,
+    /// The audit log's disk quota.
+    pub audit_disk_quota: u64,
+    /// Whether the tenant's stored log is marked damaged.
+    pub damaged: bool,
+}
+
 /// What [`Client::append_all`] stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Appended {
@@ -368,6 +391,34 @@ impl<S: Read + Write> Client<S> {
             }
         }
         Ok(out)
+    }
+
+    /// The tenant's and the audit log's use of their storage quotas ([`Op::Status`]).
+    pub fn status(&mut self, tenant: &str) -> Result<Status, ClientError> {
+        self.call(tenant, Op::Status, |b| match b {
+            Body::Status {
+                size,
+                disk_used,
+                disk_quota,
+                index_used,
+                index_quota,
+                volume_free,
+                audit_disk_used,
+                audit_disk_quota,
+                damaged,
+            } => Some(Status {
+                size,
+                disk_used,
+                disk_quota,
+                index_used,
+                index_quota,
+                volume_free,
+                audit_disk_used,
+                audit_disk_quota,
+                damaged,
+            }),
+            _ => None,
+        })
     }
 
     /// The latest signed checkpoint note.

@@ -70,6 +70,14 @@ pub enum Op<'a> {
         /// First byte wanted.
         offset: u64,
     },
+    /// How much of its storage the tenant uses, and the audit log's: answered with
+    /// [`Body::Status`]. Metadata, no entry content: not audited.
+    ///
+    /// Last on purpose: postcard encodes a variant as its index (a varint) followed by its
+    /// fields, so appending a variant keeps every earlier request's bytes as they were, and a
+    /// box that predates it refuses the request as [`ErrorCode::BadMessage`] (an unknown
+    /// index does not decode). New variants go after this one.
+    Status,
 }
 
 /// The box's answer.
@@ -131,6 +139,31 @@ pub enum Body<'a> {
     Error {
         /// Why.
         code: ErrorCode,
+    },
+    /// Answer to [`Op::Status`]: the tenant's use of its share of the box's storage (its psdb
+    /// namespace's disk and index quotas), the audit log's use of its share, and the volume's
+    /// free bytes. Last, like [`Op::Status`], so earlier responses keep their encoding.
+    Status {
+        /// Entries in the tenant's log (its committed size; 0 if the log cannot be opened
+        /// because it is damaged).
+        size: u64,
+        /// Disk bytes the tenant's namespace uses.
+        disk_used: u64,
+        /// The tenant's disk quota.
+        disk_quota: u64,
+        /// Index bytes charged to the tenant's namespace.
+        index_used: u64,
+        /// The tenant's index quota.
+        index_quota: u64,
+        /// Bytes still free on the volume (shared by every namespace).
+        volume_free: u64,
+        /// Disk bytes the audit log uses.
+        audit_disk_used: u64,
+        /// The audit log's disk quota.
+        audit_disk_quota: u64,
+        /// Whether the tenant's stored log is damaged: psdb marks its namespace (no more
+        /// writes), or the ledger cannot open it for damage.
+        damaged: bool,
     },
 }
 

@@ -183,6 +183,7 @@ fn requests_and_responses_round_trip() {
             path: "tile/0/x001/234.p/5",
             offset: 1 << 40,
         },
+        Op::Status,
     ];
     let mut buf = vec![0u8; MAX_PAYLOAD];
     for op in reqs {
@@ -227,6 +228,17 @@ fn requests_and_responses_round_trip() {
         Body::Error {
             code: ErrorCode::TooLarge,
         },
+        Body::Status {
+            size: 1,
+            disk_used: 2,
+            disk_quota: u64::MAX,
+            index_used: 4,
+            index_quota: 5,
+            volume_free: 6,
+            audit_disk_used: 7,
+            audit_disk_quota: 8,
+            damaged: true,
+        },
     ];
     for body in bodies {
         let r = Response { id: 3, body };
@@ -255,4 +267,60 @@ fn requests_and_responses_round_trip() {
         },
     };
     assert_eq!(r.encode(&mut [0u8; 50]), Err(CodecError::TooLarge));
+}
+
+/// `Op::Status` and `Body::Status` were added last: every earlier message keeps its bytes (a
+/// variant is its index, then its fields), the new ones take the next index, and an index past
+/// the last is refused, not misread.
+#[test]
+fn status_is_appended_without_moving_earlier_encodings() {
+    let mut buf = vec![0u8; 256];
+    let req = |op| Request {
+        id: 5,
+        tenant: "t",
+        capability: &[],
+        op,
+    };
+    // id 5, tenant "t" (length 1), capability (length 0), then the variant index.
+    let n = req(Op::Checkpoint).encode(&mut buf).unwrap();
+    assert_eq!(&buf[..n], [5, 1, b't', 0, 4]);
+    let n = req(Op::GetObject {
+        path: "p",
+        offset: 1,
+    })
+    .encode(&mut buf)
+    .unwrap();
+    assert_eq!(&buf[..n], [5, 1, b't', 0, 5, 1, b'p', 1]);
+    let n = req(Op::Status).encode(&mut buf).unwrap();
+    assert_eq!(&buf[..n], [5, 1, b't', 0, 6]);
+    // The next index is no request (a newer client's op reaching this box: BadMessage).
+    assert_eq!(
+        Request::decode(&[5, 1, b't', 0, 7]),
+        Err(CodecError::Invalid)
+    );
+    // Responses: Error stays index 6, Status is 7, 8 is refused.
+    let n = Response::error(9, ErrorCode::Full)
+        .encode(&mut buf)
+        .unwrap();
+    assert_eq!(&buf[..n], [9, 6, 13]);
+    let status = Response {
+        id: 9,
+        body: Body::Status {
+            size: 1,
+            disk_used: 2,
+            disk_quota: 3,
+            index_used: 4,
+            index_quota: 5,
+            volume_free: 6,
+            audit_disk_used: 7,
+            audit_disk_quota: 8,
+            damaged: false,
+        },
+    };
+    let n = status.encode(&mut buf).unwrap();
+    assert_eq!(&buf[..n], [9, 7, 1, 2, 3, 4, 5, 6, 7, 8, 0]);
+    assert_eq!(Response::decode(&buf[..n]).unwrap(), status);
+    assert!(Response::decode(&[9, 8]).is_err());
+    // A damaged flag other than 0 or 1 is no response.
+    assert!(Response::decode(&[9, 7, 1, 2, 3, 4, 5, 6, 7, 8, 2]).is_err());
 }

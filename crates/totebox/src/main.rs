@@ -21,6 +21,7 @@
 //! totebox client --connect ADDR [--state DIR] read --tenant T --since N [--max M]
 //! totebox client --connect ADDR [--state DIR] checkpoint --tenant T
 //! totebox client --connect ADDR [--state DIR] export --tenant T DIR [--vkey VKEY]
+//! totebox client --connect ADDR status --tenant T
 //! ```
 //!
 //! `log verify` prints `verified ORIGIN SIZE ROOT`, then `checked B/E entry bundles, T hash
@@ -102,6 +103,12 @@ enum ClientCommand {
     },
     /// Print the latest signed checkpoint.
     Checkpoint {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Print how much of its storage quota the tenant and the audit log use, the volume's free
+    /// bytes, and a WARNING line for each quota at 90% or more (exit 0 all the same).
+    Status {
         #[arg(long)]
         tenant: String,
     },
@@ -342,6 +349,7 @@ fn main() -> ExitCode {
                 ClientCommand::Export { tenant, dir, vkey } => {
                     client::export(&connect, &tenant, &dir, vkey.as_deref(), &state)
                 }
+                ClientCommand::Status { tenant } => client::status(&connect, &tenant),
             }),
     };
     match result {

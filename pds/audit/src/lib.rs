@@ -10,6 +10,10 @@
 //! Each entry is one line of text: `tenant=<t> op=<read|bundle> first=<i> count=<n>
 //! request=<id> outcome=granted`. Time and the requester's identity join it with the
 //! access-control issue (there is no clock or identity yet).
+//!
+//! A ledger may also ask what the audit log uses of its quota ([`audit_call::USAGE`], for a
+//! tenant's status request): audit asks psdb on its own channel (so it can only learn the
+//! audit namespace's figures) and passes the answer on. Nothing is recorded for it.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -155,6 +159,17 @@ impl AuditPd {
     }
 }
 
+impl AuditPd {
+    /// What the audit namespace uses of its quota, as psdb states it ([`audit_call::USAGE`]
+    /// from a ledger on `channel`).
+    pub fn usage(&mut self, channel: Channel) -> Result<interface::Usage, u64> {
+        if !audit::LEDGERS.contains(&channel) {
+            return Err(BAD_CALL);
+        }
+        self.psdb.usage().map_err(|_| STORAGE)
+    }
+}
+
 impl Handler for AuditPd {
     type Error = core::convert::Infallible;
 
@@ -163,6 +178,15 @@ impl Handler for AuditPd {
         channel: Channel,
         info: MessageInfo,
     ) -> Result<MessageInfo, Self::Error> {
+        if info.label() == audit_call::USAGE {
+            return Ok(match self.usage(channel) {
+                Ok(u) => {
+                    u.set_mrs();
+                    MessageInfo::new(RECORDED, interface::Usage::REGISTERS)
+                }
+                Err(label) => MessageInfo::new(label, 0),
+            });
+        }
         let (label, index) = self.record(channel, info);
         set_mr(0, index);
         Ok(MessageInfo::new(label, 1))

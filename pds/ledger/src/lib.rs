@@ -24,6 +24,10 @@
 //!   checkpoint (checked before every signature) is answered [`ErrorCode::Damaged`] and named
 //!   once on a `ledger_<tenant>|ERROR:` console line. The tenant keeps serving what verifies;
 //!   it never signs a checkpoint it cannot prove consistent with the ones before.
+//! - **Status** ([`Op::Status`]) is metadata: the log's size, what psdb says this tenant's
+//!   namespace uses of its quotas ([`PsdbClient::usage`]: psdb answers for the calling channel's
+//!   namespace only) and what audit says the audit log uses ([`audit_call::USAGE`]). No entry
+//!   content, so it is not audited.
 //!
 //! # Memory
 //! Fixed, allocated once by [`init`] and never grown, whatever a peer sends: the log's pending
@@ -360,7 +364,34 @@ impl LedgerPd {
                 Ok(Answer::Checkpoint)
             }
             Op::GetObject { path, offset } => self.get_object(id, path, offset),
+            Op::Status => self.status(),
         }
+    }
+
+    fn status(&mut self) -> R<Answer> {
+        let mut own = self.psdb.clone().usage().map_err(|_| ErrorCode::Storage)?;
+        // A log that cannot be opened because it is damaged (psdb flags the namespace, or the
+        // log does not verify) still has a status: size 0, flagged damaged.
+        let size = match self.open() {
+            Ok(log) => log.committed_size(),
+            Err(ErrorCode::Damaged) => {
+                own.damaged = true;
+                0
+            }
+            Err(_) if own.damaged => 0,
+            Err(e) => return Err(e),
+        };
+        let reply = ledger::AUDIT.pp_call(MessageInfo::new(audit_call::USAGE, 0));
+        let audit = match reply.label() {
+            audit_call::RECORDED => interface::Usage::from_mrs(reply.count()),
+            _ => None,
+        }
+        .ok_or(ErrorCode::Storage)?;
+        Ok(Answer::Status {
+            size,
+            own,
+            audit_disk: (audit.disk_used, audit.disk_quota),
+        })
     }
 
     fn append(&mut self, bundle: &[u8]) -> R<Answer> {
@@ -563,6 +594,12 @@ enum Answer {
         offset: u64,
         range: (usize, usize),
     },
+    Status {
+        size: u64,
+        own: interface::Usage,
+        /// Used, quota.
+        audit_disk: (u64, u64),
+    },
 }
 
 impl Answer {
@@ -592,6 +629,21 @@ impl Answer {
                 total: *total,
                 offset: *offset,
                 data: obj.get(range.0..range.1).unwrap_or_default(),
+            },
+            Answer::Status {
+                size,
+                own,
+                audit_disk,
+            } => Body::Status {
+                size: *size,
+                disk_used: own.disk_used,
+                disk_quota: own.disk_quota,
+                index_used: own.index_used,
+                index_quota: own.index_quota,
+                volume_free: own.volume_free,
+                audit_disk_used: audit_disk.0,
+                audit_disk_quota: audit_disk.1,
+                damaged: own.damaged,
             },
         }
     }

@@ -16,6 +16,11 @@
 //! answers `NO_STORE` instead of running out of heap), and each namespace within its [`quota`]
 //! (a tenant that fills its share gets `Quota` errors; the others and audit keep theirs).
 //!
+//! **Running low is visible before it bites.** [`interface::psdb_call::USAGE`] tells a caller
+//! what its own namespace uses of its quota and how much of the volume is free, and the console
+//! warns ([`WARN_STEPS`]): `psdb|WARN: namespace <ns> at <p>% of its disk quota (<used>/<quota>
+//! bytes)`, and the same for the index quota.
+//!
 //! The same code runs over virtio-blk on seL4 (`src/main.rs`) and over a file in the simulator:
 //! it is generic over [`psdb::BlockDevice`]. I/O is polled inside the protected call, which is
 //! acceptable for the highest-priority PD.
@@ -29,8 +34,8 @@ use core::fmt;
 
 use interface::psdb::CLIENTS;
 use interface::psdb_call::{
-    BAD_LABEL, BAD_LENGTH, CHECKPOINT, DATA, GET, MAX_PATH, NO_STORE, OK, PUT, SET_CHECKPOINT,
-    TOO_LARGE,
+    Usage, BAD_LABEL, BAD_LENGTH, CHECKPOINT, DATA, GET, MAX_PATH, NO_STORE, OK, PUT,
+    SET_CHECKPOINT, TOO_LARGE, USAGE,
 };
 use microkit::region::{ReadWrite, Region, RegionError};
 use microkit::{get_mr, set_mr, Channel, Handler, MessageInfo};
@@ -230,12 +235,51 @@ pub fn print_opened<D: BlockDevice>(store: &Store<D>, opened: &Opened) {
     }
 }
 
+/// The console warning steps, in percent of a quota. **The rule**: for each namespace and each
+/// of its two quotas (disk, index), a `psdb|WARN:` line is printed the first time the namespace
+/// is found at or past a step it has not been warned about: at mount (a namespace already past
+/// 90% is named once per boot), then after each successful flush of its own request. One line
+/// names the highest step reached (a flush that jumps from 80% to 97% prints one line, at 97%);
+/// a step already announced is never announced again, so nothing is printed per request. Usage
+/// never shrinks (the store is write-once), so nothing re-arms a step until the next boot.
+pub const WARN_STEPS: [u8; 3] = [90, 95, 100];
+
+/// `used` in whole percent of `quota` (rounded down; 0 for a zero or absent quota).
+fn percent(used: u64, quota: u64) -> u64 {
+    if quota == 0 || quota == u64::MAX {
+        return 0;
+    }
+    (u128::from(used) * 100 / u128::from(quota)).min(u128::from(u64::MAX)) as u64
+}
+
+/// The highest of [`WARN_STEPS`] that `used` of `quota` reaches (0 if none).
+fn step(used: u64, quota: u64) -> u8 {
+    let p = percent(used, quota);
+    WARN_STEPS
+        .iter()
+        .copied()
+        .filter(|s| p >= u64::from(*s))
+        .max()
+        .unwrap_or(0)
+}
+
+/// One calling channel: its namespace, region, quota and the warning steps announced.
+#[derive(Debug)]
+struct Client {
+    channel: Channel,
+    ns: Namespace,
+    region: Region<ReadWrite>,
+    quota: psdb::Quota,
+    /// The highest [`WARN_STEPS`] step announced for the disk and for the index quota.
+    warned: [u8; 2],
+}
+
 /// The psdb PD.
 #[derive(Debug)]
 pub struct PsdbPd<D: BlockDevice> {
     store: Store<D>,
-    /// Indexed like [`CLIENTS`]: the namespace and region of each calling channel.
-    clients: Vec<(Channel, Namespace, Region<ReadWrite>)>,
+    /// Indexed like [`CLIENTS`]: each calling channel.
+    clients: Vec<Client>,
     /// One object, copied out of or into a region: allocated once at init, at [`MAX_OBJECT`]
     /// plus a tar header and padding (a read checks the member in place), never grown.
     buf: Vec<u8>,
@@ -256,24 +300,77 @@ pub fn init<D: BlockDevice>(mut store: Store<D>) -> Result<PsdbPd<D>, InitError>
         store.set_early_flush(false);
         let q = quota(ns, store.stats().capacity, store.limits());
         store.set_quota(handle, q).map_err(InitError::Store)?;
-        let ns = handle;
-        clients.push((*channel, ns, region));
+        clients.push(Client {
+            channel: *channel,
+            ns: handle,
+            region,
+            quota: q,
+            warned: [0; 2],
+        });
     }
     let mut buf = Vec::new();
     buf.try_reserve_exact(MAX_OBJECT + 2 * SECTOR_SIZE)
         .map_err(|_| InitError::Store(psdb::Error::OutOfMemory))?;
-    Ok(PsdbPd {
+    let mut pd = PsdbPd {
         store,
         clients,
         buf,
         staging: None,
-    })
+    };
+    // Namespaces already running low are named at mount.
+    for i in 0..pd.clients.len() {
+        pd.warn(i);
+    }
+    Ok(pd)
 }
 
 impl<D: BlockDevice> PsdbPd<D> {
     /// The store (for tests and the simulator's reports).
     pub fn store(&self) -> &Store<D> {
         &self.store
+    }
+
+    /// The store back, dropping the PD (tests: to remount its disk or check it).
+    pub fn into_store(self) -> Store<D> {
+        self.store
+    }
+
+    /// What the namespace of client `i` uses (see [`interface::psdb_call::USAGE`]).
+    fn usage(&self, i: usize) -> Result<Usage, psdb::Error> {
+        let c = &self.clients[i];
+        let used = self.store.usage(c.ns)?;
+        Ok(Usage {
+            disk_used: used.disk_bytes,
+            disk_quota: c.quota.disk_bytes,
+            index_used: used.index_bytes,
+            index_quota: c.quota.index_bytes,
+            volume_free: self.store.free_bytes(),
+            damaged: self.store.damage(c.ns)?.is_some(),
+        })
+    }
+
+    /// Prints a `psdb|WARN:` line for each quota of client `i`'s namespace that reached a
+    /// [`WARN_STEPS`] step not announced yet (the rule is there).
+    fn warn(&mut self, i: usize) {
+        let Ok(u) = self.usage(i) else { return };
+        let c = &mut self.clients[i];
+        let Ok(name) = self.store.namespace_name(c.ns) else {
+            return;
+        };
+        let figures = [
+            ("disk", u.disk_used, u.disk_quota),
+            ("index", u.index_used, u.index_quota),
+        ];
+        for (k, (what, used, quota)) in figures.into_iter().enumerate() {
+            let s = step(used, quota);
+            if s > c.warned[k] {
+                c.warned[k] = s;
+                microkit::debug_println!(
+                    "psdb|WARN: namespace {name} at {}% of its {what} quota ({used}/{quota} bytes)",
+                    percent(used, quota)
+                );
+            }
+        }
     }
 
     /// Handles one call on `channel`; returns the reply (registers already set).
@@ -292,11 +389,22 @@ impl<D: BlockDevice> PsdbPd<D> {
     }
 
     fn serve(&mut self, channel: Channel, info: MessageInfo) -> Result<MessageInfo, u64> {
-        let Some(i) = self.clients.iter().position(|c| c.0 == channel) else {
+        let Some(i) = self.clients.iter().position(|c| c.channel == channel) else {
             return Err(BAD_LABEL);
         };
-        let (_, ns, region) = &self.clients[i];
-        let (ns, region) = (*ns, region.clone());
+        let code = |e: psdb::Error| u64::from(e.code());
+        // A call from anyone else while a caller's puts are staged means that caller abandoned
+        // its request (it faulted, or failed before its checkpoint): nothing of it is written.
+        if self.staging.is_some_and(|j| j != i) {
+            self.store.discard();
+            self.staging = None;
+        }
+        if info.label() == USAGE {
+            // No arguments: nothing the caller sends is read. Its own namespace only.
+            self.usage(i).map_err(code)?.set_mrs();
+            return Ok(MessageInfo::new(OK, Usage::REGISTERS));
+        }
+        let (ns, region) = (self.clients[i].ns, self.clients[i].region.clone());
         if info.count() < 2 {
             return Err(BAD_LENGTH);
         }
@@ -310,13 +418,6 @@ impl<D: BlockDevice> PsdbPd<D> {
         let path_bytes = &mut path_buf[..path_len];
         region.read(0, path_bytes).map_err(|_| BAD_LENGTH)?;
         let path = core::str::from_utf8(path_bytes).map_err(|_| BAD_LENGTH)?;
-        let code = |e: psdb::Error| u64::from(e.code());
-        // A call from anyone else while a caller's puts are staged means that caller abandoned
-        // its request (it faulted, or failed before its checkpoint): nothing of it is written.
-        if self.staging.is_some_and(|j| j != i) {
-            self.store.discard();
-            self.staging = None;
-        }
         match info.label() {
             PUT | SET_CHECKPOINT => {
                 self.buf.clear();
@@ -332,6 +433,9 @@ impl<D: BlockDevice> PsdbPd<D> {
                         .and_then(|()| self.store.flush())
                 };
                 done.map_err(code)?;
+                if info.label() == SET_CHECKPOINT {
+                    self.warn(i); // flushed: the namespace grew
+                }
                 Ok(MessageInfo::new(OK, 0))
             }
             GET | CHECKPOINT => {
