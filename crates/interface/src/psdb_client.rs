@@ -57,7 +57,22 @@ impl PsdbError {
 impl fmt::Display for PsdbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PsdbError::Refused(code) => write!(f, "psdb refused with code {code}"),
+            PsdbError::Refused(code) => {
+                let why = match *code {
+                    2 => "an object with other bytes is already at that path (write-once)",
+                    4 => "the path conflicts with an existing object",
+                    6 | 11 => "no room on the disk or in the index",
+                    7 => "the stored object is damaged (fails its SHA-256 or tar header)",
+                    14 => "the namespace's quota is reached",
+                    15 => "the namespace holds damaged committed data (read-only)",
+                    _ => "",
+                };
+                if why.is_empty() {
+                    write!(f, "psdb refused with code {code}")
+                } else {
+                    write!(f, "psdb refused with code {code}: {why}")
+                }
+            }
             PsdbError::TooLarge => f.write_str("object too large for the psdb region"),
             PsdbError::BadReply => f.write_str("malformed psdb reply"),
             PsdbError::OutOfMemory => f.write_str("no memory for the object read from psdb"),
