@@ -76,6 +76,10 @@ pub const INDEX_ENTRY_BYTES: u64 = 192;
 /// record, about 100 bytes, times three for the record vector's growth, and the path's block),
 /// released when its batch is flushed or discarded.
 pub const STAGED_ENTRY_BYTES: u64 = 320;
+/// Index memory charged per namespace, on top of twice its name's length (it is held in the
+/// namespace's state and as the name index's key): its state (object map, quota, usage,
+/// damage: about 100 bytes), its entries in two maps and their allocator rounding.
+pub const NAMESPACE_BYTES: u64 = 256;
 
 /// The longest manifest text a store of batch limit `max_batch` writes or mounts: an eighth of
 /// the batch, at least 64 KiB. A batch is flushed early when its manifest would exceed it.
@@ -325,6 +329,11 @@ pub struct Store<D: BlockDevice> {
     /// Mount only: the commit record a read-write mount writes for a whole final batch whose
     /// record never landed, and where.
     pending_commit: Option<(u64, Commit)>,
+    /// The byte range a failed batch may have written (its manifest, members, commit record
+    /// and end markers): zeroed and flushed before anything else is written, so that neither
+    /// a stale commit record nor a refused, signed checkpoint survives in it to mislead mount
+    /// or a forensic reader. Those bytes were never acknowledged.
+    scrub: Option<(u64, u64)>,
 }
 
 /// What a batch costs on disk beyond its objects' members and manifest lines, at most: the
@@ -344,6 +353,7 @@ impl<D: BlockDevice> Store<D> {
     /// limit is above `limits.max_batch_ceiling`.
     pub fn format_with(dev: D, opts: FormatOptions, limits: Limits) -> Result<Self, Error> {
         if !(MIN_MAX_BATCH..=MAX_MAX_BATCH).contains(&opts.max_batch_bytes)
+            || !opts.max_batch_bytes.is_multiple_of(SECTOR_SIZE as u32)
             || opts.max_batch_bytes > limits.max_batch_ceiling
         {
             return Err(Error::InvalidConfig);
@@ -434,6 +444,7 @@ impl<D: BlockDevice> Store<D> {
             first_damage: None,
             lost_all: None,
             pending_commit: None,
+            scrub: None,
         }
     }
 
@@ -512,7 +523,7 @@ impl<D: BlockDevice> Store<D> {
         names::check_namespace(name).map_err(Error::InvalidName)?;
         Ok(Namespace {
             store: self.tag,
-            index: self.ns_index_or_create(name),
+            index: self.ns_index_or_create(name)?,
         })
     }
 
@@ -526,10 +537,22 @@ impl<D: BlockDevice> Store<D> {
         Ok(&self.namespaces[self.ns(ns)?].name)
     }
 
-    fn ns_index_or_create(&mut self, name: &str) -> u32 {
+    /// The index of namespace `name`, creating it if new: a new namespace is charged
+    /// [`NAMESPACE_BYTES`] + twice its name to the index budget ([`Error::IndexFull`] past it;
+    /// at mount the caller turns that into [`Error::ExceedsLimits`]), so neither puts nor a
+    /// crafted disk naming many namespaces can grow the heap past the budget.
+    fn ns_index_or_create(&mut self, name: &str) -> Result<u32, Error> {
         if let Some(&i) = self.by_name.get(name) {
-            return i;
+            return Ok(i);
         }
+        let cost = NAMESPACE_BYTES + 2 * name.len() as u64;
+        if self.index_used.saturating_add(cost) > self.limits.index_bytes {
+            return Err(Error::IndexFull);
+        }
+        self.namespaces
+            .try_reserve(1)
+            .map_err(|_| Error::OutOfMemory)?;
+        self.index_used += cost;
         let i = self.namespaces.len() as u32;
         self.namespaces.push(NsState {
             name: name.into(),
@@ -543,7 +566,7 @@ impl<D: BlockDevice> Store<D> {
             }),
         });
         self.by_name.insert(name.into(), i);
-        i
+        Ok(i)
     }
 
     /// **Privileged**: sets the quota of `ns` (see [`Quota`]). Called by the psdb PD at init.
@@ -824,6 +847,10 @@ impl<D: BlockDevice> Store<D> {
         if self.staged.members.is_empty() {
             return Ok(());
         }
+        if let Err(e) = self.scrub_failed() {
+            self.rollback();
+            return Err(e);
+        }
         let r = self.write_batch();
         if r.is_err() {
             self.rollback();
@@ -831,7 +858,38 @@ impl<D: BlockDevice> Store<D> {
         r
     }
 
+    /// Zeroes and flushes what a failed batch may have left (the `scrub` range), if anything,
+    /// through a fixed block of zeros (no allocation). Until it succeeds, nothing is written.
+    fn scrub_failed(&mut self) -> Result<(), Error> {
+        let Some((from, to)) = self.scrub else {
+            return Ok(());
+        };
+        const ZEROS: [u8; 16 * SECTOR_SIZE] = [0; 16 * SECTOR_SIZE];
+        let mut at = from;
+        while at < to {
+            let n = (to - at).min(ZEROS.len() as u64) as usize;
+            write_all(&mut self.dev, at / BLOCK, &ZEROS[..n])?;
+            at += n as u64;
+        }
+        self.dev.flush()?;
+        self.scrub = None;
+        Ok(())
+    }
+
     fn write_batch(&mut self) -> Result<(), Error> {
+        // Anything that fails from the first write on leaves bytes behind: scrub them first
+        // next time (see `scrub`). The range ends at the device's end at most.
+        let end = self.end;
+        let len = self.batch_len(0, 0) + COMMIT_LEN + 2 * TAIL;
+        let scrub = (end, end.saturating_add(len).min(self.capacity));
+        let r = self.write_batch_phases();
+        if r.is_err() {
+            self.scrub = Some(scrub);
+        }
+        r
+    }
+
+    fn write_batch_phases(&mut self) -> Result<(), Error> {
         let text = self.manifest_text()?;
         let name = manifest::manifest_name(self.seq);
         let mut head = Vec::new();
@@ -928,6 +986,10 @@ impl<D: BlockDevice> Store<D> {
         out.clear();
         let i = self.ns(ns)?;
         let st = &self.namespaces[i];
+        if let Some(d) = st.damage.filter(|d| d.lost && path == CHECKPOINT) {
+            // Whichever way it is asked for (see `checkpoint`).
+            return Err(Error::Damaged(d.problem));
+        }
         let Some(&o) = st.objects.get(path) else {
             return Ok(false);
         };
@@ -960,11 +1022,6 @@ impl<D: BlockDevice> Store<D> {
     /// fails with [`Error::Damaged`]: the version the index holds may not be its latest, and
     /// serving an older one would roll its log back.
     pub fn checkpoint(&mut self, ns: Namespace, out: &mut Vec<u8>) -> Result<bool, Error> {
-        out.clear();
-        let i = self.ns(ns)?;
-        if let Some(d) = self.namespaces[i].damage.filter(|d| d.lost) {
-            return Err(Error::Damaged(d.problem));
-        }
         self.get(ns, CHECKPOINT, out)
     }
 
@@ -1207,7 +1264,7 @@ fn find_commit<D: BlockDevice>(
     volume: &[u8; 16],
     max_batch: u64,
 ) -> Result<Option<(u64, Commit)>, Error> {
-    let stop = capacity.min(at + max_batch + COMMIT_LEN);
+    let stop = capacity.min(at.saturating_add(max_batch + COMMIT_LEN)) / BLOCK * BLOCK;
     let name = crate::commit::commit_name(seq);
     let mut chunk = vec![0u8; 64 * SECTOR_SIZE];
     let mut off = at + BLOCK;
@@ -1225,7 +1282,11 @@ fn find_commit<D: BlockDevice>(
             let mut rec = [0u8; COMMIT_LEN as usize];
             dev.read(here / BLOCK, &mut rec)?;
             if let Some(c) = Commit::from_member(&rec, seq) {
-                if c.volume == *volume && c.batch == at && at + c.length == here {
+                if c.volume == *volume
+                    && c.batch == at
+                    && c.length <= max_batch
+                    && at.checked_add(c.length) == Some(here)
+                {
                     return Ok(Some((here, c)));
                 }
             }
@@ -1312,7 +1373,7 @@ fn later_batch_within<D: BlockDevice>(
     volume: &[u8; 16],
     max_batch: u64,
 ) -> Result<bool, Error> {
-    let stop = capacity.min(at + max_batch + TAIL);
+    let stop = capacity.min(at.saturating_add(max_batch + TAIL)) / BLOCK * BLOCK;
     let prefix = b".psdb/batch/";
     let mut chunk = vec![0u8; 64 * SECTOR_SIZE];
     let mut off = at + BLOCK;
@@ -1353,6 +1414,14 @@ fn later_batch_within<D: BlockDevice>(
         off += n as u64;
     }
     Ok(false)
+}
+
+/// At mount, a budget error means the volume needs more index than this store may use.
+fn over(e: Error) -> Error {
+    match e {
+        Error::IndexFull => Error::ExceedsLimits,
+        e => e,
+    }
 }
 
 /// Whether a manifest continues the chain of `store`.
@@ -1406,6 +1475,7 @@ pub(crate) fn load<D: BlockDevice>(
     if vol.seq != 0
         || vol.prev != [0; 32]
         || !(u64::from(MIN_MAX_BATCH)..=u64::from(MAX_MAX_BATCH)).contains(&vol.max_batch)
+        || !vol.max_batch.is_multiple_of(BLOCK)
     {
         return Err(not_psdb(Corruption::NotPsdb));
     }
@@ -1445,7 +1515,7 @@ pub(crate) fn load<D: BlockDevice>(
                     match &c.touched {
                         Touched::Some(names) => {
                             for n in names {
-                                let i = store.ns_index_or_create(n) as usize;
+                                let i = store.ns_index_or_create(n).map_err(over)? as usize;
                                 store.mark(i, problem, true);
                             }
                         }
@@ -1524,7 +1594,7 @@ pub(crate) fn load<D: BlockDevice>(
         }
         store.apply(at, &m)?;
         if let Some(bad) = bad {
-            store.mark_members(&m, &bad);
+            store.mark_members(&m, &bad).map_err(over)?;
         }
         store.seq += 1;
         store.prev = m.end;
@@ -1564,7 +1634,7 @@ pub(crate) fn load<D: BlockDevice>(
     if let Some((off, m)) = last.take() {
         // The final committed batch: checked whole at every mount (bounded by the batch limit).
         let bad = verify_batch(&mut store.dev, off, &m)?;
-        store.mark_members(&m, &bad);
+        store.mark_members(&m, &bad).map_err(over)?;
     }
     store.end = at;
     let stats = store.stats();
@@ -1590,14 +1660,15 @@ fn touched_by(m: &Manifest) -> Vec<String> {
 
 impl<D: BlockDevice> Store<D> {
     /// Marks the namespaces of a committed batch's bad members damaged, and counts them.
-    fn mark_members(&mut self, m: &Manifest, bad: &[(usize, Problem)]) {
+    fn mark_members(&mut self, m: &Manifest, bad: &[(usize, Problem)]) -> Result<(), Error> {
         for &(k, problem) in bad {
             self.note_damage(problem);
             if let Some(r) = m.records.get(k) {
-                let i = self.ns_index_or_create(record_namespace(m, r)) as usize;
+                let i = self.ns_index_or_create(record_namespace(m, r))? as usize;
                 self.mark(i, problem, false);
             }
         }
+        Ok(())
     }
 }
 
@@ -1631,7 +1702,7 @@ impl<D: BlockDevice> Store<D> {
                 continue;
             }
             let (ns, path) = (&name[..r.ns_len], &name[r.ns_len + 1..]);
-            let i = self.ns_index_or_create(ns) as usize;
+            let i = self.ns_index_or_create(ns).map_err(over)? as usize;
             last = Some(i);
             self.namespaces[i].used.disk_bytes += disk + overhead.take().unwrap_or(0);
             let obj = Obj {

@@ -210,3 +210,58 @@ fn failed_checkpoint_flush_leaves_readers_on_the_durable_checkpoint() {
         assert_eq!(out, b"one TWO");
     }
 }
+
+#[test]
+fn a_batch_that_failed_after_writing_leaves_nothing_before_the_next_is_written() {
+    // The commit record of a batch lands, but its flush reports failure: the batch is refused
+    // (never acknowledged). Its bytes, that record and the refused checkpoint, must be gone
+    // before anything else is written at that offset, so that neither a stale record can vouch
+    // for the next batch there nor a refused signed checkpoint stays on the disk.
+    let mut store = Store::format(FaultDevice::new(1 << 12), opts()).unwrap();
+    let ns = store.open_namespace("t").unwrap();
+    store.put(ns, "tile/0/000.p/1", b"one").unwrap();
+    store.put_checkpoint(ns, b"cp 1").unwrap();
+    store.flush().unwrap();
+    let mut dev = store.into_device();
+    // Phase 1: members write, manifest write, flush; phase 2: record write, flush (fails).
+    let op = dev.ops() + 4;
+    dev.inject(op, Fault::FailFlush { persisted: true });
+    let (mut store, _) = Store::mount(dev, Mode::ReadWrite).unwrap();
+    let ns = store.open_namespace("t").unwrap();
+    store.put(ns, "tile/0/000.p/2", &[7; 5000]).unwrap();
+    store.put_checkpoint(ns, b"REFUSED cp 2").unwrap();
+    assert!(matches!(store.flush(), Err(psdb::Error::Io(_))));
+    // Power lost now: the refused batch is whole and committed on the device; mount keeps it
+    // (the outcome of a request that met a device error is left to mount) and loses nothing.
+    let crashed = store.device().crash(Crash::KeepAll);
+    let (mut s, report) = Store::mount(crashed, Mode::ReadOnly).unwrap();
+    assert_eq!(report.damage, None);
+    let mut out = Vec::new();
+    let sns = s.open_namespace("t").unwrap();
+    assert!(s.checkpoint(sns, &mut out).unwrap());
+    assert!(out == b"cp 1" || out == b"REFUSED cp 2");
+    // Not lost: the next (shorter) batch scrubs the failed one's range first.
+    store.put(ns, "tile/0/000.p/2", b"one two").unwrap();
+    store.put_checkpoint(ns, b"cp 2").unwrap();
+    store.flush().unwrap();
+    let img = store.into_device().crash(Crash::LoseAll).into_image();
+    let find = |needle: &[u8]| img.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        !find(b"REFUSED cp 2"),
+        "the refused checkpoint is still on the disk"
+    );
+    assert!(
+        !find(&[7; 64]),
+        "the refused batch's object is still on the disk"
+    );
+    let commits = img
+        .chunks(512)
+        .filter(|b| b.starts_with(b".psdb/commit/0000000000000002"))
+        .count();
+    assert_eq!(commits, 1, "a stale commit record for batch 2 survived");
+    let (mut s, report) = Store::mount(RamDevice::from_image(img), Mode::ReadOnly).unwrap();
+    assert_eq!((report.problem, report.damage), (None, None));
+    let ns = s.open_namespace("t").unwrap();
+    assert!(s.checkpoint(ns, &mut out).unwrap());
+    assert_eq!(out, b"cp 2");
+}

@@ -8,7 +8,12 @@ mod common;
 
 use common::*;
 use psdb::fault::{Fault, FaultDevice};
-use psdb::store::{manifest_limit, Limits, INDEX_ENTRY_BYTES, MAX_MAX_BATCH, STAGED_ENTRY_BYTES};
+use psdb::store::{
+    manifest_limit, Limits, INDEX_ENTRY_BYTES, MAX_MAX_BATCH, NAMESPACE_BYTES, STAGED_ENTRY_BYTES,
+};
+
+/// What namespace "t" itself is charged.
+const NS_T: u64 = NAMESPACE_BYTES + 2;
 use psdb::{Error, FormatOptions, Mode, Quota, RamDevice, Store};
 
 fn limited(index_bytes: u64) -> Limits {
@@ -22,14 +27,14 @@ fn limited(index_bytes: u64) -> Limits {
 fn put_past_the_index_budget_is_index_full_and_loses_nothing() {
     // Room for exactly 10 objects at "o/NNN" (5 bytes), flushed, plus one staged.
     let entry = INDEX_ENTRY_BYTES + 5;
-    let budget = 10 * entry + STAGED_ENTRY_BYTES + 5;
+    let budget = NS_T + 10 * entry + STAGED_ENTRY_BYTES + 5;
     let mut s = Store::format_with(RamDevice::new(4096), opts(), limited(budget)).unwrap();
     let ns = s.open_namespace("t").unwrap();
     for k in 0..10 {
         s.put(ns, &format!("o/{k:03}"), &[k as u8; 100]).unwrap();
     }
     s.flush().unwrap();
-    assert_eq!(s.index_bytes_used(), 10 * entry);
+    assert_eq!(s.index_bytes_used(), NS_T + 10 * entry);
     assert_eq!(s.put(ns, "o/010", b"x"), Err(Error::IndexFull));
     // Nothing changed: the same put of an existing object is still fine, every object reads.
     s.put(ns, "o/003", &[3; 100]).unwrap();
@@ -45,14 +50,14 @@ fn put_past_the_index_budget_is_index_full_and_loses_nothing() {
     assert!(!s.exists(ns, "o/010").unwrap());
     // The same volume mounts within the same budget, charged the same.
     let (s2, _) = Store::mount_with(s.into_device(), Mode::ReadWrite, limited(budget)).unwrap();
-    assert_eq!(s2.index_bytes_used(), 10 * entry);
+    assert_eq!(s2.index_bytes_used(), NS_T + 10 * entry);
 }
 
 #[test]
 fn staged_objects_are_flushed_early_to_stay_in_the_budget() {
     // Room for 20 entries, but only 4 staged at a time: puts keep working, batches are smaller.
     let entry = INDEX_ENTRY_BYTES + 5;
-    let budget = 20 * entry + 4 * (STAGED_ENTRY_BYTES + 5);
+    let budget = NS_T + 20 * entry + 4 * (STAGED_ENTRY_BYTES + 5);
     let mut s = Store::format_with(RamDevice::new(4096), opts(), limited(budget)).unwrap();
     let ns = s.open_namespace("t").unwrap();
     for k in 0..20 {
@@ -75,18 +80,18 @@ fn staged_objects_are_flushed_early_to_stay_in_the_budget() {
 
 #[test]
 fn checkpoint_versions_are_one_index_entry() {
-    let budget = 2 * (INDEX_ENTRY_BYTES + 10) + 2 * (STAGED_ENTRY_BYTES + 10);
+    let budget = NS_T + 2 * (INDEX_ENTRY_BYTES + 10) + 2 * (STAGED_ENTRY_BYTES + 10);
     let mut s = Store::format_with(RamDevice::new(4096), opts(), limited(budget)).unwrap();
     let ns = s.open_namespace("t").unwrap();
     for v in 0..50 {
         s.put_checkpoint(ns, format!("cp {v}").as_bytes()).unwrap();
         s.flush().unwrap();
     }
-    assert_eq!(s.index_bytes_used(), INDEX_ENTRY_BYTES + 10);
+    assert_eq!(s.index_bytes_used(), NS_T + INDEX_ENTRY_BYTES + 10);
     let (mut s, _) = Store::mount_with(s.into_device(), Mode::ReadOnly, limited(budget)).unwrap();
     let ns = s.open_namespace("t").unwrap();
     assert_eq!(s.checkpoint_versions(ns).unwrap(), 50);
-    assert_eq!(s.index_bytes_used(), INDEX_ENTRY_BYTES + 10);
+    assert_eq!(s.index_bytes_used(), NS_T + INDEX_ENTRY_BYTES + 10);
 }
 
 #[test]
@@ -97,7 +102,7 @@ fn mount_of_a_volume_over_the_index_budget_fails_cleanly() {
         s.put(ns, &format!("o/{k:03}"), b"data").unwrap();
     }
     s.flush().unwrap();
-    let need = 100 * (INDEX_ENTRY_BYTES + 5);
+    let need = NS_T + 100 * (INDEX_ENTRY_BYTES + 5);
     let dev = s.into_device();
     let image = dev.clone();
     let r = Store::mount_with(dev, Mode::ReadWrite, limited(need - 1));
@@ -234,4 +239,29 @@ fn index_quota_counts_checkpoints_and_survives_rollback() {
         s.flush().unwrap();
     }
     assert_eq!(s.usage(a).unwrap().index_bytes, flushed.index_bytes);
+}
+
+#[test]
+fn batch_limits_off_the_sector_grid_are_refused() {
+    let mut o = opts();
+    o.max_batch_bytes = psdb::store::MIN_MAX_BATCH + 100;
+    assert!(matches!(
+        Store::format(RamDevice::new(1 << 12), o),
+        Err(Error::InvalidConfig)
+    ));
+}
+
+#[test]
+fn namespaces_are_charged_to_the_index_budget() {
+    let limits = Limits {
+        max_batch_ceiling: psdb::DEFAULT_MAX_BATCH,
+        index_bytes: 4 * (NAMESPACE_BYTES + 2 * 8),
+    };
+    let mut s = Store::format_with(RamDevice::new(1 << 12), opts(), limits).unwrap();
+    for i in 0..4 {
+        s.open_namespace(&format!("tenant-{i}")).unwrap();
+    }
+    assert_eq!(s.open_namespace("tenant-4"), Err(Error::IndexFull));
+    // Known ones are free.
+    s.open_namespace("tenant-0").unwrap();
 }

@@ -119,7 +119,7 @@ impl fmt::Display for InitError {
 /// What [`open_store`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Opened {
-    /// The disk was blank (first sector zero) and was formatted.
+    /// The disk was blank (see [`BLANK_CHECK_BYTES`]) and was formatted.
     Formatted,
     /// An existing volume was mounted.
     Mounted(Report),
@@ -154,8 +154,9 @@ pub fn quota(ns: &str, capacity: u64, limits: psdb::store::Limits) -> psdb::Quot
     }
 }
 
-/// Mounts the volume on `dev`, formatting it first if its first sector is all zeros (a fresh
-/// disk image). The volume id of a volume formatted here is derived from the disk size (the PD
+/// Mounts the volume on `dev`, formatting it first if it is blank (its first
+/// [`BLANK_CHECK_BYTES`] all zeros: a fresh disk image). Anything else is mounted, and a volume
+/// that does not mount is refused, never reformatted. The volume id of a volume formatted here is derived from the disk size (the PD
 /// has no random source; the id names a volume, it is no secret); host tools format with random
 /// ids.
 ///
@@ -166,14 +167,37 @@ pub fn open_store<D: BlockDevice>(dev: D) -> Result<(Store<D>, Opened), psdb::Er
     open_store_with(dev, limits(HEAP_BYTES))
 }
 
+/// How much of the disk must be zeros for it to count as blank and be formatted: the volume
+/// batch, its commit record and far more. One damaged (zeroed) sector at the start of a volume
+/// must never pass for a blank disk: formatting would abandon every tenant's log and write over
+/// it. A fresh disk image is sparse, all zeros.
+pub const BLANK_CHECK_BYTES: u64 = 1 << 20;
+
+/// Whether the first [`BLANK_CHECK_BYTES`] of `dev` (or all of it, if smaller) are zeros.
+fn blank<D: BlockDevice>(dev: &mut D) -> Result<bool, psdb::Error> {
+    let mut chunk = [0u8; 8 * SECTOR_SIZE];
+    let per = chunk.len() as u64 / SECTOR_SIZE as u64;
+    let sectors = dev
+        .sector_count()
+        .min(BLANK_CHECK_BYTES / SECTOR_SIZE as u64);
+    let mut lba = 0;
+    while lba < sectors {
+        let n = per.min(sectors - lba) as usize * SECTOR_SIZE;
+        dev.read(lba, &mut chunk[..n])?;
+        if chunk[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        lba += per;
+    }
+    Ok(true)
+}
+
 /// [`open_store`] with other limits.
 pub fn open_store_with<D: BlockDevice>(
     mut dev: D,
     limits: psdb::store::Limits,
 ) -> Result<(Store<D>, Opened), psdb::Error> {
-    let mut first = [0u8; SECTOR_SIZE];
-    dev.read(0, &mut first)?;
-    if first.iter().all(|&b| b == 0) {
+    if blank(&mut dev)? {
         let mut h = Sha256::new();
         h.update(b"totebox-envelope-b/psdb-volume/v0\0");
         h.update(dev.sector_count().to_le_bytes());
@@ -396,6 +420,14 @@ impl<D: BlockDevice> PsdbPd<D> {
         // A call from anyone else while a caller's puts are staged means that caller abandoned
         // its request (it faulted, or failed before its checkpoint): nothing of it is written.
         if self.staging.is_some_and(|j| j != i) {
+            self.store.discard();
+            self.staging = None;
+        }
+        // The same for the staging caller reading its checkpoint: a ledger (or audit) reads it
+        // only when it (re)opens its log, which begins a new request, so whatever it staged
+        // before belongs to one that failed before its checkpoint (for example a tree it
+        // refused to sign): nothing of that is written.
+        if info.label() == CHECKPOINT && self.staging == Some(i) {
             self.store.discard();
             self.staging = None;
         }
