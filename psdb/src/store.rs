@@ -404,17 +404,22 @@ impl<D: BlockDevice> Store<D> {
             // Only never-acknowledged bytes are written over here (damage is never repaired):
             // the commit record a whole final batch lacks, then the end marker where the next
             // batch goes, so the image is a clean tar stream again.
-            let mut buf = Vec::new();
-            let at = match &pending {
-                Some((at, commit)) => {
-                    buf.extend_from_slice(&commit.member());
-                    *at
-                }
-                None => store.end,
-            };
-            buf.extend_from_slice(&[0; TAIL as usize]);
-            write_all(&mut store.dev, at / BLOCK, &buf)?;
-            store.dev.flush()?;
+            if store.scrub.is_some() {
+                // A torn batch whose extent its manifest gives: zero all of it.
+                store.scrub_failed()?;
+            } else {
+                let mut buf = Vec::new();
+                let at = match &pending {
+                    Some((at, commit)) => {
+                        buf.extend_from_slice(&commit.member());
+                        *at
+                    }
+                    None => store.end,
+                };
+                buf.extend_from_slice(&[0; TAIL as usize]);
+                write_all(&mut store.dev, at / BLOCK, &buf)?;
+                store.dev.flush()?;
+            }
             report.repaired = true;
         }
         Ok((store, report))
@@ -1590,6 +1595,10 @@ pub(crate) fn load<D: BlockDevice>(
                 offset,
                 reason: Corruption::IncompleteTail,
             });
+            // A read-write mount zeroes all of it, not just where the end marker goes: what a
+            // torn batch held (a checkpoint signed for a request never acknowledged, say)
+            // must not stay readable beside the one signed in its place later.
+            store.scrub = Some((at, (next + TAIL).min(capacity)));
             break;
         }
         store.apply(at, &m)?;

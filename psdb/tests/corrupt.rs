@@ -303,7 +303,7 @@ fn a_torn_final_batch_is_discarded_and_a_whole_one_kept() {
     let mut img = image.clone();
     img[commit_at..commit_at + 1024].fill(0);
     img[data_at] ^= 0x01;
-    let (_, report) = Store::mount(RamDevice::from_image(img), Mode::ReadWrite).unwrap();
+    let (s, report) = Store::mount(RamDevice::from_image(img), Mode::ReadWrite).unwrap();
     let t = report.tail.unwrap();
     assert_eq!(
         (t.offset as usize, t.reason),
@@ -311,6 +311,13 @@ fn a_torn_final_batch_is_discarded_and_a_whole_one_kept() {
     );
     assert_eq!(report.damage, None);
     assert!(report.repaired);
+    // Nothing the torn batch held stays readable: its checkpoint is gone from the image.
+    let after = s.into_device().into_image();
+    assert!(
+        !after.windows(5).any(|w| w == b"cp 7\n"),
+        "the torn batch was left readable"
+    );
+    assert!(after[off..].iter().all(|&b| b == 0));
     // Never committed but whole: kept, and its record written.
     let mut img = image.clone();
     img[commit_at..commit_at + 1024].fill(0);
