@@ -1258,6 +1258,30 @@ fn read_slot<D: BlockDevice>(
     })
 }
 
+/// Calls `look(dev, offset, sector)` for every sector in `[from, stop)` (in order, read 64
+/// sectors at a time) until it returns `Some`; what it returned. The scans for evidence past a
+/// damaged spot (a commit record, a later manifest) are this loop.
+fn scan_sectors<D: BlockDevice, T>(
+    dev: &mut D,
+    from: u64,
+    stop: u64,
+    mut look: impl FnMut(&mut D, u64, &[u8]) -> Result<Option<T>, Error>,
+) -> Result<Option<T>, Error> {
+    let mut chunk = vec![0u8; 64 * SECTOR_SIZE];
+    let mut off = from;
+    while off < stop {
+        let n = ((stop - off) as usize).min(chunk.len());
+        dev.read(off / BLOCK, &mut chunk[..n])?;
+        for (k, block) in chunk[..n].chunks_exact(SECTOR_SIZE).enumerate() {
+            if let Some(t) = look(dev, off + (k * SECTOR_SIZE) as u64, block)? {
+                return Ok(Some(t));
+            }
+        }
+        off += n as u64;
+    }
+    Ok(None)
+}
+
 /// After a damaged manifest at `at`: the commit record of batch `seq` for a batch starting at
 /// `at`, if one lies within one batch length (its offset and record). Only a batch that was
 /// whole and flushed gets one, so finding it means the manifest was altered, not torn.
@@ -1271,34 +1295,20 @@ fn find_commit<D: BlockDevice>(
 ) -> Result<Option<(u64, Commit)>, Error> {
     let stop = capacity.min(at.saturating_add(max_batch + COMMIT_LEN)) / BLOCK * BLOCK;
     let name = crate::commit::commit_name(seq);
-    let mut chunk = vec![0u8; 64 * SECTOR_SIZE];
-    let mut off = at + BLOCK;
-    while off + COMMIT_LEN <= stop {
-        let n = ((stop - off) as usize).min(chunk.len());
-        dev.read(off / BLOCK, &mut chunk[..n])?;
-        for (k, block) in chunk[..n].chunks_exact(SECTOR_SIZE).enumerate() {
-            if !block.starts_with(name.as_bytes()) {
-                continue;
-            }
-            let here = off + (k * SECTOR_SIZE) as u64;
-            if here + COMMIT_LEN > capacity {
-                continue;
-            }
-            let mut rec = [0u8; COMMIT_LEN as usize];
-            dev.read(here / BLOCK, &mut rec)?;
-            if let Some(c) = Commit::from_member(&rec, seq) {
-                if c.volume == *volume
-                    && c.batch == at
-                    && c.length <= max_batch
-                    && at.checked_add(c.length) == Some(here)
-                {
-                    return Ok(Some((here, c)));
-                }
-            }
+    scan_sectors(dev, at + BLOCK, stop, |dev, here, block| {
+        if !block.starts_with(name.as_bytes()) || here + COMMIT_LEN > stop {
+            return Ok(None);
         }
-        off += n as u64;
-    }
-    Ok(None)
+        let mut rec = [0u8; COMMIT_LEN as usize];
+        dev.read(here / BLOCK, &mut rec)?;
+        Ok(Commit::from_member(&rec, seq).filter(|c| {
+            c.volume == *volume
+                && c.batch == at
+                && c.length <= max_batch
+                && at.checked_add(c.length) == Some(here)
+        }))
+        .map(|c| c.map(|c| (here, c)))
+    })
 }
 
 /// What is at an offset where a batch may start.
@@ -1380,45 +1390,29 @@ fn later_batch_within<D: BlockDevice>(
 ) -> Result<bool, Error> {
     let stop = capacity.min(at.saturating_add(max_batch + TAIL)) / BLOCK * BLOCK;
     let prefix = b".psdb/batch/";
-    let mut chunk = vec![0u8; 64 * SECTOR_SIZE];
-    let mut off = at + BLOCK;
-    while off < stop {
-        let n = ((stop - off) as usize).min(chunk.len());
-        dev.read(off / BLOCK, &mut chunk[..n])?;
-        for (k, block) in chunk[..n].chunks_exact(SECTOR_SIZE).enumerate() {
-            if !block.starts_with(prefix) {
-                continue;
-            }
-            let Some((name, _)) = tar::parse(block) else {
-                continue;
-            };
-            let Some(hex) = name
-                .strip_prefix(prefix)
-                .and_then(|r| r.strip_suffix(b".sha256"))
-            else {
-                continue;
-            };
-            let Some(s) = core::str::from_utf8(hex)
-                .ok()
-                .and_then(|h| u64::from_str_radix(h, 16).ok())
-            else {
-                continue;
-            };
-            if s <= seq || hex.len() != 16 {
-                continue;
-            }
-            let here = off + (k * SECTOR_SIZE) as u64;
-            match probe(dev, capacity, here, s, max_batch) {
-                Ok(Probe::Batch(m)) if m.volume == *volume => return Ok(true),
-                Err(e @ (Error::Io(_) | Error::OutOfMemory)) => return Err(e),
-                // Anything else here (not a manifest, another volume's, one reaching past the
-                // end of the device) is not evidence of a later batch.
-                _ => {}
-            }
+    let found = scan_sectors(dev, at + BLOCK, stop, |dev, here, block| {
+        if !block.starts_with(prefix) {
+            return Ok(None);
         }
-        off += n as u64;
-    }
-    Ok(false)
+        let Some(s) = tar::parse(block)
+            .and_then(|(name, _)| name.strip_prefix(prefix))
+            .and_then(|r| r.strip_suffix(b".sha256"))
+            .filter(|hex| hex.len() == 16)
+            .and_then(|hex| core::str::from_utf8(hex).ok())
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+            .filter(|&s| s > seq)
+        else {
+            return Ok(None);
+        };
+        match probe(dev, capacity, here, s, max_batch) {
+            Ok(Probe::Batch(m)) if m.volume == *volume => Ok(Some(())),
+            Err(e @ (Error::Io(_) | Error::OutOfMemory)) => Err(e),
+            // Anything else here (not a manifest, another volume's, one reaching past the end
+            // of the device) is not evidence of a later batch.
+            _ => Ok(None),
+        }
+    })?;
+    Ok(found.is_some())
 }
 
 /// At mount, a budget error means the volume needs more index than this store may use.

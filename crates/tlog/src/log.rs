@@ -384,15 +384,7 @@ impl<S: Storage> Log<S> {
         } else if old == 0 {
             EMPTY_ROOT
         } else {
-            let mut nodes = TileNodes {
-                storage: &mut self.storage,
-                levels: &self.levels,
-                size: self.size,
-                buf: &mut self.buf,
-                cached: None,
-                scratch: [[0; 32]; 128],
-            };
-            proof::root(&mut nodes, old)?
+            proof::root(&mut self.tile_nodes(), old)?
         };
         if root == old_root {
             Ok(())
@@ -614,14 +606,19 @@ impl<S: Storage> Log<S> {
         if size > self.committed {
             return Err(Error::BeyondCheckpoint);
         }
-        Ok(TileNodes {
+        Ok(self.tile_nodes())
+    }
+
+    /// The nodes of the log's whole tree (full tiles from storage, the rightmost in memory).
+    fn tile_nodes(&mut self) -> TileNodes<'_, S> {
+        TileNodes {
             storage: &mut self.storage,
             levels: &self.levels,
             size: self.size,
             buf: &mut self.buf,
             cached: None,
             scratch: [[0; 32]; 128],
-        })
+        }
     }
 
     /// Inclusion proof of entry `index` in the tree of `size` entries (`size` at most the
