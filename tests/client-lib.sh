@@ -12,6 +12,9 @@
 
 PASSED=0
 FAILED=0
+# Every totebox client of the run, `client` below or called directly, keeps its state here and
+# never in the user's own state directory (which an earlier run on the same keys would fill).
+export TOTEBOX_STATE="$T/client-state"
 TENANTS="corporate personnel property"
 
 check() {
