@@ -13,23 +13,58 @@
 //!
 //! The wire never sees a signing key or the disk: it has channels to the ledgers only.
 //!
+//! # Group commit
+//! Every append the ledger serves costs one signed checkpoint and new copies of the partial
+//! tiles and entry bundle, whatever its size: a few KiB of disk writes for an entry of a few
+//! hundred bytes. A client that pipelines its appends (sends several before reading the
+//! answers, `protocol::client::Client::append_pipelined`) lets the wire share that cost: when
+//! the input handed to one [`Wire::on_bytes`] call holds several complete consecutive
+//! [`Op::Append`] frames for the same tenant, they go to its ledger as **one** append whose
+//! entries are their entries, in order (the entry-bundle encoding concatenates). Each request
+//! is then answered in order, with its own id, its own part of the index range and the
+//! combined checkpoint's size: exactly what it would have been told alone, had the others been
+//! sent just before it. An acknowledgement still means durable (the ledger answers after the
+//! checkpoint that commits them all is durable), every checkpoint is still one the ledger
+//! signed over what it stored, and the disk is written the same way, only less often.
+//!
+//! - A group holds only requests the ledger would accept as they are: decoded, known tenant,
+//!   no capability, a valid non-empty entry bundle. Anything else (a bad frame, a request of
+//!   another kind or for another tenant, a bad append) ends the group and is answered as
+//!   before, in its place. So does the end of the input: nothing complete is held back for
+//!   more input (no added latency), every group is sent before `on_bytes` returns, and the
+//!   answers come in request order.
+//! - A group is at most [`MAX_GROUP`] requests whose entries, with a request's header, fit one
+//!   request ([`protocol::MAX_PAYLOAD`], the region shared with the ledger): the combined
+//!   append is a request any single client could send, never larger. A request too large to
+//!   share a request with any other is forwarded alone, unchanged.
+//! - A ledger refuses an append whole (all or nothing). If it refuses the combined one (its
+//!   quota cannot take them all, a storage fault, damage), nothing of it was stored, and each
+//!   request is sent again on its own and gets the answer it would have got alone: the ones
+//!   that fit are stored, the refused ones store nothing. A ledger that gives no valid answer
+//!   to the combined append may have stored it, so sending the requests again could store their
+//!   entries twice: each is answered [`ErrorCode::Unavailable`] instead, as a lone request
+//!   would be.
+//! - A group of one is sent as the single request it is.
+//!
 //! # One client must not hold up the others
 //! The wire is one byte stream, so a client that stalls holds every tenant up. [`session`]
 //! states the policy every front end shares: a partial frame, unread output or an idle
 //! connection is dropped after [`session::IDLE_LIMIT_MS`] without progress, input is taken
-//! one frame at a time and not at all while more than [`session::MAX_UNSENT`] bytes of output
-//! wait, and a connection that cannot be served gets one framed [`ErrorCode::Busy`] answer
-//! ([`session::Refusal`]). The simulator runs every connection through a
-//! [`session::Session`] with the host's clock. The seL4 image has no clock and no output queue
-//! (see [`session`]): it relies on the lone delimiter every client sends first to end a
-//! partial frame left by a previous client, and on QEMU dropping console output a client does
-//! not read.
+//! only while the output waiting (counting the answers owed for appends the wire holds) is at
+//! most [`session::MAX_UNSENT`] bytes ([`Wire::on_bytes_within`]), and a connection that cannot
+//! be served gets one framed [`ErrorCode::Busy`] answer ([`session::Refusal`]). The simulator
+//! runs every connection through a [`session::Session`] with the host's clock. The seL4 image
+//! has no clock and no output queue (see [`session`]): it relies on the lone delimiter every
+//! client sends first to end a partial frame left by a previous client, and on QEMU dropping
+//! console output a client does not read.
 //!
 //! # Memory
-//! One receive buffer of [`protocol::MAX_ENCODED`] bytes (a frame) and one response buffer of
-//! [`protocol::MAX_PAYLOAD`], both allocated once by [`Wire::new`]. A [`session::Session`]
-//! (front ends that queue output: the simulator) adds [`session::OUTBOX_CAPACITY`] bytes,
-//! allocated once.
+//! One receive buffer of [`protocol::MAX_ENCODED`] bytes (a frame), one response buffer of
+//! [`protocol::MAX_PAYLOAD`] (also where a request is encoded on its way to a ledger), and for
+//! group commit one more buffer of [`protocol::MAX_PAYLOAD`] (the group's entries) and a table
+//! of [`MAX_GROUP`] requests (16 bytes each), all allocated once by [`Wire::new`]. A
+//! [`session::Session`] (front ends that queue output: the simulator) adds
+//! [`session::OUTBOX_CAPACITY`] bytes, allocated once.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -39,12 +74,13 @@ pub mod session;
 
 use alloc::vec::Vec;
 
-use interface::{ledger_call, wire};
+use interface::{ledger_call, wire, TENANTS};
 use microkit::region::{ReadWrite, Region, RegionError};
 use microkit::{get_mr, set_mr, MessageInfo};
+use protocol::frame::{max_encoded_len, CRC_LEN};
 use protocol::{
-    encode_frame, peek_request_id, Decoder, ErrorCode, FrameError, Op, Request, Response,
-    MAX_ENCODED, MAX_PAYLOAD,
+    count_entries, encode_frame, peek_request_id, Body, Decoder, ErrorCode, FrameError, Op,
+    Request, Response, MAX_ENCODED, MAX_PAYLOAD, MAX_TENANT,
 };
 
 microkit::memory_region! {
@@ -62,23 +98,102 @@ microkit::memory_region! {
 /// The console line the wire prints when it serves (tests wait for it).
 pub const READY_LINE: &str = "WIRE|INFO: ready";
 
+/// Most requests one combined append answers (the size of the table allocated once).
+pub const MAX_GROUP: usize = 512;
+
+/// Room a combined append's request needs besides its entries: the id (a varint, at most 10
+/// bytes), the tenant (length and name), the empty capability, the op's tag and the entries'
+/// length (a varint of at most 3 bytes below 2 MiB).
+pub const GROUP_HEADER: usize = 10 + 1 + MAX_TENANT + 1 + 1 + 3;
+
+/// Most entry bytes a group holds: what fits one request with [`GROUP_HEADER`].
+pub const GROUP_ENTRIES: usize = MAX_PAYLOAD - GROUP_HEADER;
+
+/// The longest payload of an answer to an append: `Appended` (id, tag, first, count, size:
+/// varints of at most 10, 1, 10, 5, 10 bytes); an error answer is shorter.
+const APPEND_ANSWER_PAYLOAD: usize = 10 + 1 + 10 + 5 + 10;
+
+/// The longest framed answer to an append (COBS, delimiter): what the wire owes for each
+/// request it holds in a group, counted against the output limit of [`Wire::on_bytes_within`].
+pub const APPEND_ANSWER_MAX: usize = max_encoded_len(APPEND_ANSWER_PAYLOAD + CRC_LEN) + 1;
+
+/// The longest framed answer to any request: a COBS body of [`MAX_ENCODED`] and its delimiter.
+pub const ANSWER_MAX: usize = MAX_ENCODED + 1;
+
 /// Counters, for the console and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Requests forwarded to a ledger.
+    /// Requests answered through a ledger (alone or in a combined append), and pings.
     pub forwarded: u64,
     /// Error responses sent by the wire itself (bad frames, bad requests, unknown tenants,
     /// unavailable ledgers).
     pub rejected: u64,
+    /// Protected calls made to the ledgers: one per request sent alone, one per combined
+    /// append.
+    pub calls: u64,
+    /// Combined appends a ledger stored, each answering several requests.
+    pub combined: u64,
+    /// Requests answered from a combined append.
+    pub grouped: u64,
+    /// Combined appends a ledger refused, whose requests were then sent one by one.
+    pub fallbacks: u64,
 }
 
 /// The wire's state machine.
 #[derive(Debug)]
 pub struct Wire {
     decoder: Decoder<Vec<u8>>,
+    core: Core,
+}
+
+/// Everything but the frame decoder: what handling one frame needs.
+#[derive(Debug)]
+struct Core {
     ledgers: [Region<ReadWrite>; 3],
+    /// A response from a ledger, or a request being encoded for one.
     resp: Vec<u8>,
+    group: Group,
     stats: Stats,
+}
+
+/// Consecutive appends for one tenant, waiting to be sent as one.
+#[derive(Debug)]
+struct Group {
+    tenant: usize,
+    /// Their entries, concatenated: `entries[..len]` (capacity [`GROUP_ENTRIES`]).
+    entries: Vec<u8>,
+    len: usize,
+    /// Each request, in order (capacity [`MAX_GROUP`], never grown).
+    members: Vec<Member>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    id: u64,
+    /// Where its entries end in [`Group::entries`] (they start where the previous one's end).
+    end: u32,
+    count: u32,
+}
+
+/// Where the wire's answers go, counted.
+struct Sink<'a> {
+    out: &'a mut dyn FnMut(&[u8]),
+    written: usize,
+}
+
+impl Sink<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.written += bytes.len();
+        (self.out)(bytes);
+    }
+
+    /// Frames a response made by the wire itself (small: an error or an append's answer).
+    fn answer(&mut self, r: &Response<'_>) {
+        let mut buf = [0u8; APPEND_ANSWER_PAYLOAD];
+        if let Ok(n) = r.encode(&mut buf) {
+            encode_frame(&buf[..n], |b| self.put(b));
+        }
+    }
 }
 
 /// Gets the regions shared with the ledgers and builds the state machine.
@@ -95,15 +210,23 @@ impl Wire {
     pub fn new(ledgers: [Region<ReadWrite>; 3]) -> Self {
         Wire {
             decoder: Decoder::new(alloc::vec![0; MAX_ENCODED]),
-            ledgers,
-            resp: alloc::vec![0; MAX_PAYLOAD],
-            stats: Stats::default(),
+            core: Core {
+                ledgers,
+                resp: alloc::vec![0; MAX_PAYLOAD],
+                group: Group {
+                    tenant: 0,
+                    entries: alloc::vec![0; GROUP_ENTRIES],
+                    len: 0,
+                    members: Vec::with_capacity(MAX_GROUP),
+                },
+                stats: Stats::default(),
+            },
         }
     }
 
     /// Counters so far.
     pub fn stats(&self) -> Stats {
-        self.stats
+        self.core.stats
     }
 
     /// Drops a partial frame (the simulator calls it when a client disconnects or is dropped
@@ -118,35 +241,358 @@ impl Wire {
     }
 
     /// Feeds bytes received from the client; every response goes to `out` (framed, possibly in
-    /// several pieces) before this returns.
+    /// several pieces) before this returns. Consecutive appends for one tenant in `input` are
+    /// sent to its ledger as one (see the crate documentation, "Group commit").
     pub fn on_bytes(&mut self, input: &[u8], out: &mut dyn FnMut(&[u8])) {
-        let Wire {
-            decoder,
-            ledgers,
-            resp,
-            stats,
-        } = self;
-        decoder.feed(input, |frame| {
-            let answer = match frame {
-                Err(FrameError::Oversize) => Err((0, ErrorCode::Oversize)),
-                Err(_) => Err((0, ErrorCode::BadFrame)),
-                Ok(payload) => route(payload, ledgers, resp),
-            };
-            match answer {
-                Ok(n) => {
-                    stats.forwarded += 1;
-                    encode_frame(&resp[..n], &mut *out);
-                }
-                Err((id, code)) => {
-                    stats.rejected += 1;
-                    let mut buf = [0u8; 32];
-                    if let Ok(n) = Response::error(id, code).encode(&mut buf) {
-                        encode_frame(&buf[..n], &mut *out);
-                    }
+        self.on_bytes_within(input, usize::MAX, out);
+    }
+
+    /// [`Wire::on_bytes`] for a front end that bounds its output: takes `input` a frame at a
+    /// time (each piece ends at a delimiter, or is the start of a frame), and only while what
+    /// it has sent to `out` in this call plus what it owes for the appends it holds in a group
+    /// ([`APPEND_ANSWER_MAX`] each) is at most `limit`. Returns how many leading bytes of
+    /// `input` it took; the caller keeps the rest for later. Every frame taken is answered
+    /// before this returns, each with at most [`ANSWER_MAX`] bytes, so at most
+    /// `limit + ANSWER_MAX` bytes go to `out`.
+    pub fn on_bytes_within(
+        &mut self,
+        input: &[u8],
+        limit: usize,
+        out: &mut dyn FnMut(&[u8]),
+    ) -> usize {
+        let Wire { decoder, core } = self;
+        let mut sink = Sink { out, written: 0 };
+        let mut used = 0;
+        while used < input.len() && sink.written.saturating_add(core.group.owed()) <= limit {
+            let rest = &input[used..];
+            let end = rest
+                .iter()
+                .position(|&b| b == 0)
+                .map_or(rest.len(), |z| z + 1);
+            used += end;
+            decoder.feed(&rest[..end], |frame| core.frame(frame, &mut sink));
+        }
+        core.flush(&mut sink);
+        used
+    }
+}
+
+impl Group {
+    fn members(&self) -> usize {
+        self.members.len()
+    }
+
+    /// The most the wire will send when this group is answered.
+    fn owed(&self) -> usize {
+        self.members() * APPEND_ANSWER_MAX
+    }
+
+    /// Whether a request of `len` entry bytes for tenant `t` can join.
+    fn admits(&self, t: usize, len: usize) -> bool {
+        self.members() < MAX_GROUP
+            && (self.members.is_empty() || self.tenant == t)
+            && len <= GROUP_ENTRIES - self.len
+    }
+
+    /// Adds a request the group [`Group::admits`] (false, nothing added, if it does not).
+    fn push(&mut self, t: usize, id: u64, bundle: &[u8], count: u32) -> bool {
+        let end = self.len + bundle.len();
+        let (Some(dst), Ok(end32)) = (self.entries.get_mut(self.len..end), u32::try_from(end))
+        else {
+            return false;
+        };
+        dst.copy_from_slice(bundle);
+        self.tenant = t;
+        self.len = end;
+        self.members.push(Member {
+            id,
+            end: end32,
+            count,
+        });
+        true
+    }
+
+    /// Request `i`'s entries.
+    fn entries_of(&self, i: usize) -> &[u8] {
+        let start = match i.checked_sub(1) {
+            Some(p) => self.members.get(p).map_or(0, |m| m.end as usize),
+            None => 0,
+        };
+        let end = self.members.get(i).map_or(start, |m| m.end as usize);
+        self.entries.get(start..end).unwrap_or_default()
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+        self.members.clear();
+    }
+}
+
+/// A request that may join a group: a decoded append the ledger accepts as it is (known
+/// tenant, no capability, a valid non-empty bundle). Its tenant's index, id, entries and count.
+fn groupable(payload: &[u8]) -> Option<(usize, u64, &[u8], u32)> {
+    let req = Request::decode(payload).ok()?;
+    let Op::Append { entries } = req.op else {
+        return None;
+    };
+    if !req.capability.is_empty() {
+        return None;
+    }
+    let t = interface::tenant_index(req.tenant)?;
+    let count = u32::try_from(count_entries(entries)?).ok()?;
+    (count > 0).then_some((t, req.id, entries, count))
+}
+
+/// What a ledger made of a combined append.
+enum Combined {
+    /// Stored: its entries are `first ..`, committed by the checkpoint of `size`.
+    Stored { first: u64, size: u64 },
+    /// Refused with an error answer: nothing of it was stored.
+    Refused,
+    /// Not sent (it could not be encoded or written to the region): nothing reached the ledger.
+    NotSent,
+    /// No valid answer: whether it was stored is unknown.
+    Unavailable,
+}
+
+impl Core {
+    /// Handles one frame (or why it was dropped).
+    fn frame(&mut self, frame: Result<&[u8], FrameError>, sink: &mut Sink<'_>) {
+        let payload = match frame {
+            Ok(p) => p,
+            Err(e) => {
+                self.flush(sink);
+                let code = match e {
+                    FrameError::Oversize => ErrorCode::Oversize,
+                    _ => ErrorCode::BadFrame,
+                };
+                self.reject(0, code, sink);
+                return;
+            }
+        };
+        if let Some((t, id, bundle, count)) = groupable(payload) {
+            if !self.group.admits(t, bundle.len()) {
+                self.flush(sink);
+            }
+            if self.group.admits(t, bundle.len()) && self.group.push(t, id, bundle, count) {
+                return;
+            }
+            // Too large to share a request with any other: sent alone, as it came.
+        }
+        self.flush(sink);
+        match route(payload, &self.ledgers, &mut self.resp, &mut self.stats) {
+            Ok(n) => {
+                self.stats.forwarded += 1;
+                encode_frame(&self.resp[..n], |b| sink.put(b));
+            }
+            Err((id, code)) => self.reject(id, code, sink),
+        }
+    }
+
+    fn reject(&mut self, id: u64, code: ErrorCode, sink: &mut Sink<'_>) {
+        self.stats.rejected += 1;
+        sink.answer(&Response::error(id, code));
+    }
+
+    /// Sends the group (as one append if it holds several requests) and answers each of its
+    /// requests, in order.
+    fn flush(&mut self, sink: &mut Sink<'_>) {
+        let n = self.group.members();
+        if n == 0 {
+            return;
+        }
+        let combined = if n > 1 {
+            self.send_combined()
+        } else {
+            Combined::NotSent
+        };
+        match combined {
+            Combined::Stored { first, size } => {
+                self.stats.combined += 1;
+                let mut next = first;
+                for m in &self.group.members {
+                    self.stats.forwarded += 1;
+                    self.stats.grouped += 1;
+                    sink.answer(&Response {
+                        id: m.id,
+                        body: Body::Appended {
+                            first: next,
+                            count: m.count,
+                            size,
+                        },
+                    });
+                    next += u64::from(m.count);
                 }
             }
-        });
+            Combined::Unavailable => {
+                for i in 0..n {
+                    let id = self.group.members.get(i).map_or(0, |m| m.id);
+                    self.reject(id, ErrorCode::Unavailable, sink);
+                }
+            }
+            Combined::Refused | Combined::NotSent => {
+                if matches!(combined, Combined::Refused) {
+                    self.stats.fallbacks += 1;
+                }
+                for i in 0..n {
+                    self.send_alone(i, sink);
+                }
+            }
+        }
+        self.group.clear();
     }
+
+    /// Sends the group as one append.
+    fn send_combined(&mut self) -> Combined {
+        let g = &self.group;
+        let (Some(head), Some(tenant)) = (g.members.first(), TENANTS.get(g.tenant)) else {
+            return Combined::NotSent;
+        };
+        let id = head.id;
+        let want: u64 = g.members.iter().map(|m| u64::from(m.count)).sum();
+        let req = Request {
+            id,
+            tenant,
+            capability: &[],
+            op: Op::Append {
+                entries: &g.entries[..g.len],
+            },
+        };
+        let Ok(len) = req.encode(&mut self.resp) else {
+            return Combined::NotSent;
+        };
+        let n = match call_in_place(
+            &self.ledgers,
+            g.tenant,
+            &mut self.resp,
+            len,
+            &mut self.stats,
+        ) {
+            Ok(n) => n,
+            Err(Sent::No) => return Combined::NotSent,
+            Err(Sent::Yes) => return Combined::Unavailable,
+        };
+        match Response::decode(&self.resp[..n]) {
+            Ok(r) if r.id != id => Combined::Unavailable,
+            Ok(Response {
+                body: Body::Appended { first, count, size },
+                ..
+            }) if u64::from(count) == want
+                && first.checked_add(want).is_some_and(|end| end <= size) =>
+            {
+                Combined::Stored { first, size }
+            }
+            Ok(Response {
+                body: Body::Error { .. },
+                ..
+            }) => Combined::Refused,
+            _ => Combined::Unavailable,
+        }
+    }
+
+    /// Sends request `i` of the group on its own and answers it with what its ledger said.
+    fn send_alone(&mut self, i: usize, sink: &mut Sink<'_>) {
+        let (Some(m), Some(tenant)) = (
+            self.group.members.get(i).copied(),
+            TENANTS.get(self.group.tenant),
+        ) else {
+            return;
+        };
+        let req = Request {
+            id: m.id,
+            tenant,
+            capability: &[],
+            op: Op::Append {
+                entries: self.group.entries_of(i),
+            },
+        };
+        let answer = req
+            .encode(&mut self.resp)
+            .map_err(|_| ErrorCode::TooLarge)
+            .and_then(|len| {
+                call_in_place(
+                    &self.ledgers,
+                    self.group.tenant,
+                    &mut self.resp,
+                    len,
+                    &mut self.stats,
+                )
+                .map_err(|_| ErrorCode::Unavailable)
+            });
+        // Only an append's answer, for this request: re-encoded here, so it is never longer
+        // than what the wire owes for it.
+        let resp = match answer {
+            Ok(n) => match Response::decode(&self.resp[..n]) {
+                Ok(r) if r.id == m.id => match r.body {
+                    b @ (Body::Appended { .. } | Body::Error { .. }) => Ok(b),
+                    _ => Err(ErrorCode::Unavailable),
+                },
+                _ => Err(ErrorCode::Unavailable),
+            },
+            Err(code) => Err(code),
+        };
+        match resp {
+            Ok(body) => {
+                self.stats.forwarded += 1;
+                sink.answer(&Response { id: m.id, body });
+            }
+            Err(code) => self.reject(m.id, code, sink),
+        }
+    }
+}
+
+/// Whether a failed call reached the ledger.
+enum Sent {
+    /// Nothing reached it.
+    No,
+    /// It was called, and answered nothing valid.
+    Yes,
+}
+
+/// Calls ledger `t` with `req` in the region shared with it; the length of its response.
+fn call(
+    ledgers: &[Region<ReadWrite>; 3],
+    t: usize,
+    req: &[u8],
+    stats: &mut Stats,
+) -> Result<usize, Sent> {
+    let (Some(region), Some(channel)) = (ledgers.get(t), wire::LEDGERS.get(t)) else {
+        return Err(Sent::No);
+    };
+    region.write(0, req).map_err(|_| Sent::No)?;
+    set_mr(0, req.len() as u64);
+    stats.calls += 1;
+    let reply = channel.pp_call(MessageInfo::new(ledger_call::REQUEST, 1));
+    if reply.label() != ledger_call::OK || reply.count() < 1 {
+        return Err(Sent::Yes);
+    }
+    usize::try_from(get_mr(0)).map_err(|_| Sent::Yes)
+}
+
+/// Copies the `n`-byte response of ledger `t` into `buf`: `buf[..n]`.
+fn response<'b>(
+    ledgers: &[Region<ReadWrite>; 3],
+    t: usize,
+    buf: &'b mut [u8],
+    n: usize,
+) -> Result<&'b [u8], Sent> {
+    let region = ledgers.get(t).ok_or(Sent::Yes)?;
+    let dst = buf.get_mut(..n).ok_or(Sent::Yes)?;
+    region.read(0, dst).map_err(|_| Sent::Yes)?;
+    Ok(dst)
+}
+
+/// Calls ledger `t` with the request `buf[..len]`; its response is then `buf[..n]`.
+fn call_in_place(
+    ledgers: &[Region<ReadWrite>; 3],
+    t: usize,
+    buf: &mut [u8],
+    len: usize,
+    stats: &mut Stats,
+) -> Result<usize, Sent> {
+    let req = buf.get(..len).ok_or(Sent::No)?;
+    let n = call(ledgers, t, req, stats)?;
+    response(ledgers, t, buf, n).map(<[u8]>::len)
 }
 
 /// Forwards one request to its tenant's ledger; the response is `resp[..n]`.
@@ -154,6 +600,7 @@ fn route(
     payload: &[u8],
     ledgers: &[Region<ReadWrite>; 3],
     resp: &mut [u8],
+    stats: &mut Stats,
 ) -> Result<usize, (u64, ErrorCode)> {
     let req =
         Request::decode(payload).map_err(|_| (peek_request_id(payload), ErrorCode::BadMessage))?;
@@ -161,26 +608,19 @@ fn route(
     if req.op == Op::Ping {
         let n = Response {
             id,
-            body: protocol::Body::Pong,
+            body: Body::Pong,
         }
         .encode(resp)
         .map_err(|_| (id, ErrorCode::TooLarge))?;
         return Ok(n);
     }
     let t = interface::tenant_index(req.tenant).ok_or((id, ErrorCode::UnknownTenant))?;
-    let region = &ledgers[t];
     let unavailable = (id, ErrorCode::Unavailable);
-    region
-        .write(0, payload)
-        .map_err(|_| (id, ErrorCode::TooLarge))?;
-    set_mr(0, payload.len() as u64);
-    let reply = wire::LEDGERS[t].pp_call(MessageInfo::new(ledger_call::REQUEST, 1));
-    if reply.label() != ledger_call::OK || reply.count() < 1 {
-        return Err(unavailable);
-    }
-    let n = usize::try_from(get_mr(0)).map_err(|_| unavailable)?;
-    let dst = resp.get_mut(..n).ok_or(unavailable)?;
-    region.read(0, dst).map_err(|_| unavailable)?;
+    let n = call(ledgers, t, payload, stats).map_err(|e| match e {
+        Sent::No => (id, ErrorCode::TooLarge),
+        Sent::Yes => unavailable,
+    })?;
+    let dst = response(ledgers, t, resp, n).map_err(|_| unavailable)?;
     // The ledger answers this request or nothing: a response for another id is refused.
     match Response::decode(dst) {
         Ok(r) if r.id == id => Ok(n),

@@ -1,0 +1,590 @@
+//! Group commit ([`wire_pd`], "Group commit") against a fake ledger that keeps each tenant's
+//! entries in memory, with a quota of entries, and records every call: consecutive appends for
+//! one tenant in one input go as one call; each request is answered in order with its own id
+//! and its own part of the range; anything else ends a group and is answered in its place; a
+//! refused combined append falls back to one call per request; a combined append without a
+//! valid answer is never sent again; the limits (entry bytes, requests per group, output
+//! bound) hold.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use microkit::host::{set_backend, Backend, HostMemory};
+use microkit::{Channel, IrqAckError, MessageInfo};
+use protocol::{
+    count_entries, encode_frame, entries, push_entry, Body, Decoder, ErrorCode, Op, Request,
+    Response, MAX_ENCODED, MAX_PAYLOAD,
+};
+use wire_pd::{Wire, APPEND_ANSWER_MAX, GROUP_ENTRIES, MAX_GROUP};
+
+const TENANTS: [&str; 3] = ["corporate", "personnel", "property"];
+
+/// How the fake ledger answers its next calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// As a ledger: store and acknowledge, or refuse with an error.
+    Honest,
+    /// Store a request of several entries' worth, then answer garbage (a ledger gone wrong).
+    GarbleBig,
+}
+
+/// One call the fake ledger received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Call {
+    tenant: usize,
+    id: u64,
+    /// Entries in the request (0 for other ops).
+    entries: usize,
+    len: usize,
+}
+
+struct Fake {
+    regions: [HostMemory; 3],
+    mrs: RefCell<[u64; 4]>,
+    logs: RefCell<[Vec<Vec<u8>>; 3]>,
+    /// Most entries a tenant's log may hold: a request that would pass it is refused `Full`.
+    quota: Cell<usize>,
+    mode: Cell<Mode>,
+    calls: RefCell<Vec<Call>>,
+}
+
+impl Fake {
+    fn serve(&self, t: usize, req: &[u8]) -> Vec<u8> {
+        let r = Request::decode(req).unwrap();
+        let n_entries = match r.op {
+            Op::Append { entries } => count_entries(entries).unwrap_or(0) as usize,
+            _ => 0,
+        };
+        self.calls.borrow_mut().push(Call {
+            tenant: t,
+            id: r.id,
+            entries: n_entries,
+            len: req.len(),
+        });
+        let body = match r.op {
+            _ if r.tenant != TENANTS[t] => Body::Error {
+                code: ErrorCode::WrongTenant,
+            },
+            Op::Append { entries: bundle } => {
+                let mut logs = self.logs.borrow_mut();
+                let log = &mut logs[t];
+                match count_entries(bundle) {
+                    None => Body::Error {
+                        code: ErrorCode::BadEntries,
+                    },
+                    Some(0) => Body::Error {
+                        code: ErrorCode::BadRequest,
+                    },
+                    Some(n) if log.len() + n as usize > self.quota.get() => Body::Error {
+                        code: ErrorCode::Full,
+                    },
+                    Some(n) => {
+                        let first = log.len() as u64;
+                        log.extend(entries(bundle).map(|e| e.unwrap().to_vec()));
+                        if self.mode.get() == Mode::GarbleBig && n > 1 {
+                            return b"\xffgarbage".to_vec();
+                        }
+                        Body::Appended {
+                            first,
+                            count: n as u32,
+                            size: log.len() as u64,
+                        }
+                    }
+                }
+            }
+            _ => Body::Checkpoint { note: b"note" },
+        };
+        let mut out = vec![0u8; 256];
+        let n = Response { id: r.id, body }.encode(&mut out).unwrap();
+        out.truncate(n);
+        out
+    }
+}
+
+impl Backend for Fake {
+    fn pd_name(&self) -> &str {
+        "wire"
+    }
+    fn notify(&self, _: Channel) {}
+    fn pp_call(&self, ch: Channel, _: MessageInfo) -> MessageInfo {
+        let t = interface::wire::LEDGERS
+            .iter()
+            .position(|c| c.index() == ch.index())
+            .unwrap();
+        let len = self.mrs.borrow()[0] as usize;
+        assert!(
+            len <= MAX_PAYLOAD,
+            "a request of {len} bytes reached a ledger"
+        );
+        let mut req = vec![0u8; len];
+        self.regions[t].read(0, &mut req).unwrap();
+        let out = self.serve(t, &req);
+        self.regions[t].write(0, &out).unwrap();
+        self.mrs.borrow_mut()[0] = out.len() as u64;
+        MessageInfo::new(interface::ledger_call::OK, 1)
+    }
+    fn irq_ack(&self, _: Channel) -> Result<(), IrqAckError> {
+        Ok(())
+    }
+    fn get_mr(&self, i: usize) -> u64 {
+        self.mrs.borrow().get(i).copied().unwrap_or(0)
+    }
+    fn set_mr(&self, i: usize, v: u64) {
+        if let Some(r) = self.mrs.borrow_mut().get_mut(i) {
+            *r = v;
+        }
+    }
+    fn debug_put_str(&self, _: &str) {}
+    fn memory_region(&self, setvar_vaddr: &str) -> Option<HostMemory> {
+        let i = interface::wire::LEDGER_REGIONS
+            .iter()
+            .position(|v| *v == setvar_vaddr)?;
+        Some(self.regions[i].clone())
+    }
+}
+
+fn boot() -> (Wire, Rc<Fake>) {
+    let size = interface::size::WIRE_LEDGER;
+    let f = Rc::new(Fake {
+        regions: [
+            HostMemory::new(size),
+            HostMemory::new(size),
+            HostMemory::new(size),
+        ],
+        mrs: RefCell::new([0; 4]),
+        logs: RefCell::new([Vec::new(), Vec::new(), Vec::new()]),
+        quota: Cell::new(usize::MAX),
+        mode: Cell::new(Mode::Honest),
+        calls: RefCell::new(Vec::new()),
+    });
+    set_backend(Some(f.clone()));
+    (wire_pd::init().unwrap(), f)
+}
+
+fn frame_of(req: &Request<'_>) -> Vec<u8> {
+    let mut buf = vec![0u8; MAX_PAYLOAD];
+    let n = req.encode(&mut buf).unwrap();
+    let mut out = Vec::new();
+    encode_frame(&buf[..n], |b| out.extend_from_slice(b));
+    out
+}
+
+fn bundle(es: &[&[u8]]) -> Vec<u8> {
+    let mut buf = vec![0u8; MAX_PAYLOAD];
+    let mut len = 0;
+    for e in es {
+        assert!(push_entry(&mut buf, &mut len, e));
+    }
+    buf.truncate(len);
+    buf
+}
+
+fn append(id: u64, tenant: &str, es: &[&[u8]]) -> Vec<u8> {
+    frame_of(&Request {
+        id,
+        tenant,
+        capability: &[],
+        op: Op::Append {
+            entries: &bundle(es),
+        },
+    })
+}
+
+/// An answer, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ans {
+    Appended { first: u64, count: u32, size: u64 },
+    Error(ErrorCode),
+    Other(String),
+}
+
+fn answers(bytes: &[u8]) -> Vec<(u64, Ans)> {
+    let mut d = Decoder::new(vec![0u8; MAX_ENCODED]);
+    let mut got = Vec::new();
+    d.feed(bytes, |f| {
+        let r = Response::decode(f.unwrap()).unwrap();
+        let a = match r.body {
+            Body::Appended { first, count, size } => Ans::Appended { first, count, size },
+            Body::Error { code } => Ans::Error(code),
+            b => Ans::Other(format!("{b:?}")),
+        };
+        got.push((r.id, a));
+    });
+    got
+}
+
+fn feed(wire: &mut Wire, input: &[u8]) -> Vec<(u64, Ans)> {
+    let mut out = Vec::new();
+    wire.on_bytes(input, &mut |b| out.extend_from_slice(b));
+    answers(&out)
+}
+
+fn ok(id: u64, first: u64, count: u32, size: u64) -> (u64, Ans) {
+    (id, Ans::Appended { first, count, size })
+}
+
+fn err(id: u64, code: ErrorCode) -> (u64, Ans) {
+    (id, Ans::Error(code))
+}
+
+#[test]
+fn consecutive_appends_for_one_tenant_are_one_call_answered_each_in_order() {
+    let (mut wire, ledger) = boot();
+    // Ten requests of 1, 2, 3, ... entries, ids out of any order, in one input.
+    let ids = [40u64, 7, 8, 1000, 3, 3, 99, 12, 13, 1];
+    let mut input = vec![0u8]; // a client's leading delimiter
+    let mut expected = Vec::new();
+    let mut all = Vec::new();
+    let mut first = 0u64;
+    for (k, &id) in ids.iter().enumerate() {
+        let es: Vec<Vec<u8>> = (0..=k).map(|j| format!("r{k} e{j}").into_bytes()).collect();
+        let refs: Vec<&[u8]> = es.iter().map(Vec::as_slice).collect();
+        input.extend(append(id, "corporate", &refs));
+        expected.push((id, first, k as u32 + 1));
+        first += k as u64 + 1;
+        all.extend(es);
+    }
+    let got = feed(&mut wire, &input);
+    let want: Vec<_> = expected
+        .iter()
+        .map(|&(id, f, c)| ok(id, f, c, first))
+        .collect();
+    assert_eq!(got, want);
+    // One call, for all 55 entries, in request order.
+    let calls = ledger.calls.borrow().clone();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!((calls[0].tenant, calls[0].entries), (0, 55));
+    assert_eq!(ledger.logs.borrow()[0], all);
+    let s = wire.stats();
+    assert_eq!(
+        (s.calls, s.combined, s.grouped, s.forwarded, s.fallbacks),
+        (1, 1, 10, 10, 0)
+    );
+}
+
+#[test]
+fn nothing_complete_waits_for_more_input() {
+    let (mut wire, ledger) = boot();
+    // One request per input: each answered before the call returns, each its own call.
+    for i in 0..5u64 {
+        let got = feed(&mut wire, &append(i + 1, "personnel", &[b"x"]));
+        assert_eq!(got, vec![ok(i + 1, i, 1, i + 1)]);
+    }
+    assert_eq!(ledger.calls.borrow().len(), 5);
+    // Two complete requests and the start of a third: the two are answered (as one call), the
+    // third when its end arrives.
+    let third = append(8, "personnel", &[b"c"]);
+    let mut input = append(6, "personnel", &[b"a"]);
+    input.extend(append(7, "personnel", &[b"b"]));
+    input.extend(&third[..5]);
+    assert_eq!(
+        feed(&mut wire, &input),
+        vec![ok(6, 5, 1, 7), ok(7, 6, 1, 7)]
+    );
+    assert!(wire.in_frame());
+    assert_eq!(ledger.calls.borrow().len(), 6);
+    assert_eq!(feed(&mut wire, &third[5..]), vec![ok(8, 7, 1, 8)]);
+    assert_eq!(wire.stats().grouped, 2);
+}
+
+#[test]
+fn anything_else_ends_a_group_and_is_answered_in_its_place() {
+    let (mut wire, ledger) = boot();
+    let mut input = Vec::new();
+    input.extend(append(1, "corporate", &[b"c0"]));
+    input.extend(append(2, "corporate", &[b"c1", b"c2"]));
+    // Another tenant.
+    input.extend(append(3, "property", &[b"p0"]));
+    input.extend(append(4, "property", &[b"p1"]));
+    // A read (not an append).
+    input.extend(frame_of(&Request {
+        id: 5,
+        tenant: "property",
+        capability: &[],
+        op: Op::Checkpoint,
+    }));
+    input.extend(append(6, "property", &[b"p2"]));
+    // A damaged frame (a byte flipped).
+    let mut bad = append(7, "property", &[b"lost"]);
+    bad[3] = if bad[3] == 0xff { 1 } else { bad[3] + 1 };
+    input.extend(bad);
+    input.extend(append(8, "property", &[b"p3"]));
+    // An unknown tenant, a capability, a truncated bundle, an empty append.
+    input.extend(append(9, "mallory", &[b"m"]));
+    input.extend(frame_of(&Request {
+        id: 10,
+        tenant: "property",
+        capability: b"cap",
+        op: Op::Append {
+            entries: &bundle(&[b"x"]),
+        },
+    }));
+    input.extend(frame_of(&Request {
+        id: 11,
+        tenant: "property",
+        capability: &[],
+        op: Op::Append {
+            entries: &[0, 9, 1],
+        },
+    }));
+    input.extend(frame_of(&Request {
+        id: 12,
+        tenant: "property",
+        capability: &[],
+        op: Op::Append { entries: &[] },
+    }));
+    input.extend(append(13, "property", &[b"p4"]));
+    input.extend(append(14, "corporate", &[b"c3"]));
+    input.extend(append(15, "corporate", &[b"c4"]));
+    let got = feed(&mut wire, &input);
+    assert_eq!(
+        got,
+        vec![
+            ok(1, 0, 1, 3),
+            ok(2, 1, 2, 3),
+            ok(3, 0, 1, 2),
+            ok(4, 1, 1, 2),
+            (
+                5,
+                Ans::Other("Checkpoint { note: [110, 111, 116, 101] }".into())
+            ),
+            ok(6, 2, 1, 3),
+            err(0, ErrorCode::BadFrame),
+            ok(8, 3, 1, 4),
+            err(9, ErrorCode::UnknownTenant),
+            // The fake ledger does not check capabilities; the real one refuses them. Either
+            // way the request went alone, as it came.
+            ok(10, 4, 1, 5),
+            err(11, ErrorCode::BadEntries),
+            err(12, ErrorCode::BadRequest),
+            ok(13, 5, 1, 6),
+            ok(14, 3, 1, 5),
+            ok(15, 4, 1, 5),
+        ]
+    );
+    let tenants_and_counts: Vec<(usize, usize)> = ledger
+        .calls
+        .borrow()
+        .iter()
+        .map(|c| (c.tenant, c.entries))
+        .collect();
+    assert_eq!(
+        tenants_and_counts,
+        vec![
+            (0, 3),
+            (2, 2),
+            (2, 0),
+            (2, 1),
+            (2, 1),
+            (2, 1),
+            (2, 0),
+            (2, 0),
+            (2, 1),
+            (0, 2)
+        ]
+    );
+    assert_eq!(
+        ledger.logs.borrow()[2],
+        [&b"p0"[..], b"p1", b"p2", b"p3", b"x", b"p4"]
+    );
+}
+
+#[test]
+fn a_refused_combined_append_falls_back_to_one_request_at_a_time() {
+    let (mut wire, ledger) = boot();
+    ledger.quota.set(5);
+    // 2 + 2 + 3 + 1 entries: 8 do not fit a quota of 5. Alone: the first two fit (4), the third
+    // does not (7), the fourth does (5).
+    let mut input = Vec::new();
+    input.extend(append(1, "corporate", &[b"a", b"b"]));
+    input.extend(append(2, "corporate", &[b"c", b"d"]));
+    input.extend(append(3, "corporate", &[b"e", b"f", b"g"]));
+    input.extend(append(4, "corporate", &[b"h"]));
+    let got = feed(&mut wire, &input);
+    assert_eq!(
+        got,
+        vec![
+            ok(1, 0, 2, 2),
+            ok(2, 2, 2, 4),
+            err(3, ErrorCode::Full),
+            ok(4, 4, 1, 5)
+        ]
+    );
+    // The refused request stored nothing.
+    assert_eq!(ledger.logs.borrow()[0], [&b"a"[..], b"b", b"c", b"d", b"h"]);
+    // One combined call (refused), then one per request, each with its own id.
+    let calls: Vec<(u64, usize)> = ledger
+        .calls
+        .borrow()
+        .iter()
+        .map(|c| (c.id, c.entries))
+        .collect();
+    assert_eq!(calls, vec![(1, 8), (1, 2), (2, 2), (3, 3), (4, 1)]);
+    let s = wire.stats();
+    assert_eq!(
+        (s.fallbacks, s.combined, s.calls, s.forwarded),
+        (1, 0, 5, 4)
+    );
+}
+
+#[test]
+fn a_combined_append_without_a_valid_answer_is_not_sent_again() {
+    let (mut wire, ledger) = boot();
+    ledger.mode.set(Mode::GarbleBig);
+    let mut input = append(1, "personnel", &[b"a"]);
+    input.extend(append(2, "personnel", &[b"b"]));
+    input.extend(append(3, "personnel", &[b"c"]));
+    // The ledger may have stored them (this one did): sending them again could store them
+    // twice. Each is told the ledger is unavailable, as a lone request would be.
+    assert_eq!(
+        feed(&mut wire, &input),
+        vec![
+            err(1, ErrorCode::Unavailable),
+            err(2, ErrorCode::Unavailable),
+            err(3, ErrorCode::Unavailable)
+        ]
+    );
+    assert_eq!(ledger.calls.borrow().len(), 1);
+    assert_eq!(ledger.logs.borrow()[1].len(), 3);
+}
+
+#[test]
+fn a_group_is_bounded_by_one_request_and_by_its_table() {
+    let (mut wire, ledger) = boot();
+    // Requests of 10 entries of 1,000 bytes (10,020 bytes of entries each): 13 fit one
+    // request's worth of entries, the 14th starts the next group.
+    let e = vec![b'z'; 1000];
+    let es: Vec<&[u8]> = vec![&e; 10];
+    let per = GROUP_ENTRIES / bundle(&es).len();
+    assert_eq!(per, 13);
+    let input: Vec<u8> = (1..=30u64)
+        .flat_map(|id| append(id, "corporate", &es))
+        .collect();
+    let got = feed(&mut wire, &input);
+    assert_eq!(
+        got,
+        (0..30u64)
+            .map(|i| {
+                let size = ((i as usize / per + 1) * per).min(30) as u64 * 10;
+                ok(i + 1, i * 10, 10, size)
+            })
+            .collect::<Vec<_>>()
+    );
+    let calls = ledger.calls.borrow().clone();
+    assert_eq!(
+        calls.iter().map(|c| c.entries).collect::<Vec<_>>(),
+        [130, 130, 40]
+    );
+    assert!(calls.iter().all(|c| c.len <= MAX_PAYLOAD));
+
+    // A request too large to share one with any other (entries past GROUP_ENTRIES, within a
+    // frame) goes alone, as it came; the ones around it are grouped.
+    ledger.calls.borrow_mut().clear();
+    let big = vec![b'B'; 65_535];
+    let rest = vec![b'R'; GROUP_ENTRIES + 6 - (2 + big.len()) - 2];
+    let mut input = append(100, "corporate", &[b"1"]);
+    input.extend(append(101, "corporate", &[b"2"]));
+    input.extend(append(102, "corporate", &[&big, &rest]));
+    input.extend(append(103, "corporate", &[b"3"]));
+    input.extend(append(104, "corporate", &[b"4"]));
+    let got = feed(&mut wire, &input);
+    assert_eq!(
+        got,
+        vec![
+            ok(100, 300, 1, 302),
+            ok(101, 301, 1, 302),
+            ok(102, 302, 2, 304),
+            ok(103, 304, 1, 306),
+            ok(104, 305, 1, 306)
+        ]
+    );
+    let counts: Vec<(u64, usize)> = ledger
+        .calls
+        .borrow()
+        .iter()
+        .map(|c| (c.id, c.entries))
+        .collect();
+    assert_eq!(counts, vec![(100, 2), (102, 2), (103, 2)]);
+
+    // At most MAX_GROUP requests per group.
+    ledger.calls.borrow_mut().clear();
+    let n = MAX_GROUP as u64 + 88;
+    let input: Vec<u8> = (1..=n)
+        .flat_map(|id| append(id, "property", &[b""]))
+        .collect();
+    let got = feed(&mut wire, &input);
+    assert_eq!(got.len() as u64, n);
+    assert!(got
+        .iter()
+        .enumerate()
+        .all(|(i, (id, a))| *id == i as u64 + 1
+            && matches!(a, Ans::Appended { first, count: 1, .. } if *first == i as u64)));
+    assert_eq!(
+        ledger
+            .calls
+            .borrow()
+            .iter()
+            .map(|c| c.entries)
+            .collect::<Vec<_>>(),
+        [MAX_GROUP, 88]
+    );
+}
+
+#[test]
+fn the_output_limit_counts_what_a_group_owes() {
+    // The longest answer to an append fits what the wire reserves for it.
+    let mut buf = [0u8; 64];
+    let n = Response {
+        id: u64::MAX,
+        body: Body::Appended {
+            first: u64::MAX,
+            count: u32::MAX,
+            size: u64::MAX,
+        },
+    }
+    .encode(&mut buf)
+    .unwrap();
+    let mut framed = 0;
+    encode_frame(&buf[..n], |b| framed += b.len());
+    assert!(
+        framed <= APPEND_ANSWER_MAX,
+        "{framed} > {APPEND_ANSWER_MAX}"
+    );
+
+    let (mut wire, ledger) = boot();
+    let input: Vec<u8> = (1..=100u64)
+        .flat_map(|id| append(id, "corporate", &[b"e"]))
+        .collect();
+    // Room for the answers of ten appends: ten are taken (as one call), the rest wait.
+    let limit = 10 * APPEND_ANSWER_MAX;
+    let mut out = Vec::new();
+    let mut at = 0;
+    let mut rounds = 0;
+    while at < input.len() {
+        let before = out.len();
+        at += wire.on_bytes_within(&input[at..], limit - 1, &mut |b| out.extend_from_slice(b));
+        assert!(out.len() - before <= limit);
+        rounds += 1;
+    }
+    assert_eq!(rounds, 10);
+    let got = answers(&out);
+    assert_eq!(
+        got,
+        (0..100u64)
+            .map(|i| ok(i + 1, i, 1, (i / 10 + 1) * 10))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(ledger.calls.borrow().len(), 10);
+    // A limit of 0 still takes one frame (every call makes progress).
+    let one = append(500, "corporate", &[b"x"]);
+    let mut two = one.clone();
+    two.extend(append(501, "corporate", &[b"y"]));
+    let mut out = Vec::new();
+    assert_eq!(
+        wire.on_bytes_within(&two, 0, &mut |b| out.extend_from_slice(b)),
+        one.len()
+    );
+    assert_eq!(answers(&out), vec![ok(500, 100, 1, 101)]);
+}
