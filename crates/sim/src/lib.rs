@@ -591,6 +591,18 @@ impl Sim {
     /// call, so the wire is blocked forever. Responses to frames before that one still went
     /// out; nothing is answered after it (on seL4 the client would wait forever).
     pub fn feed(&mut self, bytes: &[u8], out: &mut dyn FnMut(&[u8])) -> Result<(), SimError> {
+        self.feed_within(bytes, usize::MAX, out).map(|_| ())
+    }
+
+    /// [`Sim::feed`] with the wire's output bound ([`wire_pd::Wire::on_bytes_within`]): the
+    /// wire takes frames while what it sent plus what it owes is at most `limit`; how many
+    /// leading bytes of `bytes` it took.
+    pub fn feed_within(
+        &mut self,
+        bytes: &[u8],
+        limit: usize,
+        out: &mut dyn FnMut(&[u8]),
+    ) -> Result<usize, SimError> {
         if let Some(why) = self.halted() {
             return Err(SimError(why));
         }
@@ -602,12 +614,12 @@ impl Sim {
                 out(b);
             }
         };
-        as_pd(&backend, || wire.on_bytes(bytes, &mut gated));
+        let taken = as_pd(&backend, || wire.on_bytes_within(bytes, limit, &mut gated));
         if let Some(why) = self.halted() {
             return Err(SimError(why));
         }
         self.deliver_notifications();
-        Ok(())
+        Ok(taken)
     }
 
     /// Why the system stopped (`SIM|ERROR: PD <callee> faulted during a call from <caller>:

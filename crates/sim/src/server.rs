@@ -2,9 +2,10 @@
 //! run through the wire's connection policy ([`wire_pd::session`]), so no client can hold the
 //! box longer than the idle limit and nobody waits in silence.
 //!
-//! - The client being served goes through a [`Session`]: its input is taken one frame at a
-//!   time, and not at all while more than [`MAX_UNSENT`] bytes of its answers are unread; it is
-//!   dropped after [`IDLE_LIMIT_MS`] without progress (half a frame and then nothing, answers
+//! - The client being served goes through a [`Session`]: the complete frames it has sent are
+//!   handed to the wire together (so pipelined appends for one tenant are stored as one, see
+//!   `wire_pd`'s "Group commit"), taken only while the answers waiting and owed stay within
+//!   [`MAX_UNSENT`] bytes, and none at all while more than that is unread; it is dropped after [`IDLE_LIMIT_MS`] without progress (half a frame and then nothing, answers
 //!   it does not read, or an idle connection), and its partial frame is dropped with it
 //!   ([`Sim::disconnect`]). The next connection is then served.
 //! - A connection that arrives while a client is served is refused: it gets one framed
@@ -218,9 +219,9 @@ impl<C: Conn> Server<C> {
         }
         // 2. Input already read, as far as the session takes it.
         if gone.is_none() && !self.pending.is_empty() {
-            let taken = self
-                .session
-                .feed(now, &self.pending, |piece, out| sim.feed(piece, out))?;
+            let taken = self.session.feed(now, &self.pending, |input, limit, out| {
+                sim.feed_within(input, limit, out)
+            })?;
             self.pending.drain(..taken);
             progress |= taken > 0;
         }
@@ -233,9 +234,9 @@ impl<C: Conn> Server<C> {
                 Ok(0) => self.eof = true,
                 Ok(n) => {
                     self.pending.extend_from_slice(&self.buf[..n]);
-                    let taken = self
-                        .session
-                        .feed(now, &self.pending, |piece, out| sim.feed(piece, out))?;
+                    let taken = self.session.feed(now, &self.pending, |input, limit, out| {
+                        sim.feed_within(input, limit, out)
+                    })?;
                     self.pending.drain(..taken);
                     progress = true;
                 }

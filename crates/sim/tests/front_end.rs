@@ -344,3 +344,80 @@ fn refused_connections_are_answered_even_if_silent_and_never_pile_up() {
     assert!(waiting.iter().all(|p| !p.dropped()));
     assert_eq!(server.refusing(), MAX_REFUSED);
 }
+
+/// A client that pipelines its appends (sends many before reading an answer) has every
+/// complete one taken at once, and they are stored as few combined appends (group commit);
+/// each gets its own answer, in order, with its own index. One that sends them one at a time,
+/// waiting for each answer, gets one ledger call per request.
+#[test]
+fn pipelined_appends_through_the_front_end_are_stored_together() {
+    let mut sim = boot();
+    let mut server = Server::new(0);
+    let (c, p) = connection(ROOMY);
+    server.accept(&mut sim, c, 0).unwrap();
+    let mut bundle = vec![0u8; 64];
+    let mut one = |id: u64| {
+        let mut len = 0;
+        assert!(protocol::push_entry(
+            &mut bundle,
+            &mut len,
+            format!("entry {id}").as_bytes()
+        ));
+        frame(
+            id,
+            "corporate",
+            Op::Append {
+                entries: &bundle[..len],
+            },
+        )
+    };
+    let before = sim.wire_stats();
+    // One at a time: one call each.
+    for id in 1..=3u64 {
+        p.send(&one(id));
+        step(&mut server, &mut sim, 0);
+        assert_eq!(p.answers(), vec![(id, "Appended".to_string())]);
+    }
+    assert_eq!(sim.wire_stats().calls - before.calls, 3);
+    // 200 at once.
+    let burst: Vec<u8> = (4..=203u64).flat_map(&mut one).collect();
+    p.send(&burst);
+    step(&mut server, &mut sim, 1);
+    let got = p.answers();
+    assert_eq!(
+        got,
+        (4..=203u64)
+            .map(|id| (id, "Appended".to_string()))
+            .collect::<Vec<_>>()
+    );
+    let s = sim.wire_stats();
+    assert!(
+        s.calls - before.calls <= 3 + 4,
+        "{} ledger calls for 203 appends",
+        s.calls - before.calls
+    );
+    assert_eq!(s.grouped - before.grouped, 200);
+    p.close();
+    step(&mut server, &mut sim, 2);
+    // Each stored at its own index.
+    let (c, p) = connection(ROOMY);
+    server.accept(&mut sim, c, 3).unwrap();
+    p.send(&hello(&frame(
+        1000,
+        "corporate",
+        Op::Read { since: 150, max: 1 },
+    )));
+    step(&mut server, &mut sim, 3);
+    let bytes = std::mem::take(&mut p.0.borrow_mut().down);
+    let mut d = Decoder::new(vec![0u8; MAX_ENCODED]);
+    let mut entries = Vec::new();
+    d.feed(&bytes, |f| {
+        if let Body::Entries { first, entries: e } = Response::decode(f.unwrap()).unwrap().body {
+            entries.push((
+                first,
+                protocol::entries(e).next().unwrap().unwrap().to_vec(),
+            ));
+        }
+    });
+    assert_eq!(entries, vec![(150, b"entry 151".to_vec())]);
+}

@@ -21,7 +21,7 @@
 
 use alloc::collections::VecDeque;
 
-use protocol::{encode_frame, peek_request_id, ErrorCode, Response, MAX_ENCODED};
+use protocol::{encode_frame, peek_request_id, ErrorCode, Response};
 
 /// Milliseconds on a monotonic clock of the caller's choosing (the simulator: the host's
 /// `Instant`). Only differences matter.
@@ -36,16 +36,20 @@ pub type Millis = u64;
 pub const IDLE_LIMIT_MS: Millis = 10_000;
 
 /// The most output a client may leave unread before the front end stops reading its input:
-/// two of the largest frames. One response is made per request, so input is taken one frame
-/// at a time and not at all while this much is waiting.
+/// two of the largest frames. Input is handed to the wire only while no more than this waits,
+/// and the wire takes frames from it only while what waits plus what it owes (answers made, and
+/// [`crate::APPEND_ANSWER_MAX`] for each append it holds to send as one) stays within this
+/// ([`crate::Wire::on_bytes_within`]). So a client that pipelines small appends has as many of
+/// them taken at once as fit (and they go to the ledger as one, see the crate's "Group
+/// commit"), while one that asks for large answers has them taken one at a time.
 pub const MAX_UNSENT: usize = 2 * FRAME_MAX;
 
-/// The most output a [`Session`] ever holds: [`MAX_UNSENT`] plus the one response of the frame
+/// The most output a [`Session`] ever holds: [`MAX_UNSENT`] plus the one answer of the frame
 /// that crossed it. Allocated once, by [`Session::new`].
 pub const OUTBOX_CAPACITY: usize = MAX_UNSENT + FRAME_MAX;
 
-/// The largest framed response: a COBS body of [`MAX_ENCODED`] and its delimiter.
-const FRAME_MAX: usize = MAX_ENCODED + 1;
+/// The largest framed response: a COBS body of [`protocol::MAX_ENCODED`] and its delimiter.
+const FRAME_MAX: usize = crate::ANSWER_MAX;
 
 /// Why a client is dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,8 +61,8 @@ pub enum Stall {
     Undrained,
     /// It sent nothing and was owed nothing for [`IDLE_LIMIT_MS`].
     Idle,
-    /// More than [`OUTBOX_CAPACITY`] would have been queued (never, while the wire makes one
-    /// response per frame; checked rather than assumed).
+    /// More than [`OUTBOX_CAPACITY`] would have been queued (never, while the wire keeps to
+    /// the limit [`Session::feed`] gives it; checked rather than assumed).
     Overflow,
 }
 
@@ -109,36 +113,40 @@ impl Session {
         !self.overflowed && self.outbox.len() <= MAX_UNSENT
     }
 
-    /// Hands `input` to `wire` one frame at a time (each piece ends at a delimiter, or is the
-    /// start of a frame), queueing what it answers, while [`Session::wants_input`]. Returns how
-    /// many leading bytes of `input` were taken; the caller keeps the rest for later. `wire`'s
-    /// first error stops the feed and is returned.
+    /// Hands `input` to `wire` while [`Session::wants_input`], queueing what it answers.
+    /// `wire(input, limit, out)` takes leading frames of `input` (each piece ends at a
+    /// delimiter, or is the start of a frame) while what it has sent to `out` plus what it owes
+    /// for requests it holds is at most `limit`, answers every frame it took before it returns,
+    /// and says how many bytes it took: [`crate::Wire::on_bytes_within`]. The limit given is
+    /// what is left of [`MAX_UNSENT`], so the queue never passes [`OUTBOX_CAPACITY`]. Returns
+    /// how many leading bytes of `input` were taken; the caller keeps the rest for later.
+    /// `wire`'s first error stops the feed and is returned.
     pub fn feed<E, W>(&mut self, now: Millis, input: &[u8], mut wire: W) -> Result<usize, E>
     where
-        W: FnMut(&[u8], &mut dyn FnMut(&[u8])) -> Result<(), E>,
+        W: FnMut(&[u8], usize, &mut dyn FnMut(&[u8])) -> Result<usize, E>,
     {
         let mut used = 0;
         while used < input.len() && self.wants_input() {
             let rest = &input[used..];
-            let end = rest
-                .iter()
-                .position(|&b| b == 0)
-                .map_or(rest.len(), |z| z + 1);
-            let piece = &rest[..end];
-            used += end;
-            self.last_progress = now;
-            // `piece` is never empty; it ends a frame or is part of one.
-            self.in_frame = piece.last() != Some(&0);
+            let limit = MAX_UNSENT.saturating_sub(self.outbox.len());
             let Session {
                 outbox, overflowed, ..
             } = self;
-            wire(piece, &mut |b| {
+            let taken = wire(rest, limit, &mut |b| {
                 if outbox.len() + b.len() <= OUTBOX_CAPACITY {
                     outbox.extend(b);
                 } else {
                     *overflowed = true;
                 }
-            })?;
+            })?
+            .min(rest.len());
+            if taken == 0 {
+                break;
+            }
+            used += taken;
+            self.last_progress = now;
+            // What was taken ends a frame or is part of one.
+            self.in_frame = rest[taken - 1] != 0;
         }
         Ok(used)
     }

@@ -122,9 +122,8 @@ fn read(id: u64) -> Vec<u8> {
 /// Feeds `input` through `session` into `wire` at `now`; returns the bytes taken.
 fn feed(session: &mut Session, wire: &mut Wire, now: Millis, input: &[u8]) -> usize {
     session
-        .feed(now, input, |piece, out| -> Result<(), ()> {
-            wire.on_bytes(piece, out);
-            Ok(())
+        .feed(now, input, |input, limit, out| -> Result<usize, ()> {
+            Ok(wire.on_bytes_within(input, limit, out))
         })
         .unwrap()
 }
