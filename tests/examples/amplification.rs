@@ -3,6 +3,10 @@
 //! appends of 100 such entries to another, and N audited reads of one entry of a third, then
 //! prints each namespace's disk bytes (as psdb charges them: members, manifest lines, batch
 //! overhead, commit records) against the entry bytes, and audit's bytes per audited request.
+//! Then the same appends again on a fresh system, pipelined (`Client::append_pipelined`:
+//! [`WINDOW_SINGLE`] and [`WINDOW_HUNDRED`] requests in flight, or the second and third
+//! arguments), so the wire stores the requests it receives together as one append each (group
+//! commit); it prints those ratios too, with how many requests each ledger call carried.
 //! A benchmark, not a test: it prints figures (README, "Measured"; issue 7 sets the targets).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -16,6 +20,16 @@ use psdb::{Mode, RamDevice, Store};
 use system_tests::SimStream;
 
 const ENTRY: usize = 256;
+/// Single-entry requests in flight in the pipelined run.
+const WINDOW_SINGLE: usize = 64;
+/// 100-entry requests in flight in the pipelined run.
+const WINDOW_HUNDRED: usize = 16;
+
+fn entry(i: u64) -> Vec<u8> {
+    let mut e = format!("{i:010} ").into_bytes();
+    e.resize(ENTRY, b'.');
+    e
+}
 
 fn disk_bytes(disk: &Rc<RefCell<RamDevice>>, ns: &str) -> u64 {
     let image = disk.borrow().image().to_vec();
@@ -39,11 +53,6 @@ fn main() {
     )
     .unwrap();
     let mut c = Client::new(SimStream::new(sim));
-    let entry = |i: u64| {
-        let mut e = format!("{i:010} ").into_bytes();
-        e.resize(ENTRY, b'.');
-        e
-    };
     let base = |disk: &Rc<RefCell<RamDevice>>, ns| disk_bytes(disk, ns);
     let before = [base(&disk, "corporate"), base(&disk, "personnel")];
 
@@ -97,5 +106,80 @@ fn main() {
          ({:.0} reads/s)",
         audit as f64 / n as f64,
         n as f64 / reads
+    );
+    drop(c);
+    drop(disk);
+    let window = |i: usize, default: usize| {
+        std::env::args()
+            .nth(i)
+            .map_or(default, |a| a.parse().unwrap())
+    };
+    pipelined(n, window(2, WINDOW_SINGLE), window(3, WINDOW_HUNDRED));
+}
+
+/// The appends of `main` again, pipelined, on a fresh system.
+fn pipelined(n: u64, window_single: usize, window_hundred: usize) {
+    // Room for far worse than the targets: 512 MiB of RAM.
+    let disk = Rc::new(RefCell::new(RamDevice::new(512 << 11)));
+    let sim = sim::Sim::new(
+        system_tests::system(),
+        sim::Disk::Shared(disk.clone(), Rc::new(Cell::new(false))),
+        &sim::Keys::from_seed(5),
+        false,
+    )
+    .unwrap();
+    let mut c = Client::new(SimStream::new(sim));
+    let before = [
+        disk_bytes(&disk, "corporate"),
+        disk_bytes(&disk, "personnel"),
+    ];
+    let stats = |c: &mut Client<SimStream>| c.stream_mut().sim.wire_stats();
+
+    let s0 = stats(&mut c);
+    let requests: Vec<Vec<Vec<u8>>> = (0..n).map(|i| vec![entry(i)]).collect();
+    let start = Instant::now();
+    let got = c.append_pipelined("corporate", &requests, window_single);
+    let single = start.elapsed().as_secs_f64();
+    for (i, r) in got.iter().enumerate() {
+        assert_eq!(r.as_ref().unwrap().indices, i as u64..i as u64 + 1);
+    }
+    let s1 = stats(&mut c);
+    let requests: Vec<Vec<Vec<u8>>> = (0..n / 100)
+        .map(|r| (0..100).map(|i| entry(r * 100 + i)).collect())
+        .collect();
+    let start = Instant::now();
+    let got = c.append_pipelined("personnel", &requests, window_hundred);
+    let hundred = start.elapsed().as_secs_f64();
+    for (r, a) in got.iter().enumerate() {
+        let first = r as u64 * 100;
+        assert_eq!(a.as_ref().unwrap().indices, first..first + 100);
+    }
+    let s2 = stats(&mut c);
+
+    let per_call = |a: wire_pd::Stats, b: wire_pd::Stats| {
+        (b.forwarded - a.forwarded) as f64 / (b.calls - a.calls).max(1) as f64
+    };
+    let stored = (n as usize * ENTRY) as f64;
+    let stored_100 = ((n / 100) as usize * 100 * ENTRY) as f64;
+    let corp = (disk_bytes(&disk, "corporate") - before[0]) as f64;
+    let pers = (disk_bytes(&disk, "personnel") - before[1]) as f64;
+    println!(
+        "pipelined, {window_single} requests in flight: {n} single-entry appends: {:.0} disk \
+         bytes per entry, {:.2} x the entry bytes ({:.1} requests per ledger call, {:.0} \
+         appends/s)",
+        corp / n as f64,
+        corp / stored,
+        per_call(s0, s1),
+        n as f64 / single
+    );
+    println!(
+        "pipelined, {window_hundred} requests in flight: {} appends of 100 entries: {:.0} disk \
+         bytes per entry, {:.2} x the entry bytes ({:.1} requests per ledger call, {:.0} \
+         entries/s)",
+        n / 100,
+        pers / ((n / 100) * 100) as f64,
+        pers / stored_100,
+        per_call(s1, s2),
+        ((n / 100) * 100) as f64 / hundred
     );
 }
