@@ -3,7 +3,8 @@
 #   1. boot to ready in QEMU: the Totebox image (to WIRE|INFO: ready, blank disk) next to the
 #      SDK's own `hello` example (to "hello, world"), alternated in the same run, same machine
 #   2. appends per second: the ledger core called directly, the simulator in-process, the
-#      simulator end to end over its socket, the image in QEMU end to end over its socket
+#      simulator end to end over its socket, the image in QEMU end to end over its socket (one
+#      request at a time, then pipelined: requests in flight, stored together by the wire)
 #   3. each PD's ELF size and memory footprint (tests/examples/footprint.rs)
 # Usage: tests/bench-system.sh BUILD_DIR RELEASE_DIR   (after `make image`; RELEASE_DIR holds
 # the release totebox-sim and examples/bench_client, bench_core, footprint)
@@ -92,12 +93,20 @@ printf 'simulator end to end (socket, disk file, fdatasync): '
 "$REL/examples/bench_client" "unix:$T/sim.sock" corporate 500 1
 printf 'simulator end to end (socket, disk file, fdatasync): '
 "$REL/examples/bench_client" "unix:$T/sim.sock" personnel 100 100
+printf 'simulator end to end, pipelined: '
+"$REL/examples/bench_client" "unix:$T/sim.sock" corporate 2000 1 64
+printf 'simulator end to end, pipelined: '
+"$REL/examples/bench_client" "unix:$T/sim.sock" personnel 100 100 16
 kill "$PID"; wait "$PID" 2>/dev/null; PID=
 boot "$BUILD/loader.img" "WIRE|INFO: ready" qemu >/dev/null
 printf 'QEMU end to end (virtio-console, virtio-blk, fdatasync): '
 "$REL/examples/bench_client" "unix:$T/qemu.sock" corporate 100 1
 printf 'QEMU end to end (virtio-console, virtio-blk, fdatasync): '
 "$REL/examples/bench_client" "unix:$T/qemu.sock" personnel 20 100
+printf 'QEMU end to end, pipelined: '
+"$REL/examples/bench_client" "unix:$T/qemu.sock" corporate 1000 1 64
+printf 'QEMU end to end, pipelined: '
+"$REL/examples/bench_client" "unix:$T/qemu.sock" personnel 40 100 16
 qemu_stop
 
 echo
