@@ -312,7 +312,7 @@ fn memory(m: &Model, v: &mut impl FnMut(&'static str, String)) {
                     v(
                         "images",
                         format!(
-                            "{} is mapped into {n} PDs: {}; a program image (and the key in it) is private to one PD",
+                            "{} is in {n} PDs: {}; a program image (and the key in it) belongs to one PD",
                             mem.label,
                             names(m, pds.iter().copied())
                         ),

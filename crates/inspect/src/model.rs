@@ -187,22 +187,32 @@ pub struct MemMap {
     pub cached: bool,
     /// Bytes mapped.
     pub bytes: u64,
+    /// The distinct rights of its frames, when they differ (a program image: `rx`, `r`, `rw`).
+    pub each: BTreeSet<String>,
+}
+
+fn perm_str(read: bool, write: bool, exec: bool) -> String {
+    let mut s = String::new();
+    if read {
+        s.push('r');
+    }
+    if write {
+        s.push('w');
+    }
+    if exec {
+        s.push('x');
+    }
+    s
 }
 
 impl MemMap {
-    /// `rw`, `rx`, ...
+    /// `rw`, `rx`, ...; `rx+r+rw` when its frames differ.
     pub fn perms(&self) -> String {
-        let mut s = String::new();
-        if self.read {
-            s.push('r');
+        if self.each.len() > 1 {
+            let v: Vec<&str> = self.each.iter().map(String::as_str).collect();
+            return v.join("+");
         }
-        if self.write {
-            s.push('w');
-        }
-        if self.exec {
-            s.push('x');
-        }
-        s
+        perm_str(self.read, self.write, self.exec)
     }
 }
 
@@ -591,6 +601,7 @@ impl Model {
                         exec,
                         cached: mp.cached,
                         bytes: r.size,
+                        each: BTreeSet::new(),
                     });
                 }
             }
@@ -625,14 +636,16 @@ impl Model {
                 paddr: None,
                 maps: users
                     .iter()
+                    // Each PD gets its own copy of the bytes: nothing written is shared.
                     .map(|&pd| MemMap {
                         pd,
                         vaddr: None,
                         read: true,
-                        write: true,
+                        write: false,
                         exec: true,
                         cached: true,
                         bytes: 0,
+                        each: BTreeSet::new(),
                     })
                     .collect(),
             });
@@ -794,6 +807,12 @@ impl<'a> CapdlBuilder<'a> {
                                 "frame `{l}` of 2^{size_bits} bytes sits in a table of 2^{shift}-byte entries"
                             ));
                         }
+                        if f.rights.write && f.executable {
+                            let l = self.label(f.object).to_string();
+                            self.problem(format!(
+                                "frame `{l}` is mapped writable and executable at {va:#x}"
+                            ));
+                        }
                         info.maps.push(Mapping {
                             vaddr: va,
                             frame: f.object,
@@ -934,7 +953,6 @@ impl<'a> CapdlBuilder<'a> {
                 key_at: None,
             });
         }
-        let mon = npds;
         // Who owns which kernel object (for authority over another PD).
         let mut owner_tcb: BTreeMap<usize, usize> = BTreeMap::new();
         let mut owner_sc: BTreeMap<usize, usize> = BTreeMap::new();
@@ -1167,7 +1185,6 @@ impl<'a> CapdlBuilder<'a> {
         self.memory(&tcbs, &tcb_of_pd, &cspace_frames);
         // 6. Program images and keys.
         self.keys(&tcbs, &tcb_of_pd);
-        let _ = mon;
         self.m
     }
 
@@ -1309,9 +1326,8 @@ impl<'a> CapdlBuilder<'a> {
             groups.entry(c).or_default().push(f);
         }
         let tenants = self.tenants.clone();
-        for (ri, r) in sys.regions.iter().enumerate() {
+        for ri in 0..sys.regions.len() {
             groups.entry(Class::Region(ri)).or_default();
-            let _ = r;
         }
         for (c, frames) in groups {
             let (label, kind, tenant) = match &c {
@@ -1375,7 +1391,10 @@ impl<'a> CapdlBuilder<'a> {
                         exec: false,
                         cached: true,
                         bytes: 0,
+                        each: BTreeSet::new(),
                     });
+                    e.each
+                        .insert(perm_str(cap.rights.read, cap.rights.write, cap.executable));
                     e.vaddr = match (e.vaddr, va) {
                         (Some(a), Some(b)) => Some(a.min(b)),
                         (a, b) => a.or(b),
