@@ -155,8 +155,9 @@ pub fn table(m: &Model) -> String {
     s
 }
 
+/// A DOT string; `\n` in `s` stays a DOT line break.
 fn q(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    format!("\"{}\"", s.replace('"', "\\\""))
 }
 
 /// Graphviz DOT: one cluster per tenant (its ledger and its memory), one for the trusted
@@ -171,9 +172,14 @@ pub fn dot(m: &Model, flagged: &[String]) -> String {
         "  rankdir=LR; compound=true; fontname=\"Helvetica\"; node [fontname=\"Helvetica\"]; edge [fontname=\"Helvetica\", fontsize=9];"
     );
     let mut clusters: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for p in &m.pds {
+    let cluster_of = |p: usize| match &m.pds[p].role {
+        Role::Ledger(t) => format!("tenant {t}"),
+        r if r.trusted_relay() && *r != Role::Monitor => "trusted relays".into(),
+        _ => String::new(),
+    };
+    for (i, p) in m.pds.iter().enumerate() {
         let node = format!(
-            "  {} [shape=ellipse, style=filled, fillcolor={}, label={}];",
+            "  {} [shape=ellipse, style=filled, fillcolor={}, color={}, label={}];",
             q(&p.name),
             if p.role == Role::Monitor {
                 "lightgrey"
@@ -182,6 +188,7 @@ pub fn dot(m: &Model, flagged: &[String]) -> String {
             } else {
                 "khaki"
             },
+            if hot(&p.name) { "red" } else { "black" },
             q(&format!(
                 "{}\\nprio {}\\n{}",
                 p.name,
@@ -189,12 +196,7 @@ pub fn dot(m: &Model, flagged: &[String]) -> String {
                 p.key.describe()
             ))
         );
-        let key = match &p.role {
-            Role::Ledger(t) => format!("tenant {t}"),
-            r if r.trusted_relay() && *r != Role::Monitor => "trusted relays".into(),
-            _ => String::new(),
-        };
-        clusters.entry(key).or_default().push(node);
+        clusters.entry(cluster_of(i)).or_default().push(node);
     }
     for (i, mem) in m.mems.iter().enumerate() {
         if matches!(mem.kind, MemKind::Stack(_) | MemKind::IpcBuffer(_)) {
@@ -220,10 +222,18 @@ pub fn dot(m: &Model, flagged: &[String]) -> String {
                 mem.paddr.map_or(String::new(), |a| format!(" @ {a:#x}"))
             ))
         );
-        let key = mem
-            .tenant
-            .as_ref()
-            .map_or(String::new(), |t| format!("tenant {t}"));
+        // A tenant's memory in its cluster; other memory with its PDs' cluster if they share one.
+        let key = match &mem.tenant {
+            Some(t) => format!("tenant {t}"),
+            None => {
+                let keys: std::collections::BTreeSet<String> =
+                    mem.maps.iter().map(|mp| cluster_of(mp.pd)).collect();
+                match keys.len() {
+                    1 => keys.into_iter().next().unwrap_or_default(),
+                    _ => String::new(),
+                }
+            }
+        };
         clusters.entry(key).or_default().push(node);
     }
     for (n, (name, nodes)) in clusters.iter().enumerate() {
