@@ -44,20 +44,23 @@ pub fn inspect(
     }
     let n = report.violations().count();
     let accepted = report.findings.len() - n;
-    let what = match (&report.capdl, &json) {
-        (Some(m), Some(j)) => format!(
-            "checked the description and the CapDL spec ({} objects, {:.1} MB){}",
-            m.objects,
-            j.len() as f64 / 1e6,
-            if elf_dir.is_some() {
-                " with the program images"
-            } else {
-                ""
-            }
+    let what =
+        match (&report.capdl, &json) {
+            (Some(m), Some(j)) => format!(
+                "checked the description and the CapDL spec ({} objects, {:.1} MB){}",
+                m.objects,
+                j.len() as f64 / 1e6,
+                if elf_dir.is_some() {
+                    " with the program images"
+                } else {
+                    ""
+                }
+            ),
+            _ => format!(
+            "checked the description only{} (no --capdl: what the kernel is given was not checked)",
+            if elf_dir.is_some() { " with the program images" } else { "" }
         ),
-        _ => "checked the description only (no --capdl: what the kernel is given was not checked)"
-            .to_string(),
-    };
+        };
     println!(
         "inspect: {what} in {:.3} s: {n} violation(s), {accepted} accepted",
         took.as_secs_f64()
