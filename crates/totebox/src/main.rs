@@ -22,6 +22,7 @@
 //! totebox client --connect ADDR [--state DIR] checkpoint --tenant T
 //! totebox client --connect ADDR [--state DIR] export --tenant T DIR [--vkey VKEY]
 //! totebox client --connect ADDR status --tenant T
+//! totebox inspect SYSTEM.xml [--capdl CAPDL.json] [--elf-dir DIR] [--dot FILE] [--accept-microkit-rights]
 //! ```
 //!
 //! `log verify` prints `verified ORIGIN SIZE ROOT`, then `checked B/E entry bundles, T hash
@@ -35,6 +36,7 @@ mod consistency;
 mod dir;
 mod fsio;
 mod image;
+mod inspect_cmd;
 mod keys;
 mod log_cmd;
 mod psdb_cmd;
@@ -71,6 +73,23 @@ enum Command {
     /// Boot image files: provision a PD's ELF with its own signing key.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// The capability graph and the isolation rules, from the description and the CapDL spec.
+    Inspect {
+        /// The system description.
+        system: PathBuf,
+        /// The microkit tool's `--capdl-json` output for it.
+        #[arg(long)]
+        capdl: Option<PathBuf>,
+        /// The program images it names (the tool's search path): key slots checked too.
+        #[arg(long)]
+        elf_dir: Option<PathBuf>,
+        /// Write the graph as Graphviz DOT.
+        #[arg(long)]
+        dot: Option<PathBuf>,
+        /// Accept the receive rights Microkit 2.3 mints on every badged endpoint capability.
+        #[arg(long)]
+        accept_microkit_rights: bool,
+    },
     /// Talk to a running box (what `make sim` / `make qemu` print as ADDR).
     Client {
         /// `HOST:PORT` or `unix:PATH`.
@@ -337,6 +356,19 @@ fn main() -> ExitCode {
         }
         .map_err(|e| format!("psdb: {e}")),
         Command::Note(NoteCommand::Verify { file, vkey }) => keys::note_verify(&file, &vkey),
+        Command::Inspect {
+            system,
+            capdl,
+            elf_dir,
+            dot,
+            accept_microkit_rights,
+        } => inspect_cmd::inspect(
+            &system,
+            capdl.as_deref(),
+            elf_dir.as_deref(),
+            dot.as_deref(),
+            accept_microkit_rights,
+        ),
         Command::Client { connect, state, op } => trust::StateDir::locate(state.as_deref())
             .and_then(|state| match op {
                 ClientCommand::Append { tenant } => client::append(&connect, &tenant, &state),
