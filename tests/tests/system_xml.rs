@@ -204,3 +204,16 @@ const _: () = {
     assert!(psdb_call::MAX_PATH <= psdb_call::DATA);
     assert!(size::LEDGER_AUDIT >= interface::audit_call::MAX_RECORD);
 };
+
+#[test]
+fn committed_system_xml_is_what_system_toml_generates() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let desc = std::fs::read_to_string(format!("{dir}/system.toml")).unwrap();
+    let topo = sysdesc::topology::Topology::from_toml(&desc).unwrap();
+    let committed = std::fs::read_to_string(format!("{dir}/system.xml")).unwrap();
+    assert!(
+        committed == topo.to_xml(),
+        "system.xml is not what system.toml generates: run `make system.xml`"
+    );
+    assert_eq!(topo.tenants, TENANTS, "the tenants the Rust code serves");
+}
