@@ -248,5 +248,58 @@ fn generate(t: &Topology) -> Result<String, String> {
         n + 1,
         clients.join(", ")
     );
+    // Region declarations, expanded in the PD crate that invokes the macro (the symbols must be
+    // in that PD's ELF, for the microkit tool to patch).
+    let decls = |name: &str, doc: &str, chans: &[(&ChannelFact, String)], min: &str| {
+        let mut m = format!("/// {doc}\n#[macro_export]\nmacro_rules! {name} {{\n    () => {{\n        ::microkit::memory_region! {{\n");
+        for (i, (c, what)) in chans.iter().enumerate() {
+            let size = c.symbol.replace("_vaddr", "_size");
+            let _ = writeln!(m, "            /// Shared with {what} (channel {}).\n            pub static REGION_{i}: ReadWrite(vaddr = {}, size = {}, min_len = {min});", c.id, q(&c.symbol), q(&size));
+        }
+        let _ = writeln!(m, "        }}\n        /// In channel order.\n        pub static REGIONS: [&::microkit::region::RegionDecl<::microkit::region::ReadWrite>; {}] = [{}];\n    }};\n}}", chans.len(), list((0..chans.len()).map(|i| format!("&REGION_{i}"))));
+        m
+    };
+    o.push_str(&decls("wire_regions", "Declares the wire's regions shared with each ledger, `REGIONS` in [`TENANTS`] order (size [`size::WIRE_LEDGER`]).", &named(&wl), "$crate::size::WIRE_LEDGER"));
+    o.push_str(&decls("audit_ledger_regions", "Declares audit's regions shared with each ledger, `REGIONS` in [`TENANTS`] order (size [`size::LEDGER_AUDIT`]).", &named(&al), "$crate::size::LEDGER_AUDIT"));
+    let mut pc = named(&pl);
+    pc.push((pa, "audit".into()));
+    let mut m = decls("psdb_regions", "Declares psdb's regions shared with each client, `REGIONS` in [`psdb::CLIENTS`] order (each at least its size there).", &pc, "MIN");
+    for i in 0..pc.len() {
+        let min = if i < n {
+            "$crate::size::LEDGER_PSDB"
+        } else {
+            "$crate::size::AUDIT_PSDB"
+        };
+        m = m.replacen("min_len = MIN", &format!("min_len = {min}"), 1);
+    }
+    o.push_str(&m);
+    // Single regions by name, for the PDs that have one per peer.
+    let single = |name: &str, doc: &str, items: &[(&str, &ChannelFact, &str, &str)]| {
+        let mut m = format!("/// {doc}\n#[macro_export]\nmacro_rules! {name} {{\n    () => {{\n        ::microkit::memory_region! {{\n");
+        for (stat, c, min, what) in items {
+            let size = c.symbol.replace("_vaddr", "_size");
+            let _ = writeln!(m, "            /// Shared with {what} (channel {}).\n            pub static {stat}: ReadWrite(vaddr = {}, size = {}, min_len = {min});", c.id, q(&c.symbol), q(&size));
+        }
+        m.push_str("        }\n    };\n}\n");
+        m
+    };
+    o.push_str(&single(
+        "ledger_regions",
+        "Declares a ledger's regions: `WIRE` (one request, then its response), `AUDIT` (one read record), `PSDB` (one object).",
+        &[
+            ("WIRE", lw, "$crate::size::WIRE_LEDGER", "the wire"),
+            ("AUDIT", la, "$crate::size::LEDGER_AUDIT", "audit"),
+            ("PSDB", lp, "$crate::size::LEDGER_PSDB", "psdb"),
+        ],
+    ));
+    o.push_str(&single(
+        "audit_psdb_region",
+        "Declares audit's region shared with psdb, `PSDB`.",
+        &[("PSDB", ap, "$crate::size::AUDIT_PSDB", "psdb")],
+    ));
     Ok(o)
+}
+
+fn named<'a>(v: &[&'a ChannelFact]) -> Vec<(&'a ChannelFact, String)> {
+    v.iter().map(|c| (*c, c.peer.clone())).collect()
 }

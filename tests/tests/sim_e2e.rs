@@ -524,7 +524,7 @@ fn a_request_for_another_tenant_is_refused_by_the_ledger() {
                 }
                 .encode(&mut buf)
                 .unwrap();
-                let region = wire_pd::CORPORATE.get().unwrap(); // ledger_corporate's region
+                let region = wire_pd::REGIONS[0].get().unwrap(); // ledger_corporate's region
                 region.write(0, &buf[..n]).unwrap();
                 set_mr(0, n as u64);
                 let reply = interface::wire::LEDGERS[0]

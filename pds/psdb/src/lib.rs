@@ -83,20 +83,7 @@ pub fn limits(heap_bytes: u64) -> psdb::store::Limits {
     }
 }
 
-microkit::memory_region! {
-    /// Shared with ledger_corporate (psdb channel 0).
-    pub static CORPORATE: ReadWrite(vaddr = "corporate_vaddr", size = "corporate_size",
-        min_len = interface::size::LEDGER_PSDB);
-    /// Shared with ledger_personnel (psdb channel 1).
-    pub static PERSONNEL: ReadWrite(vaddr = "personnel_vaddr", size = "personnel_size",
-        min_len = interface::size::LEDGER_PSDB);
-    /// Shared with ledger_property (psdb channel 2).
-    pub static PROPERTY: ReadWrite(vaddr = "property_vaddr", size = "property_size",
-        min_len = interface::size::LEDGER_PSDB);
-    /// Shared with audit (psdb channel 3).
-    pub static AUDIT: ReadWrite(vaddr = "audit_vaddr", size = "audit_size",
-        min_len = interface::size::AUDIT_PSDB);
-}
+interface::psdb_regions!();
 
 /// Why the PD could not start.
 #[derive(Debug)]
@@ -314,7 +301,7 @@ pub struct PsdbPd<D: BlockDevice> {
 
 /// Gets every region and builds the PD over `store`.
 pub fn init<D: BlockDevice>(mut store: Store<D>) -> Result<PsdbPd<D>, InitError> {
-    let decls = [&CORPORATE, &PERSONNEL, &PROPERTY, &AUDIT];
+    let decls = &REGIONS;
     let mut clients = Vec::with_capacity(CLIENTS.len());
     for ((channel, ns, _, _), decl) in CLIENTS.iter().zip(decls) {
         let region = decl.get().map_err(InitError::Region)?;

@@ -39,7 +39,7 @@ pub mod session;
 
 use alloc::vec::Vec;
 
-use interface::{ledger_call, wire};
+use interface::{ledger_call, wire, TENANT_COUNT};
 use microkit::region::{ReadWrite, Region, RegionError};
 use microkit::{get_mr, set_mr, MessageInfo};
 use protocol::{
@@ -47,17 +47,7 @@ use protocol::{
     MAX_ENCODED, MAX_PAYLOAD,
 };
 
-microkit::memory_region! {
-    /// Shared with ledger_corporate.
-    pub static CORPORATE: ReadWrite(vaddr = "corporate_vaddr", size = "corporate_size",
-        min_len = interface::size::WIRE_LEDGER);
-    /// Shared with ledger_personnel.
-    pub static PERSONNEL: ReadWrite(vaddr = "personnel_vaddr", size = "personnel_size",
-        min_len = interface::size::WIRE_LEDGER);
-    /// Shared with ledger_property.
-    pub static PROPERTY: ReadWrite(vaddr = "property_vaddr", size = "property_size",
-        min_len = interface::size::WIRE_LEDGER);
-}
+interface::wire_regions!();
 
 /// The console line the wire prints when it serves (tests wait for it).
 pub const READY_LINE: &str = "WIRE|INFO: ready";
@@ -76,23 +66,19 @@ pub struct Stats {
 #[derive(Debug)]
 pub struct Wire {
     decoder: Decoder<Vec<u8>>,
-    ledgers: [Region<ReadWrite>; 3],
+    ledgers: [Region<ReadWrite>; TENANT_COUNT],
     resp: Vec<u8>,
     stats: Stats,
 }
 
 /// Gets the regions shared with the ledgers and builds the state machine.
 pub fn init() -> Result<Wire, RegionError> {
-    Ok(Wire::new([
-        CORPORATE.get()?,
-        PERSONNEL.get()?,
-        PROPERTY.get()?,
-    ]))
+    Ok(Wire::new(interface::regions(&REGIONS)?))
 }
 
 impl Wire {
     /// A wire over the regions shared with each tenant's ledger (in `TENANTS` order).
-    pub fn new(ledgers: [Region<ReadWrite>; 3]) -> Self {
+    pub fn new(ledgers: [Region<ReadWrite>; TENANT_COUNT]) -> Self {
         Wire {
             decoder: Decoder::new(alloc::vec![0; MAX_ENCODED]),
             ledgers,
@@ -152,7 +138,7 @@ impl Wire {
 /// Forwards one request to its tenant's ledger; the response is `resp[..n]`.
 fn route(
     payload: &[u8],
-    ledgers: &[Region<ReadWrite>; 3],
+    ledgers: &[Region<ReadWrite>; TENANT_COUNT],
     resp: &mut [u8],
 ) -> Result<usize, (u64, ErrorCode)> {
     let req =
