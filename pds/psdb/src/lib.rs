@@ -112,11 +112,12 @@ pub enum Opened {
     Mounted(Report),
 }
 
-/// Each tenant's share of the volume and of the index budget, in percent.
-pub const TENANT_SHARE_PERCENT: u64 = 28;
-/// Audit's share: every read of every tenant adds audit records, so it gets its own room that no
-/// tenant can take. Three tenants and audit: 3 x 28 + 16 = 100.
+/// Audit's share of the volume and of the index budget, in percent: every read of every tenant
+/// adds audit records, so it gets its own room that no tenant can take.
 pub const AUDIT_SHARE_PERCENT: u64 = 16;
+/// Each tenant's share: the rest, split evenly between the tenants system.toml names (three
+/// tenants: 28% each, 3 x 28 + 16 = 100; four: 21% each).
+pub const TENANT_SHARE_PERCENT: u64 = (100 - AUDIT_SHARE_PERCENT) / interface::TENANT_COUNT as u64;
 
 /// The quota of the namespace `ns` on a volume of `capacity` bytes under `limits`: its share
 /// ([`TENANT_SHARE_PERCENT`], or [`AUDIT_SHARE_PERCENT`] for `audit`) of the disk and of the
