@@ -47,7 +47,8 @@ IMAGE_DIR     := $(BUILD_DIR)/image
 # Signing keys: <log>.skey (secret, generated with `totebox keygen` when absent, never
 # committed) and <log>.vkey (what clients verify checkpoints with). The simulator uses the same.
 KEYS_DIR      ?= $(BUILD_DIR)/keys
-# The tenants, as system.xml names their ledgers' program images (ledger_<tenant>.elf).
+# The tenants, as system.xml (generated from system.toml: `make system.xml`) names their
+# ledgers' program images (ledger_<tenant>.elf).
 TENANTS       := $(shell sed -n 's/.*program_image path="ledger_\([a-z0-9_]*\)\.elf".*/\1/p' system.xml)
 # Host tools (debug builds: what the tests build anyway).
 HOST_BIN      := $(TARGET_DIR)/debug
@@ -62,9 +63,15 @@ SIM_DISK      ?= $(BUILD_DIR)/sim-disk.img
 CARGO         ?= cargo
 
 .PHONY: all setup fmt-check clippy host-test build host-tools provision image image-check \
-	qemu qemu-test sdk test bench bench-system fuzz sim sim-test install inspect inspect-test
+	qemu qemu-test sdk test bench bench-system fuzz sim sim-test install inspect inspect-test \
+	system.xml
 
 all: build
+
+# system.xml is generated from system.toml, the one description of tenants and PDs
+# (crates/sysdesc/src/topology.rs states the rules); a host test fails when they disagree.
+system.xml:
+	$(CARGO) run -q -p sysdesc --bin gen-system -- system.toml > $@.tmp && mv $@.tmp $@
 
 # Everything a fresh machine needs before the rest: the pinned toolchain and the target.
 setup:

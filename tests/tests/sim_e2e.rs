@@ -25,34 +25,35 @@ fn three_tenants_append_read_export_verify() {
     let c = &mut rig.client;
     c.ping().unwrap();
     let counts = [300usize, 5, 1];
+    let count = |t: usize| counts.get(t).copied().unwrap_or(2);
     for (t, tenant) in TENANTS.iter().enumerate() {
         let hello = c.hello(tenant).unwrap();
         assert_eq!(hello.size, 0);
         assert_eq!(hello.vkey, verifier(tenant).vkey());
-        let entries: Vec<Vec<u8>> = (0..counts[t])
+        let entries: Vec<Vec<u8>> = (0..count(t))
             .map(|i| format!("{tenant} record {i}").into_bytes())
             .collect();
         // Two requests: indices continue across appends.
-        let (a, b) = entries.split_at(counts[t] / 2);
+        let (a, b) = entries.split_at(count(t) / 2);
         let mut idx = c.append(tenant, a).unwrap();
         idx.extend(c.append(tenant, b).unwrap_or_default());
-        assert_eq!(idx, (0..counts[t] as u64).collect::<Vec<_>>());
+        assert_eq!(idx, (0..count(t) as u64).collect::<Vec<_>>());
     }
     for (t, tenant) in TENANTS.iter().enumerate() {
         let got = c.read(tenant, 0, u64::MAX).unwrap();
-        assert_eq!(got.len(), counts[t]);
+        assert_eq!(got.len(), count(t));
         for (i, (at, e)) in got.iter().enumerate() {
             assert_eq!(*at, i as u64);
             assert_eq!(e, format!("{tenant} record {i}").as_bytes());
         }
         assert_eq!(
             c.read(tenant, 3, 1).unwrap().len(),
-            usize::from(counts[t] > 3)
+            usize::from(count(t) > 3)
         );
         let note = c.checkpoint(tenant).unwrap();
         let v = verifier(tenant);
         note::Note::parse(&note).unwrap().verify(&[v]).unwrap();
-        assert_eq!(export_and_verify(c, tenant), counts[t] as u64);
+        assert_eq!(export_and_verify(c, tenant), count(t) as u64);
     }
     // A tenant's key does not verify another tenant's checkpoint.
     let note = c.checkpoint("corporate").unwrap();
@@ -73,7 +74,7 @@ fn three_tenants_append_read_export_verify() {
     // called (audit learns it from the channel), the range that left and the outcome.
     let mut expected = Vec::new();
     for (t, tenant) in TENANTS.iter().enumerate() {
-        let n = counts[t] as u64;
+        let n = count(t) as u64;
         // read(0, all): one request returns every entry, the next one finds the end.
         expected.push(format!("tenant={tenant} op=read first=0 count={n}"));
         expected.push(format!("tenant={tenant} op=read first={n} count=0"));
@@ -256,10 +257,12 @@ fn the_kernel_rules_hold_in_the_simulator() {
     let mut rig = boot();
     rig.client.append("corporate", &[b"secret"]).unwrap();
     let s = sim(&mut rig);
-    // The wire has no channel to psdb or audit: its channel ids above 3 do not exist, and a
+    // The wire has no channel to psdb or audit: its channel ids above the last ledger's do not exist, and a
     // ppcall on a channel the wire does have goes only to its ledger.
     let r = s
-        .as_pd("wire", || Channel::new(4).pp_call(MessageInfo::new(1, 0)))
+        .as_pd("wire", || {
+            Channel::new(interface::TENANT_COUNT + 1).pp_call(MessageInfo::new(1, 0))
+        })
         .unwrap();
     assert_eq!(r.label(), sim::REFUSED);
     // A ledger cannot call downhill (to the wire) and psdb cannot call anyone.
@@ -298,7 +301,10 @@ fn the_kernel_rules_hold_in_the_simulator() {
     assert!(s.is_running("psdb"));
     let console = s.console().join("\n");
     assert!(
-        console.contains("wire: ppcall on unknown channel 4"),
+        console.contains(&format!(
+            "wire: ppcall on unknown channel {}",
+            interface::TENANT_COUNT + 1
+        )),
         "{console}"
     );
     assert!(
@@ -524,7 +530,7 @@ fn a_request_for_another_tenant_is_refused_by_the_ledger() {
                 }
                 .encode(&mut buf)
                 .unwrap();
-                let region = wire_pd::CORPORATE.get().unwrap(); // ledger_corporate's region
+                let region = wire_pd::REGIONS[0].get().unwrap(); // ledger_corporate's region
                 region.write(0, &buf[..n]).unwrap();
                 set_mr(0, n as u64);
                 let reply = interface::wire::LEDGERS[0]
@@ -706,10 +712,11 @@ fn status_reports_each_tenants_own_usage() {
         stored_usage(&rig.disk, "corporate")
     );
     assert!(c0.disk_quota > 0 && c0.index_quota > 0 && c0.volume_free > 0);
-    // Each tenant 28% of the volume, audit 16%.
+    // Each tenant its share of the volume (28% of three), audit 16%.
     assert_eq!(p0.disk_quota, c0.disk_quota);
     let ratio = c0.disk_quota as f64 / c0.audit_disk_quota as f64;
-    assert!((ratio - 28.0 / 16.0).abs() < 0.001, "{c0:?}");
+    let want = psdb_pd::TENANT_SHARE_PERCENT as f64 / psdb_pd::AUDIT_SHARE_PERCENT as f64;
+    assert!((ratio - want).abs() < 0.001, "{c0:?}");
 
     let entries: Vec<Vec<u8>> = (0..300)
         .map(|i| format!("entry {i}").into_bytes())

@@ -110,11 +110,11 @@ fn channels_match_the_code_and_nothing_else_exists() {
         assert_eq!(ns, *tenant, "psdb namespace of tenant channel");
         assert_ppcall(&sys, &l, ledger::PSDB.index(), pd::PSDB, ch.index());
     }
-    let (ch, ns, _, _) = psdb::CLIENTS[3];
+    let (ch, ns, _, _) = psdb::CLIENTS[TENANTS.len()];
     assert_eq!(ns, interface::AUDIT_NAMESPACE);
     assert_ppcall(&sys, pd::AUDIT, audit::PSDB.index(), pd::PSDB, ch.index());
-    // Exactly those channels: 3 wire->ledger, 3 ledger->audit, 3 ledger->psdb, audit->psdb.
-    assert_eq!(sys.channels.len(), 10);
+    // Exactly those channels: per tenant wire->ledger, ledger->audit, ledger->psdb; audit->psdb.
+    assert_eq!(sys.channels.len(), 3 * TENANTS.len() + 1);
     for c in &sys.channels {
         let pair = [c.a.pd.as_str(), c.b.pd.as_str()];
         let ledgers = pair.iter().filter(|p| p.starts_with("ledger_")).count();
@@ -154,7 +154,7 @@ fn regions_match_the_code_and_are_shared_by_channel_peers_only() {
     }
     let (r, sz) = mapped(&sys, pd::AUDIT, audit::PSDB_REGION);
     assert_eq!(sz as usize, size::AUDIT_PSDB);
-    assert_eq!(mapped(&sys, pd::PSDB, psdb::CLIENTS[3].2).0, r);
+    assert_eq!(mapped(&sys, pd::PSDB, psdb::CLIENTS[TENANTS.len()].2).0, r);
 
     // Every region is either private (heap, device, DMA) or shared by exactly one channel's
     // two ends (checked by `problems`); every map tells the PD its address and size.
@@ -204,3 +204,16 @@ const _: () = {
     assert!(psdb_call::MAX_PATH <= psdb_call::DATA);
     assert!(size::LEDGER_AUDIT >= interface::audit_call::MAX_RECORD);
 };
+
+#[test]
+fn committed_system_xml_is_what_system_toml_generates() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let desc = std::fs::read_to_string(format!("{dir}/system.toml")).unwrap();
+    let topo = sysdesc::topology::Topology::from_toml(&desc).unwrap();
+    let committed = std::fs::read_to_string(format!("{dir}/system.xml")).unwrap();
+    assert!(
+        committed == topo.to_xml(),
+        "system.xml is not what system.toml generates: run `make system.xml`"
+    );
+    assert_eq!(topo.tenants, TENANTS, "the tenants the Rust code serves");
+}

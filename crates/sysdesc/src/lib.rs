@@ -8,6 +8,8 @@
 //! a different system than the image.
 #![forbid(unsafe_code)]
 
+pub mod topology;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 

@@ -25,26 +25,15 @@ use core::fmt;
 use core::fmt::Write as _;
 
 use interface::audit_call::{self, Kind, BAD_CALL, RECORDED, STORAGE};
-use interface::{audit, PsdbClient, AUDIT_NAMESPACE, TENANTS};
+use interface::{audit, PsdbClient, AUDIT_NAMESPACE, TENANTS, TENANT_COUNT};
 use microkit::region::{ReadWrite, Region, RegionError};
 use microkit::{get_mr, set_mr, Channel, Handler, MessageInfo};
 use note::Signer;
 use tlog::{Log, Storage};
 
-microkit::memory_region! {
-    /// Shared with ledger_corporate (audit channel 0).
-    pub static CORPORATE: ReadWrite(vaddr = "corporate_vaddr", size = "corporate_size",
-        min_len = interface::size::LEDGER_AUDIT);
-    /// Shared with ledger_personnel (audit channel 1).
-    pub static PERSONNEL: ReadWrite(vaddr = "personnel_vaddr", size = "personnel_size",
-        min_len = interface::size::LEDGER_AUDIT);
-    /// Shared with ledger_property (audit channel 2).
-    pub static PROPERTY: ReadWrite(vaddr = "property_vaddr", size = "property_size",
-        min_len = interface::size::LEDGER_AUDIT);
-    /// Shared with psdb.
-    pub static PSDB: ReadWrite(vaddr = "psdb_vaddr", size = "psdb_size",
-        min_len = interface::size::AUDIT_PSDB);
-}
+interface::audit_ledger_regions!();
+
+interface::audit_psdb_region!();
 
 /// Why the PD could not start.
 #[derive(Debug)]
@@ -69,7 +58,7 @@ impl fmt::Display for InitError {
 pub struct AuditPd {
     origin: String,
     signer: Signer,
-    ledgers: [Region<ReadWrite>; 3],
+    ledgers: [Region<ReadWrite>; TENANT_COUNT],
     psdb: PsdbClient,
     log: Option<Log<PsdbClient>>,
     line: String,
@@ -83,7 +72,7 @@ pub fn init(skey: &str) -> Result<AuditPd, InitError> {
     let mut pd = AuditPd {
         origin: interface::keys::origin(AUDIT_NAMESPACE),
         signer: interface::keys::signer(AUDIT_NAMESPACE, skey).map_err(InitError::Key)?,
-        ledgers: [region(&CORPORATE)?, region(&PERSONNEL)?, region(&PROPERTY)?],
+        ledgers: interface::regions(&REGIONS).map_err(InitError::Region)?,
         psdb: PsdbClient::new(audit::PSDB, region(&PSDB)?),
         log: None,
         line: String::new(),

@@ -62,17 +62,7 @@ use protocol::{
 use tlog::tile::{parse_tile_path, TileKind, TILE_WIDTH};
 use tlog::Log;
 
-microkit::memory_region! {
-    /// Shared with the wire: one request, then its response.
-    pub static WIRE: ReadWrite(vaddr = "wire_vaddr", size = "wire_size",
-        min_len = interface::size::WIRE_LEDGER);
-    /// Shared with audit: one read record.
-    pub static AUDIT: ReadWrite(vaddr = "audit_vaddr", size = "audit_size",
-        min_len = interface::size::LEDGER_AUDIT);
-    /// Shared with psdb: one object.
-    pub static PSDB: ReadWrite(vaddr = "psdb_vaddr", size = "psdb_size",
-        min_len = interface::size::LEDGER_PSDB);
-}
+interface::ledger_regions!();
 
 /// Why the PD could not start.
 #[derive(Debug)]

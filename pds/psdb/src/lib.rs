@@ -83,20 +83,7 @@ pub fn limits(heap_bytes: u64) -> psdb::store::Limits {
     }
 }
 
-microkit::memory_region! {
-    /// Shared with ledger_corporate (psdb channel 0).
-    pub static CORPORATE: ReadWrite(vaddr = "corporate_vaddr", size = "corporate_size",
-        min_len = interface::size::LEDGER_PSDB);
-    /// Shared with ledger_personnel (psdb channel 1).
-    pub static PERSONNEL: ReadWrite(vaddr = "personnel_vaddr", size = "personnel_size",
-        min_len = interface::size::LEDGER_PSDB);
-    /// Shared with ledger_property (psdb channel 2).
-    pub static PROPERTY: ReadWrite(vaddr = "property_vaddr", size = "property_size",
-        min_len = interface::size::LEDGER_PSDB);
-    /// Shared with audit (psdb channel 3).
-    pub static AUDIT: ReadWrite(vaddr = "audit_vaddr", size = "audit_size",
-        min_len = interface::size::AUDIT_PSDB);
-}
+interface::psdb_regions!();
 
 /// Why the PD could not start.
 #[derive(Debug)]
@@ -125,11 +112,12 @@ pub enum Opened {
     Mounted(Report),
 }
 
-/// Each tenant's share of the volume and of the index budget, in percent.
-pub const TENANT_SHARE_PERCENT: u64 = 28;
-/// Audit's share: every read of every tenant adds audit records, so it gets its own room that no
-/// tenant can take. Three tenants and audit: 3 x 28 + 16 = 100.
+/// Audit's share of the volume and of the index budget, in percent: every read of every tenant
+/// adds audit records, so it gets its own room that no tenant can take.
 pub const AUDIT_SHARE_PERCENT: u64 = 16;
+/// Each tenant's share: the rest, split evenly between the tenants system.toml names (three
+/// tenants: 28% each, 3 x 28 + 16 = 100; four: 21% each).
+pub const TENANT_SHARE_PERCENT: u64 = (100 - AUDIT_SHARE_PERCENT) / interface::TENANT_COUNT as u64;
 
 /// The quota of the namespace `ns` on a volume of `capacity` bytes under `limits`: its share
 /// ([`TENANT_SHARE_PERCENT`], or [`AUDIT_SHARE_PERCENT`] for `audit`) of the disk and of the
@@ -314,7 +302,7 @@ pub struct PsdbPd<D: BlockDevice> {
 
 /// Gets every region and builds the PD over `store`.
 pub fn init<D: BlockDevice>(mut store: Store<D>) -> Result<PsdbPd<D>, InitError> {
-    let decls = [&CORPORATE, &PERSONNEL, &PROPERTY, &AUDIT];
+    let decls = &REGIONS;
     let mut clients = Vec::with_capacity(CLIENTS.len());
     for ((channel, ns, _, _), decl) in CLIENTS.iter().zip(decls) {
         let region = decl.get().map_err(InitError::Region)?;

@@ -74,7 +74,7 @@ pub mod session;
 
 use alloc::vec::Vec;
 
-use interface::{ledger_call, wire, TENANTS};
+use interface::{ledger_call, wire, TENANTS, TENANT_COUNT};
 use microkit::region::{ReadWrite, Region, RegionError};
 use microkit::{get_mr, set_mr, MessageInfo};
 use protocol::frame::{max_encoded_len, CRC_LEN};
@@ -83,17 +83,7 @@ use protocol::{
     Request, Response, MAX_ENCODED, MAX_PAYLOAD, MAX_TENANT,
 };
 
-microkit::memory_region! {
-    /// Shared with ledger_corporate.
-    pub static CORPORATE: ReadWrite(vaddr = "corporate_vaddr", size = "corporate_size",
-        min_len = interface::size::WIRE_LEDGER);
-    /// Shared with ledger_personnel.
-    pub static PERSONNEL: ReadWrite(vaddr = "personnel_vaddr", size = "personnel_size",
-        min_len = interface::size::WIRE_LEDGER);
-    /// Shared with ledger_property.
-    pub static PROPERTY: ReadWrite(vaddr = "property_vaddr", size = "property_size",
-        min_len = interface::size::WIRE_LEDGER);
-}
+interface::wire_regions!();
 
 /// The console line the wire prints when it serves (tests wait for it).
 pub const READY_LINE: &str = "WIRE|INFO: ready";
@@ -149,7 +139,7 @@ pub struct Wire {
 /// Everything but the frame decoder: what handling one frame needs.
 #[derive(Debug)]
 struct Core {
-    ledgers: [Region<ReadWrite>; 3],
+    ledgers: [Region<ReadWrite>; TENANT_COUNT],
     /// A response from a ledger, or a request being encoded for one.
     resp: Vec<u8>,
     group: Group,
@@ -198,16 +188,12 @@ impl Sink<'_> {
 
 /// Gets the regions shared with the ledgers and builds the state machine.
 pub fn init() -> Result<Wire, RegionError> {
-    Ok(Wire::new([
-        CORPORATE.get()?,
-        PERSONNEL.get()?,
-        PROPERTY.get()?,
-    ]))
+    Ok(Wire::new(interface::regions(&REGIONS)?))
 }
 
 impl Wire {
     /// A wire over the regions shared with each tenant's ledger (in `TENANTS` order).
-    pub fn new(ledgers: [Region<ReadWrite>; 3]) -> Self {
+    pub fn new(ledgers: [Region<ReadWrite>; TENANT_COUNT]) -> Self {
         Wire {
             decoder: Decoder::new(alloc::vec![0; MAX_ENCODED]),
             core: Core {
@@ -551,7 +537,7 @@ enum Sent {
 
 /// Calls ledger `t` with `req` in the region shared with it; the length of its response.
 fn call(
-    ledgers: &[Region<ReadWrite>; 3],
+    ledgers: &[Region<ReadWrite>; TENANT_COUNT],
     t: usize,
     req: &[u8],
     stats: &mut Stats,
@@ -571,7 +557,7 @@ fn call(
 
 /// Copies the `n`-byte response of ledger `t` into `buf`: `buf[..n]`.
 fn response<'b>(
-    ledgers: &[Region<ReadWrite>; 3],
+    ledgers: &[Region<ReadWrite>; TENANT_COUNT],
     t: usize,
     buf: &'b mut [u8],
     n: usize,
@@ -584,7 +570,7 @@ fn response<'b>(
 
 /// Calls ledger `t` with the request `buf[..len]`; its response is then `buf[..n]`.
 fn call_in_place(
-    ledgers: &[Region<ReadWrite>; 3],
+    ledgers: &[Region<ReadWrite>; TENANT_COUNT],
     t: usize,
     buf: &mut [u8],
     len: usize,
@@ -598,7 +584,7 @@ fn call_in_place(
 /// Forwards one request to its tenant's ledger; the response is `resp[..n]`.
 fn route(
     payload: &[u8],
-    ledgers: &[Region<ReadWrite>; 3],
+    ledgers: &[Region<ReadWrite>; TENANT_COUNT],
     resp: &mut [u8],
     stats: &mut Stats,
 ) -> Result<usize, (u64, ErrorCode)> {

@@ -19,7 +19,7 @@ use protocol::{
 };
 use wire_pd::{Wire, APPEND_ANSWER_MAX, GROUP_ENTRIES, MAX_GROUP};
 
-const TENANTS: [&str; 3] = ["corporate", "personnel", "property"];
+use interface::TENANTS;
 
 /// How the fake ledger answers its next calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,9 +41,9 @@ struct Call {
 }
 
 struct Fake {
-    regions: [HostMemory; 3],
+    regions: Vec<HostMemory>,
     mrs: RefCell<[u64; 4]>,
-    logs: RefCell<[Vec<Vec<u8>>; 3]>,
+    logs: RefCell<Vec<Vec<Vec<u8>>>>,
     /// Most entries a tenant's log may hold: a request that would pass it is refused `Full`.
     quota: Cell<usize>,
     mode: Cell<Mode>,
@@ -148,13 +148,9 @@ impl Backend for Fake {
 fn boot() -> (Wire, Rc<Fake>) {
     let size = interface::size::WIRE_LEDGER;
     let f = Rc::new(Fake {
-        regions: [
-            HostMemory::new(size),
-            HostMemory::new(size),
-            HostMemory::new(size),
-        ],
+        regions: TENANTS.iter().map(|_| HostMemory::new(size)).collect(),
         mrs: RefCell::new([0; 4]),
-        logs: RefCell::new([Vec::new(), Vec::new(), Vec::new()]),
+        logs: RefCell::new(TENANTS.iter().map(|_| Vec::new()).collect()),
         quota: Cell::new(usize::MAX),
         mode: Cell::new(Mode::Honest),
         calls: RefCell::new(Vec::new()),

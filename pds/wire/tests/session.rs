@@ -19,10 +19,10 @@ use wire_pd::Wire;
 /// Bytes of object data in each fake ledger answer: large, so a few of them fill the bound.
 const ANSWER: usize = 60 * 1024;
 
-/// The wire's kernel: the three ledger regions, and a fake ledger behind every channel that
+/// The wire's kernel: every ledger's region, and a fake ledger behind every channel that
 /// answers each request with `ANSWER` bytes of object data for the request's id.
 struct Box3 {
-    regions: [HostMemory; 3],
+    regions: Vec<HostMemory>,
     mrs: RefCell<[u64; 4]>,
     calls: Cell<usize>,
 }
@@ -71,7 +71,7 @@ impl Backend for Box3 {
     }
     fn debug_put_str(&self, _: &str) {}
     fn memory_region(&self, setvar_vaddr: &str) -> Option<HostMemory> {
-        let i = ["corporate_vaddr", "personnel_vaddr", "property_vaddr"]
+        let i = interface::wire::LEDGER_REGIONS
             .iter()
             .position(|v| *v == setvar_vaddr)?;
         Some(self.regions[i].clone())
@@ -81,11 +81,9 @@ impl Backend for Box3 {
 fn boot() -> (Wire, Rc<Box3>) {
     let size = interface::size::WIRE_LEDGER;
     let b = Rc::new(Box3 {
-        regions: [
-            HostMemory::new(size),
-            HostMemory::new(size),
-            HostMemory::new(size),
-        ],
+        regions: (0..interface::TENANT_COUNT)
+            .map(|_| HostMemory::new(size))
+            .collect(),
         mrs: RefCell::new([0; 4]),
         calls: Cell::new(0),
     });
