@@ -16,6 +16,7 @@
 
 extern crate alloc;
 
+pub mod audit_log;
 pub mod keys;
 mod psdb_client;
 
