@@ -95,8 +95,9 @@ pub fn export_and_verify(c: &mut Client<SimStream>, tenant: &str) -> u64 {
 
 /// The audit log on an image, as a fresh read-only mount sees it: its verified tlog's entries,
 /// then the records pending in its current journal (each a signed note, verified against the
-/// audit key). Each is `(index, line)` with the line as audit wrote it (`index=<i> ...`); the
-/// indices run 0, 1, 2, ... in order (checked). Empty if there is no audit log.
+/// audit key). Each is `(index, line)` with the line as audit wrote it (`index=<i> ...`,
+/// checked to be its place); the indices run 0, 1, 2, ... in order. Empty if there is no
+/// audit log.
 pub fn audit_log_of(image: Vec<u8>) -> Vec<(u64, String)> {
     use interface::audit_log::{journal_path, journal_slots, verify_record};
     let (mut store, _) =
@@ -137,7 +138,9 @@ pub fn audit_log_of(image: Vec<u8>) -> Vec<(u64, String)> {
     }
     for (i, (index, line)) in out.iter().enumerate() {
         assert_eq!(*index, i as u64);
-        assert!(line.starts_with(&format!("index={i} ")), "{line}");
+        // Entries audit wrote before journals have no `index=` (psdb/tests/data/README.md).
+        let legacy = !line.starts_with("index=") && (i as u64) < tree.size;
+        assert!(legacy || line.starts_with(&format!("index={i} ")), "{line}");
     }
     out
 }
