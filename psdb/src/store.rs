@@ -1246,8 +1246,9 @@ impl<D: BlockDevice> Store<D> {
 
     /// The capacity and used slots of the journal at `path` of `ns`; `Ok(None)` if there is
     /// no such object, [`Error::WrongKind`] if it is not a journal. The namespace's latest
-    /// journal was checked at mount and is known; an earlier one is read and checked whole now
-    /// (records `0..used`, then only zero sectors, else [`Error::Corrupt`]).
+    /// journal was checked at mount and is known; an earlier one (or any, in a damaged
+    /// namespace) is read and checked whole now (records `0..used`, then only zero sectors,
+    /// else [`Error::Corrupt`]).
     pub fn journal_stat(
         &mut self,
         ns: Namespace,
@@ -1261,7 +1262,8 @@ impl<D: BlockDevice> Store<D> {
             Some(_) => return Err(Error::WrongKind),
         };
         let slots = o.size / BLOCK as u32;
-        if let Some(j) = st.journal.filter(|j| j.loc == o.loc) {
+        // A damaged namespace's latest journal may be where the damage is: read it again.
+        if let Some(j) = st.journal.filter(|j| j.loc == o.loc && st.damage.is_none()) {
             return Ok(Some(JournalStat {
                 slots,
                 used: j.next,

@@ -223,6 +223,7 @@ fn check_damage(image: Vec<u8>, offset: usize, reason: Corruption) {
     assert_eq!(report.damaged, 1);
     let ns = s.open_namespace("audit").unwrap();
     assert_eq!(s.damage(ns).unwrap(), Some((p, false)));
+    assert_eq!(s.journal_stat(ns, "journal/0"), Err(Error::Corrupt(p)));
     assert_eq!(
         s.journal_append(ns, "journal/0", b"x"),
         Err(Error::Damaged(p))
