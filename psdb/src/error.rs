@@ -42,6 +42,18 @@ pub enum Error {
     /// and if the damage may have hidden a checkpoint version, its checkpoint is not served
     /// either (never an older one in its place). The problem names where.
     Damaged(Problem),
+    /// The journal takes no more records: every slot is used, or it is not its namespace's
+    /// latest journal (creating a journal closes the earlier ones). Nothing was written.
+    JournalFull,
+    /// A journal call on a path that is no journal (absent, or an object), or `get` of a
+    /// journal (read by record: `journal_read`). Nothing changed.
+    WrongKind,
+    /// A journal record while a batch is staged: flush or discard it first. Nothing was
+    /// written.
+    Staged,
+    /// An earlier journal record's write failed and its sector could not be zeroed: no
+    /// journal record is written until the volume is mounted again. Nothing was written.
+    JournalHalted,
 }
 
 impl Error {
@@ -63,6 +75,10 @@ impl Error {
             Error::OutOfMemory => 13,
             Error::Quota => 14,
             Error::Damaged(_) => 15,
+            Error::JournalFull => 16,
+            Error::WrongKind => 17,
+            Error::Staged => 18,
+            Error::JournalHalted => 19,
         }
     }
 }
@@ -95,6 +111,16 @@ impl core::fmt::Display for Error {
             Error::OutOfMemory => f.write_str("out of memory"),
             Error::Quota => f.write_str("namespace quota reached"),
             Error::Damaged(p) => write!(f, "namespace holds damaged committed data ({p})"),
+            Error::JournalFull => {
+                f.write_str("journal full (every slot used, or a later journal was created)")
+            }
+            Error::WrongKind => f.write_str(
+                "not a journal (journal calls), or a journal (read by record, not as an object)",
+            ),
+            Error::Staged => f.write_str("a batch is staged: journal records wait for its flush"),
+            Error::JournalHalted => f.write_str(
+                "journal records refused until the next mount (a failed record could not be zeroed)",
+            ),
         }
     }
 }
@@ -181,6 +207,12 @@ pub enum Corruption {
     LostBatch = 13,
     /// A PSDB volume of an older on-disk format version than this build reads.
     UnsupportedVersion = 14,
+    /// A journal sector that is neither zeros (never written) nor a valid record for its
+    /// volume and slot: a record altered after it was written (sector writes are atomic).
+    JournalRecord = 15,
+    /// A valid journal record after a zero sector: records are written in slot order, so one
+    /// was erased or one planted.
+    JournalGap = 16,
 }
 
 impl core::fmt::Display for Corruption {
@@ -204,8 +236,12 @@ impl core::fmt::Display for Corruption {
                 "committed batch with a damaged manifest: its objects are lost to the index"
             }
             Corruption::UnsupportedVersion => {
-                "PSDB format v1 volume: this build reads v2 (copy the data out with tar)"
+                "PSDB format v1 volume: this build reads v2 and v3 (copy the data out with tar)"
             }
+            Corruption::JournalRecord => {
+                "journal sector neither zeros nor a valid record for its slot (altered after writing)"
+            }
+            Corruption::JournalGap => "journal record after an unwritten slot",
         })
     }
 }

@@ -10,7 +10,9 @@
 //!   fault-injecting [`fault::FaultDevice`].
 //! - [`Store`]: [`Store::format`], [`Store::mount`], [`Store::open_namespace`] (privileged),
 //!   [`Store::put`], [`Store::put_checkpoint`], [`Store::flush`], [`Store::get`],
-//!   [`Store::exists`], [`Store::list`]; [`fsck`].
+//!   [`Store::exists`], [`Store::list`]; journals ([`journal`], format v3):
+//!   [`Store::put_journal`], [`Store::journal_append`] (one sector, durable on return),
+//!   [`Store::journal_read`], [`Store::journal_stat`], [`Store::journals`]; [`fsck`].
 //! - [`NamespaceStorage`]: the ledger core's `tlog::Storage` on one namespace.
 //!
 //! # Use
@@ -60,6 +62,7 @@ pub mod commit;
 mod device;
 mod error;
 pub mod fault;
+pub mod journal;
 mod ledger;
 mod manifest;
 pub mod names;
@@ -72,5 +75,6 @@ pub use device::{BlockDevice, IoError, RamDevice, SECTOR_SIZE};
 pub use error::{Corruption, Error, NameError, Problem};
 pub use ledger::NamespaceStorage;
 pub use store::{
-    fsck, FormatOptions, Limits, Mode, Namespace, Quota, Report, Store, Usage, DEFAULT_MAX_BATCH,
+    fsck, FormatOptions, JournalStat, Limits, Mode, Namespace, Quota, Report, Store, Usage,
+    DEFAULT_MAX_BATCH,
 };

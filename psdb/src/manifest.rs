@@ -3,16 +3,19 @@
 //! A manifest is ASCII text, one `\n`-terminated line each:
 //!
 //! ```text
-//! #psdb-batch v2 seq=<n> volume=<32 hex> prev=<64 hex> maxbatch=<n>
+//! #psdb-batch v3 seq=<n> volume=<32 hex> prev=<64 hex> maxbatch=<n>
 //! #o <size>                                  ┐ an immutable object: a comment with its size,
 //! <sha256 hex>  <namespace>/<path>           ┘ then a `sha256sum` line
 //! #c <size> <sha256 hex>  <namespace>/checkpoint            a checkpoint version
 //! #s <size> <sha256 hex>  .psdb/checkpoint/<namespace>.sha256   its checksum file
+//! #j <size>  <namespace>/<path>              a journal (v3): preallocated, no checksum
 //! #end <sha256 hex of every byte before this line>
 //! ```
 //!
-//! `sha256sum` skips lines starting with `#`, so `sha256sum -c --strict` on a manifest checks
-//! exactly the immutable objects of its batch. Checkpoint versions share one name, so only the
+//! This code writes `v3`; it reads `v2` and `v3` (a `v2` manifest cannot hold a `#j` line, as
+//! v2 had no journals). `sha256sum` skips lines starting with `#`, so `sha256sum -c --strict`
+//! on a manifest checks exactly the immutable objects of its batch (a journal's content is
+//! written after its batch, one record at a time: see [`crate::journal`]). Checkpoint versions share one name, so only the
 //! latest survives extraction; each is followed by a member `.psdb/checkpoint/<ns>.sha256`
 //! holding `<sha256>  <ns>/checkpoint`, which extraction also leaves at its latest version.
 //! Members appear in the batch in manifest order. Numbers are canonical decimal, hex is lower
@@ -25,9 +28,13 @@ use core::ops::Range;
 
 use sha2::{Digest, Sha256};
 
+use crate::device::SECTOR_SIZE;
 use crate::error::Corruption;
 use crate::names::{check_namespace, check_object_path, CHECKPOINT};
 use crate::tar::member_len;
+
+/// The format version this code writes (it reads 2 and 3).
+pub const VERSION: u8 = 3;
 
 /// Length of the final `#end <hex>\n` line.
 pub const END_LINE: usize = 5 + 64 + 1;
@@ -103,7 +110,7 @@ pub fn sidecar_content(namespace: &str, checkpoint_hash: &[u8; 32]) -> String {
 /// The first line of a manifest.
 pub fn header_line(seq: u64, volume: &[u8; 16], prev: &[u8; 32], max_batch: u64) -> String {
     let mut s = String::new();
-    let _ = write!(s, "#psdb-batch v2 seq={seq} volume=");
+    let _ = write!(s, "#psdb-batch v{VERSION} seq={seq} volume=");
     push_hex(&mut s, volume);
     s.push_str(" prev=");
     push_hex(&mut s, prev);
@@ -120,6 +127,8 @@ pub enum Kind {
     Checkpoint,
     /// `.psdb/checkpoint/<ns>.sha256`, following its checkpoint version.
     Sidecar,
+    /// A journal `<ns>/<path>` (v3): `size` zero bytes at creation, records written later.
+    Journal,
 }
 
 /// Appends the manifest line(s) of one member.
@@ -128,6 +137,10 @@ pub fn push_record(out: &mut String, kind: Kind, size: u64, hash: &[u8; 32], nam
         Kind::Object => writeln!(out, "#o {size}"),
         Kind::Checkpoint => write!(out, "#c {size} "),
         Kind::Sidecar => write!(out, "#s {size} "),
+        Kind::Journal => {
+            let _ = writeln!(out, "#j {size}  {name}");
+            return;
+        }
     };
     push_hex(out, hash);
     let _ = writeln!(out, "  {name}");
@@ -180,7 +193,11 @@ impl Manifest {
         let bad = Corruption::BadManifest;
         let mut lines = LineIter { text: body, pos: 0 };
         let (_, first) = lines.next().ok_or(bad)?;
-        let rest = first.strip_prefix(b"#psdb-batch v2 seq=").ok_or(bad)?;
+        let (version, rest) = if let Some(r) = first.strip_prefix(b"#psdb-batch v3 seq=") {
+            (3, r)
+        } else {
+            (2, first.strip_prefix(b"#psdb-batch v2 seq=").ok_or(bad)?)
+        };
         let mut f = rest.split(|&b| b == b' ');
         let seq = dec(f.next().ok_or(bad)?).ok_or(bad)?;
         let volume = unhex::<16>(
@@ -207,6 +224,14 @@ impl Manifest {
                 let (start2, l2) = lines.next().ok_or(bad)?;
                 let (hash, name) = check_line(l2).ok_or(bad)?;
                 (Kind::Object, size, hash, start2 + 66, name)
+            } else if let Some(s) = line.strip_prefix(b"#j ") {
+                if version < 3 {
+                    return Err(bad);
+                }
+                let sp = s.iter().position(|&b| b == b' ').ok_or(bad)?;
+                let size = dec(&s[..sp]).ok_or(bad)?;
+                let name = s[sp..].strip_prefix(b"  ").ok_or(bad)?;
+                (Kind::Journal, size, [0; 32], start + 3 + sp + 2, name)
             } else {
                 let kind = if line.starts_with(b"#c ") {
                     Kind::Checkpoint
@@ -269,11 +294,17 @@ fn check_name(
 ) -> Result<usize, Corruption> {
     let name = core::str::from_utf8(name).map_err(|_| Corruption::BadName)?;
     match kind {
-        Kind::Object | Kind::Checkpoint => {
+        Kind::Object | Kind::Checkpoint | Kind::Journal => {
             let (ns, path) = name.split_once('/').ok_or(Corruption::BadName)?;
             check_namespace(ns).map_err(|_| Corruption::BadName)?;
             let ok = match kind {
                 Kind::Object => check_object_path(ns, path).is_ok(),
+                // A journal is whole slots, at least one.
+                Kind::Journal => {
+                    check_object_path(ns, path).is_ok()
+                        && size > 0
+                        && size.is_multiple_of(SECTOR_SIZE as u64)
+                }
                 _ => path == CHECKPOINT,
             };
             if !ok || size > u64::from(u32::MAX) {
@@ -354,6 +385,45 @@ mod tests {
         assert_eq!(m.name(&m.records[2]), ".psdb/checkpoint/ns.sha256");
         assert_eq!(m.records[0].ns_len, 2);
         assert_eq!(m.records[0].size, 3);
+    }
+
+    #[test]
+    fn journals_are_v3_and_v2_still_parses() {
+        let text = build(&[
+            (Kind::Object, b"abc", "ns/a"),
+            (Kind::Journal, &[0; 1024], "ns/journal/0"),
+        ]);
+        let t = core::str::from_utf8(&text).unwrap();
+        assert!(t.starts_with("#psdb-batch v3 seq=3 "), "{t}");
+        assert!(t.contains("\n#j 1024  ns/journal/0\n"), "{t}");
+        let m = Manifest::parse(text).unwrap();
+        assert_eq!(m.records[1].kind, Kind::Journal);
+        assert_eq!(m.name(&m.records[1]), "ns/journal/0");
+        assert_eq!((m.records[1].size, m.records[1].ns_len), (1024, 2));
+        // The same header as v2: parses without the journal, refused with it.
+        let v2 = |records: &[(Kind, &[u8], &str)]| {
+            let t = String::from_utf8(build(records)).unwrap();
+            let body = t[..t.len() - END_LINE].replacen("#psdb-batch v3", "#psdb-batch v2", 1);
+            let end = sha256(body.as_bytes());
+            let mut out = body;
+            out.push_str("#end ");
+            push_hex(&mut out, &end);
+            out.push('\n');
+            out.into_bytes()
+        };
+        assert!(Manifest::parse(v2(&[(Kind::Object, b"abc", "ns/a")])).is_ok());
+        assert_eq!(
+            Manifest::parse(v2(&[(Kind::Journal, &[0; 512], "ns/j")])).unwrap_err(),
+            Corruption::BadManifest
+        );
+        // A journal is whole sectors, at least one.
+        for size in [0usize, 100] {
+            let data = alloc::vec![0u8; size];
+            assert_eq!(
+                Manifest::parse(build(&[(Kind::Journal, &data, "ns/j")])).unwrap_err(),
+                Corruption::BadName
+            );
+        }
     }
 
     #[test]

@@ -12,6 +12,17 @@
 //! next flush writes a whole new batch at the same place (after a failed flush nothing the
 //! device holds is trusted, so no later write relies on an earlier partial one).
 //!
+//! # Journals
+//!
+//! A journal (format v3, [`crate::journal`]) is created like an object, in a batch, as a member
+//! of zero sectors charged whole to its namespace; afterwards [`Store::journal_append`] writes
+//! one record per call into its next free sector and flushes: one sector write and one device
+//! flush per record, nothing appended to the stream. Only a namespace's latest journal takes
+//! records. Mount checks every namespace's latest journal sector by sector (records, then only
+//! zeros: its next slot; anything else is damage), earlier ones are checked when read and by
+//! fsck. A journal sector lies inside a committed batch, never in the stream's tail, so no
+//! batch write or scrub touches it, and a record never touches anything else.
+//!
 //! # Memory
 //!
 //! Bounded by [`Limits`], which the owner of the heap chooses: the staging buffer is allocated
@@ -45,6 +56,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use crate::commit::{Commit, Touched, COMMIT_LEN};
 use crate::device::{write_all, BlockDevice, IoError, SECTOR_SIZE};
 use crate::error::{Corruption, Error, Problem};
+use crate::journal::{self, Sector};
 use crate::manifest::{self, Kind, Manifest, END_LINE};
 use crate::names::{self, CHECKPOINT};
 use crate::tar;
@@ -243,10 +255,41 @@ pub struct Namespace {
 /// One object in the index: 48 bytes plus its key.
 #[derive(Debug, Clone, Copy)]
 struct Obj {
+    /// SHA-256 of the data (zeros for a journal: its content is written after its batch).
     hash: [u8; 32],
     /// Offset of the member header on disk, or `STAGED | offset in the staged batch`.
     loc: u64,
     size: u32,
+    /// A journal member (v3): read and written by record, never by `get`.
+    journal: bool,
+}
+
+/// A namespace's latest journal: the only one of its journals that takes records (creating a
+/// journal closes the earlier ones), found by its member's offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Latest {
+    /// Its member header's offset (`STAGED | ...` while its batch is staged).
+    loc: u64,
+    slots: u32,
+    /// The next free slot: records `0..next` are written, the rest are zeros.
+    next: u32,
+}
+
+/// What [`Store::journal_stat`] says of a journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalStat {
+    /// Records it can hold.
+    pub slots: u32,
+    /// Records written (slots `0..used`).
+    pub used: u32,
+}
+
+/// What an object's member holds when it is staged.
+#[derive(Debug, Clone, Copy)]
+enum Content<'a> {
+    Bytes(&'a [u8]),
+    /// A journal: this many zero bytes.
+    Zeros(u32),
 }
 
 #[derive(Debug)]
@@ -259,6 +302,8 @@ struct NsState {
     used: Usage,
     /// Damage to this namespace's committed data found at mount (see [`Store::damage`]).
     damage: Option<NsDamage>,
+    /// Its latest journal, if it has any.
+    journal: Option<Latest>,
 }
 
 /// Why a namespace is marked damaged.
@@ -284,6 +329,9 @@ struct StagedEntry {
     disk: u64,
     checkpoint: bool,
     size: u32,
+    /// For a journal: the namespace's latest journal before it (restored if the batch is
+    /// discarded).
+    journal_prev: Option<Option<Latest>>,
 }
 
 /// The batch being staged. Its buffers are allocated once, at their limits, and reused.
@@ -334,6 +382,11 @@ pub struct Store<D: BlockDevice> {
     /// a stale commit record nor a refused, signed checkpoint survives in it to mislead mount
     /// or a forensic reader. Those bytes were never acknowledged.
     scrub: Option<(u64, u64)>,
+    /// A journal record's sector write or flush failed and zeroing that sector failed too: no
+    /// journal record is written until the next mount (which finds the sector zero, a valid
+    /// record never acknowledged, or damage), so no later record can sit after a sector in an
+    /// unknown state.
+    journal_halted: bool,
 }
 
 /// What a batch costs on disk beyond its objects' members and manifest lines, at most: the
@@ -450,6 +503,7 @@ impl<D: BlockDevice> Store<D> {
             lost_all: None,
             pending_commit: None,
             scrub: None,
+            journal_halted: false,
         }
     }
 
@@ -569,6 +623,7 @@ impl<D: BlockDevice> Store<D> {
                 problem,
                 lost: true,
             }),
+            journal: None,
         });
         self.by_name.insert(name.into(), i);
         Ok(i)
@@ -613,7 +668,7 @@ impl<D: BlockDevice> Store<D> {
         names::check_object_path(&st.name, path).map_err(Error::InvalidName)?;
         let hash = manifest::sha256(data);
         if let Some(o) = st.objects.get(path) {
-            return if o.size as usize == data.len() && o.hash == hash {
+            return if !o.journal && o.size as usize == data.len() && o.hash == hash {
                 Ok(())
             } else {
                 Err(Error::Immutable)
@@ -622,7 +677,38 @@ impl<D: BlockDevice> Store<D> {
         if conflicts(&st.objects, path) {
             return Err(Error::PathConflict);
         }
-        self.stage(i, path, data, hash, None)
+        self.stage(i, path, Content::Bytes(data), hash, None)
+    }
+
+    /// Creates a journal of `slots` records at `path` in `ns` (format v3): staged like a put
+    /// (durable after the next [`Store::flush`]), a member of `slots x 512` zero bytes, all
+    /// charged to the namespace's disk quota (and its path to the index) now. Write-once like
+    /// an object: the same journal again (same path, same slots) is a no-op; anything else at
+    /// that path fails with [`Error::Immutable`]. Once flushed it is the namespace's latest
+    /// journal, the only one that takes records ([`Store::journal_append`]); the earlier ones
+    /// are closed. `slots` must be at least 1 and the member must fit a batch
+    /// ([`Error::TooLarge`]).
+    pub fn put_journal(&mut self, ns: Namespace, path: &str, slots: u32) -> Result<(), Error> {
+        self.writable()?;
+        let i = self.ns(ns)?;
+        self.undamaged(i)?;
+        let st = &self.namespaces[i];
+        names::check_object_path(&st.name, path).map_err(Error::InvalidName)?;
+        let size = u32::try_from(u64::from(slots) * BLOCK).map_err(|_| Error::TooLarge)?;
+        if slots == 0 {
+            return Err(Error::TooLarge);
+        }
+        if let Some(o) = st.objects.get(path) {
+            return if o.journal && o.size == size {
+                Ok(())
+            } else {
+                Err(Error::Immutable)
+            };
+        }
+        if conflicts(&st.objects, path) {
+            return Err(Error::PathConflict);
+        }
+        self.stage(i, path, Content::Zeros(size), [0; 32], None)
     }
 
     /// Appends a new version of `ns`'s checkpoint (staged like a put; durable after the next
@@ -633,18 +719,22 @@ impl<D: BlockDevice> Store<D> {
         self.undamaged(i)?;
         let hash = manifest::sha256(data);
         let side = manifest::sidecar_content(&self.namespaces[i].name, &hash);
-        self.stage(i, CHECKPOINT, data, hash, Some(side))
+        self.stage(i, CHECKPOINT, Content::Bytes(data), hash, Some(side))
     }
 
     fn stage(
         &mut self,
         i: usize,
         path: &str,
-        data: &[u8],
+        content: Content<'_>,
         hash: [u8; 32],
         sidecar: Option<String>,
     ) -> Result<(), Error> {
-        let size = u32::try_from(data.len()).map_err(|_| Error::TooLarge)?;
+        let size = match content {
+            Content::Bytes(data) => u32::try_from(data.len()).map_err(|_| Error::TooLarge)?,
+            Content::Zeros(n) => n,
+        };
+        let is_journal = matches!(content, Content::Zeros(_));
         let ns_name = self.namespaces[i].name.clone();
         let mut full = String::with_capacity(ns_name.len() + 1 + path.len());
         full.push_str(&ns_name);
@@ -653,6 +743,8 @@ impl<D: BlockDevice> Store<D> {
         let mut lines = String::new();
         let kind = if sidecar.is_some() {
             Kind::Checkpoint
+        } else if is_journal {
+            Kind::Journal
         } else {
             Kind::Object
         };
@@ -719,7 +811,14 @@ impl<D: BlockDevice> Store<D> {
         let key = if exists { None } else { Some(try_box(path)?) };
         let rel = self.staged.members.len() as u64;
         self.staged.lines.push_str(&lines);
-        push_member(&mut self.staged.members, full.as_bytes(), data);
+        match content {
+            Content::Bytes(data) => push_member(&mut self.staged.members, full.as_bytes(), data),
+            Content::Zeros(n) => {
+                let m = &mut self.staged.members;
+                m.extend_from_slice(&tar::header(full.as_bytes(), u64::from(n)));
+                m.resize(m.len() + n as usize, 0);
+            }
+        }
         if let Some(s) = &sidecar {
             push_member(&mut self.staged.members, side_name.as_bytes(), s.as_bytes());
         }
@@ -727,8 +826,16 @@ impl<D: BlockDevice> Store<D> {
             hash,
             loc: STAGED | rel,
             size,
+            journal: is_journal,
         };
         let st = &mut self.namespaces[i];
+        let journal_prev = is_journal.then(|| {
+            st.journal.replace(Latest {
+                loc: STAGED | rel,
+                slots: size / BLOCK as u32,
+                next: 0,
+            })
+        });
         let old = match key {
             Some(key) => {
                 st.objects.insert(key, obj);
@@ -751,6 +858,7 @@ impl<D: BlockDevice> Store<D> {
             disk,
             checkpoint,
             size,
+            journal_prev,
         });
         st.used.index_bytes += charge;
         st.used.disk_bytes += disk;
@@ -787,6 +895,9 @@ impl<D: BlockDevice> Store<D> {
         } = self;
         for e in staged.entries.drain(..).rev() {
             let st = &mut namespaces[e.ns as usize];
+            if let Some(prev) = e.journal_prev {
+                st.journal = prev;
+            }
             match e.old {
                 Some(o) => {
                     if let Some(cur) = st.objects.get_mut(&*e.path) {
@@ -955,9 +1066,14 @@ impl<D: BlockDevice> Store<D> {
             staged, namespaces, ..
         } = self;
         for e in staged.entries.drain(..) {
-            if let Some(o) = namespaces[e.ns as usize].objects.get_mut(&*e.path) {
+            let st = &mut namespaces[e.ns as usize];
+            if let Some(o) = st.objects.get_mut(&*e.path) {
                 if o.loc & STAGED != 0 {
+                    let staged_at = o.loc;
                     o.loc = members_at + (o.loc & !STAGED);
+                    if let Some(j) = st.journal.as_mut().filter(|j| j.loc == staged_at) {
+                        j.loc = o.loc;
+                    }
                 }
             }
             let released = staged_cost(&e.path);
@@ -998,6 +1114,9 @@ impl<D: BlockDevice> Store<D> {
         let Some(&o) = st.objects.get(path) else {
             return Ok(false);
         };
+        if o.journal {
+            return Err(Error::WrongKind);
+        }
         let size = o.size as usize;
         if o.loc & STAGED != 0 {
             let at = (o.loc & !STAGED) as usize + SECTOR_SIZE;
@@ -1033,6 +1152,148 @@ impl<D: BlockDevice> Store<D> {
     /// How many checkpoint versions `ns` has (each is on disk, the latest is the one read).
     pub fn checkpoint_versions(&self, ns: Namespace) -> Result<u64, Error> {
         Ok(self.namespaces[self.ns(ns)?].checkpoint_versions)
+    }
+
+    /// Appends one record holding `data` (at most [`journal::MAX_RECORD`] bytes) to the journal
+    /// at `path` of `ns`, which must be the namespace's latest ([`Store::put_journal`]):
+    /// writes its next free slot's sector ([`crate::journal`]), then flushes the device.
+    /// Returns the slot only once the record is durable. A record is never rewritten.
+    ///
+    /// Refused, with nothing written: a journal with every slot used or not the latest
+    /// ([`Error::JournalFull`]), a path that is not a journal ([`Error::WrongKind`]), data too
+    /// long ([`Error::TooLarge`]), a damaged namespace, a read-only store, anything staged
+    /// ([`Error::Staged`]: a record is never written while a batch is half built), and every
+    /// append after a failure that could not be cleaned up ([`Error::JournalHalted`]).
+    ///
+    /// If the sector write or the flush fails, the sector is zeroed and flushed (nothing of a
+    /// record that was not acknowledged stays; the slot is used by the next record) and the
+    /// error returned; if zeroing fails too, journal appends are refused until the store is
+    /// mounted again (`journal_halted`).
+    pub fn journal_append(&mut self, ns: Namespace, path: &str, data: &[u8]) -> Result<u32, Error> {
+        self.writable()?;
+        let i = self.ns(ns)?;
+        self.undamaged(i)?;
+        if self.journal_halted {
+            return Err(Error::JournalHalted);
+        }
+        if self.has_staged() {
+            return Err(Error::Staged);
+        }
+        let st = &self.namespaces[i];
+        let o = match st.objects.get(path) {
+            Some(o) if o.journal => *o,
+            _ => return Err(Error::WrongKind),
+        };
+        let latest = match st.journal {
+            Some(j) if j.loc == o.loc && j.next < j.slots => j,
+            _ => return Err(Error::JournalFull),
+        };
+        let sector = journal::encode(&self.volume, latest.next, data).ok_or(Error::TooLarge)?;
+        let lba = o.loc / BLOCK + 1 + u64::from(latest.next);
+        let written = write_all(&mut self.dev, lba, &sector).and_then(|()| self.dev.flush());
+        if let Err(e) = written {
+            let zeroed =
+                write_all(&mut self.dev, lba, &[0; SECTOR_SIZE]).and_then(|()| self.dev.flush());
+            if zeroed.is_err() {
+                self.journal_halted = true;
+            }
+            return Err(Error::Io(e));
+        }
+        if let Some(j) = self.namespaces[i].journal.as_mut() {
+            j.next += 1;
+        }
+        Ok(latest.next)
+    }
+
+    /// Reads record `slot` of the journal at `path` of `ns` into `out` (cleared first):
+    /// `Ok(false)` if that slot was never written (or is past the journal's end). The sector
+    /// is checked first ([`crate::journal`]): one that is neither zeros nor a valid record for
+    /// its volume and slot is [`Error::Corrupt`], never wrong bytes. A path that is not a
+    /// journal is [`Error::WrongKind`].
+    pub fn journal_read(
+        &mut self,
+        ns: Namespace,
+        path: &str,
+        slot: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, Error> {
+        out.clear();
+        let i = self.ns(ns)?;
+        let o = match self.namespaces[i].objects.get(path) {
+            Some(o) if o.journal => *o,
+            _ => return Err(Error::WrongKind),
+        };
+        if slot >= o.size / BLOCK as u32 || o.loc & STAGED != 0 {
+            return Ok(false);
+        }
+        let at = o.loc + BLOCK * (1 + u64::from(slot));
+        let mut sector = [0u8; SECTOR_SIZE];
+        self.dev.read(at / BLOCK, &mut sector)?;
+        match journal::decode(&sector, &self.volume, slot) {
+            Sector::Zero => Ok(false),
+            Sector::Record(data) => {
+                out.try_reserve_exact(data.len())
+                    .map_err(|_| Error::OutOfMemory)?;
+                out.extend_from_slice(data);
+                Ok(true)
+            }
+            Sector::Bad => Err(Error::Corrupt(Problem {
+                offset: at,
+                reason: Corruption::JournalRecord,
+            })),
+        }
+    }
+
+    /// The capacity and used slots of the journal at `path` of `ns`; `Ok(None)` if there is
+    /// no such object, [`Error::WrongKind`] if it is not a journal. The namespace's latest
+    /// journal was checked at mount and is known; an earlier one (or any, in a damaged
+    /// namespace) is read and checked whole now (records `0..used`, then only zero sectors,
+    /// else [`Error::Corrupt`]).
+    pub fn journal_stat(
+        &mut self,
+        ns: Namespace,
+        path: &str,
+    ) -> Result<Option<JournalStat>, Error> {
+        let i = self.ns(ns)?;
+        let st = &self.namespaces[i];
+        let o = match st.objects.get(path) {
+            None => return Ok(None),
+            Some(o) if o.journal => *o,
+            Some(_) => return Err(Error::WrongKind),
+        };
+        let slots = o.size / BLOCK as u32;
+        // A damaged namespace's latest journal may be where the damage is: read it again.
+        if let Some(j) = st.journal.filter(|j| j.loc == o.loc && st.damage.is_none()) {
+            return Ok(Some(JournalStat {
+                slots,
+                used: j.next,
+            }));
+        }
+        match scan_journal(&mut self.dev, o.loc, slots, &self.volume)? {
+            Ok(used) => Ok(Some(JournalStat { slots, used })),
+            Err(p) => Err(Error::Corrupt(p)),
+        }
+    }
+
+    /// The journals of `ns` (path and slots), in byte order of path.
+    pub fn journals(&self, ns: Namespace) -> Result<impl Iterator<Item = (&str, u32)> + '_, Error> {
+        let st = &self.namespaces[self.ns(ns)?];
+        Ok(st
+            .objects
+            .iter()
+            .filter(|(_, o)| o.journal)
+            .map(|(k, o)| (&**k, o.size / BLOCK as u32)))
+    }
+
+    /// The path of `ns`'s latest journal (the one that takes records), if it has one.
+    pub fn latest_journal(&self, ns: Namespace) -> Result<Option<&str>, Error> {
+        let st = &self.namespaces[self.ns(ns)?];
+        Ok(st.journal.and_then(|j| {
+            st.objects
+                .iter()
+                .find(|(_, o)| o.journal && o.loc == j.loc)
+                .map(|(k, _)| &**k)
+        }))
     }
 
     /// Objects of `ns` whose path starts with `prefix`, in byte order, with their sizes
@@ -1185,16 +1446,37 @@ fn read_member<D: BlockDevice>(
     Ok(())
 }
 
-/// Checks every member of a batch: each bad one's record index, offset and reason.
+/// Checks every member of a batch: each bad one's record index, offset and reason. A
+/// journal's header is checked, and with `journals` its records too ([`scan_journal`]).
 fn verify_batch<D: BlockDevice>(
     dev: &mut D,
     at: u64,
     m: &Manifest,
+    journals: bool,
+    volume: &[u8; 16],
 ) -> Result<Vec<(usize, Problem)>, Error> {
     let mut off = at + tar::member_len(m.text.len() as u64);
     let mut buf = Vec::new();
     let mut bad = Vec::new();
     for (k, r) in m.records.iter().enumerate() {
+        if r.kind == Kind::Journal {
+            let mut head = [0u8; SECTOR_SIZE];
+            dev.read(off / BLOCK, &mut head)?;
+            let problem = if head != tar::header(m.name(r).as_bytes(), r.size) {
+                Some(Problem {
+                    offset: off,
+                    reason: Corruption::BadHeader,
+                })
+            } else if journals {
+                let slots = (r.size / BLOCK) as u32;
+                scan_journal(dev, off, slots, volume)?.err()
+            } else {
+                None
+            };
+            bad.extend(problem.map(|p| (k, p)));
+            off += tar::member_len(r.size);
+            continue;
+        }
         match read_member(dev, off, m.name(r).as_bytes(), r.size, &r.hash, &mut buf) {
             Ok(()) => {}
             Err(MemberError::Io(e)) => return Err(Error::Io(e)),
@@ -1210,6 +1492,44 @@ fn verify_batch<D: BlockDevice>(
         off += tar::member_len(r.size);
     }
     Ok(bad)
+}
+
+/// Checks the records of the journal whose member header is at `at`: slots `0..used` valid
+/// records, then only zero sectors. `Ok(Ok(used))`, or the first damaged sector: one that is
+/// neither zeros nor a valid record for its slot ([`Corruption::JournalRecord`]), or a record
+/// after a zero sector ([`Corruption::JournalGap`]). Reads the whole journal, 64 sectors at a
+/// time.
+fn scan_journal<D: BlockDevice>(
+    dev: &mut D,
+    at: u64,
+    slots: u32,
+    volume: &[u8; 16],
+) -> Result<Result<u32, Problem>, Error> {
+    let from = at + BLOCK;
+    let stop = from + u64::from(slots) * BLOCK;
+    let mut used = None;
+    let found = scan_sectors(dev, from, stop, |_, here, block| {
+        let slot = ((here - from) / BLOCK) as u32;
+        let bad = |reason| {
+            Ok(Some(Problem {
+                offset: here,
+                reason,
+            }))
+        };
+        match journal::decode(block, volume, slot) {
+            Sector::Zero => {
+                used.get_or_insert(slot);
+                Ok(None)
+            }
+            Sector::Record(_) if used.is_none() => Ok(None),
+            Sector::Record(_) => bad(Corruption::JournalGap),
+            Sector::Bad => bad(Corruption::JournalRecord),
+        }
+    })?;
+    Ok(match found {
+        Some(p) => Err(p),
+        None => Ok(used.unwrap_or(slots)),
+    })
 }
 
 /// The namespace a manifest record belongs to (a checkpoint checksum member: its checkpoint's).
@@ -1562,7 +1882,9 @@ pub(crate) fn load<D: BlockDevice>(
         let slot = read_slot(&mut store.dev, slot_at, at, &m, &store.volume)?;
         let committed = matches!(slot, Slot::Commit);
         let bad = if verify_all || !committed {
-            Some(verify_batch(&mut store.dev, at, &m)?)
+            // Without a record, a journal whose sectors are not zeros or records (stale bytes
+            // of an older volume, say) makes the batch torn, not damaged.
+            Some(verify_batch(&mut store.dev, at, &m, true, &store.volume)?)
         } else {
             None
         };
@@ -1636,8 +1958,30 @@ pub(crate) fn load<D: BlockDevice>(
     }
     if let Some((off, m)) = last.take() {
         // The final committed batch: checked whole at every mount (bounded by the batch limit).
-        let bad = verify_batch(&mut store.dev, off, &m)?;
+        let bad = verify_batch(&mut store.dev, off, &m, false, &store.volume)?;
         store.mark_members(&m, &bad).map_err(over)?;
+    }
+    if !verify_all {
+        // Every namespace's latest journal, the one that takes records: its records are
+        // checked at every mount (at most `maxbatch` bytes each) and its next slot found.
+        // Earlier journals are checked when read, and all of them by fsck (`verify_all`,
+        // which checked them with their batches above).
+        for i in 0..store.namespaces.len() {
+            let Some(j) = store.namespaces[i].journal else {
+                continue;
+            };
+            match scan_journal(&mut store.dev, j.loc, j.slots, &store.volume)? {
+                Ok(used) => {
+                    if let Some(j) = store.namespaces[i].journal.as_mut() {
+                        j.next = used;
+                    }
+                }
+                Err(problem) => {
+                    store.note_damage(problem);
+                    store.mark(i, problem, false);
+                }
+            }
+        }
     }
     store.end = at;
     let stats = store.stats();
@@ -1708,13 +2052,23 @@ impl<D: BlockDevice> Store<D> {
             let i = self.ns_index_or_create(ns).map_err(over)? as usize;
             last = Some(i);
             self.namespaces[i].used.disk_bytes += disk + overhead.take().unwrap_or(0);
+            let journal = r.kind == Kind::Journal;
             let obj = Obj {
                 hash: r.hash,
                 loc: offset,
                 size: r.size as u32,
+                journal,
             };
             self.data_bytes += r.size;
             let st = &mut self.namespaces[i];
+            if journal {
+                // The latest so far; its records are checked once the chain is walked.
+                st.journal = Some(Latest {
+                    loc: offset,
+                    slots: (r.size / BLOCK) as u32,
+                    next: 0,
+                });
+            }
             if let Some(o) = st.objects.get_mut(path) {
                 if r.kind != Kind::Checkpoint {
                     return Err(Error::Corrupt(Problem {

@@ -95,44 +95,16 @@ fn three_tenants_append_read_export_verify() {
     assert_records(&audit_records(&rig.disk), &expected);
 }
 
-/// Every record of the audit log on `disk`, as a fresh read-only mount sees it (verified
-/// against the audit log's key).
+/// Every record of the audit log on `disk` (folded and pending, verified: `audit_log`), each
+/// without its `index=<i> ` (checked to be its place).
 fn audit_records(disk: &Rc<RefCell<RamDevice>>) -> Vec<String> {
-    let image = disk.borrow().image().to_vec();
-    let (mut store, _) =
-        psdb::Store::mount(RamDevice::from_image(image), psdb::Mode::ReadOnly).unwrap();
-    let Ok(ns) = store.open_namespace("audit") else {
-        return Vec::new();
-    };
-    let mut cp = Vec::new();
-    if !store.checkpoint(ns, &mut cp).unwrap() {
-        return Vec::new();
-    }
-    note::Note::parse(&cp)
-        .unwrap()
-        .verify(&[verifier("audit")])
-        .unwrap();
-    let size: u64 = std::str::from_utf8(&cp)
-        .unwrap()
-        .lines()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let mut out = Vec::new();
-    let mut buf = Vec::new();
-    for tile in tlog::tile::entry_bundles_for_size(size) {
-        assert!(store.get(ns, tile.path().as_str(), &mut buf).unwrap());
-        let mut rest = &buf[..];
-        while rest.len() >= 2 {
-            let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
-            out.push(String::from_utf8(rest[2..2 + len].to_vec()).unwrap());
-            rest = &rest[2 + len..];
-        }
-        assert!(rest.is_empty(), "trailing bytes in an audit bundle");
-    }
-    assert_eq!(out.len() as u64, size);
-    out
+    audit_log(disk)
+        .into_iter()
+        .map(|(i, line)| {
+            let rest = line.strip_prefix(&format!("index={i} ")).unwrap();
+            rest.to_string()
+        })
+        .collect()
 }
 
 /// `records` are exactly `expected` (each `tenant=.. op=.. first=.. count=..`), in order, each
@@ -698,8 +670,9 @@ fn stored_usage(disk: &Rc<RefCell<RamDevice>>, ns: &str) -> (u64, u64) {
 }
 
 /// `Status`: a tenant's figures grow with its appends and are what psdb has stored, another
-/// tenant's do not move (only the shared volume's free bytes do), audit's grow with reads and
-/// not with appends or status requests (status is not audited).
+/// tenant's do not move (only the shared volume's free bytes do), audit's grow with folds of
+/// its journal (once per 256 audited reads) and not with appends or status requests (status
+/// is not audited).
 #[test]
 fn status_reports_each_tenants_own_usage() {
     let mut rig = boot();
@@ -744,10 +717,26 @@ fn status_reports_each_tenants_own_usage() {
         p0
     );
     assert_eq!(p1.volume_free, c1.volume_free);
-    // A read is audited: audit's figures grow. Status requests are not.
+    // A read is audited: its record goes into audit's journal, whose sectors were charged
+    // when it was created, so audit's figures move once per 256 records (when a journal is
+    // folded into the audit tlog and the next one created), not per read. Status requests
+    // are not audited.
+    let records = audit_records(&rig.disk).len();
     rig.client.read("corporate", 0, 10).unwrap();
+    assert_eq!(audit_records(&rig.disk).len(), records + 1);
     let c2 = rig.client.status("corporate").unwrap();
-    assert!(c2.audit_disk_used > c1.audit_disk_used);
+    assert_eq!(c2.audit_disk_used, c1.audit_disk_used);
+    for _ in records + 1..256 {
+        rig.client.read("corporate", 0, 1).unwrap();
+    }
+    assert_eq!(rig.client.status("corporate").unwrap(), c2);
+    rig.client.read("corporate", 0, 1).unwrap(); // the 257th record: a fold
+    let c2 = rig.client.status("corporate").unwrap();
+    assert!(
+        c2.audit_disk_used > c1.audit_disk_used + 256 * 512,
+        "{c2:?}"
+    );
+    assert_eq!(audit_records(&rig.disk).len(), 257);
     let c3 = rig.client.status("corporate").unwrap();
     assert_eq!(c3, c2);
     assert_eq!(

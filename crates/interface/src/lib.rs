@@ -17,11 +17,13 @@
 
 extern crate alloc;
 
+pub mod audit_log;
 pub mod keys;
 mod psdb_client;
 
 pub use psdb_client::{
-    PsdbClient, PsdbError, Usage, PSDB_CONFLICT_CODES, PSDB_DAMAGED_CODES, PSDB_FULL_CODES,
+    JournalStat, PsdbClient, PsdbError, Usage, PSDB_CONFLICT_CODES, PSDB_DAMAGED_CODES,
+    PSDB_FULL_CODES,
 };
 
 /// psdb namespace of the audit log.
@@ -159,6 +161,16 @@ pub mod audit_call {
 /// length). Reply label [`psdb_call::OK`] or an error: 1..=19 are `psdb::Error::code()`, then the
 /// call errors below. A `GET`/`CHECKPOINT` reply has MR0 = 1 if found, MR1 = the length.
 /// [`psdb_call::USAGE`] takes no arguments and answers in six registers.
+///
+/// Journals (psdb format v3: a preallocated member of one-sector records, see psdb's
+/// `FORMAT.md`), the path at offset 0 and MR0 its length as for every call:
+///
+/// | label | MR1 | data at [`psdb_call::DATA`] | reply [`psdb_call::OK`] |
+/// |-------|-----|------------------------------|--------------------------|
+/// | [`psdb_call::JOURNAL_CREATE`] | slots | none | no registers; staged like `PUT`, durable with the next `SET_CHECKPOINT` |
+/// | [`psdb_call::JOURNAL_APPEND`] | the record's length | the record | MR0 its slot; durable when OK arrives |
+/// | [`psdb_call::JOURNAL_READ`] | the slot | none | MR0 1 if written, MR1 the length; the record at `DATA` |
+/// | [`psdb_call::JOURNAL_STAT`] | ignored | none | MR0 1 if it exists, MR1 its slots, MR2 the slots used |
 pub mod psdb_call {
     /// Store an immutable object.
     pub const PUT: u64 = 1;
@@ -185,6 +197,25 @@ pub mod psdb_call {
     /// label and every reply label (`psdb::Error::code()` 1..=19, the call errors 20..=23), so a
     /// reply can never be mistaken for it nor it for an error.
     pub const USAGE: u64 = 24;
+    /// Create a journal of MR1 slots at the path (a member of MR1 x 512 zero bytes, charged to
+    /// the caller's quota now): staged like [`PUT`], written with the next [`SET_CHECKPOINT`]'s
+    /// batch (or with nothing, if the request fails). The same journal again is a no-op.
+    pub const JOURNAL_CREATE: u64 = 25;
+    /// Append the data (MR1 bytes, at most [`JOURNAL_RECORD`]) as the next record of the
+    /// journal at the path, which must be the namespace's latest: one sector write and one
+    /// device flush. [`OK`] only once it is durable, with MR0 = its slot. Refused (nothing
+    /// written) while the caller has puts staged, and for a full or closed journal
+    /// (`psdb::Error::JournalFull`, 16).
+    pub const JOURNAL_APPEND: u64 = 26;
+    /// Read record MR1 of the journal at the path (checked against its sector's hash, slot and
+    /// volume first): MR0 = 1 if that slot was written, MR1 = the record's length, the record
+    /// at [`DATA`].
+    pub const JOURNAL_READ: u64 = 27;
+    /// How many records the journal at the path holds: MR0 = 1 if it exists (0: no such
+    /// object), MR1 = its slots, MR2 = the slots used (records `0..used`).
+    pub const JOURNAL_STAT: u64 = 28;
+    /// Most bytes one journal record holds (`psdb::journal::MAX_RECORD`, checked by a test).
+    pub const JOURNAL_RECORD: usize = 363;
     /// Reply: done.
     pub const OK: u64 = 0;
     /// Reply: unknown label.
@@ -267,11 +298,23 @@ mod tests {
     fn usage_labels_collide_with_nothing() {
         use super::{audit_call as a, psdb_call as p};
         // psdb: requests 1..=4, replies 0, psdb::Error::code() 1..=19, call errors 20..=23.
-        let mut psdb = [p::PUT, p::GET, p::SET_CHECKPOINT, p::CHECKPOINT, p::OK]
+        let older: alloc::vec::Vec<u64> = [p::PUT, p::GET, p::SET_CHECKPOINT, p::CHECKPOINT, p::OK]
             .into_iter()
             .chain(1..=19)
-            .chain([p::BAD_LABEL, p::BAD_LENGTH, p::TOO_LARGE, p::NO_STORE]);
-        assert!(psdb.all(|l| l != p::USAGE));
+            .chain([p::BAD_LABEL, p::BAD_LENGTH, p::TOO_LARGE, p::NO_STORE])
+            .collect();
+        assert!(!older.contains(&p::USAGE));
+        // The journal labels: above all of those and USAGE, and distinct.
+        let journal = [
+            p::JOURNAL_CREATE,
+            p::JOURNAL_APPEND,
+            p::JOURNAL_READ,
+            p::JOURNAL_STAT,
+        ];
+        for (k, l) in journal.iter().enumerate() {
+            assert!(!older.contains(l) && *l != p::USAGE, "{l}");
+            assert!(!journal[k + 1..].contains(l), "{l}");
+        }
         let audit = [a::RECORD, a::RECORDED, a::BAD_CALL, a::STORAGE];
         assert!(!audit.contains(&a::USAGE));
     }

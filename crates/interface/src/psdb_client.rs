@@ -8,7 +8,10 @@ use microkit::region::{ReadWrite, Region};
 use microkit::{get_mr, set_mr, Channel, MessageInfo};
 
 pub use crate::psdb_call::Usage;
-use crate::psdb_call::{CHECKPOINT, DATA, GET, MAX_PATH, OK, PUT, SET_CHECKPOINT, USAGE};
+use crate::psdb_call::{
+    CHECKPOINT, DATA, GET, JOURNAL_APPEND, JOURNAL_CREATE, JOURNAL_READ, JOURNAL_RECORD,
+    JOURNAL_STAT, MAX_PATH, OK, PUT, SET_CHECKPOINT, USAGE,
+};
 
 /// Why a psdb call failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +68,10 @@ impl fmt::Display for PsdbError {
                     7 => "the stored object is damaged (fails its SHA-256 or tar header)",
                     14 => "the namespace's quota is reached",
                     15 => "the namespace holds damaged committed data (read-only)",
+                    16 => "the journal is full or closed",
+                    17 => "not a journal (or a journal read as an object)",
+                    18 => "puts are staged: a journal record waits for their checkpoint",
+                    19 => "journal records halted until psdb mounts the disk again",
                     _ => "",
                 };
                 if why.is_empty() {
@@ -78,6 +85,15 @@ impl fmt::Display for PsdbError {
             PsdbError::OutOfMemory => f.write_str("no memory for the object read from psdb"),
         }
     }
+}
+
+/// A journal's size as psdb states it ([`JOURNAL_STAT`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalStat {
+    /// Records it can hold.
+    pub slots: u32,
+    /// Records written: slots `0..used`.
+    pub used: u32,
 }
 
 /// One PD's connection to psdb. The namespace is whichever the channel stands for in psdb.
@@ -138,6 +154,90 @@ impl PsdbClient {
         let reply = self.channel.pp_call(MessageInfo::new(USAGE, 0));
         match reply.label() {
             OK => Usage::from_mrs(reply.count()).ok_or(PsdbError::BadReply),
+            code => Err(PsdbError::Refused(code)),
+        }
+    }
+
+    /// Creates a journal of `slots` records at `path` ([`JOURNAL_CREATE`]): staged with this
+    /// client's puts, durable with its next checkpoint.
+    pub fn create_journal(&mut self, path: &str, slots: u32) -> Result<(), PsdbError> {
+        self.call_arg(JOURNAL_CREATE, path, u64::from(slots))
+            .map(|_| ())
+    }
+
+    /// Appends `record` to the journal at `path` ([`JOURNAL_APPEND`]); its slot, once durable.
+    /// A reply without MR0, or with a slot past `u32`, is [`PsdbError::BadReply`].
+    pub fn journal_append(&mut self, path: &str, record: &[u8]) -> Result<u32, PsdbError> {
+        if record.len() > JOURNAL_RECORD {
+            return Err(PsdbError::TooLarge);
+        }
+        let reply = self.call(JOURNAL_APPEND, path, record)?;
+        if reply.count() < 1 {
+            return Err(PsdbError::BadReply);
+        }
+        u32::try_from(get_mr(0)).map_err(|_| PsdbError::BadReply)
+    }
+
+    /// Reads record `slot` of the journal at `path` into `out` ([`JOURNAL_READ`]); its length,
+    /// or `None` if that slot was never written. A length past [`JOURNAL_RECORD`] or `out` is
+    /// [`PsdbError::BadReply`].
+    pub fn journal_read(
+        &mut self,
+        path: &str,
+        slot: u32,
+        out: &mut [u8],
+    ) -> Result<Option<usize>, PsdbError> {
+        let reply = self.call_arg(JOURNAL_READ, path, u64::from(slot))?;
+        if reply.count() < 2 {
+            return Err(PsdbError::BadReply);
+        }
+        match (get_mr(0), usize::try_from(get_mr(1))) {
+            (0, _) => Ok(None),
+            (1, Ok(len)) if len <= JOURNAL_RECORD && len <= out.len() => {
+                self.region
+                    .read(DATA, &mut out[..len])
+                    .map_err(|_| PsdbError::BadReply)?;
+                Ok(Some(len))
+            }
+            _ => Err(PsdbError::BadReply),
+        }
+    }
+
+    /// The journal at `path`'s slots and slots used ([`JOURNAL_STAT`]), `None` if there is no
+    /// such object. A reply without its three registers, or with more used than slots, is
+    /// [`PsdbError::BadReply`].
+    pub fn journal_stat(&mut self, path: &str) -> Result<Option<JournalStat>, PsdbError> {
+        let reply = self.call_arg(JOURNAL_STAT, path, 0)?;
+        if reply.count() < 3 {
+            return Err(PsdbError::BadReply);
+        }
+        let word = |i| u32::try_from(get_mr(i)).map_err(|_| PsdbError::BadReply);
+        match get_mr(0) {
+            0 => Ok(None),
+            1 => {
+                let (slots, used) = (word(1)?, word(2)?);
+                if used > slots {
+                    return Err(PsdbError::BadReply);
+                }
+                Ok(Some(JournalStat { slots, used }))
+            }
+            _ => Err(PsdbError::BadReply),
+        }
+    }
+
+    /// A call with the path and a number in MR1 (no data).
+    fn call_arg(&mut self, label: u64, path: &str, arg: u64) -> Result<MessageInfo, PsdbError> {
+        if path.len() > MAX_PATH {
+            return Err(PsdbError::TooLarge);
+        }
+        self.region
+            .write(0, path.as_bytes())
+            .map_err(|_| PsdbError::TooLarge)?;
+        set_mr(0, path.len() as u64);
+        set_mr(1, arg);
+        let reply = self.channel.pp_call(MessageInfo::new(label, 2));
+        match reply.label() {
+            OK => Ok(reply),
             code => Err(PsdbError::Refused(code)),
         }
     }
@@ -239,6 +339,23 @@ mod tests {
             assert!(!PsdbError::Refused(u64::from(e.code())).is_full());
         }
         assert!(!PsdbError::BadReply.is_full());
+    }
+
+    #[test]
+    fn journal_codes_and_limit_are_the_engines() {
+        use crate::psdb_call::JOURNAL_RECORD;
+        assert_eq!(JOURNAL_RECORD, psdb::journal::MAX_RECORD);
+        let errors = [
+            psdb::Error::JournalFull,
+            psdb::Error::WrongKind,
+            psdb::Error::Staged,
+            psdb::Error::JournalHalted,
+        ];
+        assert_eq!(errors.map(|e| u64::from(e.code())), [16, 17, 18, 19]);
+        for e in errors {
+            let text = alloc::format!("{}", PsdbError::Refused(u64::from(e.code())));
+            assert!(text.contains(": "), "{text}");
+        }
     }
 
     #[test]
@@ -345,6 +462,40 @@ mod tests {
         let mut buf = [0; 2];
         assert_eq!(c.get_range(None, 1, &mut buf), Ok(Some((3, 2))));
         assert_eq!(&buf, b"bc");
+        set_backend(None);
+    }
+
+    #[test]
+    fn journal_replies_are_checked() {
+        // An append reply without its slot, a stat reply without its three registers.
+        assert_eq!(
+            client(0).journal_append("journal/0", b"r"),
+            Err(PsdbError::BadReply)
+        );
+        assert_eq!(
+            client(2).journal_stat("journal/0"),
+            Err(PsdbError::BadReply)
+        );
+        assert_eq!(
+            client(1).journal_read("journal/0", 0, &mut [0; 8]),
+            Err(PsdbError::BadReply)
+        );
+        // A record longer than the caller's buffer is refused, not truncated.
+        let mut out = [0u8; 8];
+        assert_eq!(
+            client(2).journal_read("journal/0", 0, &mut out),
+            Ok(Some(3))
+        );
+        assert_eq!(&out[..3], b"abc");
+        assert_eq!(
+            client(2).journal_read("journal/0", 0, &mut [0; 2]),
+            Err(PsdbError::BadReply)
+        );
+        // Too long to send: refused before any call.
+        assert_eq!(
+            client(2).journal_append("journal/0", &[0; JOURNAL_RECORD + 1]),
+            Err(PsdbError::TooLarge)
+        );
         set_backend(None);
     }
 

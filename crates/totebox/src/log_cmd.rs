@@ -187,6 +187,12 @@ pub fn verify(place: &Place, vkey: &str, tiles_only: bool) -> Result<(), String>
 /// `log read`: verifies the log whole (as `log verify`, every bundle required), then prints
 /// its entries from `since`, at most `max`, as `index<TAB>entry` lines (invalid UTF-8 shown
 /// with replacement characters, as `client read` does).
+///
+/// On a PSDB image, a log with a journal at its size (the audit log: records durable and
+/// signed, not yet in a checkpoint; `interface::audit_log`) then has its pending records
+/// printed the same way after a `# pending ...` line, each verified first with the same key
+/// (its signature, and `index=` its place); one that does not verify is an error. Records of
+/// a tar-extracted directory are not read (its journal file is there, see FORMAT.md).
 pub fn read(place: &Place, vkey: &str, since: u64, max: u64) -> Result<(), String> {
     let verifier = keys::verifier_arg(vkey)?;
     let shown = place.shown();
@@ -197,7 +203,9 @@ pub fn read(place: &Place, vkey: &str, since: u64, max: u64) -> Result<(), Strin
                 return Err(fail("not a directory".into()));
             }
             let storage = DirStorage::open_existing(dir).map_err(|e| fail(e.to_string()))?;
-            print_entries(storage, &verifier, since, max).map_err(fail)
+            print_entries(storage, &verifier, since, max)
+                .map(|_| ())
+                .map_err(fail)
         }
         Place::Psdb { image, namespace } => {
             let mut store = open_image(image, psdb::Mode::ReadOnly).map_err(fail)?;
@@ -211,17 +219,76 @@ pub fn read(place: &Place, vkey: &str, since: u64, max: u64) -> Result<(), Strin
                 store: &mut store,
                 ns,
             };
-            print_entries(storage, &verifier, since, max).map_err(fail)
+            let size = print_entries(storage, &verifier, since, max).map_err(fail)?;
+            print_pending(&mut store, ns, &verifier, size, since, max).map_err(fail)
         }
     }
 }
 
+/// The line `log read` prints before a log's pending journal records.
+pub const PENDING_LINE: &str = "# pending (journal, signed records, not yet in a checkpoint)";
+
+/// The records pending in the journal at `size` of `ns`, if there is one: every one verified
+/// (a signed note of `verifier`'s key, at its index), those in `since..since + max` printed.
+fn print_pending(
+    store: &mut psdb::Store<psdb::FileDevice>,
+    ns: psdb::Namespace,
+    verifier: &note::Verifier,
+    size: u64,
+    since: u64,
+    max: u64,
+) -> Result<(), String> {
+    use interface::audit_log::{journal_path, journal_slots, verify_record};
+    use std::io::Write as _;
+    let path = journal_path(size);
+    let Some(stat) = store
+        .journal_stat(ns, &path)
+        .map_err(|e| format!("{path}: {e}"))?
+    else {
+        return Ok(());
+    };
+    if stat.slots != journal_slots(size) {
+        return Err(format!(
+            "{path}: {} slots, where a journal from index {size} has {}",
+            stat.slots,
+            journal_slots(size)
+        ));
+    }
+    let end = since.saturating_add(max);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut record = Vec::new();
+    let mut header = false;
+    for slot in 0..stat.used {
+        let index = size + u64::from(slot);
+        if !store
+            .journal_read(ns, &path, slot, &mut record)
+            .map_err(|e| format!("{path} slot {slot}: {e}"))?
+        {
+            return Err(format!("{path} slot {slot}: missing"));
+        }
+        let mut note = None;
+        let line = verify_record(&record, verifier, index, &mut note)
+            .map_err(|why| format!("{path} slot {slot} (index {index}): {why}"))?;
+        if (since..end).contains(&index) {
+            if !header {
+                writeln!(out, "{PENDING_LINE}").map_err(|e| e.to_string())?;
+                header = true;
+            }
+            writeln!(out, "{index}\t{line}").map_err(|e| e.to_string())?;
+        }
+    }
+    out.flush().map_err(|e| e.to_string())
+}
+
+/// Verifies the tree in `storage` and prints its entries in `since..since + max`; the tree's
+/// size.
 fn print_entries<S: tlog::Storage>(
     mut storage: S,
     verifier: &note::Verifier,
     since: u64,
     max: u64,
-) -> Result<(), String> {
+) -> Result<u64, String> {
     use std::io::Write as _;
     let mut cp = Vec::new();
     if !storage.checkpoint(&mut cp).map_err(|e| e.to_string())? {
@@ -258,7 +325,8 @@ fn print_entries<S: tlog::Storage>(
             }
         }
     }
-    out.flush().map_err(|e| e.to_string())
+    out.flush().map_err(|e| e.to_string())?;
+    Ok(tree.size)
 }
 
 /// Verifies the tree in `storage` against its own latest checkpoint.

@@ -175,7 +175,8 @@ enum LogCommand {
         tiles_only: bool,
     },
     /// Print the entries of a log (`index<TAB>entry` per line, as `client read`) after
-    /// verifying it whole: e.g. the audit log, `--psdb disk.img --namespace audit`.
+    /// verifying it whole: e.g. the audit log, `--psdb disk.img --namespace audit`, whose
+    /// records not yet in a checkpoint follow a `# pending ...` line, each verified too.
     Read {
         /// The log directory.
         #[arg(required_unless_present = "psdb")]

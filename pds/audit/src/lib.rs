@@ -4,16 +4,56 @@
 //!
 //! **Which tenant a record is about is the channel it arrived on** ([`interface::audit::LEDGERS`]),
 //! never a field of the message: ledger_corporate can only ever write records that say
-//! `tenant=corporate`. A record is acknowledged only once the checkpoint covering it is durable,
-//! so a ledger that got the acknowledgement knows the read is on the audit log.
+//! `tenant=corporate`.
 //!
-//! Each entry is one line of text: `tenant=<t> op=<read|bundle> first=<i> count=<n>
-//! request=<id> outcome=granted`. Time and the requester's identity join it with the
-//! access-control issue (there is no clock or identity yet).
+//! # Records: durable and signed at once, in a checkpoint within 256 records
+//!
+//! Each record is one line of text, `index=<i> tenant=<t> op=<read|bundle> first=<n>
+//! count=<n> request=<id> outcome=granted`, `<i>` its index in the audit log (the index the
+//! ledger gets back). Time and the requester's identity join it with the access-control issue
+//! (there is no clock or identity yet).
+//!
+//! **A record is acknowledged once it is durable in a psdb journal** (psdb format v3: a
+//! preallocated member of one-sector records, see psdb's `FORMAT.md`): audit signs the line as
+//! a signed note with the audit log's key (the key and origin of its checkpoints) and appends
+//! the note as the next record of the current journal; psdb replies only after that one sector
+//! write and one device flush. So a ledger that got the acknowledgement knows the read is on
+//! disk, signed, before any content leaves it; nothing else is written per record (no
+//! checkpoint, no tile), which is what keeps an audited read under 1 KiB of disk (issue 7).
+//!
+//! **Folding.** Journal `journal/<first index as 16 hex digits>` holds the records from its
+//! first index up to the next multiple of 256 (256 slots, fewer only for the first journal of
+//! a log made before journals). The record that finds its journal full first *folds* it: the
+//! journal's record lines (the unsigned lines: the checkpoint signs them all) are appended to
+//! the audit tlog as entries, ONE checkpoint is signed, and the next journal is created, all
+//! in one psdb batch; then the record goes into the new journal. So the audit tlog's size is
+//! always the current journal's first index, a checkpoint is signed once per 256 records, and
+//! a signed checkpoint covers every record within 256 records of it. The folded journal stays
+//! on disk with its signed records (write-once). A crash at any point loses no acknowledged
+//! record and never folds twice: the fold batch is written whole or not at all, and the tlog
+//! size says which journal is current, so a fold that did not land is done again from the
+//! same journal, and one that did is never repeated.
+//!
+//! **At open** (boot, and after any failure): the tlog is opened (or created, with its first
+//! journal, in one batch), the journal at its size found (a log from before journals gets its
+//! journal created, with a checkpoint of the same size), its records read and each verified:
+//! the signature with the audit key, and `index=` the journal's first index plus the slot. A
+//! record that does not verify (planted in the raw disk: psdb checks framing, not who wrote it)
+//! is not folded: audit prints `audit|ERROR:` naming it and refuses every record from then on
+//! (fail closed: no read is answered), as it does for a damaged audit namespace.
+//!
+//! # Memory
+//!
+//! Fixed at open: the lines of the current journal's records, at most 256 x
+//! [`interface::psdb_call::JOURNAL_RECORD`] (363) bytes = 92,928 bytes, allocated once at init
+//! and never grown, plus the log's append state and buffers (its bundle grows to one bundle of
+//! these lines, under 40 KiB). Per record: the line and its signed note, a few hundred bytes,
+//! freed when the call returns. System.xml's `heap_audit` is 4 MiB.
 //!
 //! A ledger may also ask what the audit log uses of its quota ([`audit_call::USAGE`], for a
 //! tenant's status request): audit asks psdb on its own channel (so it can only learn the
-//! audit namespace's figures) and passes the answer on. Nothing is recorded for it.
+//! audit namespace's figures) and passes the answer on. Nothing is recorded for it. A record
+//! takes no new disk (its journal was charged when it was created); a fold does.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -25,15 +65,21 @@ use core::fmt;
 use core::fmt::Write as _;
 
 use interface::audit_call::{self, Kind, BAD_CALL, RECORDED, STORAGE};
-use interface::{audit, PsdbClient, AUDIT_NAMESPACE, TENANTS, TENANT_COUNT};
+use interface::audit_log::{journal_path, journal_slots, verify_record, JOURNAL_SLOTS};
+use interface::psdb_call::JOURNAL_RECORD;
+use interface::{audit, PsdbClient, PsdbError, AUDIT_NAMESPACE, TENANTS, TENANT_COUNT};
 use microkit::region::{ReadWrite, Region, RegionError};
 use microkit::{get_mr, set_mr, Channel, Handler, MessageInfo};
-use note::Signer;
+use note::{Signer, Verifier};
 use tlog::{Log, Storage};
 
 interface::audit_ledger_regions!();
 
 interface::audit_psdb_region!();
+
+/// Most bytes of the pending record lines kept in memory: [`JOURNAL_SLOTS`] records of at most
+/// [`JOURNAL_RECORD`] bytes (a line is shorter than the signed note holding it).
+pub const PENDING_BYTES: usize = JOURNAL_SLOTS as usize * JOURNAL_RECORD;
 
 /// Why the PD could not start.
 #[derive(Debug)]
@@ -42,6 +88,8 @@ pub enum InitError {
     Region(RegionError),
     /// No usable signing key for the audit log.
     Key(interface::keys::KeyError),
+    /// The pending records' buffer could not be allocated.
+    OutOfMemory,
 }
 
 impl fmt::Display for InitError {
@@ -49,8 +97,98 @@ impl fmt::Display for InitError {
         match self {
             InitError::Region(e) => write!(f, "region: {e}"),
             InitError::Key(e) => write!(f, "key: {e}"),
+            InitError::OutOfMemory => write!(f, "no memory for {PENDING_BYTES} bytes of records"),
         }
     }
+}
+
+/// The audit tlog's storage: psdb, creating a journal along with the first checkpoint of a new
+/// log (so the log and its first journal are one batch).
+#[derive(Debug, Clone)]
+pub struct AuditStorage {
+    psdb: PsdbClient,
+    /// The journal to create with the next checkpoint (`Log::create` writes it).
+    with_checkpoint: Option<(u64, u32)>,
+}
+
+impl Storage for AuditStorage {
+    type Error = PsdbError;
+
+    fn put(&mut self, path: &str, data: &[u8]) -> Result<(), PsdbError> {
+        self.psdb.put(path, data)
+    }
+
+    fn set_checkpoint(&mut self, checkpoint: &[u8]) -> Result<(), PsdbError> {
+        if let Some((first, slots)) = self.with_checkpoint.take() {
+            self.psdb.create_journal(&journal_path(first), slots)?;
+        }
+        self.psdb.set_checkpoint(checkpoint)
+    }
+
+    fn get(&mut self, path: &str, out: &mut Vec<u8>) -> Result<bool, PsdbError> {
+        self.psdb.get(path, out)
+    }
+
+    fn checkpoint(&mut self, out: &mut Vec<u8>) -> Result<bool, PsdbError> {
+        self.psdb.checkpoint(out)
+    }
+}
+
+/// The lines of the current journal's records, in slot order: one buffer allocated once at
+/// [`PENDING_BYTES`], never grown.
+#[derive(Debug)]
+struct Pending {
+    text: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Pending {
+    fn len(&self) -> u32 {
+        self.ends.len() as u32
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+
+    /// Adds a line; `false` (nothing added) if it would grow a buffer.
+    fn push(&mut self, line: &str) -> bool {
+        if self.ends.len() == self.ends.capacity()
+            || line.len() > self.text.capacity() - self.text.len()
+        {
+            return false;
+        }
+        self.text.extend_from_slice(line.as_bytes());
+        self.ends.push(self.text.len());
+        true
+    }
+
+    fn lines(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let starts = core::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(a, b)| &self.text[a..b])
+    }
+}
+
+/// The open audit log and its current journal.
+#[derive(Debug)]
+struct Current {
+    log: Log<AuditStorage>,
+    /// The journal's first index: the tlog's size.
+    first: u64,
+    path: String,
+    slots: u32,
+}
+
+/// Why opening or recording failed.
+enum Failure {
+    /// psdb refused or failed (retried from a fresh open at the next record).
+    Storage,
+    /// The audit log on disk cannot be trusted (a record that does not verify, damage):
+    /// reported once; every record is refused until the PD restarts.
+    Refuse,
 }
 
 /// The audit PD.
@@ -58,9 +196,13 @@ impl fmt::Display for InitError {
 pub struct AuditPd {
     origin: String,
     signer: Signer,
+    verifier: Verifier,
     ledgers: [Region<ReadWrite>; TENANT_COUNT],
     psdb: PsdbClient,
-    log: Option<Log<PsdbClient>>,
+    current: Option<Current>,
+    pending: Pending,
+    /// Set when the log on disk cannot be trusted (see [`Failure::Refuse`]).
+    refusing: bool,
     line: String,
 }
 
@@ -69,12 +211,28 @@ pub struct AuditPd {
 /// for the audit log, and opens (or creates) the audit log if psdb answers.
 pub fn init(skey: &str) -> Result<AuditPd, InitError> {
     let region = |d: &microkit::region::RegionDecl<ReadWrite>| d.get().map_err(InitError::Region);
+    let signer = interface::keys::signer(AUDIT_NAMESPACE, skey).map_err(InitError::Key)?;
+    let mut pending = Pending {
+        text: Vec::new(),
+        ends: Vec::new(),
+    };
+    pending
+        .text
+        .try_reserve_exact(PENDING_BYTES)
+        .map_err(|_| InitError::OutOfMemory)?;
+    pending
+        .ends
+        .try_reserve_exact(JOURNAL_SLOTS as usize)
+        .map_err(|_| InitError::OutOfMemory)?;
     let mut pd = AuditPd {
         origin: interface::keys::origin(AUDIT_NAMESPACE),
-        signer: interface::keys::signer(AUDIT_NAMESPACE, skey).map_err(InitError::Key)?,
+        verifier: signer.verifier(),
+        signer,
         ledgers: interface::regions(&REGIONS).map_err(InitError::Region)?,
         psdb: PsdbClient::new(audit::PSDB, region(&PSDB)?),
-        log: None,
+        current: None,
+        pending,
+        refusing: false,
         line: String::new(),
     };
     let _ = pd.open();
@@ -82,24 +240,190 @@ pub fn init(skey: &str) -> Result<AuditPd, InitError> {
 }
 
 impl AuditPd {
-    fn open(&mut self) -> Option<&mut Log<PsdbClient>> {
-        if self.log.is_none() {
-            let mut storage = self.psdb.clone();
-            let mut buf = Vec::new();
-            let exists = storage.checkpoint(&mut buf).ok()?;
-            let opened = if exists {
-                Log::open(storage, &self.origin, self.signer.clone())
-            } else {
-                Log::create(storage, &self.origin, self.signer.clone())
-            };
-            self.log = opened.ok();
-        }
-        self.log.as_mut()
+    /// Records in the audit log: those in its checkpointed tlog and those pending in its
+    /// current journal.
+    pub fn size(&self) -> u64 {
+        self.current
+            .as_ref()
+            .map_or(0, |c| c.first + u64::from(self.pending.len()))
     }
 
-    /// Entries in the audit log (committed).
-    pub fn size(&self) -> u64 {
-        self.log.as_ref().map_or(0, Log::committed_size)
+    /// Whether audit refuses every record because the log on disk cannot be trusted.
+    pub fn refusing(&self) -> bool {
+        self.refusing
+    }
+
+    fn report(&mut self, what: fmt::Arguments<'_>) -> Failure {
+        microkit::debug_println!(
+            "audit|ERROR: {what}: refusing every record (reads fail closed) until the audit \
+             log is checked"
+        );
+        self.refusing = true;
+        Failure::Refuse
+    }
+
+    /// Opens the log and its journal (see the crate docs), folding a full journal.
+    fn open(&mut self) -> Result<(), Failure> {
+        if self.refusing {
+            return Err(Failure::Refuse);
+        }
+        if self.current.is_some() {
+            return Ok(());
+        }
+        self.pending.clear();
+        let mut storage = AuditStorage {
+            psdb: self.psdb.clone(),
+            with_checkpoint: None,
+        };
+        let mut buf = Vec::new();
+        let exists = storage.checkpoint(&mut buf).map_err(|_| Failure::Storage)?;
+        drop(buf);
+        if self.psdb.usage().is_ok_and(|u| u.damaged) {
+            return Err(self.report(format_args!(
+                "the audit namespace holds damaged committed data (psdb reported it at mount)"
+            )));
+        }
+        let opened = if exists {
+            Log::open(storage, &self.origin, self.signer.clone())
+        } else {
+            storage.with_checkpoint = Some((0, journal_slots(0)));
+            Log::create(storage, &self.origin, self.signer.clone())
+        };
+        let mut log = match opened {
+            Ok(log) => log,
+            Err(tlog::Error::Corrupt(e)) => {
+                return Err(self.report(format_args!("the audit log does not verify: {e}")))
+            }
+            Err(tlog::Error::Storage(e)) if e.is_damage() => {
+                return Err(self.report(format_args!("the audit log cannot be read: {e}")))
+            }
+            Err(_) => return Err(Failure::Storage),
+        };
+        let first = log.committed_size();
+        let slots = journal_slots(first);
+        let path = journal_path(first);
+        let used = match self.psdb.journal_stat(&path) {
+            Ok(Some(st)) if st.slots == slots => st.used,
+            Ok(Some(st)) => {
+                return Err(self.report(format_args!("{path} has {} slots, not {slots}", st.slots)))
+            }
+            Ok(None) => {
+                // A log from before journals (or one whose create batch predates them): its
+                // journal, with a checkpoint of the same size, in one batch.
+                self.psdb
+                    .create_journal(&path, slots)
+                    .map_err(|_| Failure::Storage)?;
+                log.checkpoint().map_err(|_| Failure::Storage)?;
+                0
+            }
+            Err(e) if e.is_damage() => {
+                return Err(self.report(format_args!("{path} cannot be read: {e}")))
+            }
+            Err(_) => return Err(Failure::Storage),
+        };
+        let mut record = [0u8; JOURNAL_RECORD];
+        for slot in 0..used {
+            let n = match self.psdb.journal_read(&path, slot, &mut record) {
+                Ok(Some(n)) => n,
+                Ok(None) => return Err(Failure::Storage),
+                Err(e) if e.is_damage() => {
+                    return Err(self.report(format_args!("{path} slot {slot}: {e}")))
+                }
+                Err(_) => return Err(Failure::Storage),
+            };
+            let index = first + u64::from(slot);
+            let mut note = None;
+            let checked = verify_record(&record[..n], &self.verifier, index, &mut note);
+            let added = checked.map(|line| self.pending.push(line));
+            match added {
+                Ok(true) => {}
+                Ok(false) => return Err(Failure::Storage),
+                Err(why) => {
+                    return Err(self.report(format_args!(
+                        "{path} slot {slot} (audit index {index}) refused, not folded: {why}"
+                    )))
+                }
+            }
+        }
+        self.current = Some(Current {
+            log,
+            first,
+            path,
+            slots,
+        });
+        if used == slots {
+            if let Err(e) = self.fold() {
+                self.current = None;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Folds the full current journal into the tlog: its lines as entries, one checkpoint,
+    /// the next journal; one psdb batch.
+    fn fold(&mut self) -> Result<(), Failure> {
+        let Some(cur) = self.current.as_mut() else {
+            return Err(Failure::Storage);
+        };
+        for line in self.pending.lines() {
+            cur.log.append(line).map_err(|_| Failure::Storage)?;
+        }
+        let next = cur.first + u64::from(cur.slots);
+        let path = journal_path(next);
+        let slots = journal_slots(next);
+        self.psdb
+            .create_journal(&path, slots)
+            .map_err(|_| Failure::Storage)?;
+        cur.log.checkpoint().map_err(|_| Failure::Storage)?;
+        cur.first = next;
+        cur.path = path;
+        cur.slots = slots;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Journals the record of `rec` from tenant `t` as a signed note; its audit index.
+    fn journal(&mut self, t: usize, rec: &audit_call::Record) -> Result<u64, Failure> {
+        self.open()?;
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|c| self.pending.len() >= c.slots)
+        {
+            self.fold()?;
+        }
+        let Some(cur) = self.current.as_ref() else {
+            return Err(Failure::Storage);
+        };
+        let index = cur.first + u64::from(self.pending.len());
+        let op = match rec.kind {
+            Kind::Read => "read",
+            Kind::Bundle => "bundle",
+        };
+        let mut line = core::mem::take(&mut self.line);
+        line.clear();
+        let _ = writeln!(
+            line,
+            "index={index} tenant={} op={op} first={} count={} request={} outcome=granted",
+            TENANTS[t], rec.first, rec.count, rec.request
+        );
+        let signed = self.signer.sign(&line);
+        let result = match signed {
+            Ok(note) => match self.psdb.journal_append(&cur.path, note.as_bytes()) {
+                Ok(slot) if slot == self.pending.len() => {
+                    if self.pending.push(line.trim_end_matches('\n')) {
+                        Ok(index)
+                    } else {
+                        Err(Failure::Storage)
+                    }
+                }
+                _ => Err(Failure::Storage),
+            },
+            Err(_) => Err(Failure::Storage),
+        };
+        self.line = line;
+        result
     }
 
     /// Records the read described by the message on `channel`; returns the reply label and,
@@ -119,29 +443,11 @@ impl AuditPd {
         let Some(rec) = audit_call::decode(&buf) else {
             return (BAD_CALL, 0);
         };
-        let mut line = core::mem::take(&mut self.line);
-        line.clear();
-        let op = match rec.kind {
-            Kind::Read => "read",
-            Kind::Bundle => "bundle",
-        };
-        let _ = write!(
-            line,
-            "tenant={} op={op} first={} count={} request={} outcome=granted",
-            TENANTS[t], rec.first, rec.count, rec.request
-        );
-        let result = match self.open() {
-            None => Err(()),
-            Some(log) => match log.append(line.as_bytes()) {
-                Ok(index) => log.checkpoint().map(|_| index).map_err(|_| ()),
-                Err(_) => Err(()),
-            },
-        };
-        self.line = line;
-        match result {
+        match self.journal(t, &rec) {
             Ok(index) => (RECORDED, index),
-            Err(()) => {
-                self.log = None; // poisoned: reopen from psdb next time
+            Err(_) => {
+                // Reopened from psdb at the next record (resynchronises the journal's slots).
+                self.current = None;
                 (STORAGE, 0)
             }
         }

@@ -21,6 +21,12 @@
 //! warns ([`WARN_STEPS`]): `psdb|WARN: namespace <ns> at <p>% of its disk quota (<used>/<quota>
 //! bytes)`, and the same for the index quota.
 //!
+//! **Journals** (psdb format v3; audit keeps its records in them):
+//! [`interface::psdb_call::JOURNAL_CREATE`] is staged like a put, with the caller's request;
+//! [`interface::psdb_call::JOURNAL_APPEND`] writes one sector and flushes before it replies, so
+//! `OK` means the record is durable; `JOURNAL_READ` and `JOURNAL_STAT` read them back. All of
+//! them on the caller's own namespace only, like every call.
+//!
 //! The same code runs over virtio-blk on seL4 (`src/main.rs`) and over a file in the simulator:
 //! it is generic over [`psdb::BlockDevice`]. I/O is polled inside the protected call, which is
 //! acceptable for the highest-priority PD.
@@ -34,8 +40,9 @@ use core::fmt;
 
 use interface::psdb::CLIENTS;
 use interface::psdb_call::{
-    Usage, BAD_LABEL, BAD_LENGTH, CHECKPOINT, DATA, GET, MAX_PATH, NO_STORE, OK, PUT,
-    SET_CHECKPOINT, TOO_LARGE, USAGE,
+    Usage, BAD_LABEL, BAD_LENGTH, CHECKPOINT, DATA, GET, JOURNAL_APPEND, JOURNAL_CREATE,
+    JOURNAL_READ, JOURNAL_RECORD, JOURNAL_STAT, MAX_PATH, NO_STORE, OK, PUT, SET_CHECKPOINT,
+    TOO_LARGE, USAGE,
 };
 use microkit::region::{ReadWrite, Region, RegionError};
 use microkit::{get_mr, set_mr, Channel, Handler, MessageInfo};
@@ -390,7 +397,7 @@ impl<D: BlockDevice> PsdbPd<D> {
         match self.serve(channel, info) {
             Ok(reply) => reply,
             Err(code) => {
-                if matches!(info.label(), PUT | SET_CHECKPOINT) {
+                if matches!(info.label(), PUT | SET_CHECKPOINT | JOURNAL_CREATE) {
                     // A refused request leaves nothing behind: not its earlier puts either.
                     self.store.discard();
                     self.staging = None;
@@ -430,7 +437,13 @@ impl<D: BlockDevice> PsdbPd<D> {
         }
         let max_data = region.len().saturating_sub(DATA);
         let path_len = usize::try_from(get_mr(0)).map_err(|_| BAD_LENGTH)?;
-        let data_len = usize::try_from(get_mr(1)).map_err(|_| BAD_LENGTH)?;
+        // MR1 is the data's length, or for JOURNAL_CREATE / JOURNAL_READ a slot count or slot
+        // (JOURNAL_STAT ignores it).
+        let arg = get_mr(1);
+        let data_len = match info.label() {
+            JOURNAL_CREATE | JOURNAL_READ | JOURNAL_STAT => 0,
+            _ => usize::try_from(arg).map_err(|_| BAD_LENGTH)?,
+        };
         if path_len > MAX_PATH || data_len > max_data {
             return Err(BAD_LENGTH);
         }
@@ -483,6 +496,43 @@ impl<D: BlockDevice> PsdbPd<D> {
                 set_mr(0, u64::from(found));
                 set_mr(1, if found { self.buf.len() as u64 } else { 0 });
                 Ok(MessageInfo::new(OK, 2))
+            }
+            JOURNAL_CREATE => {
+                let slots = u32::try_from(arg).map_err(|_| BAD_LENGTH)?;
+                self.staging = Some(i);
+                self.store.put_journal(ns, path, slots).map_err(code)?;
+                Ok(MessageInfo::new(OK, 0))
+            }
+            JOURNAL_APPEND => {
+                if data_len > JOURNAL_RECORD {
+                    return Err(BAD_LENGTH);
+                }
+                let mut record = [0u8; JOURNAL_RECORD];
+                let record = &mut record[..data_len];
+                region.read(DATA, record).map_err(|_| BAD_LENGTH)?;
+                let slot = self.store.journal_append(ns, path, record).map_err(code)?;
+                set_mr(0, u64::from(slot));
+                Ok(MessageInfo::new(OK, 1))
+            }
+            JOURNAL_READ => {
+                let slot = u32::try_from(arg).map_err(|_| BAD_LENGTH)?;
+                let found = self
+                    .store
+                    .journal_read(ns, path, slot, &mut self.buf)
+                    .map_err(code)?;
+                if found {
+                    region.write(DATA, &self.buf).map_err(|_| TOO_LARGE)?;
+                }
+                set_mr(0, u64::from(found));
+                set_mr(1, if found { self.buf.len() as u64 } else { 0 });
+                Ok(MessageInfo::new(OK, 2))
+            }
+            JOURNAL_STAT => {
+                let stat = self.store.journal_stat(ns, path).map_err(code)?;
+                set_mr(0, u64::from(stat.is_some()));
+                set_mr(1, stat.map_or(0, |s| u64::from(s.slots)));
+                set_mr(2, stat.map_or(0, |s| u64::from(s.used)));
+                Ok(MessageInfo::new(OK, 3))
             }
             _ => Err(BAD_LABEL),
         }

@@ -92,3 +92,60 @@ pub fn export_and_verify(c: &mut Client<SimStream>, tenant: &str) -> u64 {
     assert_eq!((tree.size, tree.origin.as_str()), (size, origin.as_str()));
     size
 }
+
+/// The audit log on an image, as a fresh read-only mount sees it: its verified tlog's entries,
+/// then the records pending in its current journal (each a signed note, verified against the
+/// audit key). Each is `(index, line)` with the line as audit wrote it (`index=<i> ...`,
+/// checked to be its place); the indices run 0, 1, 2, ... in order. Empty if there is no
+/// audit log.
+pub fn audit_log_of(image: Vec<u8>) -> Vec<(u64, String)> {
+    use interface::audit_log::{journal_path, journal_slots, verify_record};
+    let (mut store, _) =
+        psdb::Store::mount(RamDevice::from_image(image), psdb::Mode::ReadOnly).unwrap();
+    let Ok(ns) = store.open_namespace("audit") else {
+        return Vec::new();
+    };
+    let mut cp = Vec::new();
+    if !store.checkpoint(ns, &mut cp).unwrap() {
+        return Vec::new();
+    }
+    let mut storage = psdb::NamespaceStorage::new(&mut store, ns);
+    let tree = tlog::verify_tree(&mut storage, &cp, &[verifier("audit")]).unwrap();
+    assert!(tree.first_missing_bundle.is_none());
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    for tile in tlog::tile::entry_bundles_for_size(tree.size) {
+        assert!(store.get(ns, tile.path().as_str(), &mut buf).unwrap());
+        for e in tlog::tile::bundle_entries(&buf) {
+            let line = String::from_utf8(e.unwrap().to_vec()).unwrap();
+            out.push((out.len() as u64, line));
+        }
+    }
+    assert_eq!(out.len() as u64, tree.size);
+    let path = journal_path(tree.size);
+    let stat = store
+        .journal_stat(ns, &path)
+        .unwrap()
+        .expect("the current journal");
+    assert_eq!(stat.slots, journal_slots(tree.size));
+    for slot in 0..stat.used {
+        assert!(store.journal_read(ns, &path, slot, &mut buf).unwrap());
+        let index = tree.size + u64::from(slot);
+        let line = verify_record(&buf, &verifier("audit"), index, &mut None)
+            .unwrap()
+            .to_string();
+        out.push((index, line));
+    }
+    for (i, (index, line)) in out.iter().enumerate() {
+        assert_eq!(*index, i as u64);
+        // Entries audit wrote before journals have no `index=` (psdb/tests/data/README.md).
+        let legacy = !line.starts_with("index=") && (i as u64) < tree.size;
+        assert!(legacy || line.starts_with(&format!("index={i} ")), "{line}");
+    }
+    out
+}
+
+/// [`audit_log_of`] the rig's disk now.
+pub fn audit_log(disk: &Rc<RefCell<RamDevice>>) -> Vec<(u64, String)> {
+    audit_log_of(disk.borrow().image().to_vec())
+}
