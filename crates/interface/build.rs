@@ -13,7 +13,13 @@ use sysdesc::topology::{ChannelFact, PdFacts, Topology};
 
 fn main() {
     let dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
-    let desc = dir.join("../../system.toml");
+    // TOTEBOX_SYSTEM names another description (`make four-tenant-test` builds a system with a
+    // fourth tenant that way, in its own target directory); by default the repository's.
+    println!("cargo:rerun-if-env-changed=TOTEBOX_SYSTEM");
+    let desc = match std::env::var_os("TOTEBOX_SYSTEM") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => dir.join("../../system.toml"),
+    };
     println!("cargo:rerun-if-changed={}", desc.display());
     let text = std::fs::read_to_string(&desc)
         .unwrap_or_else(|e| fail(&format!("{}: {e}", desc.display())));
