@@ -56,6 +56,13 @@
 //!   entries twice: each is answered [`ErrorCode::Unavailable`] instead, as a lone request
 //!   would be.
 //! - A group of one is sent as the single request it is.
+//! - What the wire sees at once is what its front end hands over: the simulator's socket front
+//!   end gathers what the socket already holds, up to a group's worth (`sim::server`'s
+//!   `GATHER_MAX`), so 32 pipelined appends of 100 entries written at once form one group; the
+//!   seL4 image drains up to [`GATHER`] (64 KiB) from a console that delivers 4 KiB at a
+//!   time, so its groups are smaller (and fit one call). The output bound
+//!   ([`session::MAX_UNSENT`], about 257 KiB) does not limit a group: a full table owes
+//!   [`MAX_GROUP`] x [`APPEND_ANSWER_MAX`], about 26 KiB.
 //!
 //! # One client must not hold up the others
 //! The wire is one byte stream, so a client that stalls holds every tenant up. [`session`]
