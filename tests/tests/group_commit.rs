@@ -366,3 +366,299 @@ fn a_combined_append_over_the_quota_falls_back_and_stores_what_fits() {
     // The other tenants carry on.
     assert_eq!(rig.client.append("personnel", &[b"fine"]).unwrap(), [0]);
 }
+
+/// Entries of 256 bytes, numbered from `from`.
+fn entries_256(from: usize, n: usize) -> Vec<Vec<u8>> {
+    (from..from + n)
+        .map(|i| {
+            let mut e = format!("{i:010} ").into_bytes();
+            e.resize(256, b'.');
+            e
+        })
+        .collect()
+}
+
+/// The disk as psdb mounts it: its committed batches and the paths of `tenant`'s entry bundles.
+fn on_disk(rig: &Rig, tenant: &str) -> (u64, Vec<String>) {
+    let image = rig.disk.borrow().image().to_vec();
+    let (mut store, report) =
+        psdb::Store::mount(RamDevice::from_image(image), psdb::Mode::ReadOnly).unwrap();
+    let ns = store.open_namespace(tenant).unwrap();
+    let bundles = store
+        .list(ns, "tile/entries/")
+        .unwrap()
+        .map(|(p, _)| p.to_string())
+        .collect();
+    (report.batches, bundles)
+}
+
+/// No entry bundle of `tenant` on disk lies beyond `size` entries: nothing of a refused or
+/// abandoned group was written.
+fn nothing_beyond(rig: &Rig, tenant: &str, size: u64) {
+    for b in on_disk(rig, tenant).1 {
+        let t = tlog::tile::parse_tile_path(&b).unwrap();
+        assert!(
+            t.index() * 256 + u64::from(t.width()) <= size,
+            "bundle {b} lies beyond the {size} committed entries"
+        );
+    }
+}
+
+#[test]
+fn a_group_larger_than_one_region_is_stored_under_one_checkpoint() {
+    let mut rig = boot();
+    let t = "personnel";
+    // 64 requests of 100 entries of 256 bytes, 32 in flight: each window is one group of
+    // 825,600 entry bytes, 5 requests per call: 6 stages and a commit.
+    let requests: Vec<Vec<Vec<u8>>> = (0..64).map(|r| entries_256(r * 100, 100)).collect();
+    let (batches0, _) = on_disk(&rig, t);
+    let s0 = sim(&mut rig).wire_stats();
+    let got = rig.client.append_pipelined(t, &requests, 32);
+    let s1 = sim(&mut rig).wire_stats();
+    for (r, a) in got.iter().enumerate() {
+        let Acked { indices, size } = a.as_ref().unwrap();
+        assert_eq!(*indices, r as u64 * 100..r as u64 * 100 + 100);
+        // Every request of a window is answered with its group's one checkpoint.
+        assert_eq!(*size, (r as u64 / 32 + 1) * 3200);
+    }
+    assert_eq!(
+        (
+            s1.calls - s0.calls,
+            s1.stages - s0.stages,
+            s1.combined - s0.combined,
+            s1.grouped - s0.grouped,
+            s1.fallbacks - s0.fallbacks
+        ),
+        (14, 12, 2, 64, 0)
+    );
+    // One psdb batch (one checkpoint) per group.
+    assert_eq!(on_disk(&rig, t).0, batches0 + 2);
+    assert_eq!(read_all(&mut rig, t), requests.concat());
+    assert_eq!(export_and_verify(&mut rig.client, t), 6400);
+    let disk = rig.disk.clone();
+    drop(rig);
+    let mut again = boot_on(disk);
+    assert_eq!(again.client.hello(t).unwrap().size, 6400);
+    assert_eq!(again.client.append(t, &[b"after"]).unwrap(), [6400]);
+}
+
+/// A tenant close to its quota: a group of 16 requests of 100 entries (6 calls) is refused at
+/// its commit, nothing of it is written, then each request goes alone: those that fit are
+/// stored, the rest get `Full` and store nothing.
+#[test]
+fn a_group_in_several_calls_over_the_quota_falls_back_and_stores_what_fits() {
+    let mut rig = boot_on(Rc::new(RefCell::new(RamDevice::new(12 << 11)))); // 12 MiB
+    let t = "corporate";
+    let used = |rig: &mut Rig| {
+        let s = rig.client.status(t).unwrap();
+        (s.disk_used, s.disk_quota, s.size)
+    };
+    // Whole bundles until about 250 KB are left: room for a few requests alone, not for the
+    // group's 413 KB of entries.
+    let bundle: Vec<Vec<u8>> = (0..256).map(|_| vec![b'w'; 200]).collect();
+    let mut cost = 0;
+    loop {
+        let (u, quota, _) = used(&mut rig);
+        if cost > 0 && quota - u < 250_000 + cost {
+            break;
+        }
+        rig.client.append(t, &bundle).unwrap();
+        cost = cost.max(used(&mut rig).0 - u);
+    }
+    let (u, quota, size) = used(&mut rig);
+    assert!(quota - u >= 250_000, "room {}", quota - u);
+    let requests: Vec<Vec<Vec<u8>>> = (0..16).map(|r| entries_256(r * 100, 100)).collect();
+    let s0 = sim(&mut rig).wire_stats();
+    let got = rig.client.append_pipelined(t, &requests, 16);
+    let s1 = sim(&mut rig).wire_stats();
+    let stored = got.iter().take_while(|a| a.is_ok()).count();
+    assert!((1..16).contains(&stored), "{stored} stored alone");
+    for (r, a) in got.iter().enumerate() {
+        if r < stored {
+            let first = size + r as u64 * 100;
+            assert_eq!(a.as_ref().unwrap().indices, first..first + 100);
+        } else {
+            assert!(
+                matches!(a, Err(ClientError::Remote(ErrorCode::Full))),
+                "{r}: {a:?}"
+            );
+        }
+    }
+    // Three stages and a refused commit, then one call per request.
+    assert_eq!(
+        (
+            s1.stages - s0.stages,
+            s1.fallbacks - s0.fallbacks,
+            s1.calls - s0.calls
+        ),
+        (3, 1, 4 + 16)
+    );
+    let n = size + stored as u64 * 100;
+    nothing_beyond(&rig, t, n);
+    let all = read_all(&mut rig, t);
+    assert_eq!(all.len() as u64, n);
+    assert_eq!(all[size as usize..], requests[..stored].concat());
+    assert_eq!(export_and_verify(&mut rig.client, t), n);
+    assert_eq!(rig.client.append("personnel", &[b"fine"]).unwrap(), [0]);
+}
+
+/// What a ledger said to a call made as the wire.
+#[derive(Debug, PartialEq, Eq)]
+enum Said {
+    Staged(u64),
+    Answer(Answer),
+}
+
+/// Calls `tenant`'s ledger as the wire does, with `label` and an append of `es` under `id`.
+fn as_wire(rig: &mut Rig, tenant: &str, label: u64, id: u64, bundle: &[u8]) -> Said {
+    let t = interface::tenant_index(tenant).unwrap();
+    sim(rig)
+        .as_pd("wire", || {
+            let mut buf = vec![0u8; protocol::MAX_PAYLOAD];
+            let n = Request {
+                id,
+                tenant,
+                capability: &[],
+                op: Op::Append { entries: bundle },
+            }
+            .encode(&mut buf)
+            .unwrap();
+            let region = wire_pd::REGIONS[t].get().unwrap();
+            region.write(0, &buf[..n]).unwrap();
+            microkit::set_mr(0, n as u64);
+            let reply = interface::wire::LEDGERS[t].pp_call(microkit::MessageInfo::new(label, 1));
+            match reply.label() {
+                interface::ledger_call::STAGED => Said::Staged(microkit::get_mr(0)),
+                interface::ledger_call::OK => {
+                    let mut out = vec![0u8; microkit::get_mr(0) as usize];
+                    region.read(0, &mut out).unwrap();
+                    let r = Response::decode(&out).unwrap();
+                    assert_eq!(r.id, id);
+                    Said::Answer(match r.body {
+                        Body::Appended { first, count, size } => Ok((first, count, size)),
+                        Body::Error { code } => Err(code),
+                        b => panic!("{b:?}"),
+                    })
+                }
+                l => panic!("reply label {l}"),
+            }
+        })
+        .unwrap()
+}
+
+fn bundle_of(es: &[Vec<u8>]) -> Vec<u8> {
+    let mut buf = vec![0u8; protocol::MAX_PAYLOAD];
+    let mut len = 0;
+    for e in es {
+        assert!(push_entry(&mut buf, &mut len, e));
+    }
+    buf.truncate(len);
+    buf
+}
+
+/// Against the real ledger and psdb: staged entries never reach the disk; any other call, a
+/// bad or oversized stage, or another group's id discards them (the commit is then refused);
+/// a group abandoned by a restart between its stages loses nothing acknowledged and nothing of
+/// it is adopted; a full group commits once.
+#[test]
+fn staged_entries_reach_the_disk_only_with_their_commit() {
+    use interface::ledger_call::{COMMIT, MAX_STAGED, REQUEST, STAGE};
+    let mut rig = boot();
+    let t = "corporate";
+    let acked = entries_256(0, 10);
+    rig.client.append(t, &acked).unwrap();
+    // 300 entries per stage: more than a bundle, so an eager log would write one.
+    let a = bundle_of(&entries_256(10, 300));
+    let b = bundle_of(&entries_256(310, 300));
+    let commit = |rig: &mut Rig, id| as_wire(rig, t, COMMIT, id, &bundle_of(&entries_256(9, 1)));
+    let refused = |code| Said::Answer(Err(code));
+
+    // Staged: nothing on disk, not even a full bundle.
+    let disk0 = on_disk(&rig, t);
+    assert_eq!(as_wire(&mut rig, t, STAGE, 77, &a), Said::Staged(300));
+    assert_eq!(as_wire(&mut rig, t, STAGE, 77, &b), Said::Staged(600));
+    assert_eq!(on_disk(&rig, t), disk0);
+    // Another tenant's ledger between the stages changes nothing: nothing of this group is in
+    // psdb for its calls to disturb.
+    rig.client.append("personnel", &[b"elsewhere"]).unwrap();
+    // Any other call to this ledger discards the stage: the commit is refused.
+    assert_eq!(rig.client.hello(t).unwrap().size, 10);
+    assert_eq!(commit(&mut rig, 77), refused(ErrorCode::BadRequest));
+    // A stage for another group, a bad stage, a commit under another id: discarded too.
+    assert_eq!(as_wire(&mut rig, t, STAGE, 78, &a), Said::Staged(300));
+    assert_eq!(
+        as_wire(&mut rig, t, STAGE, 79, &a),
+        refused(ErrorCode::BadRequest)
+    );
+    assert_eq!(commit(&mut rig, 78), refused(ErrorCode::BadRequest));
+    assert_eq!(as_wire(&mut rig, t, STAGE, 80, &a), Said::Staged(300));
+    assert_eq!(
+        as_wire(&mut rig, t, STAGE, 80, &[0, 9, 1]),
+        refused(ErrorCode::BadEntries)
+    );
+    assert_eq!(commit(&mut rig, 80), refused(ErrorCode::BadRequest));
+    assert_eq!(as_wire(&mut rig, t, STAGE, 81, &a), Said::Staged(300));
+    assert_eq!(commit(&mut rig, 82), refused(ErrorCode::BadRequest));
+    assert_eq!(commit(&mut rig, 81), refused(ErrorCode::BadRequest));
+    // Past the stage buffer: refused (and discarded).
+    let big = bundle_of(&vec![vec![b'x'; 65_000]; 2]);
+    let mut n = 0;
+    let said = loop {
+        match as_wire(&mut rig, t, STAGE, 83, &big) {
+            Said::Staged(k) => {
+                n += 2;
+                assert_eq!(k, n);
+            }
+            other => break other,
+        }
+    };
+    assert_eq!(n as usize, MAX_STAGED / big.len() * 2);
+    assert_eq!(said, refused(ErrorCode::TooLarge));
+    assert_eq!(commit(&mut rig, 83), refused(ErrorCode::BadRequest));
+    assert_eq!(on_disk(&rig, t).0, disk0.0 + 1); // only personnel's append
+    nothing_beyond(&rig, t, 10);
+
+    // A plain request discards a stage as well, and is served as itself.
+    assert_eq!(as_wire(&mut rig, t, STAGE, 84, &a), Said::Staged(300));
+    assert_eq!(
+        as_wire(&mut rig, t, REQUEST, 85, &bundle_of(&entries_256(10, 1))),
+        Said::Answer(Ok((10, 1, 11)))
+    );
+    assert_eq!(commit(&mut rig, 84), refused(ErrorCode::BadRequest));
+
+    // A whole group: one batch, contiguous indices from the stages on.
+    let batches = on_disk(&rig, t).0;
+    assert_eq!(as_wire(&mut rig, t, STAGE, 90, &a), Said::Staged(300));
+    assert_eq!(as_wire(&mut rig, t, STAGE, 90, &b), Said::Staged(600));
+    assert_eq!(commit(&mut rig, 90), Said::Answer(Ok((11, 601, 612))));
+    assert_eq!(on_disk(&rig, t).0, batches + 1);
+    let all = read_all(&mut rig, t);
+    assert_eq!(all.len(), 612);
+    assert_eq!(all[11..311], entries_256(10, 300)[..]);
+    assert_eq!(all[611], entries_256(9, 1)[0]);
+
+    // Restarted between two stages: everything acknowledged is there, nothing of the group.
+    assert_eq!(as_wire(&mut rig, t, STAGE, 91, &a), Said::Staged(300));
+    let disk1 = on_disk(&rig, t);
+    let disk = rig.disk.clone();
+    drop(rig);
+    let mut again = boot_on(disk);
+    assert_eq!(on_disk(&again, t), disk1);
+    assert!(
+        !again
+            .client
+            .stream_mut()
+            .sim
+            .console()
+            .iter()
+            .any(|l| l.contains("|ERROR")),
+        "{:?}",
+        again.client.stream_mut().sim.console()
+    );
+    assert_eq!(commit(&mut again, 91), refused(ErrorCode::BadRequest));
+    assert_eq!(again.client.hello(t).unwrap().size, 612);
+    nothing_beyond(&again, t, 612);
+    assert_eq!(read_all(&mut again, t), all);
+    assert_eq!(export_and_verify(&mut again.client, t), 612);
+    assert_eq!(again.client.append(t, &[b"next"]).unwrap(), [612]);
+}

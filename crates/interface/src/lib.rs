@@ -69,13 +69,61 @@ const _: () = assert!(size::WIRE_LEDGER >= protocol::MAX_PAYLOAD);
 /// shared region, their length in MR0. Reply: label [`ledger_call::OK`], the response's length
 /// in MR0, the [`protocol::Response`] at offset 0; any other label means the ledger could not
 /// answer and the wire answers [`protocol::ErrorCode::Unavailable`].
+///
+/// **A group in several calls** (the wire's group commit, when a group's entries are more than
+/// one region holds): zero or more [`ledger_call::STAGE`] calls, then one
+/// [`ledger_call::COMMIT`], all carrying an [`Op::Append`](protocol::Op::Append) request with
+/// the same id and tenant (the group's first request's). A stage is validated exactly as an
+/// append request is and its entries are kept in the ledger's memory, nothing written: the
+/// reply is [`ledger_call::STAGED`] with MR0 = the entries staged so far, or (refused) `OK`
+/// with an error response, the stage then discarded. The commit appends everything staged,
+/// then its own entries, and signs **one** checkpoint over them all; its reply is an append's
+/// (`Appended` with the first index and the count of the whole group, answered only once that
+/// checkpoint is durable, or an error: nothing of the group stored). Any other call (a
+/// [`ledger_call::REQUEST`], a bad call), a stage that is refused or does not fit
+/// [`ledger_call::MAX_STAGED`], and the commit itself, succeeded or not, first or finally
+/// discard everything staged; a commit with nothing staged is refused (`BadRequest`). So a
+/// stage never stores anything: a wire whose group failed part way sends the requests again
+/// one by one and each gets the answer it would alone.
 pub mod ledger_call {
     /// Label of a request.
     pub const REQUEST: u64 = 1;
+    /// Label: append these entries to the group being staged, do not store or checkpoint yet.
+    pub const STAGE: u64 = 2;
+    /// Label: append everything staged, then these entries, and sign one checkpoint.
+    pub const COMMIT: u64 = 3;
     /// Reply label: a response is in the region.
     pub const OK: u64 = 0;
     /// Reply label: the call itself was malformed (bad label or length).
     pub const BAD_CALL: u64 = 1;
+    /// Reply label to a [`STAGE`]: kept; MR0 = entries staged so far. Distinct from every
+    /// other label of this protocol, request or reply.
+    pub const STAGED: u64 = 4;
+    /// Most [`STAGE`] calls one group makes (the wire's limit): with the commit, a group is at
+    /// most this plus one region's worth of requests.
+    pub const MAX_STAGE_CALLS: usize = 7;
+    /// Most entry bytes (entries as a bundle encodes them, 2-byte length each) a ledger keeps
+    /// staged: [`MAX_STAGE_CALLS`] requests' worth, 896 KiB, allocated once by the ledger. A
+    /// stage that would pass it is refused.
+    pub const MAX_STAGED: usize = MAX_STAGE_CALLS * protocol::MAX_PAYLOAD;
+
+    #[cfg(test)]
+    mod tests {
+        /// Every label of this protocol is distinct from the others of its kind, and the
+        /// replies a ledger can give a stage are distinct from each other.
+        #[test]
+        fn labels_collide_with_nothing() {
+            use super::*;
+            let requests = [REQUEST, STAGE, COMMIT];
+            let replies = [OK, BAD_CALL, STAGED];
+            for set in [&requests[..], &replies[..]] {
+                for (i, a) in set.iter().enumerate() {
+                    assert!(set[i + 1..].iter().all(|b| b != a));
+                }
+            }
+            assert!(!requests.contains(&STAGED) && !requests.contains(&OK));
+        }
+    }
 }
 
 /// ledger_<t> -> audit: an [`AuditRecord`](audit_call) encoded by [`audit_call::encode`] at

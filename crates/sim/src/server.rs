@@ -2,8 +2,8 @@
 //! run through the wire's connection policy ([`wire_pd::session`]), so no client can hold the
 //! box longer than the idle limit and nobody waits in silence.
 //!
-//! - The client being served goes through a [`Session`]: the complete frames it has sent are
-//!   handed to the wire together (so pipelined appends for one tenant are stored as one, see
+//! - The client being served goes through a [`Session`]: the complete frames it has sent (what
+//!   the socket holds, up to [`GATHER_MAX`]) are handed to the wire together (so pipelined appends for one tenant are stored as one, see
 //!   `wire_pd`'s "Group commit"), taken only while the answers waiting and owed stay within
 //!   [`MAX_UNSENT`] bytes, and none at all while more than that is unread; it is dropped after [`IDLE_LIMIT_MS`] without progress (half a frame and then nothing, answers
 //!   it does not read, or an idle connection), and its partial frame is dropped with it
@@ -37,9 +37,16 @@ pub const REFUSAL_LINGER_MS: Millis = 5_000;
 /// Refused connections kept at once (each holds a few hundred bytes); more are closed at once.
 pub const MAX_REFUSED: usize = 8;
 
-/// Bytes read from the client at a time; unread input stays in the socket (the bound on what
-/// the server holds is this plus the session's [`wire_pd::session::OUTBOX_CAPACITY`]).
+/// Bytes read from the client at a time.
 pub const READ_CHUNK: usize = 64 * 1024;
+
+/// Most input gathered before it is handed to the wire: one read, then as many more as the
+/// socket already holds (never waiting for more), up to a group's worth of entries
+/// ([`wire_pd::GROUP_BYTES`]) and one more frame, about 1.2 MB. So up to 40 pipelined appends
+/// of 100 entries of 256 bytes that a client wrote at once reach the wire together and are
+/// stored as one group (`wire_pd`'s "Group commit"). Unread input stays in the socket: the
+/// server holds at most this plus the session's [`wire_pd::session::OUTBOX_CAPACITY`].
+pub const GATHER_MAX: usize = wire_pd::GROUP_BYTES + wire_pd::ANSWER_MAX;
 
 /// How long one read or write on the served client may wait: bounds how late a refused
 /// connection or a stall is noticed.
@@ -105,7 +112,7 @@ pub enum Gone {
 pub struct Server<C> {
     client: Option<C>,
     session: Session,
-    /// Input read from the client, not yet taken by the session (at most [`READ_CHUNK`]).
+    /// Input read from the client, not yet taken by the session (at most [`GATHER_MAX`]).
     pending: Vec<u8>,
     /// The client closed its side: answer what it sent, then close.
     eof: bool,
@@ -133,7 +140,7 @@ impl<C: Conn> Server<C> {
         Server {
             client: None,
             session: Session::new(now),
-            pending: Vec::with_capacity(READ_CHUNK),
+            pending: Vec::with_capacity(GATHER_MAX),
             eof: false,
             buf: vec![0; READ_CHUNK],
             refused: Vec::with_capacity(MAX_REFUSED),
@@ -234,6 +241,20 @@ impl<C: Conn> Server<C> {
                 Ok(0) => self.eof = true,
                 Ok(n) => {
                     self.pending.extend_from_slice(&self.buf[..n]);
+                    // And what else is already there, without waiting for more (an error is
+                    // met again by the next read).
+                    let _ = conn.set_wait(None);
+                    while self.pending.len() < GATHER_MAX {
+                        let room = (GATHER_MAX - self.pending.len()).min(self.buf.len());
+                        match conn.read(&mut self.buf[..room]) {
+                            Ok(0) => {
+                                self.eof = true;
+                                break;
+                            }
+                            Ok(n) => self.pending.extend_from_slice(&self.buf[..n]),
+                            Err(_) => break,
+                        }
+                    }
                     let taken = self.session.feed(now, &self.pending, |input, limit, out| {
                         sim.feed_within(input, limit, out)
                     })?;

@@ -148,7 +148,7 @@ fn boot() -> Sim {
 }
 
 fn frame(id: u64, tenant: &str, op: Op<'_>) -> Vec<u8> {
-    let mut buf = vec![0u8; 4096];
+    let mut buf = vec![0u8; protocol::MAX_PAYLOAD];
     let n = Request {
         id,
         tenant,
@@ -287,19 +287,20 @@ fn a_client_that_never_reads_its_answers_is_bounded_then_dropped() {
     step(&mut server, &mut sim, 0);
     assert!(!server.serving());
 
-    // 20,000 checkpoint requests at once; the socket takes 64 KiB of answers and the client
-    // never reads them.
+    // 100,000 checkpoint requests at once (more than the front end gathers, GATHER_MAX); the
+    // socket takes 64 KiB of answers and the client never reads them.
     let (c1, p1) = connection(64 << 10);
     server.accept(&mut sim, c1, 1).unwrap();
-    let requests: Vec<u8> = (1..=20_000u64)
+    let requests: Vec<u8> = (1..=100_000u64)
         .flat_map(|id| frame(id, "corporate", Op::Checkpoint))
         .collect();
+    assert!(requests.len() > sim::server::GATHER_MAX);
     p1.send(&hello(&requests));
     let before = sim.wire_stats().forwarded;
     step(&mut server, &mut sim, 1);
     let taken = sim.wire_stats().forwarded - before;
     // The front end stopped taking requests once the unread answers passed the bound...
-    assert!(taken > 0 && taken < 20_000, "{taken} requests taken");
+    assert!(taken > 0 && taken < 100_000, "{taken} requests taken");
     assert!(p1.unread_input() > 0);
     // ...and takes none while they stay unread, however long it runs.
     for t in [2, 100, IDLE_LIMIT_MS / 2, IDLE_LIMIT_MS] {
@@ -420,4 +421,48 @@ fn pipelined_appends_through_the_front_end_are_stored_together() {
         }
     });
     assert_eq!(entries, vec![(150, b"entry 151".to_vec())]);
+}
+
+/// A client that writes 32 appends of 100 entries of 256 bytes at once (826 KB, more than one
+/// socket read): the front end gathers what the socket holds, so the wire stores them as one
+/// group under one checkpoint (in several calls: `wire_pd`'s "Group commit").
+#[test]
+fn pipelined_appends_written_at_once_are_one_group() {
+    let mut sim = boot();
+    let mut server = Server::new(0);
+    let (c, p) = connection(ROOMY);
+    server.accept(&mut sim, c, 0).unwrap();
+    let mut bundle = vec![0u8; protocol::MAX_PAYLOAD];
+    let mut len = 0;
+    for _ in 0..100 {
+        assert!(protocol::push_entry(&mut bundle, &mut len, &[b'e'; 256]));
+    }
+    let requests: Vec<u8> = (1..=32u64)
+        .flat_map(|id| {
+            frame(
+                id,
+                "personnel",
+                Op::Append {
+                    entries: &bundle[..len],
+                },
+            )
+        })
+        .collect();
+    assert!(requests.len() > 10 * sim::server::READ_CHUNK);
+    p.send(&hello(&requests));
+    let before = sim.wire_stats();
+    step(&mut server, &mut sim, 0);
+    let after = sim.wire_stats();
+    assert_eq!(
+        p.answers(),
+        (1..=32u64)
+            .map(|id| (id, "Appended".to_string()))
+            .collect::<Vec<_>>()
+    );
+    // One checkpoint: every call but one was a stage.
+    assert_eq!(after.grouped - before.grouped, 32);
+    assert_eq!(
+        (after.calls - after.stages) - (before.calls - before.stages),
+        1
+    );
 }

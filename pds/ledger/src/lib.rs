@@ -11,6 +11,19 @@
 //!   named for another log is refused: the PD then serves nothing.
 //! - **Append** = every entry of the request appended, then one checkpoint signed with the
 //!   tenant's key; the response is sent only after psdb has made the checkpoint durable.
+//! - **A group in several calls** ([`ledger_call::STAGE`] ... [`ledger_call::COMMIT`], the
+//!   wire's group commit beyond one region): a stage is validated as an append is and its
+//!   entries are copied into the stage buffer, in memory only: nothing reaches psdb or the
+//!   log. The commit appends the staged entries, then its own, and signs one checkpoint, in
+//!   that one call, exactly as one append of all of them would: the same writes, the same
+//!   all-or-nothing refusal (psdb discards a refused request whole, the log is reopened from
+//!   the committed state), the same durable acknowledgement. Any other call, a stage that is
+//!   refused or does not fit [`ledger_call::MAX_STAGED`], and every commit discard what is
+//!   staged. Because staging writes nothing, a group abandoned part way (the wire failed or
+//!   was restarted, another request came in between, the PD was restarted) leaves nothing on
+//!   disk that a reopen could find, and no interleaving of other callers with psdb between
+//!   the calls can make this ledger sign over objects psdb has discarded (psdb drops a
+//!   caller's staged puts when another caller arrives).
 //! - **Reads fail closed**: before any entry content leaves (a read, or an entry bundle fetched
 //!   for export) the ledger has audit record it and waits for the acknowledgement; without it
 //!   the answer is [`ErrorCode::AuditFailed`] and no content. Checkpoints and hash tiles are
@@ -34,8 +47,8 @@
 //! bundle and read buffer ([`tlog::Buffers::preallocated`], exactly
 //! [`tlog::tile::MAX_BUNDLE_SIZE`] = 16,777,472 bytes each, handed back and reused when the
 //! log is reopened), and the request copy, the response and one answer buffer (entries read,
-//! the checkpoint, one object chunk), [`protocol::MAX_PAYLOAD`] (128 KiB) each: in all
-//! [`FIXED_HEAP`] bytes, plus the log's append state (at most 66 KiB) and a few small
+//! the checkpoint, one object chunk), [`protocol::MAX_PAYLOAD`] (128 KiB) each, and the stage
+//! buffer, [`ledger_call::MAX_STAGED`] (896 KiB): in all [`FIXED_HEAP`] bytes, plus the log's append state (at most 66 KiB) and a few small
 //! allocations per request. Objects are served chunk by chunk straight from the region
 //! shared with psdb ([`PsdbClient::get_range`]), never copied whole. Every reservation is
 //! fallible: if the heap cannot hold the buffers, [`init`] fails ([`InitError::OutOfMemory`])
@@ -78,8 +91,15 @@ pub enum InitError {
 }
 
 /// Bytes of buffers [`init`] allocates up front: the log's two bundle-sized buffers, then the
-/// request copy, the response and the answer buffer.
-pub const FIXED_HEAP: usize = tlog::Buffers::PREALLOCATED + 3 * MAX_PAYLOAD;
+/// request copy, the response, the answer buffer and the stage buffer.
+pub const FIXED_HEAP: usize =
+    tlog::Buffers::PREALLOCATED + 3 * MAX_PAYLOAD + ledger_call::MAX_STAGED;
+
+/// Most entries one commit appends: what the stage buffer and one request can hold, at 2 bytes
+/// (an empty entry) each. Far below `u32::MAX` (an answer's count), and what psdb writes for
+/// them (at worst 2,048 full bundles and level-0 tiles for 1 MiB of empty entries, about
+/// 19 MiB with tar headers and manifest lines) fits psdb's batch limit, 32 MiB.
+pub const MAX_GROUP_ENTRIES: usize = (ledger_call::MAX_STAGED + MAX_PAYLOAD) / 2;
 
 /// A zeroed buffer of `len` bytes, reserved fallibly and exactly.
 fn buffer(len: usize) -> Result<Vec<u8>, InitError> {
@@ -122,6 +142,21 @@ pub struct LedgerPd {
     req: Vec<u8>,
     resp: Vec<u8>,
     obj: Vec<u8>,
+    /// The group being staged: its entries (a bundle, capacity [`ledger_call::MAX_STAGED`],
+    /// never grown), how many, and the id every call of the group carries (`None`: nothing
+    /// staged).
+    stage: Vec<u8>,
+    staged: u32,
+    stage_id: Option<u64>,
+}
+
+/// What a call to the ledger produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// A response of this length is at the start of the wire region.
+    Response(usize),
+    /// A stage was kept: entries staged so far.
+    Staged(u32),
 }
 
 /// Builds the PD: tenant from the PD name, regions from system.xml, the signer from `skey` (the
@@ -136,13 +171,15 @@ pub fn init(skey: &str) -> Result<LedgerPd, InitError> {
     let audit = AUDIT.get().map_err(InitError::Region)?;
     let psdb = PsdbClient::new(ledger::PSDB, PSDB.get().map_err(InitError::Region)?);
     let bufs = tlog::Buffers::preallocated().map_err(|_| InitError::OutOfMemory)?;
-    let (mut req, resp, mut obj) = (
+    let (mut req, resp, mut obj, mut stage) = (
         buffer(MAX_PAYLOAD)?,
         buffer(MAX_PAYLOAD)?,
         buffer(MAX_PAYLOAD)?,
+        buffer(ledger_call::MAX_STAGED)?,
     );
     req.clear();
     obj.clear();
+    stage.clear();
     let mut pd = LedgerPd {
         tenant,
         origin: interface::keys::origin(tenant),
@@ -157,6 +194,9 @@ pub fn init(skey: &str) -> Result<LedgerPd, InitError> {
         req,
         resp,
         obj,
+        stage,
+        staged: 0,
+        stage_id: None,
     };
     let _ = pd.open();
     Ok(pd)
@@ -283,35 +323,139 @@ impl LedgerPd {
     }
 
     /// Handles one forwarded request: `len` bytes at the start of the wire region. Writes the
-    /// response there and returns its length.
+    /// response there and returns its length. Discards whatever was staged.
     pub fn handle_request(&mut self, len: usize) -> Result<usize, u64> {
-        if len > self.wire.len() || len > MAX_PAYLOAD {
+        match self.handle(ledger_call::REQUEST, len)? {
+            Reply::Response(n) => Ok(n),
+            Reply::Staged(_) => Err(ledger_call::BAD_CALL),
+        }
+    }
+
+    /// Handles one call from the wire with `label` ([`ledger_call::REQUEST`],
+    /// [`ledger_call::STAGE`] or [`ledger_call::COMMIT`]), the request `len` bytes at the start
+    /// of the wire region. A response is written there. Anything but a stage kept or a commit
+    /// discards what was staged first; a commit discards it once done (see
+    /// [`interface::ledger_call`]). `Err`: the reply label of a malformed call.
+    pub fn handle(&mut self, label: u64, len: usize) -> Result<Reply, u64> {
+        let staging = label == ledger_call::STAGE || label == ledger_call::COMMIT;
+        if !staging {
+            self.discard_stage();
+        }
+        let known = staging || label == ledger_call::REQUEST;
+        if !known || len > self.wire.len() || len > MAX_PAYLOAD {
+            self.discard_stage();
             return Err(ledger_call::BAD_CALL);
         }
         // Copy out first: the request is validated on bytes the wire can no longer change.
         let mut req = core::mem::take(&mut self.req);
         req.clear();
         req.resize(len, 0);
-        let n = match self.wire.read(0, &mut req) {
-            Ok(()) => self.answer(&req),
+        let reply = match self.wire.read(0, &mut req) {
+            Ok(()) => match label {
+                ledger_call::STAGE => self.stage(&req),
+                ledger_call::COMMIT => self.commit(&req).map(Reply::Response),
+                _ => self.answer(&req).map(Reply::Response),
+            },
             Err(_) => Err(ledger_call::BAD_CALL),
         };
         self.req = req;
-        let n = n?;
-        self.wire
-            .write(0, &self.resp[..n])
-            .map_err(|_| ledger_call::BAD_CALL)?;
-        Ok(n)
+        if label == ledger_call::COMMIT || !matches!(reply, Ok(Reply::Staged(_))) {
+            self.discard_stage();
+        }
+        let reply = reply?;
+        if let Reply::Response(n) = reply {
+            self.wire
+                .write(0, &self.resp[..n])
+                .map_err(|_| ledger_call::BAD_CALL)?;
+        }
+        Ok(reply)
+    }
+
+    /// Forgets the group being staged (nothing of it was written anywhere).
+    fn discard_stage(&mut self) {
+        self.stage.clear();
+        self.staged = 0;
+        self.stage_id = None;
+    }
+
+    /// Entries staged so far (tests and the simulator's reports).
+    pub fn staged(&self) -> u32 {
+        self.staged
+    }
+
+    /// Decodes `req` and checks what every request must be: this tenant's, no capability.
+    fn decode<'r>(&self, req: &'r [u8]) -> Result<Request<'r>, (u64, ErrorCode)> {
+        match Request::decode(req) {
+            Err(_) => Err((peek_request_id(req), ErrorCode::BadMessage)),
+            Ok(r) if r.tenant != self.tenant => Err((r.id, ErrorCode::WrongTenant)),
+            Ok(r) if !r.capability.is_empty() => Err((r.id, ErrorCode::BadRequest)),
+            Ok(r) => Ok(r),
+        }
+    }
+
+    /// A stage ([`ledger_call::STAGE`]): an append request whose entries are kept, in memory
+    /// only, for the commit. Validated as an append is; it must carry the group's id, and fit
+    /// the stage buffer. Refused: an error response (and the caller discards the stage).
+    fn stage(&mut self, req: &[u8]) -> Result<Reply, u64> {
+        let (id, code) = match self.decode(req) {
+            Ok(r) => match self.keep(r.id, r.op) {
+                Ok(total) => return Ok(Reply::Staged(total)),
+                Err(code) => (r.id, code),
+            },
+            Err(e) => e,
+        };
+        self.respond(id, Err(code)).map(Reply::Response)
+    }
+
+    /// Adds a stage's entries to the stage buffer; entries staged so far.
+    fn keep(&mut self, id: u64, op: Op<'_>) -> R<u32> {
+        let Op::Append { entries: bundle } = op else {
+            return Err(ErrorCode::BadRequest);
+        };
+        let n = bundle_count(bundle)?;
+        if self.stage_id.is_some_and(|g| g != id) {
+            return Err(ErrorCode::BadRequest);
+        }
+        if bundle.len() > ledger_call::MAX_STAGED - self.stage.len() {
+            return Err(ErrorCode::TooLarge);
+        }
+        // Within the capacity reserved at init: never grows.
+        self.stage.extend_from_slice(bundle);
+        self.staged += n;
+        self.stage_id = Some(id);
+        Ok(self.staged)
+    }
+
+    /// A commit ([`ledger_call::COMMIT`]): the staged entries and the request's own appended,
+    /// one checkpoint. Refused (nothing stored) unless something is staged under its id.
+    fn commit(&mut self, req: &[u8]) -> Result<usize, u64> {
+        let (id, body) = match self.decode(req) {
+            Ok(r) => match r.op {
+                _ if self.stage_id != Some(r.id) => (r.id, Err(ErrorCode::BadRequest)),
+                Op::Append { entries: bundle } => {
+                    let stage = core::mem::take(&mut self.stage);
+                    let done = self.append(&stage, bundle);
+                    self.stage = stage;
+                    (r.id, done)
+                }
+                _ => (r.id, Err(ErrorCode::BadRequest)),
+            },
+            Err((id, code)) => (id, Err(code)),
+        };
+        self.respond(id, body)
     }
 
     /// Decodes and serves `req`; encodes the response into `self.resp`.
     fn answer(&mut self, req: &[u8]) -> Result<usize, u64> {
-        let (id, body) = match Request::decode(req) {
-            Err(_) => (peek_request_id(req), Err(ErrorCode::BadMessage)),
-            Ok(r) if r.tenant != self.tenant => (r.id, Err(ErrorCode::WrongTenant)),
-            Ok(r) if !r.capability.is_empty() => (r.id, Err(ErrorCode::BadRequest)),
+        let (id, body) = match self.decode(req) {
+            Err((id, code)) => (id, Err(code)),
             Ok(r) => (r.id, self.serve(r.id, r.op)),
         };
+        self.respond(id, body)
+    }
+
+    /// Encodes the response to request `id` into `self.resp`; its length.
+    fn respond(&mut self, id: u64, body: R<Answer>) -> Result<usize, u64> {
         // The body borrows `self.obj`/`self.req` (objects, entries); encode it into `resp`.
         let mut out = core::mem::take(&mut self.resp);
         let n = match &body {
@@ -343,7 +487,7 @@ impl LedgerPd {
                     size,
                 })
             }
-            Op::Append { entries: bundle } => self.append(bundle),
+            Op::Append { entries: bundle } => self.append(&[], bundle),
             Op::Read { since, max } => self.read(id, since, max),
             Op::Checkpoint => {
                 self.open()?;
@@ -384,17 +528,15 @@ impl LedgerPd {
         })
     }
 
-    fn append(&mut self, bundle: &[u8]) -> R<Answer> {
-        match count_entries(bundle) {
-            None => return Err(ErrorCode::BadEntries),
-            Some(0) => return Err(ErrorCode::BadRequest),
-            Some(_) => {}
-        }
+    /// Appends the entries of `staged` (a group's stages, already validated), then those of
+    /// `bundle`, and signs one checkpoint.
+    fn append(&mut self, staged: &[u8], bundle: &[u8]) -> R<Answer> {
+        bundle_count(bundle)?;
         let log = self.open()?;
         let first = log.size();
         let mut count = 0u32;
         let mut error = None;
-        for e in entries(bundle).flatten() {
+        for e in entries(staged).chain(entries(bundle)).flatten() {
             if let Err(e) = log.append(e) {
                 error = Some(e);
                 break;
@@ -505,6 +647,16 @@ impl LedgerPd {
             offset,
             range: (0, self.obj.len()),
         })
+    }
+}
+
+/// How many entries an append request's `bundle` holds: refused as an append is when it is not
+/// a valid bundle or holds none.
+fn bundle_count(bundle: &[u8]) -> R<u32> {
+    match count_entries(bundle) {
+        None => Err(ErrorCode::BadEntries),
+        Some(0) => Err(ErrorCode::BadRequest),
+        Some(n) => u32::try_from(n).map_err(|_| ErrorCode::TooLarge),
     }
 }
 
@@ -647,14 +799,19 @@ impl Handler for LedgerPd {
         channel: Channel,
         info: MessageInfo,
     ) -> Result<MessageInfo, Self::Error> {
-        if channel != ledger::WIRE || info.label() != ledger_call::REQUEST || info.count() < 1 {
+        if channel != ledger::WIRE || info.count() < 1 {
+            self.discard_stage();
             return Ok(MessageInfo::new(ledger_call::BAD_CALL, 0));
         }
         let len = usize::try_from(get_mr(0)).unwrap_or(usize::MAX);
-        Ok(match self.handle_request(len) {
-            Ok(n) => {
+        Ok(match self.handle(info.label(), len) {
+            Ok(Reply::Response(n)) => {
                 set_mr(0, n as u64);
                 MessageInfo::new(ledger_call::OK, 1)
+            }
+            Ok(Reply::Staged(total)) => {
+                set_mr(0, u64::from(total));
+                MessageInfo::new(ledger_call::STAGED, 1)
             }
             Err(label) => MessageInfo::new(label, 0),
         })

@@ -168,8 +168,31 @@ struct Client {
 impl Client {
     fn call(&mut self, pd: &mut ledger_pd::LedgerPd, op: Op<'_>) -> Body<'_> {
         self.id += 1;
+        self.call_as(pd, ledger_call::REQUEST, self.id, op)
+    }
+
+    /// A call with `label` for request `id`, answered with a response.
+    fn call_as(
+        &mut self,
+        pd: &mut ledger_pd::LedgerPd,
+        label: u64,
+        id: u64,
+        op: Op<'_>,
+    ) -> Body<'_> {
+        let reply = self.send(pd, label, id, op);
+        assert_eq!(reply.label(), ledger_call::OK);
+        self.response(id)
+    }
+
+    fn send(
+        &mut self,
+        pd: &mut ledger_pd::LedgerPd,
+        label: u64,
+        id: u64,
+        op: Op<'_>,
+    ) -> MessageInfo {
         let n = Request {
-            id: self.id,
+            id,
             tenant: TENANT,
             capability: &[],
             op,
@@ -179,14 +202,31 @@ impl Client {
         self.sys.wire.write(0, &self.req[..n]).unwrap();
         self.sys.mrs.borrow_mut()[0] = n as u64;
         let reply = pd
-            .protected(ledger::WIRE, MessageInfo::new(ledger_call::REQUEST, 1))
+            .protected(ledger::WIRE, MessageInfo::new(label, 1))
             .unwrap();
-        assert_eq!(reply.label(), ledger_call::OK);
         self.sys.sample();
+        reply
+    }
+
+    /// Stages one entry of `len` bytes for group `id`: kept, `total` entries staged so far.
+    fn stage(&mut self, pd: &mut ledger_pd::LedgerPd, id: u64, len: usize, total: u64) {
+        self.bundle.clear();
+        self.bundle.extend_from_slice(&(len as u16).to_be_bytes());
+        self.bundle.resize(2 + len, (total % 251) as u8);
+        let bundle = std::mem::take(&mut self.bundle);
+        let reply = self.send(pd, ledger_call::STAGE, id, Op::Append { entries: &bundle });
+        assert_eq!(
+            (reply.label(), self.sys.mrs.borrow()[0]),
+            (ledger_call::STAGED, total)
+        );
+        self.bundle = bundle;
+    }
+
+    fn response(&mut self, id: u64) -> Body<'_> {
         let len = self.sys.mrs.borrow()[0] as usize;
         self.sys.wire.read(0, &mut self.resp[..len]).unwrap();
         let r = Response::decode(&self.resp[..len]).unwrap();
-        assert_eq!(r.id, self.id);
+        assert_eq!(r.id, id);
         r.body
     }
 
@@ -334,6 +374,53 @@ fn main() {
     client.append(&mut pd, max, 512);
     client.read(&mut pd, 256);
     client.read(&mut pd, 512);
+    // (d) a group in several calls at the stage buffer's bound: 13 stages of the largest
+    // entry and one of 65,521 bytes fill MAX_STAGED exactly (14 × 2 bytes of length); one more
+    // byte is refused (and discards the stage); staged again, the commit appends all 14 and its
+    // own largest entry (the bundle completes on the way) under one checkpoint.
+    let staged_max = 13 * (max + 2) + 65_521 + 2;
+    assert_eq!(staged_max, ledger_call::MAX_STAGED);
+    for round in 0..2 {
+        let group = 1_000_000 + round;
+        for k in 0..13 {
+            client.stage(&mut pd, group, max, k + 1);
+        }
+        client.stage(&mut pd, group, 65_521, 14);
+        assert_eq!(pd.staged(), 14);
+        if round == 0 {
+            let one = [0u8, 1, b'x'];
+            let reply = client.send(
+                &mut pd,
+                ledger_call::STAGE,
+                group,
+                Op::Append { entries: &one },
+            );
+            assert_eq!(reply.label(), ledger_call::OK);
+            assert!(matches!(
+                client.response(group),
+                Body::Error {
+                    code: protocol::ErrorCode::TooLarge
+                }
+            ));
+            assert_eq!(pd.staged(), 0);
+        }
+    }
+    client.bundle.clear();
+    client.bundle.extend_from_slice(&(max as u16).to_be_bytes());
+    client.bundle.resize(2 + max, 7);
+    let bundle = std::mem::take(&mut client.bundle);
+    match client.call_as(
+        &mut pd,
+        ledger_call::COMMIT,
+        1_000_001,
+        Op::Append { entries: &bundle },
+    ) {
+        Body::Appended { first, count, size } => assert_eq!((first, count, size), (513, 15, 528)),
+        other => panic!("commit: {other:?}"),
+    }
+    client.bundle = bundle;
+    assert_eq!(pd.staged(), 0);
+    client.read(&mut pd, 520);
     drop(pd);
     drop(filler);
 

@@ -33,10 +33,21 @@
 //!   before, in its place. So does the end of the input: nothing complete is held back for
 //!   more input (no added latency), every group is sent before `on_bytes` returns, and the
 //!   answers come in request order.
-//! - A group is at most [`MAX_GROUP`] requests whose entries, with a request's header, fit one
-//!   request ([`protocol::MAX_PAYLOAD`], the region shared with the ledger): the combined
-//!   append is a request any single client could send, never larger. A request too large to
-//!   share a request with any other is forwarded alone, unchanged.
+//! - A group is at most [`MAX_GROUP`] requests, sent in at most [`MAX_GROUP_CALLS`] protected
+//!   calls of at most [`GROUP_ENTRIES`] entry bytes each (whole requests, so each call, with
+//!   a request's header, fits [`protocol::MAX_PAYLOAD`], the region shared with the ledger):
+//!   at most [`GROUP_BYTES`] (1 MiB) of entries. A group that fits one call is one append
+//!   request, one any single client could send. A larger one goes as
+//!   [`ledger_call::STAGE`] calls (the ledger keeps those entries in memory, stores nothing)
+//!   and a closing [`ledger_call::COMMIT`] (it appends them all and signs **one** checkpoint),
+//!   all under the id of the group's first request; its answer is an append's answer for the
+//!   whole group, split as for one call. The fixed cost of a checkpoint (the partial entry
+//!   bundle and tiles rewritten, the manifest, the commit record: about 43 KB for entries of
+//!   256 bytes) is then shared by up to 4,000 entries instead of 500. A request too large to
+//!   share a call with any other is forwarded alone, unchanged.
+//! - A stage the ledger does not keep (refused, or any other answer) stored nothing (see
+//!   [`interface::ledger_call`]): the group is then treated as refused, below. Nothing is
+//!   answered before the commit's checkpoint is durable.
 //! - A ledger refuses an append whole (all or nothing). If it refuses the combined one (its
 //!   quota cannot take them all, a storage fault, damage), nothing of it was stored, and each
 //!   request is sent again on its own and gets the answer it would have got alone: the ones
@@ -45,6 +56,13 @@
 //!   entries twice: each is answered [`ErrorCode::Unavailable`] instead, as a lone request
 //!   would be.
 //! - A group of one is sent as the single request it is.
+//! - What the wire sees at once is what its front end hands over: the simulator's socket front
+//!   end gathers what the socket already holds, up to a group's worth (`sim::server`'s
+//!   `GATHER_MAX`), so 32 pipelined appends of 100 entries written at once form one group; the
+//!   seL4 image drains up to [`GATHER`] (64 KiB) from a console that delivers 4 KiB at a
+//!   time, so its groups are smaller (and fit one call). The output bound
+//!   ([`session::MAX_UNSENT`], about 257 KiB) does not limit a group: a full table owes
+//!   [`MAX_GROUP`] x [`APPEND_ANSWER_MAX`], about 26 KiB.
 //!
 //! # One client must not hold up the others
 //! The wire is one byte stream, so a client that stalls holds every tenant up. [`session`]
@@ -61,8 +79,10 @@
 //! # Memory
 //! One receive buffer of [`protocol::MAX_ENCODED`] bytes (a frame), one response buffer of
 //! [`protocol::MAX_PAYLOAD`] (also where a request is encoded on its way to a ledger), and for
-//! group commit one more buffer of [`protocol::MAX_PAYLOAD`] (the group's entries) and a table
-//! of [`MAX_GROUP`] requests (16 bytes each), all allocated once by [`Wire::new`]. A
+//! group commit a buffer of [`GROUP_BYTES`] (the group's entries, kept until every request is
+//! answered: a refused group is sent again request by request), a table of [`MAX_GROUP`]
+//! requests (16 bytes each) and one of [`MAX_GROUP_CALLS`] calls (16 bytes each), all
+//! allocated once by [`Wire::new`]: [`FIXED_HEAP`] bytes. A
 //! [`session::Session`] (front ends that queue output: the simulator) adds
 //! [`session::OUTBOX_CAPACITY`] bytes, allocated once.
 #![cfg_attr(not(test), no_std)]
@@ -91,13 +111,22 @@ pub const READY_LINE: &str = "WIRE|INFO: ready";
 /// Most requests one combined append answers (the size of the table allocated once).
 pub const MAX_GROUP: usize = 512;
 
+/// Most protected calls one group is sent in: up to [`ledger_call::MAX_STAGE_CALLS`] stages
+/// and the commit (see [`interface::ledger_call`]).
+pub const MAX_GROUP_CALLS: usize = ledger_call::MAX_STAGE_CALLS + 1;
+
 /// Room a combined append's request needs besides its entries: the id (a varint, at most 10
 /// bytes), the tenant (length and name), the empty capability, the op's tag and the entries'
 /// length (a varint of at most 3 bytes below 2 MiB).
 pub const GROUP_HEADER: usize = 10 + 1 + MAX_TENANT + 1 + 1 + 3;
 
-/// Most entry bytes a group holds: what fits one request with [`GROUP_HEADER`].
+/// Most entry bytes one call of a group carries: what fits one request with [`GROUP_HEADER`].
+/// A request with more entries than this is never grouped.
 pub const GROUP_ENTRIES: usize = MAX_PAYLOAD - GROUP_HEADER;
+
+/// Most entry bytes a group holds (the buffer allocated once): [`MAX_GROUP_CALLS`] calls'
+/// worth, 1,047,936 bytes.
+pub const GROUP_BYTES: usize = MAX_GROUP_CALLS * GROUP_ENTRIES;
 
 /// The longest payload of an answer to an append: `Appended` (id, tag, first, count, size:
 /// varints of at most 10, 1, 10, 5, 10 bytes); an error answer is shorter.
@@ -110,6 +139,19 @@ pub const APPEND_ANSWER_MAX: usize = max_encoded_len(APPEND_ANSWER_PAYLOAD + CRC
 /// The longest framed answer to any request: a COBS body of [`MAX_ENCODED`] and its delimiter.
 pub const ANSWER_MAX: usize = MAX_ENCODED + 1;
 
+/// Most bytes the seL4 image drains from the console per step (`src/main.rs`), allocated once:
+/// what the console already holds, up to about 240 appends of one 256-byte entry, or two of
+/// 100, handed to the wire at once. QEMU's console delivers 4 KiB at a time, so a larger buffer
+/// would rarely fill; the simulator's socket front end reads more (`crates/sim`).
+pub const GATHER: usize = 64 * 1024;
+
+/// Bytes of buffers [`Wire::new`] allocates (see "Memory"): about 1.27 MiB.
+pub const FIXED_HEAP: usize = MAX_ENCODED
+    + MAX_PAYLOAD
+    + GROUP_BYTES
+    + MAX_GROUP * size_of::<Member>()
+    + MAX_GROUP_CALLS * size_of::<Part>();
+
 /// Counters, for the console and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -118,9 +160,12 @@ pub struct Stats {
     /// Error responses sent by the wire itself (bad frames, bad requests, unknown tenants,
     /// unavailable ledgers).
     pub rejected: u64,
-    /// Protected calls made to the ledgers: one per request sent alone, one per combined
-    /// append.
+    /// Protected calls made to the ledgers: one per request sent alone, one per call of a
+    /// combined append (its stages and its commit).
     pub calls: u64,
+    /// Of those, the stages ([`ledger_call::STAGE`]): `calls - stages` is the number of
+    /// requests that could store (and checkpoint) anything.
+    pub stages: u64,
     /// Combined appends a ledger stored, each answering several requests.
     pub combined: u64,
     /// Requests answered from a combined append.
@@ -150,11 +195,23 @@ struct Core {
 #[derive(Debug)]
 struct Group {
     tenant: usize,
-    /// Their entries, concatenated: `entries[..len]` (capacity [`GROUP_ENTRIES`]).
+    /// Their entries, concatenated: `entries[..len]` (capacity [`GROUP_BYTES`]).
     entries: Vec<u8>,
     len: usize,
     /// Each request, in order (capacity [`MAX_GROUP`], never grown).
     members: Vec<Member>,
+    /// The calls the group is sent in, in order (capacity [`MAX_GROUP_CALLS`], never grown):
+    /// whole requests, at most [`GROUP_ENTRIES`] entry bytes each.
+    parts: Vec<Part>,
+}
+
+/// One call of a group: the requests and entry bytes since the previous part's end.
+#[derive(Debug, Clone, Copy)]
+struct Part {
+    /// Where its entries end in [`Group::entries`].
+    end: usize,
+    /// The group's entries up to its end.
+    total: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -201,9 +258,10 @@ impl Wire {
                 resp: alloc::vec![0; MAX_PAYLOAD],
                 group: Group {
                     tenant: 0,
-                    entries: alloc::vec![0; GROUP_ENTRIES],
+                    entries: alloc::vec![0; GROUP_BYTES],
                     len: 0,
                     members: Vec::with_capacity(MAX_GROUP),
+                    parts: Vec::with_capacity(MAX_GROUP_CALLS),
                 },
                 stats: Stats::default(),
             },
@@ -273,21 +331,58 @@ impl Group {
         self.members() * APPEND_ANSWER_MAX
     }
 
-    /// Whether a request of `len` entry bytes for tenant `t` can join.
+    /// Entry bytes of the last part (0 when there is none).
+    fn last_part_len(&self) -> usize {
+        match self.parts.len() {
+            0 => 0,
+            n => self.len - self.part_start(n - 1),
+        }
+    }
+
+    /// Where part `k`'s entries start.
+    fn part_start(&self, k: usize) -> usize {
+        k.checked_sub(1)
+            .and_then(|p| self.parts.get(p))
+            .map_or(0, |p| p.end)
+    }
+
+    /// Whether a request of `len` entry bytes fits the last part.
+    fn fits_last(&self, len: usize) -> bool {
+        !self.parts.is_empty() && len <= GROUP_ENTRIES - self.last_part_len()
+    }
+
+    /// Whether a request of `len` entry bytes for tenant `t` can join: the group's table has
+    /// room, and its entries fit the last call or a new one.
     fn admits(&self, t: usize, len: usize) -> bool {
         self.members() < MAX_GROUP
             && (self.members.is_empty() || self.tenant == t)
-            && len <= GROUP_ENTRIES - self.len
+            && len <= GROUP_ENTRIES
+            && (self.fits_last(len) || self.parts.len() < MAX_GROUP_CALLS)
     }
 
     /// Adds a request the group [`Group::admits`] (false, nothing added, if it does not).
     fn push(&mut self, t: usize, id: u64, bundle: &[u8], count: u32) -> bool {
+        if !self.admits(t, bundle.len()) {
+            return false;
+        }
         let end = self.len + bundle.len();
         let (Some(dst), Ok(end32)) = (self.entries.get_mut(self.len..end), u32::try_from(end))
         else {
             return false;
         };
         dst.copy_from_slice(bundle);
+        let before = self.parts.last().map_or(0, |p| p.total);
+        if self.fits_last(bundle.len()) {
+            if let Some(p) = self.parts.last_mut() {
+                p.end = end;
+                p.total += u64::from(count);
+            }
+        } else {
+            self.parts.push(Part {
+                end,
+                total: before + u64::from(count),
+            });
+        }
         self.tenant = t;
         self.len = end;
         self.members.push(Member {
@@ -296,6 +391,14 @@ impl Group {
             count,
         });
         true
+    }
+
+    /// Part `k`'s entries.
+    fn part_entries(&self, k: usize) -> &[u8] {
+        let end = self.parts.get(k).map_or(0, |p| p.end);
+        self.entries
+            .get(self.part_start(k)..end)
+            .unwrap_or_default()
     }
 
     /// Request `i`'s entries.
@@ -311,6 +414,7 @@ impl Group {
     fn clear(&mut self) {
         self.len = 0;
         self.members.clear();
+        self.parts.clear();
     }
 }
 
@@ -333,7 +437,8 @@ fn groupable(payload: &[u8]) -> Option<(usize, u64, &[u8], u32)> {
 enum Combined {
     /// Stored: its entries are `first ..`, committed by the checkpoint of `size`.
     Stored { first: u64, size: u64 },
-    /// Refused with an error answer: nothing of it was stored.
+    /// Refused with an error answer, or one of its stages was not kept: nothing of it was
+    /// stored.
     Refused,
     /// Not sent (it could not be encoded or written to the region): nothing reached the ledger.
     NotSent,
@@ -360,7 +465,7 @@ impl Core {
             if !self.group.admits(t, bundle.len()) {
                 self.flush(sink);
             }
-            if self.group.admits(t, bundle.len()) && self.group.push(t, id, bundle, count) {
+            if self.group.push(t, id, bundle, count) {
                 return;
             }
             // Too large to share a request with any other: sent alone, as it came.
@@ -428,28 +533,60 @@ impl Core {
         self.group.clear();
     }
 
-    /// Sends the group as one append.
+    /// Sends the group as one append: one request if its entries fit one call, else its parts
+    /// as stages and the last as the commit (see [`interface::ledger_call`]), all under the id
+    /// of its first request.
     fn send_combined(&mut self) -> Combined {
         let g = &self.group;
-        let (Some(head), Some(tenant)) = (g.members.first(), TENANTS.get(g.tenant)) else {
+        let (Some(head), Some(tenant), Some(last)) =
+            (g.members.first(), TENANTS.get(g.tenant), g.parts.last())
+        else {
             return Combined::NotSent;
         };
-        let id = head.id;
-        let want: u64 = g.members.iter().map(|m| u64::from(m.count)).sum();
-        let req = Request {
-            id,
-            tenant,
-            capability: &[],
-            op: Op::Append {
-                entries: &g.entries[..g.len],
-            },
+        let (id, t, want, parts) = (head.id, g.tenant, last.total, g.parts.len());
+        let encode = |g: &Group, k: usize, buf: &mut [u8]| {
+            Request {
+                id,
+                tenant,
+                capability: &[],
+                op: Op::Append {
+                    entries: g.part_entries(k),
+                },
+            }
+            .encode(buf)
+            .ok()
         };
-        let Ok(len) = req.encode(&mut self.resp) else {
+        for k in 0..parts - 1 {
+            let Some(len) = encode(&self.group, k, &mut self.resp) else {
+                // Nothing stored: what was staged is discarded by the next call.
+                return Combined::NotSent;
+            };
+            let staged = self.group.parts.get(k).map(|p| p.total);
+            self.stats.stages += 1;
+            match raw_call(
+                &self.ledgers,
+                t,
+                ledger_call::STAGE,
+                &self.resp[..len],
+                &mut self.stats,
+            ) {
+                // A stage stores nothing, whatever its answer: the requests can go again.
+                Ok((ledger_call::STAGED, mr0)) if mr0.is_some() && mr0 == staged => {}
+                _ => return Combined::Refused,
+            }
+        }
+        let Some(len) = encode(&self.group, parts - 1, &mut self.resp) else {
             return Combined::NotSent;
+        };
+        let label = if parts > 1 {
+            ledger_call::COMMIT
+        } else {
+            ledger_call::REQUEST
         };
         let n = match call_in_place(
             &self.ledgers,
-            g.tenant,
+            t,
+            label,
             &mut self.resp,
             len,
             &mut self.stats,
@@ -499,6 +636,7 @@ impl Core {
                 call_in_place(
                     &self.ledgers,
                     self.group.tenant,
+                    ledger_call::REQUEST,
                     &mut self.resp,
                     len,
                     &mut self.stats,
@@ -535,24 +673,38 @@ enum Sent {
     Yes,
 }
 
-/// Calls ledger `t` with `req` in the region shared with it; the length of its response.
-fn call(
+/// Calls ledger `t` with `label` and `req` in the region shared with it; the reply's label
+/// and MR0 (`None` if the reply has no message register). `Err` only if nothing was sent.
+fn raw_call(
     ledgers: &[Region<ReadWrite>; TENANT_COUNT],
     t: usize,
+    label: u64,
     req: &[u8],
     stats: &mut Stats,
-) -> Result<usize, Sent> {
+) -> Result<(u64, Option<u64>), Sent> {
     let (Some(region), Some(channel)) = (ledgers.get(t), wire::LEDGERS.get(t)) else {
         return Err(Sent::No);
     };
     region.write(0, req).map_err(|_| Sent::No)?;
     set_mr(0, req.len() as u64);
     stats.calls += 1;
-    let reply = channel.pp_call(MessageInfo::new(ledger_call::REQUEST, 1));
-    if reply.label() != ledger_call::OK || reply.count() < 1 {
-        return Err(Sent::Yes);
+    let reply = channel.pp_call(MessageInfo::new(label, 1));
+    Ok((reply.label(), (reply.count() >= 1).then(|| get_mr(0))))
+}
+
+/// Calls ledger `t` with `label` ([`ledger_call::REQUEST`] or [`ledger_call::COMMIT`]) and
+/// `req` in the region shared with it; the length of its response.
+fn call(
+    ledgers: &[Region<ReadWrite>; TENANT_COUNT],
+    t: usize,
+    label: u64,
+    req: &[u8],
+    stats: &mut Stats,
+) -> Result<usize, Sent> {
+    match raw_call(ledgers, t, label, req, stats)? {
+        (ledger_call::OK, Some(n)) => usize::try_from(n).map_err(|_| Sent::Yes),
+        _ => Err(Sent::Yes),
     }
-    usize::try_from(get_mr(0)).map_err(|_| Sent::Yes)
 }
 
 /// Copies the `n`-byte response of ledger `t` into `buf`: `buf[..n]`.
@@ -568,16 +720,18 @@ fn response<'b>(
     Ok(dst)
 }
 
-/// Calls ledger `t` with the request `buf[..len]`; its response is then `buf[..n]`.
+/// Calls ledger `t` with `label` and the request `buf[..len]`; its response is then
+/// `buf[..n]`.
 fn call_in_place(
     ledgers: &[Region<ReadWrite>; TENANT_COUNT],
     t: usize,
+    label: u64,
     buf: &mut [u8],
     len: usize,
     stats: &mut Stats,
 ) -> Result<usize, Sent> {
     let req = buf.get(..len).ok_or(Sent::No)?;
-    let n = call(ledgers, t, req, stats)?;
+    let n = call(ledgers, t, label, req, stats)?;
     response(ledgers, t, buf, n).map(<[u8]>::len)
 }
 
@@ -602,7 +756,7 @@ fn route(
     }
     let t = interface::tenant_index(req.tenant).ok_or((id, ErrorCode::UnknownTenant))?;
     let unavailable = (id, ErrorCode::Unavailable);
-    let n = call(ledgers, t, payload, stats).map_err(|e| match e {
+    let n = call(ledgers, t, ledger_call::REQUEST, payload, stats).map_err(|e| match e {
         Sent::No => (id, ErrorCode::TooLarge),
         Sent::Yes => unavailable,
     })?;

@@ -37,7 +37,7 @@ use drivers::{
 };
 use interface::wire::CONSOLE_IRQ;
 use microkit::{debug_println, ChannelSet, Handler};
-use wire_pd::Wire;
+use wire_pd::{Wire, GATHER};
 
 microkit::memory_region! {
     /// The page of virtio-mmio transports 0..7 (bus 0 at 0x0a00_0000), uncached.
@@ -48,16 +48,14 @@ microkit::memory_region! {
     );
 }
 
-// The wire's buffers (a frame, a response, a group's entries and table: `wire_pd`'s "Memory")
-// and the gather buffer, under 470 KiB in all (system.xml `heap_wire`, 1 MiB); the console's
-// buffers are in its DMA region.
+// The wire's buffers (a frame, a response, a group's entries and tables: `wire_pd`'s "Memory",
+// `wire_pd::FIXED_HEAP`) and the gather buffer, under 1.4 MiB in all (system.xml `heap_wire`,
+// 2 MiB; pds/wire/tests/heap.rs runs the worst case); the console's buffers are in its DMA
+// region.
 microkit::heap!(vaddr = "heap_vaddr", size = "heap_size");
 
 /// The virtio-mmio bus the client console is pinned to (`bus=virtio-mmio-bus.0`).
 const CONSOLE_BUS: usize = 0;
-/// Most bytes drained from the console per step: about 240 appends of one 256-byte entry, or
-/// two of 100, handed to the wire at once.
-const GATHER: usize = 64 * 1024;
 
 /// The running wire, or why it could not start (then it ignores every event: the client sees
 /// no readiness line and the console says why).

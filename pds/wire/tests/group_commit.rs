@@ -1,10 +1,12 @@
 //! Group commit ([`wire_pd`], "Group commit") against a fake ledger that keeps each tenant's
-//! entries in memory, with a quota of entries, and records every call: consecutive appends for
-//! one tenant in one input go as one call; each request is answered in order with its own id
-//! and its own part of the range; anything else ends a group and is answered in its place; a
-//! refused combined append falls back to one call per request; a combined append without a
-//! valid answer is never sent again; the limits (entry bytes, requests per group, output
-//! bound) hold.
+//! entries in memory, with a quota of entries, stages groups as the real one does
+//! ([`interface::ledger_call`]: stages kept in memory, the commit stores them all or nothing)
+//! and records every call: consecutive appends for one tenant in one input go as one call, or
+//! as stages and one commit when their entries pass one region; each request is answered in
+//! order with its own id and its own part of the range; anything else ends a group and is
+//! answered in its place; a refused combined append or stage falls back to one call per
+//! request; a combined append without a valid answer is never sent again; the limits (entry
+//! bytes per call, calls and requests per group, output bound) hold.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -17,9 +19,9 @@ use protocol::{
     count_entries, encode_frame, entries, push_entry, Body, Decoder, ErrorCode, Op, Request,
     Response, MAX_ENCODED, MAX_PAYLOAD,
 };
-use wire_pd::{Wire, APPEND_ANSWER_MAX, GROUP_ENTRIES, MAX_GROUP};
+use wire_pd::{Wire, APPEND_ANSWER_MAX, GROUP_ENTRIES, MAX_GROUP, MAX_GROUP_CALLS};
 
-use interface::TENANTS;
+use interface::{ledger_call, TENANTS};
 
 /// How the fake ledger answers its next calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,11 +30,16 @@ enum Mode {
     Honest,
     /// Store a request of several entries' worth, then answer garbage (a ledger gone wrong).
     GarbleBig,
+    /// Refuse the stage that would hold more than this many entries (an error answer).
+    RefuseStageOver(u64),
+    /// Answer a stage with a wrong count (a ledger gone wrong; it stores nothing).
+    MiscountStage,
 }
 
 /// One call the fake ledger received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Call {
+    label: u64,
     tenant: usize,
     id: u64,
     /// Entries in the request (0 for other ops).
@@ -48,23 +55,80 @@ struct Fake {
     quota: Cell<usize>,
     mode: Cell<Mode>,
     calls: RefCell<Vec<Call>>,
+    /// The group being staged: its tenant, id and entries (as the real ledger, one at a time).
+    stage: RefCell<Option<(usize, u64, Vec<u8>)>>,
+    /// Commits (and plain appends) that stored something: the checkpoints a ledger signs.
+    checkpoints: Cell<usize>,
+}
+
+/// What a call is answered with: a response in the region, or a stage kept.
+enum Reply {
+    Response(Vec<u8>),
+    Staged(u64),
 }
 
 impl Fake {
-    fn serve(&self, t: usize, req: &[u8]) -> Vec<u8> {
+    fn call(&self, t: usize, label: u64, req: &[u8]) -> Reply {
         let r = Request::decode(req).unwrap();
         let n_entries = match r.op {
             Op::Append { entries } => count_entries(entries).unwrap_or(0) as usize,
             _ => 0,
         };
         self.calls.borrow_mut().push(Call {
+            label,
             tenant: t,
             id: r.id,
             entries: n_entries,
             len: req.len(),
         });
-        let body = match r.op {
-            _ if r.tenant != TENANTS[t] => Body::Error {
+        let staged = self.stage.borrow_mut().take();
+        match (label, r.op) {
+            (ledger_call::STAGE, Op::Append { entries: bundle }) => {
+                let (mut bytes, before) = match staged {
+                    Some((st, id, b)) if st == t && id == r.id => {
+                        let n = count_entries(&b).unwrap();
+                        (b, n)
+                    }
+                    None => (Vec::new(), 0),
+                    Some(_) => return self.respond(r.id, err_body(ErrorCode::BadRequest)),
+                };
+                let total = match count_entries(bundle) {
+                    None | Some(0) => return self.respond(r.id, err_body(ErrorCode::BadEntries)),
+                    Some(n) => before + n,
+                };
+                match self.mode.get() {
+                    Mode::RefuseStageOver(max) if total > max => {
+                        return self.respond(r.id, err_body(ErrorCode::TooLarge))
+                    }
+                    Mode::MiscountStage => return Reply::Staged(total as u64 + 1),
+                    _ => {}
+                }
+                bytes.extend_from_slice(bundle);
+                *self.stage.borrow_mut() = Some((t, r.id, bytes));
+                Reply::Staged(total as u64)
+            }
+            (ledger_call::COMMIT, Op::Append { entries: bundle }) => match staged {
+                Some((st, id, mut bytes)) if st == t && id == r.id => {
+                    bytes.extend_from_slice(bundle);
+                    self.serve(t, r.id, r.tenant, Op::Append { entries: &bytes })
+                }
+                _ => self.respond(r.id, err_body(ErrorCode::BadRequest)),
+            },
+            (ledger_call::REQUEST, op) => self.serve(t, r.id, r.tenant, op),
+            _ => self.respond(r.id, err_body(ErrorCode::BadRequest)),
+        }
+    }
+
+    fn respond(&self, id: u64, body: Body<'_>) -> Reply {
+        let mut out = vec![0u8; 256];
+        let n = Response { id, body }.encode(&mut out).unwrap();
+        out.truncate(n);
+        Reply::Response(out)
+    }
+
+    fn serve(&self, t: usize, id: u64, tenant: &str, op: Op<'_>) -> Reply {
+        let body = match op {
+            _ if tenant != TENANTS[t] => Body::Error {
                 code: ErrorCode::WrongTenant,
             },
             Op::Append { entries: bundle } => {
@@ -83,8 +147,9 @@ impl Fake {
                     Some(n) => {
                         let first = log.len() as u64;
                         log.extend(entries(bundle).map(|e| e.unwrap().to_vec()));
+                        self.checkpoints.set(self.checkpoints.get() + 1);
                         if self.mode.get() == Mode::GarbleBig && n > 1 {
-                            return b"\xffgarbage".to_vec();
+                            return Reply::Response(b"\xffgarbage".to_vec());
                         }
                         Body::Appended {
                             first,
@@ -96,11 +161,12 @@ impl Fake {
             }
             _ => Body::Checkpoint { note: b"note" },
         };
-        let mut out = vec![0u8; 256];
-        let n = Response { id: r.id, body }.encode(&mut out).unwrap();
-        out.truncate(n);
-        out
+        self.respond(id, body)
     }
+}
+
+fn err_body(code: ErrorCode) -> Body<'static> {
+    Body::Error { code }
 }
 
 impl Backend for Fake {
@@ -108,7 +174,7 @@ impl Backend for Fake {
         "wire"
     }
     fn notify(&self, _: Channel) {}
-    fn pp_call(&self, ch: Channel, _: MessageInfo) -> MessageInfo {
+    fn pp_call(&self, ch: Channel, info: MessageInfo) -> MessageInfo {
         let t = interface::wire::LEDGERS
             .iter()
             .position(|c| c.index() == ch.index())
@@ -120,10 +186,17 @@ impl Backend for Fake {
         );
         let mut req = vec![0u8; len];
         self.regions[t].read(0, &mut req).unwrap();
-        let out = self.serve(t, &req);
-        self.regions[t].write(0, &out).unwrap();
-        self.mrs.borrow_mut()[0] = out.len() as u64;
-        MessageInfo::new(interface::ledger_call::OK, 1)
+        match self.call(t, info.label(), &req) {
+            Reply::Response(out) => {
+                self.regions[t].write(0, &out).unwrap();
+                self.mrs.borrow_mut()[0] = out.len() as u64;
+                MessageInfo::new(ledger_call::OK, 1)
+            }
+            Reply::Staged(n) => {
+                self.mrs.borrow_mut()[0] = n;
+                MessageInfo::new(ledger_call::STAGED, 1)
+            }
+        }
     }
     fn irq_ack(&self, _: Channel) -> Result<(), IrqAckError> {
         Ok(())
@@ -154,6 +227,8 @@ fn boot() -> (Wire, Rc<Fake>) {
         quota: Cell::new(usize::MAX),
         mode: Cell::new(Mode::Honest),
         calls: RefCell::new(Vec::new()),
+        stage: RefCell::new(None),
+        checkpoints: Cell::new(0),
     });
     set_backend(Some(f.clone()));
     (wire_pd::init().unwrap(), f)
@@ -447,10 +522,11 @@ fn a_combined_append_without_a_valid_answer_is_not_sent_again() {
 }
 
 #[test]
-fn a_group_is_bounded_by_one_request_and_by_its_table() {
+fn a_group_is_bounded_by_its_calls_and_by_its_table() {
     let (mut wire, ledger) = boot();
-    // Requests of 10 entries of 1,000 bytes (10,020 bytes of entries each): 13 fit one
-    // request's worth of entries, the 14th starts the next group.
+    // Requests of 10 entries of 1,000 bytes (10,020 bytes of entries each): 13 fit one call's
+    // worth of entries, so a group of 30 goes as two stages of 13 and a commit of 4, and every
+    // request is answered with the one checkpoint's size.
     let e = vec![b'z'; 1000];
     let es: Vec<&[u8]> = vec![&e; 10];
     let per = GROUP_ENTRIES / bundle(&es).len();
@@ -462,18 +538,55 @@ fn a_group_is_bounded_by_one_request_and_by_its_table() {
     assert_eq!(
         got,
         (0..30u64)
-            .map(|i| {
-                let size = ((i as usize / per + 1) * per).min(30) as u64 * 10;
-                ok(i + 1, i * 10, 10, size)
-            })
+            .map(|i| ok(i + 1, i * 10, 10, 300))
             .collect::<Vec<_>>()
     );
     let calls = ledger.calls.borrow().clone();
     assert_eq!(
-        calls.iter().map(|c| c.entries).collect::<Vec<_>>(),
-        [130, 130, 40]
+        calls
+            .iter()
+            .map(|c| (c.label, c.id, c.entries))
+            .collect::<Vec<_>>(),
+        [
+            (ledger_call::STAGE, 1, 130),
+            (ledger_call::STAGE, 1, 130),
+            (ledger_call::COMMIT, 1, 40)
+        ]
     );
     assert!(calls.iter().all(|c| c.len <= MAX_PAYLOAD));
+    assert_eq!(ledger.checkpoints.get(), 1);
+    let s = wire.stats();
+    assert_eq!((s.calls, s.stages, s.combined, s.grouped), (3, 2, 1, 30));
+
+    // At most MAX_GROUP_CALLS calls per group: 13 × 8 = 104 requests, the 105th starts the
+    // next group.
+    ledger.calls.borrow_mut().clear();
+    let per_group = per * MAX_GROUP_CALLS;
+    assert_eq!(per_group, 104);
+    let input: Vec<u8> = (1..=120u64)
+        .flat_map(|id| append(id, "personnel", &es))
+        .collect();
+    let got = feed(&mut wire, &input);
+    assert_eq!(
+        got,
+        (0..120u64)
+            .map(|i| {
+                let size = if (i as usize) < per_group { 1040 } else { 1200 };
+                ok(i + 1, i * 10, 10, size)
+            })
+            .collect::<Vec<_>>()
+    );
+    let labels: Vec<(u64, usize)> = ledger
+        .calls
+        .borrow()
+        .iter()
+        .map(|c| (c.label, c.entries))
+        .collect();
+    let mut want = vec![(ledger_call::STAGE, 130); MAX_GROUP_CALLS - 1];
+    want.push((ledger_call::COMMIT, 130));
+    want.extend([(ledger_call::STAGE, 130), (ledger_call::COMMIT, 30)]);
+    assert_eq!(labels, want);
+    assert_eq!(ledger.checkpoints.get(), 3);
 
     // A request too large to share one with any other (entries past GROUP_ENTRIES, within a
     // frame) goes alone, as it came; the ones around it are grouped.
@@ -583,4 +696,85 @@ fn the_output_limit_counts_what_a_group_owes() {
         one.len()
     );
     assert_eq!(answers(&out), vec![ok(500, 100, 1, 101)]);
+}
+
+/// 30 requests of 10 entries of 1,000 bytes for `tenant`, ids 1..=30: a group of two stages
+/// and a commit.
+fn thirty(tenant: &str) -> Vec<u8> {
+    let e = vec![b'z'; 1000];
+    let es: Vec<&[u8]> = vec![&e; 10];
+    (1..=30u64).flat_map(|id| append(id, tenant, &es)).collect()
+}
+
+#[test]
+fn a_group_in_several_calls_refused_at_its_commit_falls_back_and_stores_what_fits_alone() {
+    let (mut wire, ledger) = boot();
+    // Room for 155 entries: the group's 300 do not fit; alone, the first 15 requests do and
+    // every later one (10 more each) does not.
+    ledger.quota.set(155);
+    let got = feed(&mut wire, &thirty("corporate"));
+    let want: Vec<_> = (0..30u64)
+        .map(|i| {
+            if i < 15 {
+                ok(i + 1, i * 10, 10, (i + 1) * 10)
+            } else {
+                err(i + 1, ErrorCode::Full)
+            }
+        })
+        .collect();
+    assert_eq!(got, want);
+    // Nothing of the group itself was stored: exactly the 15 requests that fit, once each.
+    assert_eq!(ledger.logs.borrow()[0].len(), 150);
+    let labels: Vec<u64> = ledger.calls.borrow().iter().map(|c| c.label).collect();
+    let mut expect = vec![ledger_call::STAGE, ledger_call::STAGE, ledger_call::COMMIT];
+    expect.extend([ledger_call::REQUEST; 30]);
+    assert_eq!(labels, expect);
+    let s = wire.stats();
+    assert_eq!((s.fallbacks, s.combined, s.calls, s.stages), (1, 0, 33, 2));
+}
+
+#[test]
+fn a_stage_not_kept_stores_nothing_and_each_request_is_then_answered_alone() {
+    for mode in [Mode::RefuseStageOver(200), Mode::MiscountStage] {
+        let (mut wire, ledger) = boot();
+        ledger.mode.set(mode);
+        let got = feed(&mut wire, &thirty("property"));
+        assert_eq!(
+            got,
+            (0..30u64)
+                .map(|i| ok(i + 1, i * 10, 10, (i + 1) * 10))
+                .collect::<Vec<_>>(),
+            "{mode:?}"
+        );
+        // The second stage (or, miscounted, the first) was not kept: the commit was never sent,
+        // and each request went alone.
+        let calls = ledger.calls.borrow().clone();
+        let stages = if mode == Mode::MiscountStage { 1 } else { 2 };
+        assert!(calls[..stages]
+            .iter()
+            .all(|c| c.label == ledger_call::STAGE));
+        assert!(calls[stages..]
+            .iter()
+            .all(|c| c.label == ledger_call::REQUEST));
+        assert_eq!(calls.len(), stages + 30, "{mode:?}");
+        assert_eq!(ledger.logs.borrow()[2].len(), 300);
+        assert_eq!(ledger.checkpoints.get(), 30);
+        assert_eq!(wire.stats().fallbacks, 1);
+    }
+}
+
+#[test]
+fn a_commit_without_a_valid_answer_is_not_sent_again() {
+    let (mut wire, ledger) = boot();
+    ledger.mode.set(Mode::GarbleBig);
+    let got = feed(&mut wire, &thirty("personnel"));
+    assert_eq!(
+        got,
+        (1..=30u64)
+            .map(|id| err(id, ErrorCode::Unavailable))
+            .collect::<Vec<_>>()
+    );
+    // Two stages and the commit (which stored them all, then answered garbage): nothing again.
+    assert_eq!(ledger.calls.borrow().len(), 3);
+    assert_eq!(ledger.logs.borrow()[1].len(), 300);
 }
