@@ -884,3 +884,70 @@ fn status_of_a_damaged_tenant_says_so() {
     assert_eq!(s.size, 0);
     assert!(!rig.client.status("personnel").unwrap().damaged);
 }
+
+/// Boots the system with `keys` on a fresh disk; the client and the console.
+fn boot_with(keys: &Keys) -> (protocol::client::Client<SimStream>, Vec<String>) {
+    let disk = Rc::new(RefCell::new(RamDevice::new(32 << 11)));
+    let sim = Sim::new(
+        system(),
+        Disk::Shared(disk, Rc::new(Cell::new(false))),
+        keys,
+        false,
+    )
+    .unwrap();
+    let console = sim.console().to_vec();
+    (protocol::client::Client::new(SimStream::new(sim)), console)
+}
+
+#[test]
+fn a_ledger_that_cannot_start_refuses_and_the_other_tenants_carry_on() {
+    // The image's own start-up (ledger_pd::LedgerImage), as seL4 runs it: personnel's ledger is
+    // given corporate's key (another log's: it must never sign as personnel) and property's
+    // ledger none at all.
+    let wrong = keys().skey("corporate").unwrap().to_string();
+    let k = keys()
+        .with_key("personnel", Some(wrong))
+        .with_key("property", None);
+    let (mut c, console) = boot_with(&k);
+    for t in ["personnel", "property"] {
+        assert!(
+            console
+                .iter()
+                .any(|l| l.starts_with(&format!("ledger_{t}|ERROR: not serving"))),
+            "{t}: {console:?}"
+        );
+        for _ in 0..3 {
+            assert!(
+                matches!(
+                    c.append(t, &[b"x"]),
+                    Err(ClientError::Remote(ErrorCode::Unavailable))
+                ),
+                "{t}"
+            );
+            assert!(matches!(
+                c.hello(t),
+                Err(ClientError::Remote(ErrorCode::Unavailable))
+            ));
+        }
+    }
+    // Corporate is served as if nothing had happened, reads audited.
+    assert_eq!(c.append("corporate", &[b"a", b"b"]).unwrap(), [0, 1]);
+    assert_eq!(c.read("corporate", 0, 10).unwrap().len(), 2);
+    assert_eq!(export_and_verify(&mut c, "corporate"), 2);
+}
+
+#[test]
+fn an_audit_log_that_cannot_start_fails_reads_closed_and_appends_go_on() {
+    let (mut c, console) = boot_with(&keys().with_key("audit", None));
+    assert!(
+        console
+            .iter()
+            .any(|l| l.starts_with("audit|ERROR: not serving")),
+        "{console:?}"
+    );
+    for t in TENANTS {
+        assert_eq!(c.append(t, &[b"kept"]).unwrap(), [0], "{t}");
+        // No content leaves unaudited.
+        assert!(c.read(t, 0, 1).is_err(), "{t}: read answered without audit");
+    }
+}

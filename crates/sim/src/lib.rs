@@ -106,6 +106,16 @@ impl Keys {
         Keys(keys)
     }
 
+    /// These keys with `log`'s signer key string replaced by `skey`, or removed when `None`
+    /// (tests of a PD that cannot start: a missing key, or another log's).
+    pub fn with_key(mut self, log: &str, skey: Option<String>) -> Keys {
+        match skey {
+            Some(k) => self.0.insert(log.to_string(), k),
+            None => self.0.remove(log),
+        };
+        self
+    }
+
     /// The signer key string of `log`.
     pub fn skey(&self, log: &str) -> Option<&str> {
         self.0.get(log).map(String::as_str)
@@ -547,7 +557,6 @@ impl Sim {
                 i if i.starts_with("ledger") && i.ends_with(".elf") => "ledger.elf",
                 i => i,
             };
-            let no_key = |log: &str| SimError(format!("{}: no signing key for `{log}`", slot.name));
             let handler: Box<dyn SimHandler> = match kind {
                 "psdb.elf" => {
                     let disk = disk.take().ok_or_else(|| SimError("two psdb PDs".into()))?;
@@ -557,19 +566,19 @@ impl Sim {
                     let tenant = interface::tenant_of_pd_name(&slot.name)
                         .map(|t| interface::TENANTS[t])
                         .ok_or_else(|| SimError(format!("{}: not a tenant's ledger", slot.name)))?;
-                    let skey = keys.skey(tenant).ok_or_else(|| no_key(tenant))?;
-                    Box::new(
-                        as_pd(&slot.backend, || ledger_pd::init(skey))
-                            .map_err(|e| SimError(format!("{}: {e}", slot.name)))?,
-                    )
+                    // The image's own start-up: a ledger that cannot start (no key, or
+                    // another log's) keeps refusing, and the other tenants carry on.
+                    let skey = keys.skey(tenant).ok_or(ledger_pd::InitError::Key(
+                        interface::keys::KeyError::Unprovisioned,
+                    ));
+                    Box::new(as_pd(&slot.backend, || ledger_pd::LedgerImage::start(skey)))
                 }
                 "audit.elf" => {
                     let log = interface::AUDIT_NAMESPACE;
-                    let skey = keys.skey(log).ok_or_else(|| no_key(log))?;
-                    Box::new(
-                        as_pd(&slot.backend, || audit_pd::init(skey))
-                            .map_err(|e| SimError(format!("{}: {e}", slot.name)))?,
-                    )
+                    let skey = keys.skey(log).ok_or(audit_pd::InitError::Key(
+                        interface::keys::KeyError::Unprovisioned,
+                    ));
+                    Box::new(as_pd(&slot.backend, || audit_pd::AuditImage::start(skey)))
                 }
                 "wire.elf" => {
                     wire = Some((

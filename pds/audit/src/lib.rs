@@ -487,3 +487,50 @@ impl Handler for AuditPd {
         Ok(MessageInfo::new(label, 1))
     }
 }
+
+/// What the audit PD runs, in the seL4 image and in the simulator alike: the audit log, or,
+/// when it could not start (missing region, an empty key slot or another log's key), a PD that
+/// answers every record [`STORAGE`]: every ledger then fails its reads closed (no content
+/// leaves unaudited), while appends go on.
+#[derive(Debug)]
+pub struct AuditImage(Option<AuditPd>);
+
+impl AuditImage {
+    /// Starts the audit log with the signer key string the PD's key slot holds (or why it holds
+    /// none), printing `audit|INFO: serving, <n> records` or `audit|ERROR: not serving: <why>`.
+    pub fn start(skey: Result<&str, InitError>) -> AuditImage {
+        match skey.and_then(init) {
+            Ok(pd) => {
+                microkit::debug_println!("audit|INFO: serving, {} records", pd.size());
+                AuditImage(Some(pd))
+            }
+            Err(e) => {
+                microkit::debug_println!("audit|ERROR: not serving: {e}");
+                AuditImage(None)
+            }
+        }
+    }
+
+    /// The audit log, if it started.
+    pub fn serving(&self) -> Option<&AuditPd> {
+        self.0.as_ref()
+    }
+}
+
+impl Handler for AuditImage {
+    type Error = core::convert::Infallible;
+
+    fn protected(
+        &mut self,
+        channel: Channel,
+        info: MessageInfo,
+    ) -> Result<MessageInfo, Self::Error> {
+        match &mut self.0 {
+            Some(pd) => pd.protected(channel, info),
+            None => {
+                set_mr(0, 0);
+                Ok(MessageInfo::new(STORAGE, 1))
+            }
+        }
+    }
+}

@@ -817,3 +817,59 @@ impl Handler for LedgerPd {
         })
     }
 }
+
+/// What a ledger PD runs, in the seL4 image and in the simulator alike: the ledger, or, when it
+/// could not start (unknown tenant, missing region, an empty key slot or another log's key),
+/// a PD that answers every call [`ledger_call::BAD_CALL`], which the wire turns into
+/// `Unavailable` for this tenant alone. The other tenants do not notice.
+#[derive(Debug)]
+pub struct LedgerImage(Option<LedgerPd>);
+
+impl LedgerImage {
+    /// Starts the ledger with the signer key string the PD's key slot holds (or why it holds
+    /// none), printing the start-up line: `<pd>|INFO: serving tenant <t>` or
+    /// `<pd>|ERROR: not serving: <why>`.
+    pub fn start(skey: Result<&str, InitError>) -> LedgerImage {
+        match skey.and_then(init) {
+            Ok(pd) => {
+                match pd.last_error() {
+                    None => microkit::debug_println!(
+                        "{}|INFO: serving tenant {}",
+                        microkit::pd_name(),
+                        pd.tenant()
+                    ),
+                    Some(e) => microkit::debug_println!(
+                        "{}|INFO: serving tenant {}; log not open yet: {e}",
+                        microkit::pd_name(),
+                        pd.tenant()
+                    ),
+                }
+                LedgerImage(Some(pd))
+            }
+            Err(e) => {
+                microkit::debug_println!("{}|ERROR: not serving: {e}", microkit::pd_name());
+                LedgerImage(None)
+            }
+        }
+    }
+
+    /// The ledger, if it started.
+    pub fn serving(&self) -> Option<&LedgerPd> {
+        self.0.as_ref()
+    }
+}
+
+impl Handler for LedgerImage {
+    type Error = core::convert::Infallible;
+
+    fn protected(
+        &mut self,
+        channel: Channel,
+        info: MessageInfo,
+    ) -> Result<MessageInfo, Self::Error> {
+        match &mut self.0 {
+            Some(pd) => pd.protected(channel, info),
+            None => Ok(MessageInfo::new(ledger_call::BAD_CALL, 0)),
+        }
+    }
+}
