@@ -1,0 +1,102 @@
+//! The signing keys the simulated box signs with: each tenant's and audit's, from a key
+//! directory (what `make image` provisions) or from a seed (tests).
+
+use super::*;
+
+/// The signer key strings of the logs the box signs: each tenant's and `audit`'s.
+#[derive(Clone)]
+pub struct Keys(BTreeMap<String, String>);
+
+impl fmt::Debug for Keys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print a signer key.
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// Every log that has a signing key: the tenants, then audit.
+pub fn logs() -> impl Iterator<Item = &'static str> {
+    interface::TENANTS
+        .iter()
+        .copied()
+        .chain([interface::AUDIT_NAMESPACE])
+}
+
+impl Keys {
+    /// The keys in `dir` (`<log>.skey`, first line: the signer key string, as `totebox keygen`
+    /// prints it); a log without one gets a fresh key from the OS's randomness, written as
+    /// `<log>.skey` (mode 0600) and `<log>.vkey`. What `make image` provisions and clients
+    /// verify with are the same files.
+    pub fn load_or_generate(dir: &std::path::Path) -> Result<Keys, SimError> {
+        let err =
+            |p: &std::path::Path, e: &dyn fmt::Display| SimError(format!("{}: {e}", p.display()));
+        std::fs::create_dir_all(dir).map_err(|e| err(dir, &e))?;
+        let mut keys = BTreeMap::new();
+        for log in logs() {
+            let path = dir.join(format!("{log}.skey"));
+            let skey = if path.exists() {
+                let text = std::fs::read_to_string(&path).map_err(|e| err(&path, &e))?;
+                text.lines().next().unwrap_or("").trim_end().to_string()
+            } else {
+                let mut seed = [0u8; 32];
+                getrandom::fill(&mut seed).map_err(|e| err(&path, &e))?;
+                let signer = note::Signer::generate(&interface::keys::origin(log), &seed)
+                    .map_err(|e| err(&path, &e))?;
+                write_key(&path, &signer.skey(), 0o600)?;
+                let vpath = dir.join(format!("{log}.vkey"));
+                write_key(&vpath, &signer.verifier().vkey(), 0o644)?;
+                signer.skey()
+            };
+            interface::keys::signer(log, &skey).map_err(|e| err(&path, &e))?;
+            keys.insert(log.to_string(), skey);
+        }
+        Ok(Keys(keys))
+    }
+
+    /// Deterministic keys from `seed` (tests only: anyone knowing the seed has every key).
+    pub fn from_seed(seed: u8) -> Keys {
+        let mut keys = BTreeMap::new();
+        for (i, log) in logs().enumerate() {
+            let s = [seed, i as u8, 0x5a, 0xa5].repeat(8);
+            let mut bytes = [0u8; 32];
+            bytes.copy_from_slice(&s);
+            if let Ok(signer) = note::Signer::generate(&interface::keys::origin(log), &bytes) {
+                keys.insert(log.to_string(), signer.skey());
+            }
+        }
+        Keys(keys)
+    }
+
+    /// These keys with `log`'s signer key string replaced by `skey`, or removed when `None`
+    /// (tests of a PD that cannot start: a missing key, or another log's).
+    pub fn with_key(mut self, log: &str, skey: Option<String>) -> Keys {
+        match skey {
+            Some(k) => self.0.insert(log.to_string(), k),
+            None => self.0.remove(log),
+        };
+        self
+    }
+
+    /// The signer key string of `log`.
+    pub fn skey(&self, log: &str) -> Option<&str> {
+        self.0.get(log).map(String::as_str)
+    }
+
+    /// The verifier of `log`'s checkpoints.
+    pub fn verifier(&self, log: &str) -> Option<note::Verifier> {
+        let skey = self.skey(log)?;
+        note::Signer::from_skey(skey).ok().map(|s| s.verifier())
+    }
+}
+
+pub(crate) fn write_key(path: &std::path::Path, key: &str, mode: u32) -> Result<(), SimError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| SimError(format!("{}: {e}", path.display())))?;
+    writeln!(f, "{key}").map_err(|e| SimError(format!("{}: {e}", path.display())))
+}
