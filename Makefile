@@ -11,7 +11,10 @@
 #   make install    the host tool `totebox` into $(PREFIX)/bin (default ~/.local/bin)
 #   make test       formatting, lints, host tests, build, key provisioning check, capability
 #                   inspection (its CapDL part SKIPPED without an SDK), simulator end to end,
-#                   QEMU end to end (SKIPPED, never passed, without an SDK or QEMU)
+#                   a fourth tenant and the template PD's system (four-tenant-test,
+#                   template-test), QEMU end to end (SKIPPED, never passed, without an SDK or QEMU)
+#   make template-test  the template PD (docs/adding-a-pd.md) in its own system: simulator,
+#                   inspection, and with an SDK a QEMU boot
 #   make sdk        fetch the pinned Microkit SDK into $(MICROKIT_SDK)
 #   make bench bench-system   figures (benchmarks, not tests)
 #   make fuzz       every fuzz target for FUZZ_SECONDS (default 60) each
@@ -99,7 +102,8 @@ host-test:
 
 # Every crate meant for aarch64-unknown-none, built for that target, and every PD's ELF in
 # $(ELF_DIR) (no SDK needed): wire.elf, ledger.elf (every tenant's, before its key is set),
-# audit.elf, psdb.elf.
+# audit.elf, psdb.elf, and template.elf (from system.toml, which does not name it: it builds, and
+# would say so at start-up; `make template-test` builds the template system's own).
 build:
 	$(CARGO) build --release --target $(TARGET) $(addprefix -p ,$(TARGET_CRATES))
 	$(CARGO) build --profile $(PD_PROFILE) --target $(TARGET) $(addprefix -p ,$(PD_CRATES)) \
