@@ -1,5 +1,6 @@
 //! The **psdb** protection domain's logic: PSDB ([`psdb::Store`]) on the disk, serving
-//! [`interface::psdb_call`] to every ledger and to audit.
+//! [`interface::psdb_call`] to every ledger, to audit, and to any PD a description gives a
+//! channel to psdb.
 //!
 //! **The caller's namespace is the channel the call arrived on** ([`interface::psdb::CLIENTS`]:
 //! channel 0 is `corporate`, 1 `personnel`, 2 `property`, 3 `audit`; a PD added to the
