@@ -11,7 +11,10 @@
 #   make install    the host tool `totebox` into $(PREFIX)/bin (default ~/.local/bin)
 #   make test       formatting, lints, host tests, build, key provisioning check, capability
 #                   inspection (its CapDL part SKIPPED without an SDK), simulator end to end,
-#                   QEMU end to end (SKIPPED, never passed, without an SDK or QEMU)
+#                   a fourth tenant and the template PD's system (four-tenant-test,
+#                   template-test), QEMU end to end (SKIPPED, never passed, without an SDK or QEMU)
+#   make template-test  the template PD (docs/adding-a-pd.md) in its own system: simulator,
+#                   inspection, and with an SDK a QEMU boot
 #   make sdk        fetch the pinned Microkit SDK into $(MICROKIT_SDK)
 #   make bench bench-system   figures (benchmarks, not tests)
 #   make fuzz       every fuzz target for FUZZ_SECONDS (default 60) each
@@ -21,9 +24,9 @@ TARGET        := aarch64-unknown-none
 TARGET_CRATES := note tlog
 # The system's no_std crates and PD crates (libraries and seL4 binaries; the runtime needs the
 # SDK configuration named).
-PD_CRATES     := protocol interface wire-pd ledger-pd audit-pd psdb-pd
+PD_CRATES     := protocol interface wire-pd ledger-pd audit-pd psdb-pd template-pd
 # The PD binaries (pds/<pd>/src/main.rs), copied to $(ELF_DIR)/<pd>.elf.
-PD_BINS       := wire ledger audit psdb
+PD_BINS       := wire ledger audit psdb template
 
 # The Microkit world's variables. The SDK comes from the environment, else the per-user cache
 # `make sdk` fills; board and configuration are passed to the microkit tool as they are (the
@@ -47,9 +50,18 @@ IMAGE_DIR     := $(BUILD_DIR)/image
 # Signing keys: <log>.skey (secret, generated with `totebox keygen` when absent, never
 # committed) and <log>.vkey (what clients verify checkpoints with). The simulator uses the same.
 KEYS_DIR      ?= $(BUILD_DIR)/keys
-# The tenants, as system.xml (generated from system.toml: `make system.xml`) names their
-# ledgers' program images (ledger_<tenant>.elf).
-TENANTS       := $(shell sed -n 's/.*program_image path="ledger_\([a-z0-9_]*\)\.elf".*/\1/p' system.xml)
+# The system description `make image`, `inspect`, `sim` and `qemu` read: system.xml, generated
+# from system.toml (`make system.xml`). Another one (SYSTEM_XML=...) needs PD images and host
+# tools built from its own system.toml, in their own directories: TOTEBOX_SYSTEM=<its
+# system.toml> CARGO_TARGET_DIR=<a target dir> BUILD_DIR=<a build dir> (docs/adding-a-pd.md;
+# `make template-test` prints the whole command for the template's system).
+SYSTEM_XML    ?= system.xml
+# The tenants, as $(SYSTEM_XML) names their ledgers' program images (ledger_<tenant>.elf).
+TENANTS       := $(shell sed -n 's/.*program_image path="ledger_\([a-z0-9_]*\)\.elf".*/\1/p' $(SYSTEM_XML))
+# Its other program images, copied into $(IMAGE_DIR) as built (no key slot): wire.elf, psdb.elf
+# and those of PDs a description adds (template.elf).
+PLAIN_IMAGES  := $(shell sed -n 's/.*program_image path="\([a-z0-9_]*\.elf\)".*/\1/p' $(SYSTEM_XML) | \
+	grep -v -e '^ledger_' -e '^audit\.elf$$')
 # Host tools (debug builds: what the tests build anyway).
 HOST_BIN      := $(TARGET_DIR)/debug
 TOTEBOX       := $(HOST_BIN)/totebox
@@ -64,7 +76,7 @@ CARGO         ?= cargo
 
 .PHONY: all setup fmt-check clippy host-test build host-tools provision image image-check \
 	qemu qemu-test sdk test bench bench-system fuzz sim sim-test install inspect inspect-test \
-	system.xml four-tenant-test
+	system.xml four-tenant-test template-test
 
 all: build
 
@@ -90,7 +102,8 @@ host-test:
 
 # Every crate meant for aarch64-unknown-none, built for that target, and every PD's ELF in
 # $(ELF_DIR) (no SDK needed): wire.elf, ledger.elf (every tenant's, before its key is set),
-# audit.elf, psdb.elf.
+# audit.elf, psdb.elf, and template.elf (from system.toml, which does not name it: it builds, and
+# would say so at start-up; `make template-test` builds the template system's own).
 build:
 	$(CARGO) build --release --target $(TARGET) $(addprefix -p ,$(TARGET_CRATES))
 	$(CARGO) build --profile $(PD_PROFILE) --target $(TARGET) $(addprefix -p ,$(PD_CRATES)) \
@@ -129,7 +142,7 @@ provision: build host-tools
 	done
 	$(TOTEBOX) image set-key $(ELF_DIR)/audit.elf $(IMAGE_DIR)/audit.elf \
 		--skey $(KEYS_DIR)/audit.skey >$(KEYS_DIR)/audit.vkey
-	cp $(ELF_DIR)/wire.elf $(ELF_DIR)/psdb.elf $(IMAGE_DIR)/
+	cp $(addprefix $(ELF_DIR)/,$(PLAIN_IMAGES)) $(IMAGE_DIR)/
 
 # The provisioned ELFs differ from the built ones only inside the key slot, and each holds only
 # its own key (tests/tests/image_keys.rs).
@@ -146,7 +159,7 @@ image: provision
 		echo "make image: no Microkit SDK at $(MICROKIT_SDK) (no $(MICROKIT)):"; \
 		echo "  run 'make sdk', or set MICROKIT_SDK to a Microkit $(MICROKIT_VERSION) SDK with board $(MICROKIT_BOARD)"; \
 		exit 1; }
-	$(MICROKIT) system.xml --search-path $(IMAGE_DIR) --board $(MICROKIT_BOARD) \
+	$(MICROKIT) $(SYSTEM_XML) --search-path $(IMAGE_DIR) --board $(MICROKIT_BOARD) \
 		--config $(MICROKIT_CONFIG) -o $(BUILD_DIR)/loader.img -r $(BUILD_DIR)/report.txt
 	chmod 600 $(BUILD_DIR)/loader.img  # it holds every PD's signing key
 
@@ -163,7 +176,7 @@ inspect: provision
 	mkdir -p $(INSPECT_DIR)
 	@capdl=; \
 	if [ -x $(MICROKIT) ]; then \
-		$(MICROKIT) system.xml --search-path $(IMAGE_DIR) --board $(MICROKIT_BOARD) \
+		$(MICROKIT) $(SYSTEM_XML) --search-path $(IMAGE_DIR) --board $(MICROKIT_BOARD) \
 			--config $(MICROKIT_CONFIG) -o $(INSPECT_DIR)/loader.img -r $(INSPECT_DIR)/report.txt \
 			--capdl-json $(INSPECT_DIR)/capdl.json >/dev/null || exit 1; \
 		rm -f $(INSPECT_DIR)/loader.img; \
@@ -171,7 +184,7 @@ inspect: provision
 	else \
 		echo "inspect: no Microkit SDK at $(MICROKIT_SDK): the description's view only"; \
 	fi; \
-	$(TOTEBOX) inspect system.xml $$capdl --elf-dir $(IMAGE_DIR) --dot $(INSPECT_DIR)/capabilities.dot \
+	$(TOTEBOX) inspect $(SYSTEM_XML) $$capdl --elf-dir $(IMAGE_DIR) --dot $(INSPECT_DIR)/capabilities.dot \
 		$(INSPECT_FLAGS) >$(INSPECT_DIR)/inspect.txt; status=$$?; \
 	cat $(INSPECT_DIR)/inspect.txt; \
 	if command -v dot >/dev/null 2>&1; then \
@@ -227,7 +240,7 @@ qemu-test: host-tools
 # for `totebox client --connect ADDR ...`. psdb's disk is $(SIM_DISK) (created if absent); the
 # signing keys are $(KEYS_DIR)'s (generated if absent), the same files `make image` uses.
 sim:
-	$(CARGO) run --release -p sim --bin totebox-sim -- --system system.xml \
+	$(CARGO) run --release -p sim --bin totebox-sim -- --system $(SYSTEM_XML) \
 		--disk $(SIM_DISK) --keys $(KEYS_DIR) --listen $(SIM_LISTEN)
 
 # The simulator end to end through the real binaries (tests/sim-cli.sh).
@@ -247,7 +260,38 @@ four-tenant-test:
 		$(CARGO) build -q -p sim -p totebox
 	SYSTEM_XML=$(FOUR_DIR)/system.xml tests/sim-cli.sh $(TARGET_DIR)/four-tenants/debug
 
-test: setup fmt-check clippy host-test build image-check inspect-test sim-test four-tenant-test qemu-test
+# Adding a PD (docs/adding-a-pd.md): the system of system.toml plus pds/template/add.toml in
+# $(TEMPLATE_DIR), built in its own target directory (TOTEBOX_SYSTEM), sharing nothing with the
+# main build. The template PD's tests with that description's constants, then
+# tests/template.sh: the simulator shows the template's line, a tenant still round-trips, and
+# `totebox inspect` finds no violation; with an SDK and QEMU, `make image inspect` for that
+# system (the CapDL check too, in $(TEMPLATE_DIR)/inspect) and a boot in QEMU showing the same
+# line; without them the boot prints `SKIPPED: <reason>`.
+TEMPLATE_DIR    := $(BUILD_DIR)/template
+TEMPLATE_TARGET := $(TARGET_DIR)/template
+TEMPLATE_VARS   := SYSTEM_XML=$(TEMPLATE_DIR)/system.xml BUILD_DIR=$(TEMPLATE_DIR) \
+	TOTEBOX_SYSTEM=$(abspath $(TEMPLATE_DIR)/system.toml) CARGO_TARGET_DIR=$(TEMPLATE_TARGET)
+template-test:
+	mkdir -p $(TEMPLATE_DIR)
+	cat system.toml pds/template/add.toml >$(TEMPLATE_DIR)/system.toml
+	$(CARGO) run -q -p sysdesc --bin gen-system -- $(TEMPLATE_DIR)/system.toml >$(TEMPLATE_DIR)/system.xml
+	TOTEBOX_SYSTEM=$(abspath $(TEMPLATE_DIR)/system.toml) CARGO_TARGET_DIR=$(TEMPLATE_TARGET) \
+		$(CARGO) build -q -p sim -p totebox
+	TOTEBOX_SYSTEM=$(abspath $(TEMPLATE_DIR)/system.toml) CARGO_TARGET_DIR=$(TEMPLATE_TARGET) \
+		$(CARGO) test -q -p template-pd
+	@if [ -x $(MICROKIT) ] && command -v qemu-system-aarch64 >/dev/null 2>&1; then \
+		echo "template-test: make image inspect $(TEMPLATE_VARS)"; \
+		$(MAKE) --no-print-directory image inspect $(TEMPLATE_VARS) >$(TEMPLATE_DIR)/image.log 2>&1 || \
+			{ tail -n 40 $(TEMPLATE_DIR)/image.log; exit 1; }; \
+		tail -n 2 $(TEMPLATE_DIR)/inspect/inspect.txt; \
+	fi
+	MICROKIT_SDK=$(MICROKIT_SDK) MICROKIT_CONFIG=$(MICROKIT_CONFIG) tests/template.sh \
+		$(TEMPLATE_DIR) $(TEMPLATE_TARGET)/debug
+	@echo "template-test: by hand: make sim $(TEMPLATE_VARS)"
+	@echo "template-test:      or: make qemu $(TEMPLATE_VARS)"
+
+test: setup fmt-check clippy host-test build image-check inspect-test sim-test four-tenant-test \
+	template-test qemu-test
 
 bench:
 	$(CARGO) run --release -p tlog --example bench_append

@@ -4,7 +4,9 @@
 //! `setvar_vaddr` symbols and sizes of its shared regions. Nothing here is written by hand, so
 //! a tenant added to `system.toml` reaches every PD's constants; the roles (which PD is the
 //! wire, a ledger, audit, psdb) are this crate's, and a description that lacks one, or whose
-//! ledgers differ in shape, fails the build with the reason.
+//! ledgers differ in shape, fails the build with the reason. Any other PD finds its channels by
+//! name in the generic table of every channel end (`$OUT_DIR/ends.rs`, `src/topology.rs`), and
+//! psdb serves every PD with a channel to it (`psdb::CLIENTS`, its namespace the PD's short name).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -25,8 +27,11 @@ fn main() {
         .unwrap_or_else(|e| fail(&format!("{}: {e}", desc.display())));
     let topo = Topology::from_toml(&text).unwrap_or_else(|e| fail(&e));
     let code = generate(&topo).unwrap_or_else(|e| fail(&e));
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default()).join("topology.rs");
-    std::fs::write(&out, code).unwrap_or_else(|e| fail(&format!("{}: {e}", out.display())));
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default());
+    for (name, text) in [("topology.rs", code), ("ends.rs", ends(&topo))] {
+        let out = out_dir.join(name);
+        std::fs::write(&out, text).unwrap_or_else(|e| fail(&format!("{}: {e}", out.display())));
+    }
 }
 
 fn fail(msg: &str) -> ! {
@@ -84,11 +89,33 @@ fn generate(t: &Topology) -> Result<String, String> {
     let al: Vec<&ChannelFact> = (0..n)
         .map(|i| to(audit, &ledger(i)))
         .collect::<Result<_, _>>()?;
-    let pl: Vec<&ChannelFact> = (0..n)
-        .map(|i| to(psdb, &ledger(i)))
-        .collect::<Result<_, _>>()?;
+    // psdb's callers, in its channel-id order: every PD with a channel to psdb, its namespace
+    // its short name (a ledger's is its tenant). The ledgers come first, in tenant order, then
+    // audit (the ids the tests and psdb's quota shares rely on), then any other PD.
+    let pc: Vec<&ChannelFact> = psdb.channels.iter().filter(|c| !c.calls).collect();
+    let roles_first =
+        pc.len() > n && (0..n).all(|i| pc[i].peer == ledger(i)) && pc[n].peer == audit.name;
+    if !roles_first {
+        return Err("psdb's callers must be the ledgers (in tenant order), then audit, then any other PD: declare other PDs' channels to psdb after audit's".into());
+    }
+    for (k, c) in pc.iter().enumerate() {
+        if pc[..k].iter().any(|d| d.peer_short == c.peer_short) {
+            return Err(format!(
+                "two PDs with the psdb namespace `{}` (a PD's namespace is its short name)",
+                c.peer_short
+            ));
+        }
+        // psdb::names::check_namespace's rule (a psdb test applies that function to CLIENTS).
+        let b = c.peer_short.as_bytes();
+        let ok = (1..=32).contains(&b.len())
+            && b[0].is_ascii_alphanumeric()
+            && b.iter()
+                .all(|&x| x.is_ascii_alphanumeric() || b".-_".contains(&x));
+        if !ok {
+            return Err(format!("psdb namespace `{}`: 1-32 of [A-Za-z0-9._-], starting with a letter or digit (a PD's namespace is its short name)", c.peer_short));
+        }
+    }
     let ap = to(audit, "psdb")?;
-    let pa = to(psdb, "audit")?;
     let console = wire
         .irqs
         .iter()
@@ -229,29 +256,22 @@ fn generate(t: &Topology) -> Result<String, String> {
         "/// The psdb PD's ends.\npub mod psdb {{\n    use microkit::Channel;"
     );
     let _ = writeln!(o, "    /// Every caller: its channel, the namespace that channel stands for, the `setvar_vaddr` of\n    /// the region shared with it and that region's size. The namespace of a request is the\n    /// channel it arrived on; nothing in a message names one.");
-    let mut clients: Vec<String> = pl
+    let clients: Vec<String> = pc
         .iter()
-        .zip(&t.tenants)
-        .map(|(c, ten)| {
+        .map(|c| {
             format!(
                 "(Channel::new({}), {}, {}, {:#x})",
                 c.id,
-                q(ten),
+                q(&c.peer_short),
                 q(&c.symbol),
                 c.size
             )
         })
         .collect();
-    clients.push(format!(
-        "(Channel::new({}), crate::AUDIT_NAMESPACE, {}, {:#x})",
-        pa.id,
-        q(&pa.symbol),
-        pa.size
-    ));
     let _ = writeln!(
         o,
         "    pub const CLIENTS: [(Channel, &str, &str, usize); {}] = [{}];\n}}",
-        n + 1,
+        pc.len(),
         clients.join(", ")
     );
     // Region declarations, expanded in the PD crate that invokes the macro (the symbols must be
@@ -267,16 +287,13 @@ fn generate(t: &Topology) -> Result<String, String> {
     };
     o.push_str(&decls("wire_regions", "Declares the wire's regions shared with each ledger, `REGIONS` in [`TENANTS`] order (size [`size::WIRE_LEDGER`]).", &named(&wl), "$crate::size::WIRE_LEDGER"));
     o.push_str(&decls("audit_ledger_regions", "Declares audit's regions shared with each ledger, `REGIONS` in [`TENANTS`] order (size [`size::LEDGER_AUDIT`]).", &named(&al), "$crate::size::LEDGER_AUDIT"));
-    let mut pc = named(&pl);
-    pc.push((pa, "audit".into()));
-    let mut m = decls("psdb_regions", "Declares psdb's regions shared with each client, `REGIONS` in [`psdb::CLIENTS`] order (each at least its size there).", &pc, "MIN");
+    let mut m = decls("psdb_regions", "Declares psdb's regions shared with each client, `REGIONS` in [`psdb::CLIENTS`] order (each at least its size there).", &named(&pc), "MIN");
     for i in 0..pc.len() {
-        let min = if i < n {
-            "$crate::size::LEDGER_PSDB"
-        } else {
-            "$crate::size::AUDIT_PSDB"
-        };
-        m = m.replacen("min_len = MIN", &format!("min_len = {min}"), 1);
+        m = m.replacen(
+            "min_len = MIN",
+            &format!("min_len = $crate::psdb::CLIENTS[{i}].3"),
+            1,
+        );
     }
     o.push_str(&m);
     // Single regions by name, for the PDs that have one per peer.
@@ -304,6 +321,24 @@ fn generate(t: &Topology) -> Result<String, String> {
         &[("PSDB", ap, "$crate::size::AUDIT_PSDB", "psdb")],
     ));
     Ok(o)
+}
+
+/// `src/topology.rs`'s table: every PD's channel ends, PD by PD, each PD's in id order.
+fn ends(t: &Topology) -> String {
+    let mut o = String::from(
+        "// GENERATED by crates/interface/build.rs from system.toml: do not edit.\n&[\n",
+    );
+    for p in &t.pds {
+        for c in &p.channels {
+            let _ = writeln!(
+                o,
+                "    End {{ pd: {:?}, peer: {:?}, channel: Channel::new({}), calls: {}, region: {:?}, symbol: {:?}, size: {:#x} }},",
+                p.name, c.peer, c.id, c.calls, c.region, c.symbol, c.size
+            );
+        }
+    }
+    o.push(']');
+    o
 }
 
 fn named<'a>(v: &[&'a ChannelFact]) -> Vec<(&'a ChannelFact, String)> {

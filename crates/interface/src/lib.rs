@@ -2,7 +2,8 @@
 //! PD's channel ids, the `setvar_vaddr` symbols and sizes of its shared regions (all generated
 //! by `build.rs` from `system.toml`, the description `system.xml` is generated from too), and
 //! the protocols of the protected calls between them. `tests/tests/system_xml.rs` checks the
-//! generated constants against the generated `system.xml`.
+//! generated constants against the generated `system.xml`. A PD of any other role finds its
+//! channels by name in [`topology`] (every channel end of the description).
 //!
 //! The call protocols (hubris-style interface types, shared by both ends):
 //! - [`ledger_call`]: wire -> ledger_<t>, one client request per call, in the shared region.
@@ -20,6 +21,7 @@ extern crate alloc;
 pub mod audit_log;
 pub mod keys;
 mod psdb_client;
+pub mod topology;
 
 pub use psdb_client::{
     JournalStat, PsdbClient, PsdbError, Usage, PSDB_CONFLICT_CODES, PSDB_DAMAGED_CODES,

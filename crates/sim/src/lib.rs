@@ -3,7 +3,8 @@
 //! - Reads the system description ([`sysdesc`]) and refuses one that breaks the structural rules
 //!   (a ppcall that does not go strictly uphill, a region shared outside a channel, ...).
 //! - Instantiates every PD's handler by its program image (`wire.elf`, `ledger_<tenant>.elf`,
-//!   `audit.elf`, `psdb.elf`: the same library code the seL4 binaries run), highest priority first, each with
+//!   `audit.elf`, `psdb.elf`, and `template.elf` for a description that adds `pds/template`:
+//!   the same library code the seL4 binaries run), highest priority first, each with
 //!   its own [`microkit::host::Backend`] installed: its name, its message registers, and the
 //!   memory regions it maps (one [`HostMemory`] per `<memory_region>`, shared by the PDs that map
 //!   it, allocated when first asked for).
@@ -187,6 +188,8 @@ impl Sim {
                     ));
                     Box::new(as_pd(&slot.backend, || audit_pd::AuditImage::start(skey)))
                 }
+                // The skeleton of docs/adding-a-pd.md; a copy of it adds its image here.
+                "template.elf" => Box::new(as_pd(&slot.backend, template_pd::boot)),
                 "wire.elf" => {
                     wire = Some((
                         as_pd(&slot.backend, wire_pd::init)

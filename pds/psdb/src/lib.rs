@@ -1,10 +1,12 @@
 //! The **psdb** protection domain's logic: PSDB ([`psdb::Store`]) on the disk, serving
-//! [`interface::psdb_call`] to every ledger and to audit.
+//! [`interface::psdb_call`] to every ledger, to audit, and to any PD a description gives a
+//! channel to psdb.
 //!
 //! **The caller's namespace is the channel the call arrived on** ([`interface::psdb::CLIENTS`]:
-//! channel 0 is `corporate`, 1 `personnel`, 2 `property`, 3 `audit`), resolved to a
-//! [`psdb::Namespace`] handle once, at init. Nothing in a message names a namespace, so a ledger
-//! can reach its own tenant's objects and no others whatever it sends.
+//! channel 0 is `corporate`, 1 `personnel`, 2 `property`, 3 `audit`; a PD added to the
+//! description with a channel to psdb, after those, gets the namespace of its short name),
+//! resolved to a [`psdb::Namespace`] handle once, at init. Nothing in a message names a
+//! namespace, so a ledger can reach its own tenant's objects and no others whatever it sends.
 //!
 //! Every length read from a message register is checked against the caller's region before it
 //! is used, and the bytes are copied out of the shared region before psdb sees them (the caller
@@ -126,16 +128,27 @@ pub const AUDIT_SHARE_PERCENT: u64 = 16;
 /// tenants: 28% each, 3 x 28 + 16 = 100; four: 21% each).
 pub const TENANT_SHARE_PERCENT: u64 = (100 - AUDIT_SHARE_PERCENT) / interface::TENANT_COUNT as u64;
 
-/// The quota of the namespace `ns` on a volume of `capacity` bytes under `limits`: its share
-/// ([`TENANT_SHARE_PERCENT`], or [`AUDIT_SHARE_PERCENT`] for `audit`) of the disk and of the
-/// index budget. The shares of [`CLIENTS`] add up to at most 100, so no namespace can fill the
-/// volume or the index for another: past its share, its puts fail `Quota`.
-pub fn quota(ns: &str, capacity: u64, limits: psdb::store::Limits) -> psdb::Quota {
-    let pct = if ns == "audit" {
+/// The share of namespace `ns`, in percent: [`AUDIT_SHARE_PERCENT`] for `audit`,
+/// [`TENANT_SHARE_PERCENT`] for a tenant, and **0 for any other** (a PD added to the
+/// description with a channel to psdb, `docs/adding-a-pd.md`): it may read its namespace and ask
+/// [`USAGE`], and every write it attempts is refused (`Quota`), so adding a PD takes nothing
+/// from the tenants or audit. Giving one room is a decision about everyone's shares, made here.
+pub fn share_percent(ns: &str) -> u64 {
+    if ns == interface::AUDIT_NAMESPACE {
         AUDIT_SHARE_PERCENT
-    } else {
+    } else if interface::tenant_index(ns).is_some() {
         TENANT_SHARE_PERCENT
-    };
+    } else {
+        0
+    }
+}
+
+/// The quota of the namespace `ns` on a volume of `capacity` bytes under `limits`: its share
+/// ([`share_percent`]) of the disk and of the index budget. The shares of [`CLIENTS`] add up
+/// to at most 100, so no namespace can fill the volume or the index for another: past its
+/// share, its puts fail `Quota`.
+pub fn quota(ns: &str, capacity: u64, limits: psdb::store::Limits) -> psdb::Quota {
+    let pct = share_percent(ns);
     let share = |n: u64| {
         if n == u64::MAX {
             u64::MAX
@@ -435,7 +448,8 @@ impl<D: BlockDevice> PsdbPd<D> {
         if info.count() < 2 {
             return Err(BAD_LENGTH);
         }
-        let max_data = region.len().saturating_sub(DATA);
+        // At most the object buffer's size (a client's region may be larger than the ledgers').
+        let max_data = region.len().saturating_sub(DATA).min(MAX_OBJECT);
         let path_len = usize::try_from(get_mr(0)).map_err(|_| BAD_LENGTH)?;
         // MR1 is the data's length, or for JOURNAL_CREATE / JOURNAL_READ a slot count or slot
         // (JOURNAL_STAT ignores it).

@@ -104,3 +104,43 @@ fn a_volume_whose_first_sector_is_damaged_is_refused_never_reformatted() {
     let (_, opened) = psdb_pd::open_store(RamDevice::new(1 << 12)).unwrap();
     assert_eq!(opened, psdb_pd::Opened::Formatted);
 }
+
+#[test]
+fn every_client_has_a_distinct_valid_namespace() {
+    let clients = &interface::psdb::CLIENTS;
+    for (k, c) in clients.iter().enumerate() {
+        psdb::names::check_namespace(c.1).unwrap();
+        assert!(clients[..k].iter().all(|d| d.1 != c.1), "{} twice", c.1);
+    }
+    // The ledgers in tenant order, then audit: what the shares and the tests rely on.
+    for (t, tenant) in interface::TENANTS.iter().enumerate() {
+        assert_eq!(clients[t].1, *tenant);
+    }
+    assert_eq!(
+        clients[interface::TENANT_COUNT].1,
+        interface::AUDIT_NAMESPACE
+    );
+}
+
+/// A namespace that is neither a tenant nor audit (a PD added to the description with a
+/// channel to psdb) has no share: it reads, and every write is refused.
+#[test]
+fn another_pds_namespace_reads_but_cannot_write() {
+    let limits = psdb_pd::limits(HEAP_BYTES);
+    assert_eq!(psdb_pd::share_percent("template"), 0);
+    let q = psdb_pd::quota("template", 1 << 34, limits);
+    assert_eq!((q.disk_bytes, q.index_bytes), (0, 0));
+    let mut s = Store::format(
+        psdb::RamDevice::new(4096),
+        psdb::FormatOptions::new([2; 16]),
+    )
+    .unwrap();
+    let ns = s.open_namespace("template").unwrap();
+    let cap = s.stats().capacity;
+    s.set_quota(ns, psdb_pd::quota("template", cap, limits))
+        .unwrap();
+    assert_eq!(s.put(ns, "anything", b"x"), Err(Error::Quota));
+    let mut out = Vec::new();
+    assert!(!s.checkpoint(ns, &mut out).unwrap());
+    assert_eq!(s.usage(ns).unwrap().disk_bytes, 0);
+}
