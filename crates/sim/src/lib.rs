@@ -146,6 +146,10 @@ fn write_key(path: &std::path::Path, key: &str, mode: u32) -> Result<(), SimErro
 /// simulator sees this label, but nothing it does has any effect.
 pub const REFUSED: u64 = 0xFFFF_FFFF;
 
+// A refusal is no request nor reply of any protocol (interface::msg), nor "not serving".
+const _: () =
+    assert!(REFUSED >= interface::msg::REPLY_LABELS.end && REFUSED != interface::msg::NOT_SERVING);
+
 /// psdb's disk in the simulator.
 #[derive(Debug)]
 pub enum Disk {
