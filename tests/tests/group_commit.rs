@@ -20,6 +20,17 @@ use psdb::RamDevice;
 mod common;
 use common::*;
 
+/// Labels of the typed [`interface::msg::ledger`] messages, as numbers to match on.
+#[allow(dead_code)]
+mod ledger_labels {
+    use interface::msg::ledger::{Reply, Request};
+    pub const COMMIT: u64 = Request::Commit.label();
+    pub const OK: u64 = Reply::Ok.label();
+    pub const REQUEST: u64 = Request::Request.label();
+    pub const STAGE: u64 = Request::Stage.label();
+    pub const STAGED: u64 = Reply::Staged.label();
+}
+
 fn entry(tenant: &str, i: usize) -> Vec<u8> {
     format!("{tenant} record {i:05} {}", "-".repeat(i % 50)).into_bytes()
 }
@@ -528,8 +539,8 @@ fn as_wire(rig: &mut Rig, tenant: &str, label: u64, id: u64, bundle: &[u8]) -> S
             microkit::set_mr(0, n as u64);
             let reply = interface::wire::LEDGERS[t].pp_call(microkit::MessageInfo::new(label, 1));
             match reply.label() {
-                interface::ledger_call::STAGED => Said::Staged(microkit::get_mr(0)),
-                interface::ledger_call::OK => {
+                ledger_labels::STAGED => Said::Staged(microkit::get_mr(0)),
+                ledger_labels::OK => {
                     let mut out = vec![0u8; microkit::get_mr(0) as usize];
                     region.read(0, &mut out).unwrap();
                     let r = Response::decode(&out).unwrap();
@@ -562,7 +573,8 @@ fn bundle_of(es: &[Vec<u8>]) -> Vec<u8> {
 /// it is adopted; a full group commits once.
 #[test]
 fn staged_entries_reach_the_disk_only_with_their_commit() {
-    use interface::ledger_call::{COMMIT, MAX_STAGED, REQUEST, STAGE};
+    use interface::ledger_call::MAX_STAGED;
+    use ledger_labels::{COMMIT, REQUEST, STAGE};
     let mut rig = boot();
     let t = "corporate";
     let acked = entries_256(0, 10);

@@ -5,7 +5,9 @@
 //! generated constants against the generated `system.xml`. A PD of any other role finds its
 //! channels by name in [`topology`] (every channel end of the description).
 //!
-//! The call protocols (hubris-style interface types, shared by both ends):
+//! The call protocols (hubris-style interface types, shared by both ends): the typed request
+//! and reply labels of each are in [`msg`] (requests from 1, replies from 0x100, one shared
+//! "not serving" reply); the region layouts and limits in:
 //! - [`ledger_call`]: wire -> ledger_<t>, one client request per call, in the shared region.
 //! - [`audit_call`]: ledger_<t> -> audit, one read record per call; the tenant is the channel.
 //! - [`psdb_call`]: ledger_<t>/audit -> psdb, tlog objects in the shared region; the namespace
@@ -20,6 +22,7 @@ extern crate alloc;
 
 pub mod audit_log;
 pub mod keys;
+pub mod msg;
 mod psdb_client;
 pub mod topology;
 
@@ -68,86 +71,44 @@ pub fn regions<const N: usize>(
 const _: () = assert!(size::WIRE_LEDGER >= protocol::MAX_PAYLOAD);
 
 /// wire -> ledger_<t>: the request's postcard bytes (a [`protocol::Request`]) at offset 0 of the
-/// shared region, their length in MR0. Reply: label [`ledger_call::OK`], the response's length
-/// in MR0, the [`protocol::Response`] at offset 0; any other label means the ledger could not
+/// shared region, their length in MR0. Reply: label [`Ok`](msg::ledger::Reply::Ok), the response's length
+/// in MR0, the [`protocol::Response`] at offset 0; any other reply ([`BadCall`](msg::ledger::Reply::BadCall),
+/// [`NotServing`](msg::ledger::Reply::NotServing), an unknown label) means the ledger could not
 /// answer and the wire answers [`protocol::ErrorCode::Unavailable`].
 ///
 /// **A group in several calls** (the wire's group commit, when a group's entries are more than
-/// one region holds): zero or more [`ledger_call::STAGE`] calls, then one
-/// [`ledger_call::COMMIT`], all carrying an [`Op::Append`](protocol::Op::Append) request with
+/// one region holds): zero or more [`Stage`](msg::ledger::Request::Stage) calls, then one
+/// [`Commit`](msg::ledger::Request::Commit), all carrying an [`Op::Append`](protocol::Op::Append) request with
 /// the same id and tenant (the group's first request's). A stage is validated exactly as an
 /// append request is and its entries are kept in the ledger's memory, nothing written: the
-/// reply is [`ledger_call::STAGED`] with MR0 = the entries staged so far, or (refused) `OK`
+/// reply is [`Staged`](msg::ledger::Reply::Staged) with MR0 = the entries staged so far, or (refused) `OK`
 /// with an error response, the stage then discarded. The commit appends everything staged,
 /// then its own entries, and signs **one** checkpoint over them all; its reply is an append's
 /// (`Appended` with the first index and the count of the whole group, answered only once that
 /// checkpoint is durable, or an error: nothing of the group stored). Any other call (a
-/// [`ledger_call::REQUEST`], a bad call), a stage that is refused or does not fit
+/// [`Request`](msg::ledger::Request::Request), a bad call), a stage that is refused or does not fit
 /// [`ledger_call::MAX_STAGED`], and the commit itself, succeeded or not, first or finally
 /// discard everything staged; a commit with nothing staged is refused (`BadRequest`). So a
 /// stage never stores anything: a wire whose group failed part way sends the requests again
 /// one by one and each gets the answer it would alone.
 pub mod ledger_call {
-    /// Label of a request.
-    pub const REQUEST: u64 = 1;
-    /// Label: append these entries to the group being staged, do not store or checkpoint yet.
-    pub const STAGE: u64 = 2;
-    /// Label: append everything staged, then these entries, and sign one checkpoint.
-    pub const COMMIT: u64 = 3;
-    /// Reply label: a response is in the region.
-    pub const OK: u64 = 0;
-    /// Reply label: the call itself was malformed (bad label or length).
-    pub const BAD_CALL: u64 = 1;
-    /// Reply label to a [`STAGE`]: kept; MR0 = entries staged so far. Distinct from every
-    /// other label of this protocol, request or reply.
-    pub const STAGED: u64 = 4;
-    /// Most [`STAGE`] calls one group makes (the wire's limit): with the commit, a group is at
-    /// most this plus one region's worth of requests.
+    /// Most [`Stage`](crate::msg::ledger::Request::Stage) calls one group makes (the wire's
+    /// limit): with the commit, a group is at most this plus one region's worth of requests.
     pub const MAX_STAGE_CALLS: usize = 7;
     /// Most entry bytes (entries as a bundle encodes them, 2-byte length each) a ledger keeps
     /// staged: [`MAX_STAGE_CALLS`] requests' worth, 896 KiB, allocated once by the ledger. A
     /// stage that would pass it is refused.
     pub const MAX_STAGED: usize = MAX_STAGE_CALLS * protocol::MAX_PAYLOAD;
-
-    #[cfg(test)]
-    mod tests {
-        /// Every label of this protocol is distinct from the others of its kind, and the
-        /// replies a ledger can give a stage are distinct from each other.
-        #[test]
-        fn labels_collide_with_nothing() {
-            use super::*;
-            let requests = [REQUEST, STAGE, COMMIT];
-            let replies = [OK, BAD_CALL, STAGED];
-            for set in [&requests[..], &replies[..]] {
-                for (i, a) in set.iter().enumerate() {
-                    assert!(set[i + 1..].iter().all(|b| b != a));
-                }
-            }
-            assert!(!requests.contains(&STAGED) && !requests.contains(&OK));
-        }
-    }
 }
 
 /// ledger_<t> -> audit: an [`AuditRecord`](audit_call) encoded by [`audit_call::encode`] at
-/// offset 0 of the shared region, its length in MR0. Reply label [`audit_call::RECORDED`] (the
-/// record is durable in the audit log; MR0 its index) or an error label. Also
-/// [`audit_call::USAGE`]: the audit namespace's use of its quota.
+/// offset 0 of the shared region, its length in MR0. Reply [`Recorded`](msg::audit::Reply::Recorded) (the
+/// record is durable in the audit log; MR0 its index) or an error reply. Also
+/// [`Usage`](msg::audit::Request::Usage): the audit namespace's use of its quota.
 pub mod audit_call {
-    /// Label: record a read.
-    pub const RECORD: u64 = 1;
-    /// Reply: durable.
-    pub const RECORDED: u64 = 0;
-    /// Reply: malformed call.
-    pub const BAD_CALL: u64 = 1;
-    /// Reply: the audit log could not store it (to [`USAGE`]: psdb did not answer).
-    pub const STORAGE: u64 = 2;
-    /// Label: what the audit log's namespace uses of its quota. No arguments; audit asks psdb
-    /// ([`crate::psdb_call::USAGE`], on its own channel: it can only learn its own namespace's)
-    /// and replies [`RECORDED`] with the same message registers
-    /// ([`crate::psdb_call::Usage`]), or [`STORAGE`]. Metadata only: nothing is recorded.
-    /// Distinct from every other label of this protocol, request or reply.
-    pub const USAGE: u64 = 3;
-    /// Largest encoded record (and audit log entry): 512 bytes.
+    /// Room the regions reserve for one encoded record (checked in `tests/system_xml.rs`); a
+    /// record is 25 bytes ([`encode`]), kept in the audit log as one journal record of at most
+    /// [`JOURNAL_RECORD`](crate::psdb_call::JOURNAL_RECORD) bytes.
     pub const MAX_RECORD: usize = 512;
 
     /// What a ledger reports before content leaves it. The tenant is not in it: audit takes
@@ -206,33 +167,32 @@ pub mod audit_call {
     }
 }
 
-/// ledger_<t>/audit -> psdb: region layout and labels. The object path is at offset 0 (MR0 its
+/// ledger_<t>/audit -> psdb: region layout and register conventions (labels:
+/// [`msg::psdb`]). The object path is at offset 0 (MR0 its
 /// length, at most [`psdb_call::MAX_PATH`]), the object's bytes at [`psdb_call::DATA`] (MR1 their
-/// length). Reply label [`psdb_call::OK`] or an error: 1..=19 are `psdb::Error::code()`, then the
-/// call errors below. A `GET`/`CHECKPOINT` reply has MR0 = 1 if found, MR1 = the length.
-/// [`psdb_call::USAGE`] takes no arguments and answers in six registers.
+/// length). Reply [`Ok`](msg::psdb::Reply::Ok) or an error ([`msg::psdb::Reply`]: `psdb::Error::code()`
+/// 1..=19 at 0x100 + code, then the call errors). A `GET`/`CHECKPOINT` reply has MR0 = 1 if found, MR1 = the length.
+/// [`Usage`](msg::psdb::Request::Usage) takes no arguments and answers in six registers
+/// ([`psdb_call::Usage`]).
 ///
 /// Journals (psdb format v3: a preallocated member of one-sector records, see psdb's
 /// `FORMAT.md`), the path at offset 0 and MR0 its length as for every call:
 ///
-/// | label | MR1 | data at [`psdb_call::DATA`] | reply [`psdb_call::OK`] |
+/// | label | MR1 | data at [`psdb_call::DATA`] | reply `Ok` |
 /// |-------|-----|------------------------------|--------------------------|
-/// | [`psdb_call::JOURNAL_CREATE`] | slots | none | no registers; staged like `PUT`, durable with the next `SET_CHECKPOINT` |
-/// | [`psdb_call::JOURNAL_APPEND`] | the record's length | the record | MR0 its slot; durable when OK arrives |
-/// | [`psdb_call::JOURNAL_READ`] | the slot | none | MR0 1 if written, MR1 the length; the record at `DATA` |
-/// | [`psdb_call::JOURNAL_STAT`] | ignored | none | MR0 1 if it exists, MR1 its slots, MR2 the slots used |
+/// | `JournalCreate` | slots | none | no registers; staged like `PUT`, durable with the next `SET_CHECKPOINT` |
+/// | `JournalAppend` | the record's length | the record | MR0 its slot; durable when OK arrives |
+/// | `JournalRead` | the slot | none | MR0 1 if written, MR1 the length; the record at `DATA` |
+/// | `JournalStat` | ignored | none | MR0 1 if it exists, MR1 its slots, MR2 the slots used |
 pub mod psdb_call {
-    /// Store an immutable object.
-    pub const PUT: u64 = 1;
-    /// Read an object.
-    pub const GET: u64 = 2;
-    /// Make earlier puts durable, then record the data as the latest checkpoint (durable on OK).
-    pub const SET_CHECKPOINT: u64 = 3;
-    /// Read the latest checkpoint.
-    pub const CHECKPOINT: u64 = 4;
-    /// What the caller's own namespace uses of its quota, and the volume's free bytes. No
-    /// arguments (no region, no message registers needed). Reply [`OK`] with
-    /// [`Usage::REGISTERS`] message registers:
+    /// Most bytes one journal record holds (`psdb::journal::MAX_RECORD`, checked by a test).
+    pub const JOURNAL_RECORD: usize = 363;
+    /// Longest path (psdb's own limit is a tar name, 99 bytes).
+    pub const MAX_PATH: usize = 256;
+    /// Offset of the object's bytes in the region.
+    pub const DATA: usize = 0x1000;
+
+    /// A [`Usage`](crate::msg::psdb::Request::Usage) reply, in its message registers:
     ///
     /// | MR | value |
     /// |----|-------|
@@ -243,45 +203,7 @@ pub mod psdb_call {
     /// | 4  | bytes still free on the volume (the only figure not the caller's own) |
     /// | 5  | 1 if the namespace is marked damaged (it takes no more writes), else 0 |
     ///
-    /// Nothing about any other namespace is revealed. The value is above every other request
-    /// label and every reply label (`psdb::Error::code()` 1..=19, the call errors 20..=23), so a
-    /// reply can never be mistaken for it nor it for an error.
-    pub const USAGE: u64 = 24;
-    /// Create a journal of MR1 slots at the path (a member of MR1 x 512 zero bytes, charged to
-    /// the caller's quota now): staged like [`PUT`], written with the next [`SET_CHECKPOINT`]'s
-    /// batch (or with nothing, if the request fails). The same journal again is a no-op.
-    pub const JOURNAL_CREATE: u64 = 25;
-    /// Append the data (MR1 bytes, at most [`JOURNAL_RECORD`]) as the next record of the
-    /// journal at the path, which must be the namespace's latest: one sector write and one
-    /// device flush. [`OK`] only once it is durable, with MR0 = its slot. Refused (nothing
-    /// written) while the caller has puts staged, and for a full or closed journal
-    /// (`psdb::Error::JournalFull`, 16).
-    pub const JOURNAL_APPEND: u64 = 26;
-    /// Read record MR1 of the journal at the path (checked against its sector's hash, slot and
-    /// volume first): MR0 = 1 if that slot was written, MR1 = the record's length, the record
-    /// at [`DATA`].
-    pub const JOURNAL_READ: u64 = 27;
-    /// How many records the journal at the path holds: MR0 = 1 if it exists (0: no such
-    /// object), MR1 = its slots, MR2 = the slots used (records `0..used`).
-    pub const JOURNAL_STAT: u64 = 28;
-    /// Most bytes one journal record holds (`psdb::journal::MAX_RECORD`, checked by a test).
-    pub const JOURNAL_RECORD: usize = 363;
-    /// Reply: done.
-    pub const OK: u64 = 0;
-    /// Reply: unknown label.
-    pub const BAD_LABEL: u64 = 20;
-    /// Reply: a length past the region or the path limit, or a path that is not UTF-8.
-    pub const BAD_LENGTH: u64 = 21;
-    /// Reply: the object does not fit in the caller's region.
-    pub const TOO_LARGE: u64 = 22;
-    /// Reply: psdb has no store (its disk failed to mount).
-    pub const NO_STORE: u64 = 23;
-    /// Longest path (psdb's own limit is a tar name, 99 bytes).
-    pub const MAX_PATH: usize = 256;
-    /// Offset of the object's bytes in the region.
-    pub const DATA: usize = 0x1000;
-
-    /// A [`USAGE`] reply, in its message registers (layout at [`USAGE`]).
+    /// Nothing about any other namespace is revealed.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
     pub struct Usage {
         /// MR0: disk bytes the namespace uses.
@@ -299,7 +221,7 @@ pub mod psdb_call {
     }
 
     impl Usage {
-        /// Message registers of a [`USAGE`] reply.
+        /// Message registers of a usage reply.
         pub const REGISTERS: usize = 6;
 
         /// Sets MR0..MR5 (the reply's message count is [`Usage::REGISTERS`]).
@@ -338,34 +260,5 @@ pub mod psdb_call {
                 damaged,
             })
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    /// A new label collides with no request or reply label of its protocol.
-    #[test]
-    fn usage_labels_collide_with_nothing() {
-        use super::{audit_call as a, psdb_call as p};
-        // psdb: requests 1..=4, replies 0, psdb::Error::code() 1..=19, call errors 20..=23.
-        let older: alloc::vec::Vec<u64> = [p::PUT, p::GET, p::SET_CHECKPOINT, p::CHECKPOINT, p::OK]
-            .into_iter()
-            .chain(1..=19)
-            .chain([p::BAD_LABEL, p::BAD_LENGTH, p::TOO_LARGE, p::NO_STORE])
-            .collect();
-        assert!(!older.contains(&p::USAGE));
-        // The journal labels: above all of those and USAGE, and distinct.
-        let journal = [
-            p::JOURNAL_CREATE,
-            p::JOURNAL_APPEND,
-            p::JOURNAL_READ,
-            p::JOURNAL_STAT,
-        ];
-        for (k, l) in journal.iter().enumerate() {
-            assert!(!older.contains(l) && *l != p::USAGE, "{l}");
-            assert!(!journal[k + 1..].contains(l), "{l}");
-        }
-        let audit = [a::RECORD, a::RECORDED, a::BAD_CALL, a::STORAGE];
-        assert!(!audit.contains(&a::USAGE));
     }
 }

@@ -7,17 +7,19 @@ use core::fmt;
 use microkit::region::{ReadWrite, Region};
 use microkit::{get_mr, set_mr, Channel, MessageInfo};
 
+use crate::msg::psdb::{Reply, Request};
 pub use crate::psdb_call::Usage;
-use crate::psdb_call::{
-    CHECKPOINT, DATA, GET, JOURNAL_APPEND, JOURNAL_CREATE, JOURNAL_READ, JOURNAL_RECORD,
-    JOURNAL_STAT, MAX_PATH, OK, PUT, SET_CHECKPOINT, USAGE,
-};
+use crate::psdb_call::{DATA, JOURNAL_RECORD, MAX_PATH};
 
 /// Why a psdb call failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PsdbError {
-    /// psdb answered with this error label (see [`psdb_call`](crate::psdb_call)).
+    /// psdb refused with this error code ([`Reply::code`]: `psdb::Error::code()` 1..=19, the
+    /// call errors 20..=22).
     Refused(u64),
+    /// psdb is not serving ([`Reply::NotServing`]: its disk failed to mount), or answered a
+    /// label that is no reply of its protocol: unavailable.
+    Unavailable,
     /// The path or object does not fit the region.
     TooLarge,
     /// psdb's reply does not make sense (a length past the region or past the largest tlog
@@ -80,6 +82,7 @@ impl fmt::Display for PsdbError {
                     write!(f, "psdb refused with code {code}: {why}")
                 }
             }
+            PsdbError::Unavailable => f.write_str("psdb is not serving"),
             PsdbError::TooLarge => f.write_str("object too large for the psdb region"),
             PsdbError::BadReply => f.write_str("malformed psdb reply"),
             PsdbError::OutOfMemory => f.write_str("no memory for the object read from psdb"),
@@ -87,7 +90,7 @@ impl fmt::Display for PsdbError {
     }
 }
 
-/// A journal's size as psdb states it ([`JOURNAL_STAT`]).
+/// A journal's size as psdb states it ([`Request::JournalStat`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JournalStat {
     /// Records it can hold.
@@ -132,8 +135,8 @@ impl PsdbClient {
         out: &mut [u8],
     ) -> Result<Option<(u64, usize)>, PsdbError> {
         let reply = match path {
-            Some(p) => self.call(GET, p, &[])?,
-            None => self.call(CHECKPOINT, "", &[])?,
+            Some(p) => self.call(Request::Get, p, &[])?,
+            None => self.call(Request::Checkpoint, "", &[])?,
         };
         let Some(len) = self.reply_len(reply)? else {
             return Ok(None);
@@ -148,37 +151,35 @@ impl PsdbClient {
     }
 
     /// What this client's namespace uses of its quota, and the volume's free bytes
-    /// ([`USAGE`]). A reply without all [`Usage::REGISTERS`] registers, or with a damage flag
+    /// ([`Request::Usage`]). A reply without all [`Usage::REGISTERS`] registers, or with a damage flag
     /// other than 0 or 1, is [`PsdbError::BadReply`].
     pub fn usage(&mut self) -> Result<Usage, PsdbError> {
-        let reply = self.channel.pp_call(MessageInfo::new(USAGE, 0));
-        match reply.label() {
-            OK => Usage::from_mrs(reply.count()).ok_or(PsdbError::BadReply),
-            code => Err(PsdbError::Refused(code)),
-        }
+        let reply = self.channel.pp_call(Request::Usage.info(0));
+        Self::status(reply)?;
+        Usage::from_mrs(reply.count()).ok_or(PsdbError::BadReply)
     }
 
-    /// Creates a journal of `slots` records at `path` ([`JOURNAL_CREATE`]): staged with this
+    /// Creates a journal of `slots` records at `path` ([`Request::JournalCreate`]): staged with this
     /// client's puts, durable with its next checkpoint.
     pub fn create_journal(&mut self, path: &str, slots: u32) -> Result<(), PsdbError> {
-        self.call_arg(JOURNAL_CREATE, path, u64::from(slots))
+        self.call_arg(Request::JournalCreate, path, u64::from(slots))
             .map(|_| ())
     }
 
-    /// Appends `record` to the journal at `path` ([`JOURNAL_APPEND`]); its slot, once durable.
+    /// Appends `record` to the journal at `path` ([`Request::JournalAppend`]); its slot, once durable.
     /// A reply without MR0, or with a slot past `u32`, is [`PsdbError::BadReply`].
     pub fn journal_append(&mut self, path: &str, record: &[u8]) -> Result<u32, PsdbError> {
         if record.len() > JOURNAL_RECORD {
             return Err(PsdbError::TooLarge);
         }
-        let reply = self.call(JOURNAL_APPEND, path, record)?;
+        let reply = self.call(Request::JournalAppend, path, record)?;
         if reply.count() < 1 {
             return Err(PsdbError::BadReply);
         }
         u32::try_from(get_mr(0)).map_err(|_| PsdbError::BadReply)
     }
 
-    /// Reads record `slot` of the journal at `path` into `out` ([`JOURNAL_READ`]); its length,
+    /// Reads record `slot` of the journal at `path` into `out` ([`Request::JournalRead`]); its length,
     /// or `None` if that slot was never written. A length past [`JOURNAL_RECORD`] or `out` is
     /// [`PsdbError::BadReply`].
     pub fn journal_read(
@@ -187,7 +188,7 @@ impl PsdbClient {
         slot: u32,
         out: &mut [u8],
     ) -> Result<Option<usize>, PsdbError> {
-        let reply = self.call_arg(JOURNAL_READ, path, u64::from(slot))?;
+        let reply = self.call_arg(Request::JournalRead, path, u64::from(slot))?;
         if reply.count() < 2 {
             return Err(PsdbError::BadReply);
         }
@@ -203,11 +204,11 @@ impl PsdbClient {
         }
     }
 
-    /// The journal at `path`'s slots and slots used ([`JOURNAL_STAT`]), `None` if there is no
+    /// The journal at `path`'s slots and slots used ([`Request::JournalStat`]), `None` if there is no
     /// such object. A reply without its three registers, or with more used than slots, is
     /// [`PsdbError::BadReply`].
     pub fn journal_stat(&mut self, path: &str) -> Result<Option<JournalStat>, PsdbError> {
-        let reply = self.call_arg(JOURNAL_STAT, path, 0)?;
+        let reply = self.call_arg(Request::JournalStat, path, 0)?;
         if reply.count() < 3 {
             return Err(PsdbError::BadReply);
         }
@@ -226,7 +227,7 @@ impl PsdbClient {
     }
 
     /// A call with the path and a number in MR1 (no data).
-    fn call_arg(&mut self, label: u64, path: &str, arg: u64) -> Result<MessageInfo, PsdbError> {
+    fn call_arg(&mut self, label: Request, path: &str, arg: u64) -> Result<MessageInfo, PsdbError> {
         if path.len() > MAX_PATH {
             return Err(PsdbError::TooLarge);
         }
@@ -235,14 +236,12 @@ impl PsdbClient {
             .map_err(|_| PsdbError::TooLarge)?;
         set_mr(0, path.len() as u64);
         set_mr(1, arg);
-        let reply = self.channel.pp_call(MessageInfo::new(label, 2));
-        match reply.label() {
-            OK => Ok(reply),
-            code => Err(PsdbError::Refused(code)),
-        }
+        let reply = self.channel.pp_call(label.info(2));
+        Self::status(reply)?;
+        Ok(reply)
     }
 
-    fn call(&mut self, label: u64, path: &str, data: &[u8]) -> Result<MessageInfo, PsdbError> {
+    fn call(&mut self, label: Request, path: &str, data: &[u8]) -> Result<MessageInfo, PsdbError> {
         if path.len() > MAX_PATH || data.len() > self.max_object() {
             return Err(PsdbError::TooLarge);
         }
@@ -254,10 +253,19 @@ impl PsdbClient {
             .map_err(|_| PsdbError::TooLarge)?;
         set_mr(0, path.len() as u64);
         set_mr(1, data.len() as u64);
-        let reply = self.channel.pp_call(MessageInfo::new(label, 2));
-        match reply.label() {
-            OK => Ok(reply),
-            code => Err(PsdbError::Refused(code)),
+        let reply = self.channel.pp_call(label.info(2));
+        Self::status(reply)?;
+        Ok(reply)
+    }
+
+    /// Decodes a reply's label: `Ok`, or why not.
+    fn status(reply: MessageInfo) -> Result<(), PsdbError> {
+        match Reply::try_from(reply.label()) {
+            Ok(Reply::Ok) => Ok(()),
+            Ok(r @ (Reply::Store(_) | Reply::BadLabel | Reply::BadLength | Reply::TooLarge)) => {
+                Err(PsdbError::Refused(r.code().unwrap_or(0)))
+            }
+            Ok(Reply::NotServing) | Err(_) => Err(PsdbError::Unavailable),
         }
     }
 
@@ -299,20 +307,21 @@ impl tlog::Storage for PsdbClient {
     type Error = PsdbError;
 
     fn put(&mut self, path: &str, data: &[u8]) -> Result<(), PsdbError> {
-        self.call(PUT, path, data).map(|_| ())
+        self.call(Request::Put, path, data).map(|_| ())
     }
 
     fn set_checkpoint(&mut self, checkpoint: &[u8]) -> Result<(), PsdbError> {
-        self.call(SET_CHECKPOINT, "", checkpoint).map(|_| ())
+        self.call(Request::SetCheckpoint, "", checkpoint)
+            .map(|_| ())
     }
 
     fn get(&mut self, path: &str, out: &mut Vec<u8>) -> Result<bool, PsdbError> {
-        let reply = self.call(GET, path, &[])?;
+        let reply = self.call(Request::Get, path, &[])?;
         self.read_reply(reply, out)
     }
 
     fn checkpoint(&mut self, out: &mut Vec<u8>) -> Result<bool, PsdbError> {
-        let reply = self.call(CHECKPOINT, "", &[])?;
+        let reply = self.call(Request::Checkpoint, "", &[])?;
         self.read_reply(reply, out)
     }
 }
@@ -401,18 +410,18 @@ mod tests {
         }
         fn notify(&self, _: Channel) {}
         fn pp_call(&self, _: Channel, info: MessageInfo) -> MessageInfo {
-            if info.label() == USAGE {
+            if info.label() == Request::Usage.label() {
                 if self.count >= 6 {
                     let damaged = (self.count - 6) as u64;
                     *self.mrs.borrow_mut() = [10, 20, 30, 40, 50, damaged];
                 }
-                return MessageInfo::new(OK, self.count.min(6));
+                return Reply::Ok.info(self.count.min(6));
             }
             if self.count == 2 {
                 self.mrs.borrow_mut()[..2].copy_from_slice(&[1, 3]);
                 self.region.write(DATA, b"abc").unwrap();
             }
-            MessageInfo::new(OK, self.count)
+            Reply::Ok.info(self.count)
         }
         fn irq_ack(&self, _: Channel) -> Result<(), IrqAckError> {
             Ok(())

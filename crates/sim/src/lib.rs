@@ -57,6 +57,10 @@ pub use keys::{logs, Keys};
 /// simulator sees this label, but nothing it does has any effect.
 pub const REFUSED: u64 = 0xFFFF_FFFF;
 
+// A refusal is no request nor reply of any protocol (interface::msg), nor "not serving".
+const _: () =
+    assert!(REFUSED >= interface::msg::REPLY_LABELS.end && REFUSED != interface::msg::NOT_SERVING);
+
 /// Why the simulator could not start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimError(pub String);

@@ -50,7 +50,7 @@
 //! these lines, under 40 KiB). Per record: the line and its signed note, a few hundred bytes,
 //! freed when the call returns. System.xml's `heap_audit` is 4 MiB.
 //!
-//! A ledger may also ask what the audit log uses of its quota ([`audit_call::USAGE`], for a
+//! A ledger may also ask what the audit log uses of its quota ([`Request::Usage`], for a
 //! tenant's status request): audit asks psdb on its own channel (so it can only learn the
 //! audit namespace's figures) and passes the answer on. Nothing is recorded for it. A record
 //! takes no new disk (its journal was charged when it was created); a fold does.
@@ -64,8 +64,9 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::fmt::Write as _;
 
-use interface::audit_call::{self, Kind, BAD_CALL, RECORDED, STORAGE};
+use interface::audit_call::{self, Kind};
 use interface::audit_log::{journal_path, journal_slots, verify_record, JOURNAL_SLOTS};
+use interface::msg::audit::{Reply, Request};
 use interface::psdb_call::JOURNAL_RECORD;
 use interface::{audit, PsdbClient, PsdbError, AUDIT_NAMESPACE, TENANTS, TENANT_COUNT};
 use microkit::region::{ReadWrite, Region, RegionError};
@@ -426,42 +427,42 @@ impl AuditPd {
         result
     }
 
-    /// Records the read described by the message on `channel`; returns the reply label and,
-    /// when recorded, the record's index in the audit log.
-    pub fn record(&mut self, channel: Channel, info: MessageInfo) -> (u64, u64) {
+    /// Records the read described by a [`Request::Record`] of `count` registers on `channel`;
+    /// returns the reply and, when recorded, the record's index in the audit log.
+    pub fn record(&mut self, channel: Channel, count: usize) -> (Reply, u64) {
         let Some(t) = audit::LEDGERS.iter().position(|c| *c == channel) else {
-            return (BAD_CALL, 0);
+            return (Reply::BadCall, 0);
         };
-        if info.label() != audit_call::RECORD || info.count() < 1 {
-            return (BAD_CALL, 0);
+        if count < 1 {
+            return (Reply::BadCall, 0);
         }
         let mut buf = [0u8; 25];
         let len = get_mr(0);
         if len != buf.len() as u64 || self.ledgers[t].read(0, &mut buf).is_err() {
-            return (BAD_CALL, 0);
+            return (Reply::BadCall, 0);
         }
         let Some(rec) = audit_call::decode(&buf) else {
-            return (BAD_CALL, 0);
+            return (Reply::BadCall, 0);
         };
         match self.journal(t, &rec) {
-            Ok(index) => (RECORDED, index),
+            Ok(index) => (Reply::Recorded, index),
             Err(_) => {
                 // Reopened from psdb at the next record (resynchronises the journal's slots).
                 self.current = None;
-                (STORAGE, 0)
+                (Reply::Storage, 0)
             }
         }
     }
 }
 
 impl AuditPd {
-    /// What the audit namespace uses of its quota, as psdb states it ([`audit_call::USAGE`]
+    /// What the audit namespace uses of its quota, as psdb states it ([`Request::Usage`]
     /// from a ledger on `channel`).
-    pub fn usage(&mut self, channel: Channel) -> Result<interface::Usage, u64> {
+    pub fn usage(&mut self, channel: Channel) -> Result<interface::Usage, Reply> {
         if !audit::LEDGERS.contains(&channel) {
-            return Err(BAD_CALL);
+            return Err(Reply::BadCall);
         }
-        self.psdb.usage().map_err(|_| STORAGE)
+        self.psdb.usage().map_err(|_| Reply::Storage)
     }
 }
 
@@ -473,24 +474,31 @@ impl Handler for AuditPd {
         channel: Channel,
         info: MessageInfo,
     ) -> Result<MessageInfo, Self::Error> {
-        if info.label() == audit_call::USAGE {
-            return Ok(match self.usage(channel) {
+        Ok(match Request::try_from(info.label()) {
+            Ok(Request::Usage) => match self.usage(channel) {
                 Ok(u) => {
                     u.set_mrs();
-                    MessageInfo::new(RECORDED, interface::Usage::REGISTERS)
+                    Reply::Recorded.info(interface::Usage::REGISTERS)
                 }
-                Err(label) => MessageInfo::new(label, 0),
-            });
-        }
-        let (label, index) = self.record(channel, info);
-        set_mr(0, index);
-        Ok(MessageInfo::new(label, 1))
+                Err(reply) => reply.info(0),
+            },
+            Ok(Request::Record) => {
+                let (reply, index) = self.record(channel, info.count());
+                set_mr(0, index);
+                reply.info(1)
+            }
+            Err(_) => {
+                set_mr(0, 0);
+                Reply::BadCall.info(1)
+            }
+        })
     }
 }
 
 /// What the audit PD runs, in the seL4 image and in the simulator alike: the audit log, or,
 /// when it could not start (missing region, an empty key slot or another log's key), a PD that
-/// answers every record [`STORAGE`]: every ledger then fails its reads closed (no content
+/// answers every call [`Reply::NotServing`] (the one [`interface::msg::NOT_SERVING`] of every
+/// PD): every ledger then fails its reads closed (no content
 /// leaves unaudited), while appends go on.
 #[derive(Debug)]
 pub struct AuditImage(Option<AuditPd>);
@@ -529,7 +537,7 @@ impl Handler for AuditImage {
             Some(pd) => pd.protected(channel, info),
             None => {
                 set_mr(0, 0);
-                Ok(MessageInfo::new(STORAGE, 1))
+                Ok(Reply::NotServing.info(1))
             }
         }
     }

@@ -11,7 +11,7 @@
 //!   named for another log is refused: the PD then serves nothing.
 //! - **Append** = every entry of the request appended, then one checkpoint signed with the
 //!   tenant's key; the response is sent only after psdb has made the checkpoint durable.
-//! - **A group in several calls** ([`ledger_call::STAGE`] ... [`ledger_call::COMMIT`], the
+//! - **A group in several calls** ([`Stage`](wire_msg::Request::Stage) ... [`Commit`](wire_msg::Request::Commit), the
 //!   wire's group commit beyond one region): a stage is validated as an append is and its
 //!   entries are copied into the stage buffer, in memory only: nothing reaches psdb or the
 //!   log. The commit appends the staged entries, then its own, and signs one checkpoint, in
@@ -39,7 +39,7 @@
 //!   it never signs a checkpoint it cannot prove consistent with the ones before.
 //! - **Status** ([`Op::Status`]) is metadata: the log's size, what psdb says this tenant's
 //!   namespace uses of its quotas ([`PsdbClient::usage`]: psdb answers for the calling channel's
-//!   namespace only) and what audit says the audit log uses ([`audit_call::USAGE`]). No entry
+//!   namespace only) and what audit says the audit log uses ([`Usage`](audit_msg::Request::Usage)). No entry
 //!   content, so it is not audited.
 //!
 //! # Memory
@@ -64,6 +64,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use interface::audit_call::{self, Kind, Record};
+use interface::msg::{audit as audit_msg, ledger as wire_msg};
 use interface::{ledger, ledger_call, PsdbClient};
 use microkit::region::{ReadWrite, Region, RegionError};
 use microkit::{get_mr, set_mr, Channel, Handler, MessageInfo};
@@ -314,59 +315,69 @@ impl LedgerPd {
             .write(0, &bytes)
             .map_err(|_| ErrorCode::AuditFailed)?;
         set_mr(0, bytes.len() as u64);
-        let reply = ledger::AUDIT.pp_call(MessageInfo::new(audit_call::RECORD, 1));
-        if reply.label() == audit_call::RECORDED {
-            Ok(())
-        } else {
-            Err(ErrorCode::AuditFailed)
+        let reply = ledger::AUDIT.pp_call(audit_msg::Request::Record.info(1));
+        match audit_msg::Reply::try_from(reply.label()) {
+            Ok(audit_msg::Reply::Recorded) => Ok(()),
+            Ok(
+                audit_msg::Reply::BadCall
+                | audit_msg::Reply::Storage
+                | audit_msg::Reply::NotServing,
+            )
+            | Err(_) => Err(ErrorCode::AuditFailed),
         }
     }
 
     /// Handles one forwarded request: `len` bytes at the start of the wire region. Writes the
     /// response there and returns its length. Discards whatever was staged.
-    pub fn handle_request(&mut self, len: usize) -> Result<usize, u64> {
-        match self.handle(ledger_call::REQUEST, len)? {
+    pub fn handle_request(&mut self, len: usize) -> Result<usize, wire_msg::Reply> {
+        match self.handle(wire_msg::Request::Request, len)? {
             Reply::Response(n) => Ok(n),
-            Reply::Staged(_) => Err(ledger_call::BAD_CALL),
+            Reply::Staged(_) => Err(wire_msg::Reply::BadCall),
         }
     }
 
-    /// Handles one call from the wire with `label` ([`ledger_call::REQUEST`],
-    /// [`ledger_call::STAGE`] or [`ledger_call::COMMIT`]), the request `len` bytes at the start
+    /// Handles one call from the wire, `call` (a request, a stage or a commit), the request `len`
+    /// bytes at the start
     /// of the wire region. A response is written there. Anything but a stage kept or a commit
     /// discards what was staged first; a commit discards it once done (see
-    /// [`interface::ledger_call`]). `Err`: the reply label of a malformed call.
-    pub fn handle(&mut self, label: u64, len: usize) -> Result<Reply, u64> {
-        let staging = label == ledger_call::STAGE || label == ledger_call::COMMIT;
+    /// [`interface::ledger_call`]). `Err`: the reply to a malformed call.
+    pub fn handle(
+        &mut self,
+        call: wire_msg::Request,
+        len: usize,
+    ) -> Result<Reply, wire_msg::Reply> {
+        let staging = match call {
+            wire_msg::Request::Stage | wire_msg::Request::Commit => true,
+            wire_msg::Request::Request => false,
+        };
         if !staging {
             self.discard_stage();
         }
-        let known = staging || label == ledger_call::REQUEST;
-        if !known || len > self.wire.len() || len > MAX_PAYLOAD {
+        if len > self.wire.len() || len > MAX_PAYLOAD {
             self.discard_stage();
-            return Err(ledger_call::BAD_CALL);
+            return Err(wire_msg::Reply::BadCall);
         }
         // Copy out first: the request is validated on bytes the wire can no longer change.
         let mut req = core::mem::take(&mut self.req);
         req.clear();
         req.resize(len, 0);
         let reply = match self.wire.read(0, &mut req) {
-            Ok(()) => match label {
-                ledger_call::STAGE => self.stage(&req),
-                ledger_call::COMMIT => self.commit(&req).map(Reply::Response),
-                _ => self.answer(&req).map(Reply::Response),
+            Ok(()) => match call {
+                wire_msg::Request::Stage => self.stage(&req),
+                wire_msg::Request::Commit => self.commit(&req).map(Reply::Response),
+                wire_msg::Request::Request => self.answer(&req).map(Reply::Response),
             },
-            Err(_) => Err(ledger_call::BAD_CALL),
+            Err(_) => Err(wire_msg::Reply::BadCall),
         };
         self.req = req;
-        if label == ledger_call::COMMIT || !matches!(reply, Ok(Reply::Staged(_))) {
+        if call == wire_msg::Request::Commit || !matches!(reply, Ok(Reply::Staged(_))) {
             self.discard_stage();
         }
         let reply = reply?;
         if let Reply::Response(n) = reply {
             self.wire
                 .write(0, &self.resp[..n])
-                .map_err(|_| ledger_call::BAD_CALL)?;
+                .map_err(|_| wire_msg::Reply::BadCall)?;
         }
         Ok(reply)
     }
@@ -393,10 +404,10 @@ impl LedgerPd {
         }
     }
 
-    /// A stage ([`ledger_call::STAGE`]): an append request whose entries are kept, in memory
+    /// A stage ([`Stage`](wire_msg::Request::Stage)): an append request whose entries are kept, in memory
     /// only, for the commit. Validated as an append is; it must carry the group's id, and fit
     /// the stage buffer. Refused: an error response (and the caller discards the stage).
-    fn stage(&mut self, req: &[u8]) -> Result<Reply, u64> {
+    fn stage(&mut self, req: &[u8]) -> Result<Reply, wire_msg::Reply> {
         let (id, code) = match self.decode(req) {
             Ok(r) => match self.keep(r.id, r.op) {
                 Ok(total) => return Ok(Reply::Staged(total)),
@@ -426,9 +437,9 @@ impl LedgerPd {
         Ok(self.staged)
     }
 
-    /// A commit ([`ledger_call::COMMIT`]): the staged entries and the request's own appended,
+    /// A commit ([`Commit`](wire_msg::Request::Commit)): the staged entries and the request's own appended,
     /// one checkpoint. Refused (nothing stored) unless something is staged under its id.
-    fn commit(&mut self, req: &[u8]) -> Result<usize, u64> {
+    fn commit(&mut self, req: &[u8]) -> Result<usize, wire_msg::Reply> {
         let (id, body) = match self.decode(req) {
             Ok(r) => match r.op {
                 _ if self.stage_id != Some(r.id) => (r.id, Err(ErrorCode::BadRequest)),
@@ -446,7 +457,7 @@ impl LedgerPd {
     }
 
     /// Decodes and serves `req`; encodes the response into `self.resp`.
-    fn answer(&mut self, req: &[u8]) -> Result<usize, u64> {
+    fn answer(&mut self, req: &[u8]) -> Result<usize, wire_msg::Reply> {
         let (id, body) = match self.decode(req) {
             Err((id, code)) => (id, Err(code)),
             Ok(r) => (r.id, self.serve(r.id, r.op)),
@@ -455,7 +466,7 @@ impl LedgerPd {
     }
 
     /// Encodes the response to request `id` into `self.resp`; its length.
-    fn respond(&mut self, id: u64, body: R<Answer>) -> Result<usize, u64> {
+    fn respond(&mut self, id: u64, body: R<Answer>) -> Result<usize, wire_msg::Reply> {
         // The body borrows `self.obj`/`self.req` (objects, entries); encode it into `resp`.
         let mut out = core::mem::take(&mut self.resp);
         let n = match &body {
@@ -470,7 +481,7 @@ impl LedgerPd {
             Ok(n) => Ok(n),
             Err(_) => Response::error(id, ErrorCode::TooLarge)
                 .encode(&mut out)
-                .map_err(|_| ledger_call::BAD_CALL),
+                .map_err(|_| wire_msg::Reply::BadCall),
         };
         self.resp = out;
         n
@@ -515,10 +526,15 @@ impl LedgerPd {
             Err(_) if own.damaged => 0,
             Err(e) => return Err(e),
         };
-        let reply = ledger::AUDIT.pp_call(MessageInfo::new(audit_call::USAGE, 0));
-        let audit = match reply.label() {
-            audit_call::RECORDED => interface::Usage::from_mrs(reply.count()),
-            _ => None,
+        let reply = ledger::AUDIT.pp_call(audit_msg::Request::Usage.info(0));
+        let audit = match audit_msg::Reply::try_from(reply.label()) {
+            Ok(audit_msg::Reply::Recorded) => interface::Usage::from_mrs(reply.count()),
+            Ok(
+                audit_msg::Reply::BadCall
+                | audit_msg::Reply::Storage
+                | audit_msg::Reply::NotServing,
+            )
+            | Err(_) => None,
         }
         .ok_or(ErrorCode::Storage)?;
         Ok(Answer::Status {
@@ -799,28 +815,32 @@ impl Handler for LedgerPd {
         channel: Channel,
         info: MessageInfo,
     ) -> Result<MessageInfo, Self::Error> {
-        if channel != ledger::WIRE || info.count() < 1 {
-            self.discard_stage();
-            return Ok(MessageInfo::new(ledger_call::BAD_CALL, 0));
-        }
+        let call = match wire_msg::Request::try_from(info.label()) {
+            Ok(call) if channel == ledger::WIRE && info.count() >= 1 => call,
+            Ok(_) | Err(_) => {
+                self.discard_stage();
+                return Ok(wire_msg::Reply::BadCall.info(0));
+            }
+        };
         let len = usize::try_from(get_mr(0)).unwrap_or(usize::MAX);
-        Ok(match self.handle(info.label(), len) {
+        Ok(match self.handle(call, len) {
             Ok(Reply::Response(n)) => {
                 set_mr(0, n as u64);
-                MessageInfo::new(ledger_call::OK, 1)
+                wire_msg::Reply::Ok.info(1)
             }
             Ok(Reply::Staged(total)) => {
                 set_mr(0, u64::from(total));
-                MessageInfo::new(ledger_call::STAGED, 1)
+                wire_msg::Reply::Staged.info(1)
             }
-            Err(label) => MessageInfo::new(label, 0),
+            Err(reply) => reply.info(0),
         })
     }
 }
 
 /// What a ledger PD runs, in the seL4 image and in the simulator alike: the ledger, or, when it
 /// could not start (unknown tenant, missing region, an empty key slot or another log's key),
-/// a PD that answers every call [`ledger_call::BAD_CALL`], which the wire turns into
+/// a PD that answers every call [`wire_msg::Reply::NotServing`] (the one
+/// [`interface::msg::NOT_SERVING`] of every PD), which the wire turns into
 /// `Unavailable` for this tenant alone. The other tenants do not notice.
 #[derive(Debug)]
 pub struct LedgerImage(Option<LedgerPd>);
@@ -869,7 +889,7 @@ impl Handler for LedgerImage {
     ) -> Result<MessageInfo, Self::Error> {
         match &mut self.0 {
             Some(pd) => pd.protected(channel, info),
-            None => Ok(MessageInfo::new(ledger_call::BAD_CALL, 0)),
+            None => Ok(wire_msg::Reply::NotServing.info(0)),
         }
     }
 }

@@ -15,13 +15,43 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use interface::psdb_call::{CHECKPOINT, DATA, GET, OK, PUT, SET_CHECKPOINT};
-use interface::{audit_call, ledger, ledger_call};
+use interface::psdb_call::DATA;
+use interface::{ledger, ledger_call};
 use microkit::heap::{Heap, HeapArena};
 use microkit::host::{set_backend, Backend, HostMemory};
 use microkit::{Channel, Handler, IrqAckError, MessageInfo};
 use protocol::{Body, Op, Request, Response, MAX_PAYLOAD};
+use psdb_labels::{CHECKPOINT, GET, OK, PUT, SET_CHECKPOINT};
 use tlog::tile::MAX_BUNDLE_SIZE;
+
+/// Labels of the typed [`interface::msg::ledger`] messages, as numbers to match on.
+#[allow(dead_code)]
+mod ledger_labels {
+    use interface::msg::ledger::{Reply, Request};
+    pub const COMMIT: u64 = Request::Commit.label();
+    pub const OK: u64 = Reply::Ok.label();
+    pub const REQUEST: u64 = Request::Request.label();
+    pub const STAGE: u64 = Request::Stage.label();
+    pub const STAGED: u64 = Reply::Staged.label();
+}
+
+/// Labels of the typed [`interface::msg::audit`] messages, as numbers to match on.
+#[allow(dead_code)]
+mod audit_labels {
+    use interface::msg::audit::Reply;
+    pub const RECORDED: u64 = Reply::Recorded.label();
+}
+
+/// Labels of the typed [`interface::msg::psdb`] messages, as numbers to match on.
+#[allow(dead_code)]
+mod psdb_labels {
+    use interface::msg::psdb::{Reply, Request};
+    pub const CHECKPOINT: u64 = Request::Checkpoint.label();
+    pub const GET: u64 = Request::Get.label();
+    pub const OK: u64 = Reply::Ok.label();
+    pub const PUT: u64 = Request::Put.label();
+    pub const SET_CHECKPOINT: u64 = Request::SetCheckpoint.label();
+}
 
 const ARENA_SIZE: usize = 400 << 20;
 static ARENA: HeapArena<ARENA_SIZE> = HeapArena::new();
@@ -129,7 +159,7 @@ impl Backend for Box_ {
         if channel == ledger::PSDB {
             self.psdb_call(info.label())
         } else if channel == ledger::AUDIT {
-            MessageInfo::new(audit_call::RECORDED, 1)
+            MessageInfo::new(audit_labels::RECORDED, 1)
         } else {
             panic!("ledger called channel {channel:?}")
         }
@@ -168,7 +198,7 @@ struct Client {
 impl Client {
     fn call(&mut self, pd: &mut ledger_pd::LedgerPd, op: Op<'_>) -> Body<'_> {
         self.id += 1;
-        self.call_as(pd, ledger_call::REQUEST, self.id, op)
+        self.call_as(pd, ledger_labels::REQUEST, self.id, op)
     }
 
     /// A call with `label` for request `id`, answered with a response.
@@ -180,7 +210,7 @@ impl Client {
         op: Op<'_>,
     ) -> Body<'_> {
         let reply = self.send(pd, label, id, op);
-        assert_eq!(reply.label(), ledger_call::OK);
+        assert_eq!(reply.label(), ledger_labels::OK);
         self.response(id)
     }
 
@@ -214,10 +244,15 @@ impl Client {
         self.bundle.extend_from_slice(&(len as u16).to_be_bytes());
         self.bundle.resize(2 + len, (total % 251) as u8);
         let bundle = std::mem::take(&mut self.bundle);
-        let reply = self.send(pd, ledger_call::STAGE, id, Op::Append { entries: &bundle });
+        let reply = self.send(
+            pd,
+            ledger_labels::STAGE,
+            id,
+            Op::Append { entries: &bundle },
+        );
         assert_eq!(
             (reply.label(), self.sys.mrs.borrow()[0]),
-            (ledger_call::STAGED, total)
+            (ledger_labels::STAGED, total)
         );
         self.bundle = bundle;
     }
@@ -391,11 +426,11 @@ fn main() {
             let one = [0u8, 1, b'x'];
             let reply = client.send(
                 &mut pd,
-                ledger_call::STAGE,
+                ledger_labels::STAGE,
                 group,
                 Op::Append { entries: &one },
             );
-            assert_eq!(reply.label(), ledger_call::OK);
+            assert_eq!(reply.label(), ledger_labels::OK);
             assert!(matches!(
                 client.response(group),
                 Body::Error {
@@ -411,7 +446,7 @@ fn main() {
     let bundle = std::mem::take(&mut client.bundle);
     match client.call_as(
         &mut pd,
-        ledger_call::COMMIT,
+        ledger_labels::COMMIT,
         1_000_001,
         Op::Append { entries: &bundle },
     ) {

@@ -15,18 +15,18 @@
 //!
 //! **Memory and space are bounded**: the store runs within [`limits`] of the PD's heap (an index
 //! budget and a batch-limit ceiling; a volume beyond them is refused at mount, and the PD then
-//! answers `NO_STORE` instead of running out of heap), and each namespace within its [`quota`]
+//! answers `NotServing` instead of running out of heap), and each namespace within its [`quota`]
 //! (a tenant that fills its share gets `Quota` errors; the others and audit keep theirs).
 //!
-//! **Running low is visible before it bites.** [`interface::psdb_call::USAGE`] tells a caller
+//! **Running low is visible before it bites.** [`Usage`](interface::msg::psdb::Request::Usage) tells a caller
 //! what its own namespace uses of its quota and how much of the volume is free, and the console
 //! warns ([`WARN_STEPS`]): `psdb|WARN: namespace <ns> at <p>% of its disk quota (<used>/<quota>
 //! bytes)`, and the same for the index quota.
 //!
 //! **Journals** (psdb format v3; audit keeps its records in them):
-//! [`interface::psdb_call::JOURNAL_CREATE`] is staged like a put, with the caller's request;
-//! [`interface::psdb_call::JOURNAL_APPEND`] writes one sector and flushes before it replies, so
-//! `OK` means the record is durable; `JOURNAL_READ` and `JOURNAL_STAT` read them back. All of
+//! [`JournalCreate`](interface::msg::psdb::Request::JournalCreate) is staged like a put, with the caller's request;
+//! [`JournalAppend`](interface::msg::psdb::Request::JournalAppend) writes one sector and flushes before it replies, so
+//! `Ok` means the record is durable; `JournalRead` and `JournalStat` read them back. All of
 //! them on the caller's own namespace only, like every call.
 //!
 //! The same code runs over virtio-blk on seL4 (`src/main.rs`) and over a file in the simulator:
@@ -40,12 +40,9 @@ extern crate alloc;
 use alloc::vec::Vec;
 use core::fmt;
 
+use interface::msg::psdb::{Reply, Request};
 use interface::psdb::CLIENTS;
-use interface::psdb_call::{
-    Usage, BAD_LABEL, BAD_LENGTH, CHECKPOINT, DATA, GET, JOURNAL_APPEND, JOURNAL_CREATE,
-    JOURNAL_READ, JOURNAL_RECORD, JOURNAL_STAT, MAX_PATH, NO_STORE, OK, PUT, SET_CHECKPOINT,
-    TOO_LARGE, USAGE,
-};
+use interface::psdb_call::{Usage, DATA, JOURNAL_RECORD, MAX_PATH};
 use microkit::region::{ReadWrite, Region, RegionError};
 use microkit::{get_mr, set_mr, Channel, Handler, MessageInfo};
 use psdb::{BlockDevice, FormatOptions, Mode, Namespace, Report, Store, SECTOR_SIZE};
@@ -84,7 +81,7 @@ pub const HEAP_MARGIN: u64 = 8 << 20;
 /// index budget of whatever [`NON_INDEX_BYTES`] leaves (at 128 MiB: 60 MiB, about 280,000
 /// objects with 30-byte paths, at 192 bytes + path each). Past it puts fail `IndexFull`, like a
 /// full disk; a volume whose index exceeds it is refused at mount (every call then answers
-/// `NO_STORE`) instead of the PD running out of heap on every boot.
+/// `NotServing`) instead of the PD running out of heap on every boot.
 pub fn limits(heap_bytes: u64) -> psdb::store::Limits {
     psdb::store::Limits {
         max_batch_ceiling: MAX_BATCH,
@@ -367,7 +364,7 @@ impl<D: BlockDevice> PsdbPd<D> {
         self.store
     }
 
-    /// What the namespace of client `i` uses (see [`interface::psdb_call::USAGE`]).
+    /// What the namespace of client `i` uses (see [`Usage`](interface::msg::psdb::Request::Usage)).
     fn usage(&self, i: usize) -> Result<Usage, psdb::Error> {
         let c = &self.clients[i];
         let used = self.store.usage(c.ns)?;
@@ -407,24 +404,33 @@ impl<D: BlockDevice> PsdbPd<D> {
 
     /// Handles one call on `channel`; returns the reply (registers already set).
     pub fn handle(&mut self, channel: Channel, info: MessageInfo) -> MessageInfo {
-        match self.serve(channel, info) {
+        let request = Request::try_from(info.label());
+        match self.serve(channel, request, info.count()) {
             Ok(reply) => reply,
-            Err(code) => {
-                if matches!(info.label(), PUT | SET_CHECKPOINT | JOURNAL_CREATE) {
+            Err(reply) => {
+                if matches!(
+                    request,
+                    Ok(Request::Put | Request::SetCheckpoint | Request::JournalCreate)
+                ) {
                     // A refused request leaves nothing behind: not its earlier puts either.
                     self.store.discard();
                     self.staging = None;
                 }
-                MessageInfo::new(code, 0)
+                reply.info(0)
             }
         }
     }
 
-    fn serve(&mut self, channel: Channel, info: MessageInfo) -> Result<MessageInfo, u64> {
+    fn serve(
+        &mut self,
+        channel: Channel,
+        request: Result<Request, interface::msg::UnknownLabel>,
+        count: usize,
+    ) -> Result<MessageInfo, Reply> {
         let Some(i) = self.clients.iter().position(|c| c.channel == channel) else {
-            return Err(BAD_LABEL);
+            return Err(Reply::BadLabel);
         };
-        let code = |e: psdb::Error| u64::from(e.code());
+        let code = |e: psdb::Error| Reply::store(e.code());
         // A call from anyone else while a caller's puts are staged means that caller abandoned
         // its request (it faulted, or failed before its checkpoint): nothing of it is written.
         if self.staging.is_some_and(|j| j != i) {
@@ -435,42 +441,51 @@ impl<D: BlockDevice> PsdbPd<D> {
         // only when it (re)opens its log, which begins a new request, so whatever it staged
         // before belongs to one that failed before its checkpoint (for example a tree it
         // refused to sign): nothing of that is written.
-        if info.label() == CHECKPOINT && self.staging == Some(i) {
+        if request == Ok(Request::Checkpoint) && self.staging == Some(i) {
             self.store.discard();
             self.staging = None;
         }
-        if info.label() == USAGE {
+        // An unknown label is refused after the staging rules above, as before.
+        let request = request.map_err(|_| Reply::BadLabel)?;
+        if request == Request::Usage {
             // No arguments: nothing the caller sends is read. Its own namespace only.
             self.usage(i).map_err(code)?.set_mrs();
-            return Ok(MessageInfo::new(OK, Usage::REGISTERS));
+            return Ok(Reply::Ok.info(Usage::REGISTERS));
         }
         let (ns, region) = (self.clients[i].ns, self.clients[i].region.clone());
-        if info.count() < 2 {
-            return Err(BAD_LENGTH);
+        if count < 2 {
+            return Err(Reply::BadLength);
         }
         // At most the object buffer's size (a client's region may be larger than the ledgers').
         let max_data = region.len().saturating_sub(DATA).min(MAX_OBJECT);
-        let path_len = usize::try_from(get_mr(0)).map_err(|_| BAD_LENGTH)?;
-        // MR1 is the data's length, or for JOURNAL_CREATE / JOURNAL_READ a slot count or slot
-        // (JOURNAL_STAT ignores it).
+        let path_len = usize::try_from(get_mr(0)).map_err(|_| Reply::BadLength)?;
+        // MR1 is the data's length, or for JournalCreate / JournalRead a slot count or slot
+        // (JournalStat ignores it).
         let arg = get_mr(1);
-        let data_len = match info.label() {
-            JOURNAL_CREATE | JOURNAL_READ | JOURNAL_STAT => 0,
-            _ => usize::try_from(arg).map_err(|_| BAD_LENGTH)?,
+        let data_len = match request {
+            Request::JournalCreate | Request::JournalRead | Request::JournalStat => 0,
+            Request::Put
+            | Request::Get
+            | Request::SetCheckpoint
+            | Request::Checkpoint
+            | Request::Usage
+            | Request::JournalAppend => usize::try_from(arg).map_err(|_| Reply::BadLength)?,
         };
         if path_len > MAX_PATH || data_len > max_data {
-            return Err(BAD_LENGTH);
+            return Err(Reply::BadLength);
         }
         let mut path_buf = [0u8; MAX_PATH];
         let path_bytes = &mut path_buf[..path_len];
-        region.read(0, path_bytes).map_err(|_| BAD_LENGTH)?;
-        let path = core::str::from_utf8(path_bytes).map_err(|_| BAD_LENGTH)?;
-        match info.label() {
-            PUT | SET_CHECKPOINT => {
+        region.read(0, path_bytes).map_err(|_| Reply::BadLength)?;
+        let path = core::str::from_utf8(path_bytes).map_err(|_| Reply::BadLength)?;
+        match request {
+            Request::Put | Request::SetCheckpoint => {
                 self.buf.clear();
                 self.buf.resize(data_len, 0);
-                region.read(DATA, &mut self.buf).map_err(|_| BAD_LENGTH)?;
-                let done = if info.label() == PUT {
+                region
+                    .read(DATA, &mut self.buf)
+                    .map_err(|_| Reply::BadLength)?;
+                let done = if request == Request::Put {
                     self.staging = Some(i);
                     self.store.put(ns, path, &self.buf)
                 } else {
@@ -480,75 +495,76 @@ impl<D: BlockDevice> PsdbPd<D> {
                         .and_then(|()| self.store.flush())
                 };
                 done.map_err(code)?;
-                if info.label() == SET_CHECKPOINT {
+                if request == Request::SetCheckpoint {
                     self.warn(i); // flushed: the namespace grew
                 }
-                Ok(MessageInfo::new(OK, 0))
+                Ok(Reply::Ok.info(0))
             }
-            GET | CHECKPOINT => {
+            Request::Get | Request::Checkpoint => {
                 // An object larger than the caller's region is refused before it is read, so
                 // the buffer never grows past its size at init.
-                let size = if info.label() == GET {
+                let size = if request == Request::Get {
                     self.store.size(ns, path).map_err(code)?
                 } else {
                     self.store.size(ns, psdb::names::CHECKPOINT).map_err(code)?
                 };
                 if size.is_some_and(|n| n > max_data as u64) {
-                    return Err(TOO_LARGE);
+                    return Err(Reply::TooLarge);
                 }
-                let found = if info.label() == GET {
+                let found = if request == Request::Get {
                     self.store.get(ns, path, &mut self.buf).map_err(code)?
                 } else {
                     self.store.checkpoint(ns, &mut self.buf).map_err(code)?
                 };
                 if found {
                     if self.buf.len() > max_data {
-                        return Err(TOO_LARGE);
+                        return Err(Reply::TooLarge);
                     }
-                    region.write(DATA, &self.buf).map_err(|_| TOO_LARGE)?;
+                    region.write(DATA, &self.buf).map_err(|_| Reply::TooLarge)?;
                 }
                 set_mr(0, u64::from(found));
                 set_mr(1, if found { self.buf.len() as u64 } else { 0 });
-                Ok(MessageInfo::new(OK, 2))
+                Ok(Reply::Ok.info(2))
             }
-            JOURNAL_CREATE => {
-                let slots = u32::try_from(arg).map_err(|_| BAD_LENGTH)?;
+            Request::JournalCreate => {
+                let slots = u32::try_from(arg).map_err(|_| Reply::BadLength)?;
                 self.staging = Some(i);
                 self.store.put_journal(ns, path, slots).map_err(code)?;
-                Ok(MessageInfo::new(OK, 0))
+                Ok(Reply::Ok.info(0))
             }
-            JOURNAL_APPEND => {
+            Request::JournalAppend => {
                 if data_len > JOURNAL_RECORD {
-                    return Err(BAD_LENGTH);
+                    return Err(Reply::BadLength);
                 }
                 let mut record = [0u8; JOURNAL_RECORD];
                 let record = &mut record[..data_len];
-                region.read(DATA, record).map_err(|_| BAD_LENGTH)?;
+                region.read(DATA, record).map_err(|_| Reply::BadLength)?;
                 let slot = self.store.journal_append(ns, path, record).map_err(code)?;
                 set_mr(0, u64::from(slot));
-                Ok(MessageInfo::new(OK, 1))
+                Ok(Reply::Ok.info(1))
             }
-            JOURNAL_READ => {
-                let slot = u32::try_from(arg).map_err(|_| BAD_LENGTH)?;
+            Request::JournalRead => {
+                let slot = u32::try_from(arg).map_err(|_| Reply::BadLength)?;
                 let found = self
                     .store
                     .journal_read(ns, path, slot, &mut self.buf)
                     .map_err(code)?;
                 if found {
-                    region.write(DATA, &self.buf).map_err(|_| TOO_LARGE)?;
+                    region.write(DATA, &self.buf).map_err(|_| Reply::TooLarge)?;
                 }
                 set_mr(0, u64::from(found));
                 set_mr(1, if found { self.buf.len() as u64 } else { 0 });
-                Ok(MessageInfo::new(OK, 2))
+                Ok(Reply::Ok.info(2))
             }
-            JOURNAL_STAT => {
+            Request::JournalStat => {
                 let stat = self.store.journal_stat(ns, path).map_err(code)?;
                 set_mr(0, u64::from(stat.is_some()));
                 set_mr(1, stat.map_or(0, |s| u64::from(s.slots)));
                 set_mr(2, stat.map_or(0, |s| u64::from(s.used)));
-                Ok(MessageInfo::new(OK, 3))
+                Ok(Reply::Ok.info(3))
             }
-            _ => Err(BAD_LABEL),
+            // Answered above, before any argument is read.
+            Request::Usage => Err(Reply::BadLabel),
         }
     }
 }
@@ -565,7 +581,8 @@ impl<D: BlockDevice> Handler for PsdbPd<D> {
     }
 }
 
-/// A psdb PD whose disk failed to mount: answers every call [`NO_STORE`] instead of stopping, so
+/// A psdb PD whose disk failed to mount: answers every call [`Reply::NotServing`] (the one
+/// [`interface::msg::NOT_SERVING`] of every PD) instead of stopping, so
 /// the ledgers fail their requests cleanly and the monitor is not the only witness.
 #[derive(Debug, Default)]
 pub struct NoStore;
@@ -574,6 +591,6 @@ impl Handler for NoStore {
     type Error = core::convert::Infallible;
 
     fn protected(&mut self, _: Channel, _: MessageInfo) -> Result<MessageInfo, Self::Error> {
-        Ok(MessageInfo::new(NO_STORE, 0))
+        Ok(Reply::NotServing.info(0))
     }
 }

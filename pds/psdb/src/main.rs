@@ -9,7 +9,7 @@
 //!
 //! A blank disk (first sector zero) is formatted; anything else is mounted, discarding an
 //! incomplete tail left by a crash. A disk that cannot be mounted leaves the PD answering every
-//! call `NO_STORE` ([`psdb_pd::NoStore`]) after an `|ERROR:` line, so the ledgers fail their
+//! call `NotServing` ([`psdb_pd::NoStore`]) after an `|ERROR:` line, so the ledgers fail their
 //! requests cleanly instead of the whole system stopping.
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -39,7 +39,7 @@ microkit::heap!(vaddr = "heap_vaddr", size = "heap_size");
 /// The virtio-mmio bus the disk is pinned to (`bus=virtio-mmio-bus.8`).
 const DISK_BUS: usize = 8;
 
-/// The store, or `None` when the disk could not be mounted (then every call gets `NO_STORE`).
+/// The store, or `None` when the disk could not be mounted (then every call gets `NotServing`).
 struct PsdbImage(Option<PsdbPd<VirtioBlock>>);
 
 impl Handler for PsdbImage {

@@ -7,18 +7,35 @@
 mod common;
 
 use common::*;
-use interface::psdb_call::{
-    BAD_LENGTH, CHECKPOINT, DATA, JOURNAL_APPEND, JOURNAL_CREATE, JOURNAL_READ, JOURNAL_RECORD,
-    JOURNAL_STAT, OK, PUT, SET_CHECKPOINT,
-};
+use interface::psdb_call::{DATA, JOURNAL_RECORD};
 use microkit::host::{set_backend, Backend};
 use microkit::{Channel, MessageInfo};
 use psdb::RamDevice;
+use psdb_labels::{
+    BAD_LENGTH, CHECKPOINT, JOURNAL_APPEND, JOURNAL_CREATE, JOURNAL_READ, JOURNAL_STAT, OK, PUT,
+    SET_CHECKPOINT,
+};
+
+/// Labels of the typed [`interface::msg::psdb`] messages, as numbers to match on.
+#[allow(dead_code)]
+mod psdb_labels {
+    use interface::msg::psdb::{Reply, Request};
+    pub const BAD_LENGTH: u64 = Reply::BadLength.label();
+    pub const CHECKPOINT: u64 = Request::Checkpoint.label();
+    pub const JOURNAL_APPEND: u64 = Request::JournalAppend.label();
+    pub const JOURNAL_CREATE: u64 = Request::JournalCreate.label();
+    pub const JOURNAL_READ: u64 = Request::JournalRead.label();
+    pub const JOURNAL_STAT: u64 = Request::JournalStat.label();
+    pub const OK: u64 = Reply::Ok.label();
+    pub const PUT: u64 = Request::Put.label();
+    pub const SET_CHECKPOINT: u64 = Request::SetCheckpoint.label();
+}
 
 const J: &str = "journal/0000000000000000";
 
+/// The reply label psdb gives for a store error.
 fn code(e: psdb::Error) -> u64 {
-    u64::from(e.code())
+    interface::msg::psdb::Reply::Store(e.code()).label()
 }
 
 impl Rig {

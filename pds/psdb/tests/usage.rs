@@ -8,10 +8,20 @@
 mod common;
 
 use common::*;
-use interface::psdb_call::{JOURNAL_STAT, OK, PUT};
 use interface::Usage;
 use microkit::host::set_backend;
 use psdb::{RamDevice, Store};
+use psdb_labels::{JOURNAL_STAT, OK, PUT};
+
+/// Labels of the typed [`interface::msg::psdb`] messages, as numbers to match on.
+#[allow(dead_code)]
+mod psdb_labels {
+    use interface::msg::psdb::{Reply, Request};
+    pub const BAD_LABEL: u64 = Reply::BadLabel.label();
+    pub const JOURNAL_STAT: u64 = Request::JournalStat.label();
+    pub const OK: u64 = Reply::Ok.label();
+    pub const PUT: u64 = Request::Put.label();
+}
 
 /// What the store itself says of namespace `ns`, and the quota the PD gives it.
 fn expected(store: &mut Store<RamDevice>, ns: &str) -> Usage {
@@ -86,7 +96,7 @@ fn usage_after_a_refused_request_counts_nothing_of_it() {
     assert_eq!(rig.usage(CORPORATE), before);
     // A label psdb does not know is refused (the journal labels follow USAGE; tests/journal.rs).
     let r = rig.call(CORPORATE, JOURNAL_STAT + 1, "", b"");
-    assert_eq!(r.label(), interface::psdb_call::BAD_LABEL);
+    assert_eq!(r.label(), psdb_labels::BAD_LABEL);
     let mut store = rig.pd.into_store();
     assert_eq!(before, expected(&mut store, "corporate"));
     set_backend(None);
@@ -109,7 +119,8 @@ fn a_namespace_running_low_is_warned_once_per_step() {
             format!("cp {k}").as_bytes(),
         );
         if label != OK {
-            assert_eq!(label, u64::from(psdb::Error::Quota.code()));
+            let quota = interface::msg::psdb::Reply::Store(psdb::Error::Quota.code());
+            assert_eq!(label, quota.label());
             break;
         }
         k += 1;

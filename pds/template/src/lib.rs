@@ -2,7 +2,7 @@
 //! existing one over a channel (`docs/adding-a-pd.md` walks through copying it).
 //!
 //! What it does: at start-up it asks psdb, on its own channel, what its namespace uses
-//! ([`interface::psdb_call::USAGE`]) and prints the answer,
+//! ([`interface::msg::psdb::Request::Usage`]) and prints the answer,
 //! `template|INFO: psdb answers: namespace template uses N of M bytes (...)`. psdb names a
 //! caller's namespace after the calling PD's short name, so this PD can only ever learn its own
 //! namespace's figures, and, being neither a tenant nor audit, its namespace has no share of the
@@ -62,21 +62,38 @@ const _: () = {
     }
 };
 
-/// Calls to this PD (labels). When a second PD calls it, this moves to `crates/interface`
-/// beside the other `*_call` protocols, shared by both ends.
+/// Calls to this PD (labels), following the rule of every protocol in `interface::msg`:
+/// requests in [`interface::msg::REQUEST_LABELS`], replies in [`interface::msg::REPLY_LABELS`],
+/// and the shared [`interface::msg::NOT_SERVING`] for a PD that did not start (a test checks
+/// it). When a second PD calls it, this moves to `crates/interface/src/msg/` beside the other
+/// protocols, shared by both ends.
 pub mod call {
     /// Label: what this PD's psdb namespace uses. No arguments. Reply [`OK`] with the
-    /// registers of [`interface::psdb_call::USAGE`] ([`interface::Usage::REGISTERS`]), or
+    /// registers of [`interface::msg::psdb::Request::Usage`] ([`interface::Usage::REGISTERS`]), or
     /// [`STORAGE`].
     pub const USAGE: u64 = 1;
     /// Reply: the figures are in the message registers.
-    pub const OK: u64 = 0;
+    pub const OK: u64 = 0x100;
     /// Reply: a call this PD does not know.
-    pub const BAD_CALL: u64 = 1;
+    pub const BAD_CALL: u64 = 0x101;
     /// Reply: psdb did not answer.
-    pub const STORAGE: u64 = 2;
-    /// Reply: the PD did not start (its `|ERROR:` line says why).
-    pub const NOT_STARTED: u64 = 3;
+    pub const STORAGE: u64 = 0x102;
+    /// Reply: the PD did not start (its `|ERROR:` line says why): "not serving", as every PD.
+    pub const NOT_STARTED: u64 = interface::msg::NOT_SERVING;
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use interface::msg::{REPLY_LABELS, REQUEST_LABELS};
+
+        #[test]
+        fn requests_and_replies_do_not_collide() {
+            assert!(REQUEST_LABELS.contains(&USAGE));
+            for r in [OK, BAD_CALL, STORAGE, NOT_STARTED] {
+                assert!(REPLY_LABELS.contains(&r), "{r:#x}");
+            }
+        }
+    }
 }
 
 /// Why the PD could not start.

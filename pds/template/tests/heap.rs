@@ -8,7 +8,11 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use interface::psdb_call::{OK, USAGE};
+use interface::msg::psdb::{Reply, Request};
+
+// psdb's labels, from the typed protocol (interface::msg::psdb).
+const OK: u64 = Reply::Ok.label();
+const USAGE: u64 = Request::Usage.label();
 use interface::Usage;
 use microkit::host::{set_backend, Backend, CountingAlloc, HostMemory};
 use microkit::{Channel, Handler, IrqAckError, MessageInfo};

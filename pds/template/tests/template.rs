@@ -6,7 +6,12 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use interface::psdb_call::{BAD_LABEL, OK, USAGE};
+use interface::msg::psdb::{Reply, Request};
+
+// psdb's labels, from the typed protocol (interface::msg::psdb).
+const BAD_LABEL: u64 = Reply::BadLabel.label();
+const OK: u64 = Reply::Ok.label();
+const USAGE: u64 = Request::Usage.label();
 use interface::Usage;
 use microkit::host::{set_backend, Backend, HostMemory};
 use microkit::{Channel, Handler, IrqAckError, MessageInfo};

@@ -38,8 +38,8 @@
 //!   a request's header, fits [`protocol::MAX_PAYLOAD`], the region shared with the ledger):
 //!   at most [`GROUP_BYTES`] (1 MiB) of entries. A group that fits one call is one append
 //!   request, one any single client could send. A larger one goes as
-//!   [`ledger_call::STAGE`] calls (the ledger keeps those entries in memory, stores nothing)
-//!   and a closing [`ledger_call::COMMIT`] (it appends them all and signs **one** checkpoint),
+//!   [`Stage`](LedgerCall::Stage) calls (the ledger keeps those entries in memory, stores nothing)
+//!   and a closing [`Commit`](LedgerCall::Commit) (it appends them all and signs **one** checkpoint),
 //!   all under the id of the group's first request; its answer is an append's answer for the
 //!   whole group, split as for one call. The fixed cost of a checkpoint (the partial entry
 //!   bundle and tiles rewritten, the manifest, the commit record: about 43 KB for entries of
@@ -94,9 +94,10 @@ pub mod session;
 
 use alloc::vec::Vec;
 
+use interface::msg::ledger::{Reply as LedgerReply, Request as LedgerCall};
 use interface::{ledger_call, wire, TENANTS, TENANT_COUNT};
 use microkit::region::{ReadWrite, Region, RegionError};
-use microkit::{get_mr, set_mr, MessageInfo};
+use microkit::{get_mr, set_mr};
 use protocol::frame::{max_encoded_len, CRC_LEN};
 use protocol::{
     count_entries, encode_frame, peek_request_id, Body, Decoder, ErrorCode, FrameError, Op,
@@ -163,7 +164,7 @@ pub struct Stats {
     /// Protected calls made to the ledgers: one per request sent alone, one per call of a
     /// combined append (its stages and its commit).
     pub calls: u64,
-    /// Of those, the stages ([`ledger_call::STAGE`]): `calls - stages` is the number of
+    /// Of those, the stages ([`Stage`](LedgerCall::Stage)): `calls - stages` is the number of
     /// requests that could store (and checkpoint) anything.
     pub stages: u64,
     /// Combined appends a ledger stored, each answering several requests.
@@ -566,12 +567,12 @@ impl Core {
             match raw_call(
                 &self.ledgers,
                 t,
-                ledger_call::STAGE,
+                LedgerCall::Stage,
                 &self.resp[..len],
                 &mut self.stats,
             ) {
                 // A stage stores nothing, whatever its answer: the requests can go again.
-                Ok((ledger_call::STAGED, mr0)) if mr0.is_some() && mr0 == staged => {}
+                Ok((Ok(LedgerReply::Staged), mr0)) if mr0.is_some() && mr0 == staged => {}
                 _ => return Combined::Refused,
             }
         }
@@ -579,9 +580,9 @@ impl Core {
             return Combined::NotSent;
         };
         let label = if parts > 1 {
-            ledger_call::COMMIT
+            LedgerCall::Commit
         } else {
-            ledger_call::REQUEST
+            LedgerCall::Request
         };
         let n = match call_in_place(
             &self.ledgers,
@@ -636,7 +637,7 @@ impl Core {
                 call_in_place(
                     &self.ledgers,
                     self.group.tenant,
-                    ledger_call::REQUEST,
+                    LedgerCall::Request,
                     &mut self.resp,
                     len,
                     &mut self.stats,
@@ -678,32 +679,49 @@ enum Sent {
 fn raw_call(
     ledgers: &[Region<ReadWrite>; TENANT_COUNT],
     t: usize,
-    label: u64,
+    label: LedgerCall,
     req: &[u8],
     stats: &mut Stats,
-) -> Result<(u64, Option<u64>), Sent> {
+) -> Result<
+    (
+        Result<LedgerReply, interface::msg::UnknownLabel>,
+        Option<u64>,
+    ),
+    Sent,
+> {
     let (Some(region), Some(channel)) = (ledgers.get(t), wire::LEDGERS.get(t)) else {
         return Err(Sent::No);
     };
     region.write(0, req).map_err(|_| Sent::No)?;
     set_mr(0, req.len() as u64);
     stats.calls += 1;
-    let reply = channel.pp_call(MessageInfo::new(label, 1));
-    Ok((reply.label(), (reply.count() >= 1).then(|| get_mr(0))))
+    let reply = channel.pp_call(label.info(1));
+    let mr0 = (reply.count() >= 1).then(|| get_mr(0));
+    Ok((LedgerReply::try_from(reply.label()), mr0))
 }
 
-/// Calls ledger `t` with `label` ([`ledger_call::REQUEST`] or [`ledger_call::COMMIT`]) and
+/// Calls ledger `t` with `label` ([`LedgerCall::Request`] or [`LedgerCall::Commit`]) and
 /// `req` in the region shared with it; the length of its response.
 fn call(
     ledgers: &[Region<ReadWrite>; TENANT_COUNT],
     t: usize,
-    label: u64,
+    label: LedgerCall,
     req: &[u8],
     stats: &mut Stats,
 ) -> Result<usize, Sent> {
     match raw_call(ledgers, t, label, req, stats)? {
-        (ledger_call::OK, Some(n)) => usize::try_from(n).map_err(|_| Sent::Yes),
-        _ => Err(Sent::Yes),
+        (Ok(LedgerReply::Ok), Some(n)) => usize::try_from(n).map_err(|_| Sent::Yes),
+        // Malformed, not serving, a stage's answer or a label no ledger gives: unavailable.
+        (
+            Ok(
+                LedgerReply::Ok
+                | LedgerReply::BadCall
+                | LedgerReply::Staged
+                | LedgerReply::NotServing,
+            )
+            | Err(_),
+            _,
+        ) => Err(Sent::Yes),
     }
 }
 
@@ -725,7 +743,7 @@ fn response<'b>(
 fn call_in_place(
     ledgers: &[Region<ReadWrite>; TENANT_COUNT],
     t: usize,
-    label: u64,
+    label: LedgerCall,
     buf: &mut [u8],
     len: usize,
     stats: &mut Stats,
@@ -756,7 +774,7 @@ fn route(
     }
     let t = interface::tenant_index(req.tenant).ok_or((id, ErrorCode::UnknownTenant))?;
     let unavailable = (id, ErrorCode::Unavailable);
-    let n = call(ledgers, t, ledger_call::REQUEST, payload, stats).map_err(|e| match e {
+    let n = call(ledgers, t, LedgerCall::Request, payload, stats).map_err(|e| match e {
         Sent::No => (id, ErrorCode::TooLarge),
         Sent::Yes => unavailable,
     })?;

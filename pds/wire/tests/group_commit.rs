@@ -21,7 +21,18 @@ use protocol::{
 };
 use wire_pd::{Wire, APPEND_ANSWER_MAX, GROUP_ENTRIES, MAX_GROUP, MAX_GROUP_CALLS};
 
-use interface::{ledger_call, TENANTS};
+use interface::TENANTS;
+
+/// Labels of the typed [`interface::msg::ledger`] messages, as numbers to match on.
+#[allow(dead_code)]
+mod ledger_labels {
+    use interface::msg::ledger::{Reply, Request};
+    pub const COMMIT: u64 = Request::Commit.label();
+    pub const OK: u64 = Reply::Ok.label();
+    pub const REQUEST: u64 = Request::Request.label();
+    pub const STAGE: u64 = Request::Stage.label();
+    pub const STAGED: u64 = Reply::Staged.label();
+}
 
 /// How the fake ledger answers its next calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +94,7 @@ impl Fake {
         });
         let staged = self.stage.borrow_mut().take();
         match (label, r.op) {
-            (ledger_call::STAGE, Op::Append { entries: bundle }) => {
+            (ledger_labels::STAGE, Op::Append { entries: bundle }) => {
                 let (mut bytes, before) = match staged {
                     Some((st, id, b)) if st == t && id == r.id => {
                         let n = count_entries(&b).unwrap();
@@ -107,14 +118,14 @@ impl Fake {
                 *self.stage.borrow_mut() = Some((t, r.id, bytes));
                 Reply::Staged(total as u64)
             }
-            (ledger_call::COMMIT, Op::Append { entries: bundle }) => match staged {
+            (ledger_labels::COMMIT, Op::Append { entries: bundle }) => match staged {
                 Some((st, id, mut bytes)) if st == t && id == r.id => {
                     bytes.extend_from_slice(bundle);
                     self.serve(t, r.id, r.tenant, Op::Append { entries: &bytes })
                 }
                 _ => self.respond(r.id, err_body(ErrorCode::BadRequest)),
             },
-            (ledger_call::REQUEST, op) => self.serve(t, r.id, r.tenant, op),
+            (ledger_labels::REQUEST, op) => self.serve(t, r.id, r.tenant, op),
             _ => self.respond(r.id, err_body(ErrorCode::BadRequest)),
         }
     }
@@ -190,11 +201,11 @@ impl Backend for Fake {
             Reply::Response(out) => {
                 self.regions[t].write(0, &out).unwrap();
                 self.mrs.borrow_mut()[0] = out.len() as u64;
-                MessageInfo::new(ledger_call::OK, 1)
+                MessageInfo::new(ledger_labels::OK, 1)
             }
             Reply::Staged(n) => {
                 self.mrs.borrow_mut()[0] = n;
-                MessageInfo::new(ledger_call::STAGED, 1)
+                MessageInfo::new(ledger_labels::STAGED, 1)
             }
         }
     }
@@ -548,9 +559,9 @@ fn a_group_is_bounded_by_its_calls_and_by_its_table() {
             .map(|c| (c.label, c.id, c.entries))
             .collect::<Vec<_>>(),
         [
-            (ledger_call::STAGE, 1, 130),
-            (ledger_call::STAGE, 1, 130),
-            (ledger_call::COMMIT, 1, 40)
+            (ledger_labels::STAGE, 1, 130),
+            (ledger_labels::STAGE, 1, 130),
+            (ledger_labels::COMMIT, 1, 40)
         ]
     );
     assert!(calls.iter().all(|c| c.len <= MAX_PAYLOAD));
@@ -582,9 +593,9 @@ fn a_group_is_bounded_by_its_calls_and_by_its_table() {
         .iter()
         .map(|c| (c.label, c.entries))
         .collect();
-    let mut want = vec![(ledger_call::STAGE, 130); MAX_GROUP_CALLS - 1];
-    want.push((ledger_call::COMMIT, 130));
-    want.extend([(ledger_call::STAGE, 130), (ledger_call::COMMIT, 30)]);
+    let mut want = vec![(ledger_labels::STAGE, 130); MAX_GROUP_CALLS - 1];
+    want.push((ledger_labels::COMMIT, 130));
+    want.extend([(ledger_labels::STAGE, 130), (ledger_labels::COMMIT, 30)]);
     assert_eq!(labels, want);
     assert_eq!(ledger.checkpoints.get(), 3);
 
@@ -726,8 +737,12 @@ fn a_group_in_several_calls_refused_at_its_commit_falls_back_and_stores_what_fit
     // Nothing of the group itself was stored: exactly the 15 requests that fit, once each.
     assert_eq!(ledger.logs.borrow()[0].len(), 150);
     let labels: Vec<u64> = ledger.calls.borrow().iter().map(|c| c.label).collect();
-    let mut expect = vec![ledger_call::STAGE, ledger_call::STAGE, ledger_call::COMMIT];
-    expect.extend([ledger_call::REQUEST; 30]);
+    let mut expect = vec![
+        ledger_labels::STAGE,
+        ledger_labels::STAGE,
+        ledger_labels::COMMIT,
+    ];
+    expect.extend([ledger_labels::REQUEST; 30]);
     assert_eq!(labels, expect);
     let s = wire.stats();
     assert_eq!((s.fallbacks, s.combined, s.calls, s.stages), (1, 0, 33, 2));
@@ -752,10 +767,10 @@ fn a_stage_not_kept_stores_nothing_and_each_request_is_then_answered_alone() {
         let stages = if mode == Mode::MiscountStage { 1 } else { 2 };
         assert!(calls[..stages]
             .iter()
-            .all(|c| c.label == ledger_call::STAGE));
+            .all(|c| c.label == ledger_labels::STAGE));
         assert!(calls[stages..]
             .iter()
-            .all(|c| c.label == ledger_call::REQUEST));
+            .all(|c| c.label == ledger_labels::REQUEST));
         assert_eq!(calls.len(), stages + 30, "{mode:?}");
         assert_eq!(ledger.logs.borrow()[2].len(), 300);
         assert_eq!(ledger.checkpoints.get(), 30);

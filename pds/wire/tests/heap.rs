@@ -16,7 +16,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use interface::{ledger_call, TENANTS};
+use interface::TENANTS;
 use microkit::heap::{Heap, HeapArena};
 use microkit::host::{set_backend, Backend, HostMemory};
 use microkit::{Channel, IrqAckError, MessageInfo};
@@ -25,6 +25,16 @@ use protocol::{
     RESPONSE_OVERHEAD,
 };
 use wire_pd::{FIXED_HEAP, GATHER, GROUP_ENTRIES, MAX_GROUP_CALLS};
+
+/// Labels of the typed [`interface::msg::ledger`] messages, as numbers to match on.
+#[allow(dead_code)]
+mod ledger_labels {
+    use interface::msg::ledger::{Reply, Request};
+    pub const COMMIT: u64 = Request::Commit.label();
+    pub const OK: u64 = Reply::Ok.label();
+    pub const STAGE: u64 = Request::Stage.label();
+    pub const STAGED: u64 = Reply::Staged.label();
+}
 
 const ARENA_SIZE: usize = 64 << 20;
 static ARENA: HeapArena<ARENA_SIZE> = HeapArena::new();
@@ -71,12 +81,12 @@ impl Backend for Ledgers {
         let body = match r.op {
             Op::Append { entries } => {
                 let n = count_entries(entries).unwrap() as u64;
-                if info.label() == ledger_call::STAGE {
+                if info.label() == ledger_labels::STAGE {
                     self.staged.set(self.staged.get() + n);
                     self.mrs.borrow_mut()[0] = self.staged.get();
-                    return MessageInfo::new(ledger_call::STAGED, 1);
+                    return MessageInfo::new(ledger_labels::STAGED, 1);
                 }
-                if info.label() == ledger_call::COMMIT {
+                if info.label() == ledger_labels::COMMIT {
                     self.commits.set(self.commits.get() + 1);
                 }
                 let count = self.staged.get() + n;
@@ -98,7 +108,7 @@ impl Backend for Ledgers {
         let n = Response { id: r.id, body }.encode(&mut resp).unwrap();
         self.regions[t].write(0, &resp[..n]).unwrap();
         self.mrs.borrow_mut()[0] = n as u64;
-        MessageInfo::new(ledger_call::OK, 1)
+        MessageInfo::new(ledger_labels::OK, 1)
     }
     fn irq_ack(&self, _: Channel) -> Result<(), IrqAckError> {
         Ok(())

@@ -16,6 +16,13 @@ use wire_pd::session::{
 };
 use wire_pd::Wire;
 
+/// Labels of the typed [`interface::msg::ledger`] messages, as numbers to match on.
+#[allow(dead_code)]
+mod ledger_labels {
+    use interface::msg::ledger::Reply;
+    pub const OK: u64 = Reply::Ok.label();
+}
+
 /// Bytes of object data in each fake ledger answer: large, so a few of them fill the bound.
 const ANSWER: usize = 60 * 1024;
 
@@ -56,7 +63,7 @@ impl Backend for Box3 {
         .unwrap();
         self.regions[t].write(0, &out[..n]).unwrap();
         self.mrs.borrow_mut()[0] = n as u64;
-        MessageInfo::new(interface::ledger_call::OK, 1)
+        MessageInfo::new(ledger_labels::OK, 1)
     }
     fn irq_ack(&self, _: Channel) -> Result<(), IrqAckError> {
         Ok(())

@@ -6,12 +6,23 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use interface::psdb::CLIENTS;
-use interface::psdb_call::{DATA, OK, PUT, SET_CHECKPOINT, USAGE};
+use interface::psdb_call::DATA;
 use interface::Usage;
 use microkit::host::{set_backend, Backend, HostMemory};
 use microkit::{Channel, IrqAckError, MessageInfo};
 use psdb::RamDevice;
+use psdb_labels::{OK, PUT, SET_CHECKPOINT, USAGE};
 use psdb_pd::PsdbPd;
+
+/// Labels of the typed [`interface::msg::psdb`] messages, as numbers to match on.
+#[allow(dead_code)]
+mod psdb_labels {
+    use interface::msg::psdb::{Reply, Request};
+    pub const OK: u64 = Reply::Ok.label();
+    pub const PUT: u64 = Request::Put.label();
+    pub const SET_CHECKPOINT: u64 = Request::SetCheckpoint.label();
+    pub const USAGE: u64 = Request::Usage.label();
+}
 
 /// The psdb PD's kernel: its four regions, its message registers and its console.
 pub struct Kernel {
