@@ -323,3 +323,30 @@ fn yaml_reads_the_subset_and_names_the_line_of_an_error() {
         assert!(e.to_string().contains(what), "{src:?}: {e}");
     }
 }
+
+/// docs/access.md's examples are what the code reads and writes.
+#[test]
+fn the_documented_examples_parse() {
+    let doc = include_str!("../../../docs/access.md");
+    let block = |start: &str| -> String {
+        let at = doc.find(start).unwrap();
+        let end = doc[at..].find("```").unwrap();
+        doc[at..at + end].to_string()
+    };
+    let cap = block("totebox-capability/v1\narchive archive+");
+    let note = note::Note::parse(cap.as_bytes()).unwrap();
+    let c = Capability::parse_text(note.text()).unwrap();
+    assert_eq!(
+        (c.rows.to_string(), c.ops.to_text()),
+        ("10..20".into(), "read")
+    );
+    let set = block("totebox-pairings/v1\n");
+    let s = PairingSet::from_bytes(set.as_bytes()).unwrap();
+    assert_eq!(s.pairings().len(), 2);
+    let lines: Vec<&str> = doc.lines().filter(|l| l.starts_with("index=")).collect();
+    assert_eq!(lines.len(), 2);
+    for l in lines {
+        let (_, r) = AuditRecord::parse_line(l).unwrap();
+        assert!(r.to_line(0).is_some());
+    }
+}
