@@ -1,6 +1,7 @@
 //! A blocking client over any byte stream (a UNIX socket, TCP, a pipe to QEMU's serial port):
 //! what `totebox client` and the whole-system tests use. Host only (feature `std`).
 
+use std::boxed::Box;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::string::String;
@@ -8,8 +9,18 @@ use std::vec::Vec;
 
 use crate::frame::{encode_frame_vec, Decoder, FrameError, MAX_ENCODED, MAX_PAYLOAD};
 use crate::msg::{
-    push_entry, Body, ErrorCode, Op, Request, Response, MAX_ENTRY, RESPONSE_OVERHEAD,
+    push_entry, Body, ErrorCode, Op, Request, Response, MAX_AUTH, MAX_ENTRY, RESPONSE_OVERHEAD,
 };
+
+/// Signs requests: what a [`Client`] puts in each request's authorization
+/// ([`Request::capability`]). The `access` crate's host side implements it (`totebox client
+/// --skey`); this crate knows nothing of keys. Never asked for [`Op::Ping`], which is never
+/// signed.
+pub trait Authorizer: core::fmt::Debug {
+    /// The encoded [`crate::Authorization`] for a request `op` on `tenant` (at most
+    /// [`MAX_AUTH`] bytes), or why it cannot be made (nothing is sent then).
+    fn authorize(&mut self, tenant: &str, op: &Op<'_>) -> Result<Vec<u8>, String>;
+}
 
 /// Why a call failed.
 #[derive(Debug)]
@@ -22,6 +33,8 @@ pub enum ClientError {
     Unexpected(String),
     /// The request would not fit in a frame.
     TooLarge,
+    /// The request could not be signed (the [`Authorizer`] said why); nothing was sent.
+    Unsigned(String),
     /// Entry `index` (counting from 0) of an append is `len` bytes, over [`MAX_ENTRY`]:
     /// nothing of that append was sent.
     EntryTooLarge {
@@ -49,6 +62,7 @@ impl std::fmt::Display for ClientError {
             ClientError::Remote(c) => write!(f, "the box refused: {c}"),
             ClientError::Unexpected(s) => write!(f, "unexpected answer: {s}"),
             ClientError::TooLarge => f.write_str("request too large for one frame"),
+            ClientError::Unsigned(why) => write!(f, "cannot sign the request: {why}"),
             ClientError::EntryTooLarge { index, len } => write!(
                 f,
                 "entry {index} is {len} bytes, over the {MAX_ENTRY}-byte limit (nothing sent)"
@@ -140,6 +154,8 @@ pub struct Client<S> {
     next_id: u64,
     /// Whether the leading delimiter has been sent on this stream.
     synced: bool,
+    /// Signs each request; `None`: requests go unsigned (an empty authorization).
+    authorizer: Option<Box<dyn Authorizer>>,
 }
 
 impl<S: Read + Write> Client<S> {
@@ -151,7 +167,45 @@ impl<S: Read + Write> Client<S> {
             frames: VecDeque::new(),
             next_id: 1,
             synced: false,
+            authorizer: None,
         }
+    }
+
+    /// Signs every request from now on with `a` (each request then leaves [`MAX_AUTH`]
+    /// bytes of its frame for the authorization, so appends carry that much fewer entries).
+    pub fn set_authorizer(&mut self, a: Box<dyn Authorizer>) {
+        self.authorizer = Some(a);
+    }
+
+    /// The authorization for `op` on `tenant`: empty without an authorizer or for a ping.
+    fn authorization(&mut self, tenant: &str, op: &Op<'_>) -> Result<Vec<u8>, ClientError> {
+        match (&mut self.authorizer, op) {
+            (None, _) | (_, Op::Ping) => Ok(Vec::new()),
+            (Some(a), op) => {
+                let auth = a.authorize(tenant, op).map_err(ClientError::Unsigned)?;
+                if auth.len() > MAX_AUTH {
+                    return Err(ClientError::Unsigned(std::format!(
+                        "authorization of {} bytes, over the {MAX_AUTH}-byte limit",
+                        auth.len()
+                    )));
+                }
+                Ok(auth)
+            }
+        }
+    }
+
+    /// Bytes of a frame an append's entries may take: the payload less the response's
+    /// overhead, the tenant and, when signing, the authorization.
+    fn entries_budget(&self, tenant: &str) -> usize {
+        let auth = if self.authorizer.is_some() {
+            MAX_AUTH
+        } else {
+            0
+        };
+        MAX_PAYLOAD
+            .saturating_sub(RESPONSE_OVERHEAD)
+            .saturating_sub(tenant.len())
+            .saturating_sub(auth)
     }
 
     /// The stream (to send raw bytes in tests).
@@ -161,12 +215,13 @@ impl<S: Read + Write> Client<S> {
 
     /// Sends `op` for `tenant` and returns the payload of the response with its id.
     pub fn call_raw(&mut self, tenant: &str, op: Op<'_>) -> Result<Vec<u8>, ClientError> {
+        let auth = self.authorization(tenant, &op)?;
         let id = self.next_id;
         self.next_id += 1;
         let req = Request {
             id,
             tenant,
-            capability: &[],
+            capability: &auth,
             op,
         };
         let mut buf = std::vec![0; MAX_PAYLOAD];
@@ -286,9 +341,7 @@ impl<S: Read + Write> Client<S> {
                 error,
             });
         }
-        let budget = MAX_PAYLOAD
-            .saturating_sub(RESPONSE_OVERHEAD)
-            .saturating_sub(tenant.len());
+        let budget = self.entries_budget(tenant);
         let mut buf = std::vec![0u8; budget];
         let mut i = 0;
         while i < entries.len() {
@@ -370,9 +423,7 @@ impl<S: Read + Write> Client<S> {
             requests.iter().map(|_| None).collect();
         // (id, request index, entries), in the order sent.
         let mut waiting: VecDeque<(u64, usize, u32)> = VecDeque::new();
-        let budget = MAX_PAYLOAD
-            .saturating_sub(RESPONSE_OVERHEAD)
-            .saturating_sub(tenant.len());
+        let budget = self.entries_budget(tenant);
         let mut entries = std::vec![0u8; budget];
         let mut payload = std::vec![0u8; MAX_PAYLOAD];
         let mut out = Vec::new();
@@ -493,14 +544,16 @@ impl<S: Read + Write> Client<S> {
         if !es.iter().all(|e| push_entry(entries, &mut len, e.as_ref())) {
             return Err(ClientError::TooLarge);
         }
+        let op = Op::Append {
+            entries: &entries[..len],
+        };
+        let auth = self.authorization(tenant, &op)?;
         let id = self.next_id;
         let n = Request {
             id,
             tenant,
-            capability: &[],
-            op: Op::Append {
-                entries: &entries[..len],
-            },
+            capability: &auth,
+            op,
         }
         .encode(payload)
         .map_err(|_| ClientError::TooLarge)?;

@@ -24,6 +24,57 @@ pub const MAX_CHUNK: usize = 64 * 1024;
 /// Longest tenant name (`moduleId`).
 pub const MAX_TENANT: usize = 32;
 
+/// Most bytes of [`Request::capability`]: an [`Authorization`] of a request note and a
+/// capability note of at most [`MAX_AUTH_NOTE`] bytes each, plus postcard's tag and lengths.
+pub const MAX_AUTH: usize = 2 * MAX_AUTH_NOTE + 8;
+
+/// Most bytes of one note an [`Authorization`] carries (the `access` crate's limit on a
+/// request or capability note; the longest it writes are about 800 bytes).
+pub const MAX_AUTH_NOTE: usize = 1024;
+
+/// What [`Request::capability`] holds when it is not empty: the notes that authorize the
+/// request. An enum so that a later version is a new variant (postcard: its index first),
+/// which a box that predates it refuses as undecodable instead of misreading.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Authorization<'a> {
+    /// Version 1: a `totebox-request/v1` note signed by the requester, and a
+    /// `totebox-capability/v1` note signed by an ADMIN key (empty when the request needs none).
+    V1 {
+        /// The signed request note's bytes.
+        request: &'a [u8],
+        /// The capability note's bytes, or empty.
+        capability: &'a [u8],
+    },
+}
+
+impl<'a> Authorization<'a> {
+    /// Decodes the whole of `bytes` (a non-empty [`Request::capability`]); refuses more than
+    /// [`MAX_AUTH`] bytes, or notes over [`MAX_AUTH_NOTE`].
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, CodecError> {
+        if bytes.len() > MAX_AUTH {
+            return Err(CodecError::TooLarge);
+        }
+        let a: Authorization<'a> = decode(bytes)?;
+        let Authorization::V1 {
+            request,
+            capability,
+        } = &a;
+        if request.len() > MAX_AUTH_NOTE || capability.len() > MAX_AUTH_NOTE {
+            return Err(CodecError::TooLarge);
+        }
+        Ok(a)
+    }
+
+    /// Encodes into `out`; returns the length.
+    pub fn encode(&self, out: &mut [u8]) -> Result<usize, CodecError> {
+        let n = encode(self, out)?;
+        if n > MAX_AUTH {
+            return Err(CodecError::TooLarge);
+        }
+        Ok(n)
+    }
+}
+
 /// A client request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request<'a> {
@@ -31,9 +82,13 @@ pub struct Request<'a> {
     pub id: u64,
     /// The tenant (`moduleId`) whose ledger serves the request. Ignored by [`Op::Ping`].
     pub tenant: &'a str,
-    /// Reserved for the capability object the access-control issue adds (an Ed25519-signed
-    /// grant bound to archive, tenant, operation, range, expiry and nonce). Must be empty until
-    /// then; a non-empty one is refused with [`ErrorCode::BadRequest`].
+    /// The request's **authorization**: empty for an unsigned request, else an
+    /// [`Authorization`] (postcard) holding the request's signed note and, when one is needed,
+    /// a capability note (`docs/access.md`; the `access` crate parses and checks them). At
+    /// most [`MAX_AUTH`] bytes. The field keeps the name and place it had when it was
+    /// reserved, so a frame from before access control (an empty field) still decodes and is
+    /// refused as [`ErrorCode::Unsigned`] by an archive that requires signatures (or served
+    /// as INTERFACE metadata when the archive is public, `PUBLIC_METADATA=1`).
     pub capability: &'a [u8],
     /// What to do.
     #[serde(borrow)]
@@ -206,6 +261,48 @@ pub enum ErrorCode {
     /// it did not write: the damage is kept on disk as evidence and named on the console; the
     /// tenant serves what still verifies and appends nothing past a state it cannot prove.
     Damaged = 15,
+    // Access control (docs/access.md), 16 onwards. Each refusal kind has its own code; a
+    // refused request changed nothing, and (once the archive records refusals) it is in the
+    // audit log.
+    /// The request is not signed, and this archive answers only signed requests (or, with
+    /// public metadata, unsigned metadata requests).
+    Unsigned = 16,
+    /// The authorization is not a well-formed signed request or capability note.
+    MalformedAuth = 17,
+    /// The request's or the capability's signature does not verify.
+    BadSignature = 18,
+    /// The signing key is not paired with this archive, or not for this tenant.
+    Unpaired = 19,
+    /// The request or capability names another archive identity.
+    WrongArchive = 20,
+    /// The pairing type (or the capability) does not allow this operation.
+    WrongOperation = 21,
+    /// The capability is held by another key than the one that signed the request.
+    WrongHolder = 22,
+    /// The capability is not signed by an ADMIN key paired for its tenant.
+    UntrustedIssuer = 23,
+    /// Reading record content needs a capability from an ADMIN, and none came.
+    CapabilityRequired = 24,
+    /// The capability has expired.
+    Expired = 25,
+    /// The capability is not valid yet.
+    NotYetValid = 26,
+    /// The rows asked for are outside those the capability grants.
+    OutOfRange = 27,
+    /// The request's time is outside the archive's window (too old or too far ahead).
+    StaleRequest = 28,
+    /// This request (its key and nonce) was already made.
+    Replayed = 29,
+    /// The archive has no clock, so it refuses every time-bound request.
+    ClockUnavailable = 30,
+    /// The archive's clock is earlier than a time it has already recorded.
+    ClockBehind = 31,
+    /// The archive remembers as many recent requests of this key (or in all) as it can.
+    NonceMemoryFull = 32,
+    /// The signed text does not describe the request it came with.
+    RequestMismatch = 33,
+    /// The pairing change would leave the archive without an ADMIN key.
+    LastAdmin = 34,
 }
 
 impl From<ErrorCode> for u8 {
@@ -235,6 +332,25 @@ impl TryFrom<u8> for ErrorCode {
             13 => Full,
             14 => Busy,
             15 => Damaged,
+            16 => Unsigned,
+            17 => MalformedAuth,
+            18 => BadSignature,
+            19 => Unpaired,
+            20 => WrongArchive,
+            21 => WrongOperation,
+            22 => WrongHolder,
+            23 => UntrustedIssuer,
+            24 => CapabilityRequired,
+            25 => Expired,
+            26 => NotYetValid,
+            27 => OutOfRange,
+            28 => StaleRequest,
+            29 => Replayed,
+            30 => ClockUnavailable,
+            31 => ClockBehind,
+            32 => NonceMemoryFull,
+            33 => RequestMismatch,
+            34 => LastAdmin,
             _ => return Err(UnknownErrorCode(v)),
         })
     }
@@ -257,7 +373,10 @@ impl core::fmt::Display for ErrorCode {
             ErrorCode::Oversize => "frame too long",
             ErrorCode::BadMessage => "not a request",
             ErrorCode::UnknownTenant => "unknown tenant",
-            ErrorCode::WrongTenant => "request reached another tenant's ledger",
+            ErrorCode::WrongTenant => {
+                "wrong tenant: the signed request or its capability names another tenant than \
+                 the one it reached"
+            }
             ErrorCode::BadRequest => "invalid request",
             ErrorCode::BadEntries => "invalid entries",
             ErrorCode::NotFound => "not found",
@@ -273,6 +392,43 @@ impl core::fmt::Display for ErrorCode {
                 "the tenant's stored log is damaged or holds objects it did not write (kept as \
                  evidence; see the console); nothing of this request was stored"
             }
+            ErrorCode::Unsigned => {
+                "unsigned: this archive answers only requests signed by a paired key (--skey)"
+            }
+            ErrorCode::MalformedAuth => "malformed signed request or capability",
+            ErrorCode::BadSignature => "bad signature on the request or its capability",
+            ErrorCode::Unpaired => {
+                "the signing key is not paired with this archive for this tenant"
+            }
+            ErrorCode::WrongArchive => "the request or capability is for another archive",
+            ErrorCode::WrongOperation => {
+                "operation not allowed for this key's pairing type or by its capability"
+            }
+            ErrorCode::WrongHolder => "the capability belongs to another key",
+            ErrorCode::UntrustedIssuer => {
+                "the capability is not signed by an ADMIN key paired for its tenant"
+            }
+            ErrorCode::CapabilityRequired => {
+                "reading record content needs a capability from an ADMIN (--cap)"
+            }
+            ErrorCode::Expired => "the capability has expired",
+            ErrorCode::NotYetValid => "the capability is not valid yet",
+            ErrorCode::OutOfRange => "rows outside those the capability grants",
+            ErrorCode::StaleRequest => {
+                "the request's time is outside the archive's window (check this host's clock)"
+            }
+            ErrorCode::Replayed => "replayed request (its nonce was already used)",
+            ErrorCode::ClockUnavailable => {
+                "the archive has no clock, so it refuses every time-bound request"
+            }
+            ErrorCode::ClockBehind => {
+                "the archive's clock is behind a time it already recorded (it went backwards)"
+            }
+            ErrorCode::NonceMemoryFull => {
+                "too many recent requests from this key for the archive to remember; retry later"
+            }
+            ErrorCode::RequestMismatch => "the signed text does not match the request it came with",
+            ErrorCode::LastAdmin => "the change would leave the archive without an ADMIN key",
         })
     }
 }

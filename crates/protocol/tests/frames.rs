@@ -252,10 +252,15 @@ fn requests_and_responses_round_trip() {
     assert_eq!(buf[n - 1], 10);
     buf[n - 1] = 99;
     assert!(Response::decode(&buf[..n]).is_err());
-    for c in 1..=15u8 {
-        assert_eq!(u8::from(ErrorCode::try_from(c).unwrap()), c);
+    // Numbering is append-only: 1..=15 before access control, 16..=34 its refusals.
+    for c in 1..=34u8 {
+        let code = ErrorCode::try_from(c).unwrap();
+        assert_eq!(u8::from(code), c);
+        assert!(!code.to_string().is_empty());
     }
-    assert!(ErrorCode::try_from(0).is_err() && ErrorCode::try_from(16).is_err());
+    assert!(ErrorCode::try_from(0).is_err() && ErrorCode::try_from(35).is_err());
+    assert_eq!(ErrorCode::Unsigned as u8, 16);
+    assert_eq!(ErrorCode::LastAdmin as u8, 34);
     // A response that does not fit is an error, not a panic.
     let big = vec![1u8; 100];
     let r = Response {
@@ -323,4 +328,43 @@ fn status_is_appended_without_moving_earlier_encodings() {
     assert!(Response::decode(&[9, 8]).is_err());
     // A damaged flag other than 0 or 1 is no response.
     assert!(Response::decode(&[9, 7, 1, 2, 3, 4, 5, 6, 7, 8, 2]).is_err());
+}
+
+/// The authorization envelope: a version-tagged pair of notes, bounded, and an unknown version
+/// (a later variant) or trailing bytes refused rather than misread.
+#[test]
+fn authorization_round_trip_and_bounds() {
+    use protocol::{Authorization, MAX_AUTH, MAX_AUTH_NOTE};
+    let mut buf = vec![0u8; MAX_AUTH + 64];
+    let a = Authorization::V1 {
+        request: b"req",
+        capability: b"",
+    };
+    let n = a.encode(&mut buf).unwrap();
+    assert_eq!(&buf[..n], [0, 3, b'r', b'e', b'q', 0]);
+    assert_eq!(Authorization::decode(&buf[..n]).unwrap(), a);
+    // Version 2 does not exist yet: refused.
+    assert_eq!(Authorization::decode(&[1, 0, 0]), Err(CodecError::Invalid));
+    assert_eq!(
+        Authorization::decode(&[0, 0, 0, 9]),
+        Err(CodecError::Invalid)
+    );
+    assert!(Authorization::decode(&[]).is_err());
+    // Notes over the bound are refused both ways.
+    let big = vec![b'x'; MAX_AUTH_NOTE + 1];
+    let a = Authorization::V1 {
+        request: &big,
+        capability: b"",
+    };
+    let n = postcard::to_slice(&a, &mut buf).unwrap().len();
+    assert_eq!(Authorization::decode(&buf[..n]), Err(CodecError::TooLarge));
+    // The largest allowed pair fits MAX_AUTH.
+    let max = vec![b'x'; MAX_AUTH_NOTE];
+    let a = Authorization::V1 {
+        request: &max,
+        capability: &max,
+    };
+    let n = a.encode(&mut buf).unwrap();
+    assert!(n <= MAX_AUTH);
+    assert_eq!(Authorization::decode(&buf[..n]).unwrap(), a);
 }

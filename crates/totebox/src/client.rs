@@ -52,6 +52,35 @@ impl Write for Stream {
 /// How long to wait for an answer before giving up (appends wait for a durable checkpoint).
 const TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Where to connect and how to sign: `--connect`, and `--skey`/`--cap`/`--archive`.
+#[derive(Debug)]
+pub struct Connect {
+    /// `HOST:PORT` or `unix:PATH`.
+    pub addr: String,
+    /// Signs every request when given (`--skey`); without it requests go unsigned.
+    pub signing: Option<crate::access_cmd::Signing>,
+}
+
+impl Connect {
+    /// A connected client that signs its requests if `--skey` was given.
+    fn open(&self) -> Result<Client<Stream>, String> {
+        let mut c = connect(&self.addr)?;
+        if let Some(s) = &self.signing {
+            c.set_authorizer(Box::new(s.clone()));
+        }
+        Ok(c)
+    }
+
+    /// `max` cut so a read stays within the capability's rows (the box refuses a read that
+    /// starts past them, and would cut one that runs past).
+    fn read_max(&self, since: u64, max: u64) -> u64 {
+        match self.signing.as_ref().and_then(|s| s.rows_end()) {
+            Some(end) => max.min(end.saturating_sub(since)),
+            None => max,
+        }
+    }
+}
+
 /// Connects to `addr`.
 pub fn connect(addr: &str) -> Result<Client<Stream>, String> {
     let stream = if let Some(path) = addr
@@ -176,7 +205,7 @@ fn split_lines(input: &[u8]) -> Vec<&[u8]> {
 
 /// Appends each line of stdin as one entry; prints each assigned index, then checks the box's
 /// checkpoint that commits them against the one remembered.
-pub fn append(addr: &str, tenant: &str, state: &StateDir) -> Result<(), String> {
+pub fn append(conn: &Connect, tenant: &str, state: &StateDir) -> Result<(), String> {
     let mut input = Vec::new();
     std::io::stdin()
         .lock()
@@ -189,7 +218,7 @@ pub fn append(addr: &str, tenant: &str, state: &StateDir) -> Result<(), String> 
         ));
     }
     let entries = split_lines(&input);
-    let mut c = connect(addr)?;
+    let mut c = conn.open()?;
     append_on(
         &mut c,
         tenant,
@@ -268,14 +297,14 @@ pub fn append_on<S: Read + Write>(
 /// Prints committed entries from `since` (at most `max`), one per line: `index<TAB>entry`,
 /// once the box's checkpoint covering them is checked against the one remembered.
 pub fn read(
-    addr: &str,
+    conn: &Connect,
     tenant: &str,
     since: u64,
     max: u64,
     state: &StateDir,
 ) -> Result<(), String> {
-    let mut c = connect(addr)?;
-    let got = read_on(&mut c, tenant, since, max, state)?;
+    let mut c = conn.open()?;
+    let got = read_on(&mut c, tenant, since, conn.read_max(since, max), state)?;
     let mut out = std::io::stdout().lock();
     for (i, e) in got {
         writeln!(out, "{i}\t{}", String::from_utf8_lossy(&e)).map_err(|e| e.to_string())?;
@@ -305,8 +334,8 @@ pub fn read_on<S: Read + Write>(
 }
 
 /// Prints the latest signed checkpoint, once checked against the one remembered.
-pub fn checkpoint(addr: &str, tenant: &str, state: &StateDir) -> Result<(), String> {
-    let mut c = connect(addr)?;
+pub fn checkpoint(conn: &Connect, tenant: &str, state: &StateDir) -> Result<(), String> {
+    let mut c = conn.open()?;
     let note = checkpoint_on(&mut c, tenant, state)?;
     std::io::stdout()
         .lock()
@@ -334,13 +363,13 @@ pub fn checkpoint_on<S: Read + Write>(
 /// checkpoint extends (an update): another log's export is never overwritten. `totebox log
 /// verify DIR --vkey KEY` accepts the directory.
 pub fn export(
-    addr: &str,
+    conn: &Connect,
     tenant: &str,
     dir: &Path,
     pinned: Option<&str>,
     state: &StateDir,
 ) -> Result<(), String> {
-    let mut c = connect(addr)?;
+    let mut c = conn.open()?;
     export_from(&mut c, tenant, dir, pinned, state)
 }
 
@@ -466,8 +495,8 @@ fn percent(used: u64, quota: u64) -> u64 {
 /// Prints how much of its storage the tenant uses, and the audit log: a table of used, quota
 /// and percent, the volume's free bytes, and a `WARNING:` line for each quota at 90% or more.
 /// Metadata the box states (the size is not a signed checkpoint's: `checkpoint` verifies that).
-pub fn status(addr: &str, tenant: &str) -> Result<(), String> {
-    let mut c = connect(addr)?;
+pub fn status(conn: &Connect, tenant: &str) -> Result<(), String> {
+    let mut c = conn.open()?;
     status_on(&mut c, tenant, &mut std::io::stdout().lock())
 }
 

@@ -22,6 +22,12 @@
 //! totebox client --connect ADDR [--state DIR] checkpoint --tenant T
 //! totebox client --connect ADDR [--state DIR] export --tenant T DIR [--vkey VKEY]
 //! totebox client --connect ADDR status --tenant T
+//! totebox client --connect ADDR --skey FILE --archive VKEY [--cap FILE] ...   (signs every request)
+//! totebox pair add --type TYPE --tenant T [--tenant T ...] --vkey VKEY [--file pairings.yaml]
+//! totebox pair remove --vkey VKEY [--file pairings.yaml]
+//! totebox pair list [--file pairings.yaml]
+//! totebox grant --skey ADMIN_SKEY --to VKEY --archive VKEY --tenant T --op OP [--op OP]
+//!               [--rows A..B] --expires DURATION                (prints a capability note)
 //! totebox inspect SYSTEM.xml [--capdl CAPDL.json] [--elf-dir DIR] [--dot FILE] [--accept-microkit-rights]
 //! ```
 //!
@@ -31,6 +37,7 @@
 //! in a state directory and refuses a rolled-back or forked one (`trust`).
 #![forbid(unsafe_code)]
 
+mod access_cmd;
 mod client;
 mod consistency;
 mod dir;
@@ -90,11 +97,46 @@ enum Command {
         #[arg(long)]
         accept_microkit_rights: bool,
     },
+    /// Pairings in `pairings.yaml` (docs/access.md): add, remove, list.
+    #[command(subcommand)]
+    Pair(PairCommand),
+    /// Print a capability (a signed note) granting OP on a tenant's rows to one key.
+    Grant {
+        /// File holding the ADMIN's signer key.
+        #[arg(long)]
+        skey: PathBuf,
+        /// The holder's verifier key (the key string, or a file whose first line is one).
+        #[arg(long)]
+        to: String,
+        /// The archive's identity verifier key (string or file; `make image` writes it).
+        #[arg(long)]
+        archive: String,
+        #[arg(long)]
+        tenant: String,
+        /// `read` (entries) or `bundle` (entry bundles, for export); repeat or comma-separate.
+        #[arg(long = "op", required = true)]
+        ops: Vec<String>,
+        /// Rows A..B (A to B-1) or A.. (A onwards); every row if absent.
+        #[arg(long)]
+        rows: Option<String>,
+        /// How long from now it is valid: 90s, 15m, 8h, 30d.
+        #[arg(long)]
+        expires: String,
+    },
     /// Talk to a running box (what `make sim` / `make qemu` print as ADDR).
     Client {
         /// `HOST:PORT` or `unix:PATH`.
         #[arg(long)]
         connect: String,
+        /// Sign every request with the signer key in this file (else requests go unsigned).
+        #[arg(long)]
+        skey: Option<PathBuf>,
+        /// A capability (from `totebox grant`) to attach to content reads; needs --skey.
+        #[arg(long, requires = "skey")]
+        cap: Option<PathBuf>,
+        /// The archive's identity verifier key (string or file); needed with --skey.
+        #[arg(long, requires = "skey")]
+        archive: Option<String>,
         /// Where the latest verified checkpoint of each log is remembered (default:
         /// $TOTEBOX_STATE, else $XDG_STATE_HOME/totebox, else ~/.local/state/totebox).
         #[arg(long)]
@@ -140,6 +182,36 @@ enum ClientCommand {
         /// box that states another. Without it the box's own key is used, with a warning.
         #[arg(long)]
         vkey: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PairCommand {
+    /// Pair a key (replacing its pairing if it has one).
+    Add {
+        /// ADMIN, INPUT, USER or INTERFACE.
+        #[arg(long = "type")]
+        kind: String,
+        /// A tenant it covers (repeat for more; `*` alone for every tenant).
+        #[arg(long = "tenant", required = true)]
+        tenants: Vec<String>,
+        /// Its verifier key (the key string, or a file whose first line is one).
+        #[arg(long)]
+        vkey: String,
+        #[arg(long, default_value = "pairings.yaml")]
+        file: PathBuf,
+    },
+    /// Unpair a key.
+    Remove {
+        #[arg(long)]
+        vkey: String,
+        #[arg(long, default_value = "pairings.yaml")]
+        file: PathBuf,
+    },
+    /// Print each pairing: TYPE, tenants, key id (as audit records name it), key.
+    List {
+        #[arg(long, default_value = "pairings.yaml")]
+        file: PathBuf,
     },
 }
 
@@ -370,19 +442,56 @@ fn main() -> ExitCode {
             dot.as_deref(),
             accept_microkit_rights,
         ),
-        Command::Client { connect, state, op } => trust::StateDir::locate(state.as_deref())
-            .and_then(|state| match op {
-                ClientCommand::Append { tenant } => client::append(&connect, &tenant, &state),
+        Command::Pair(PairCommand::Add {
+            kind,
+            tenants,
+            vkey,
+            file,
+        }) => access_cmd::pair_add(&file, &kind, &tenants, &vkey),
+        Command::Pair(PairCommand::Remove { vkey, file }) => access_cmd::pair_remove(&file, &vkey),
+        Command::Pair(PairCommand::List { file }) => access_cmd::pair_list(&file),
+        Command::Grant {
+            skey,
+            to,
+            archive,
+            tenant,
+            ops,
+            rows,
+            expires,
+        } => access_cmd::grant(&access_cmd::GrantArgs {
+            skey: &skey,
+            to: &to,
+            archive: &archive,
+            tenant: &tenant,
+            ops: &ops,
+            rows: rows.as_deref(),
+            expires: &expires,
+        }),
+        Command::Client {
+            connect,
+            skey,
+            cap,
+            archive,
+            state,
+            op,
+        } => skey
+            .map(|k| access_cmd::Signing::new(&k, cap.as_deref(), archive.as_deref()))
+            .transpose()
+            .map(|signing| client::Connect {
+                addr: connect,
+                signing,
+            })
+            .and_then(|conn| trust::StateDir::locate(state.as_deref()).map(|state| (conn, state)))
+            .and_then(|(conn, state)| match op {
+                ClientCommand::Append { tenant } => client::append(&conn, &tenant, &state),
                 ClientCommand::Read { tenant, since, max } => {
-                    client::read(&connect, &tenant, since, max, &state)
+                    client::read(&conn, &tenant, since, max, &state)
                 }
-                ClientCommand::Checkpoint { tenant } => {
-                    client::checkpoint(&connect, &tenant, &state)
-                }
+                ClientCommand::Checkpoint { tenant } => client::checkpoint(&conn, &tenant, &state),
                 ClientCommand::Export { tenant, dir, vkey } => {
-                    client::export(&connect, &tenant, &dir, vkey.as_deref(), &state)
+                    client::export(&conn, &tenant, &dir, vkey.as_deref(), &state)
                 }
-                ClientCommand::Status { tenant } => client::status(&connect, &tenant),
+                ClientCommand::Status { tenant } => client::status(&conn, &tenant),
             }),
     };
     match result {
