@@ -59,6 +59,7 @@
 extern crate alloc;
 
 pub mod commit;
+pub mod head;
 mod device;
 mod error;
 pub mod fault;
