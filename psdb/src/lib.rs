@@ -59,10 +59,10 @@
 extern crate alloc;
 
 pub mod commit;
-pub mod head;
 mod device;
 mod error;
 pub mod fault;
+pub mod head;
 pub mod journal;
 mod ledger;
 mod manifest;

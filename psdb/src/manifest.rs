@@ -32,8 +32,8 @@ use sha2::{Digest, Sha256};
 
 use crate::device::SECTOR_SIZE;
 use crate::error::Corruption;
-use crate::names::{check_namespace, check_object_path, CHECKPOINT};
 use crate::head::HEAD_LEN;
+use crate::names::{check_namespace, check_object_path, CHECKPOINT};
 use crate::tar::member_len;
 
 /// The format version this code writes (it reads 2, 3 and 4).

@@ -342,7 +342,10 @@ fn chunked_puts_stream_to_the_disk_and_discard_leaves_nothing() {
     assert_eq!(s.put(ns, "other", b"x"), Err(Error::Staged));
     assert_eq!(s.flush(), Err(Error::Staged));
     assert_eq!(s.put_begin(ns, "other", 1), Err(Error::Staged));
-    assert!(!s.exists(ns, "bundle/0").unwrap(), "visible before its last byte");
+    assert!(
+        !s.exists(ns, "bundle/0").unwrap(),
+        "visible before its last byte"
+    );
     let mut left = data.len() as u64;
     for piece in data.chunks(4093) {
         left = s.put_chunk(piece).unwrap();

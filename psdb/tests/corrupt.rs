@@ -181,7 +181,8 @@ fn batches(image: &[u8]) -> Vec<(usize, usize, Vec<String>, usize)> {
             at
         };
         let size = octal(manifest_at);
-        let text = std::str::from_utf8(&image[manifest_at + 512..manifest_at + 512 + size]).unwrap();
+        let text =
+            std::str::from_utf8(&image[manifest_at + 512..manifest_at + 512 + size]).unwrap();
         let manifest_len = 512 + size.div_ceil(512) * 512;
         let mut len = if v4 { 1024 } else { manifest_len };
         let first_data = at + len + 512;
@@ -238,40 +239,40 @@ fn damage_to_committed_batches_is_kept_reported_and_never_taken_for_a_crash() {
         // The head or the manifest: the batch is stepped over with its commit record, the
         // namespaces it wrote are marked lost (no checkpoint served, no writes), the rest is
         // served.
-      for flip_at in [off + 600, manifest_at + 600] {
-        let mut img = image.clone();
-        img[flip_at] ^= 0x20;
-        let (mut s, report) = mount_rw_untouched(&img);
-        let d = report.damage.unwrap();
-        assert_eq!(
-            (d.offset as usize, d.reason),
-            (*off, Corruption::LostBatch),
-            "batch {k}"
-        );
-        assert_eq!(report.tail, None);
-        for name in ["a", "b"] {
-            let ns = s.open_namespace(name).unwrap();
-            let hit = names.iter().any(|n| n == name);
-            let mut out = Vec::new();
-            if hit {
-                assert!(
-                    matches!(s.checkpoint(ns, &mut out), Err(Error::Damaged(_))),
-                    "{k} {name}"
-                );
-                assert!(matches!(
-                    s.put(ns, "tile/9/000", b"x"),
-                    Err(Error::Damaged(_))
-                ));
-                assert!(matches!(s.put_checkpoint(ns, b"x"), Err(Error::Damaged(_))));
-            } else {
-                assert_eq!(s.damage(ns).unwrap(), None);
-                s.put(ns, "tile/9/000", b"x").unwrap();
+        for flip_at in [off + 600, manifest_at + 600] {
+            let mut img = image.clone();
+            img[flip_at] ^= 0x20;
+            let (mut s, report) = mount_rw_untouched(&img);
+            let d = report.damage.unwrap();
+            assert_eq!(
+                (d.offset as usize, d.reason),
+                (*off, Corruption::LostBatch),
+                "batch {k}"
+            );
+            assert_eq!(report.tail, None);
+            for name in ["a", "b"] {
+                let ns = s.open_namespace(name).unwrap();
+                let hit = names.iter().any(|n| n == name);
+                let mut out = Vec::new();
+                if hit {
+                    assert!(
+                        matches!(s.checkpoint(ns, &mut out), Err(Error::Damaged(_))),
+                        "{k} {name}"
+                    );
+                    assert!(matches!(
+                        s.put(ns, "tile/9/000", b"x"),
+                        Err(Error::Damaged(_))
+                    ));
+                    assert!(matches!(s.put_checkpoint(ns, b"x"), Err(Error::Damaged(_))));
+                } else {
+                    assert_eq!(s.damage(ns).unwrap(), None);
+                    s.put(ns, "tile/9/000", b"x").unwrap();
+                }
             }
+            // Objects of every other batch are still served with their bytes.
+            assert!(check_served(img.clone(), &model).is_some());
+            tried += 1;
         }
-        // Objects of every other batch are still served with their bytes.
-        assert!(check_served(img.clone(), &model).is_some());
-        tried += 1;
-      }
 
         // A member's data: the object fails its hash (never served), its namespace takes no
         // more writes, fsck reports it, and nothing is written over it.

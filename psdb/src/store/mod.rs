@@ -2,15 +2,17 @@
 //!
 //! # Writing
 //!
-//! Puts are staged in memory as a batch: the serialized members (header, data, padding) and
-//! their manifest lines. [`Store::flush`] writes the members followed by two zero blocks at
-//! `end + manifest length`, then the manifest member at `end`, then flushes the device once.
-//! Only after that flush returns does the batch count as written: `end` advances and the staged
-//! entries point at the disk. If any step fails the batch is discarded and its index changes
-//! undone, so reads never serve a checkpoint (or object) that may not reach the disk; the caller
-//! (a tenant log reopening from its durable checkpoint) puts again what it still wants, and the
-//! next flush writes a whole new batch at the same place (after a failed flush nothing the
-//! device holds is trusted, so no later write relies on an earlier partial one).
+//! Puts are written to the disk as they are made (format v4): each member goes beyond the end
+//! of the stream, after the sector where the batch's head will go, so the old end-of-archive
+//! marker stays in place and nothing committed is written over; only its manifest lines and
+//! rollback record stay in memory ([`Store::put_begin`] and [`Store::put_chunk`] take an object
+//! in pieces). [`Store::flush`] writes the manifest after the members with an end marker after
+//! it, then the head over the old end marker, flushes, then writes the commit record and
+//! flushes again. Only after that does the batch count as written: `end` advances and the
+//! staged entries point at the disk. If any step fails the batch is discarded, its index
+//! changes undone and its range scrubbed before anything else is written, so reads never
+//! serve a checkpoint (or object) that may not reach the disk; the caller (a tenant log
+//! reopening from its durable checkpoint) puts again what it still wants.
 //!
 //! # Journals
 //!
@@ -25,9 +27,9 @@
 //!
 //! # Memory
 //!
-//! Bounded by [`Limits`], which the owner of the heap chooses: the staging buffer is allocated
-//! once at `maxbatch` + 1 KiB and the manifest lines once at [`manifest_limit`] (never grown by
-//! doubling); the index is charged [`INDEX_ENTRY_BYTES`] + path length per object and
+//! Bounded by [`Limits`], which the owner of the heap chooses: no batch data is held (one
+//! 8 KiB write buffer), the manifest lines are allocated once at [`manifest_limit`] (never
+//! grown by doubling); the index is charged [`INDEX_ENTRY_BYTES`] + path length per object and
 //! [`STAGED_ENTRY_BYTES`] + path length per staged object against [`Limits::index_bytes`]. A put
 //! past the budget fails with [`Error::IndexFull`] (nothing lost, like a full disk); mount of a
 //! volume whose index or batch limit is over the limits fails with [`Error::ExceedsLimits`]
@@ -310,7 +312,11 @@ impl SectorWriter {
         SectorWriter { lba, buf }
     }
 
-    pub(super) fn push<D: BlockDevice>(&mut self, dev: &mut D, mut data: &[u8]) -> Result<(), IoError> {
+    pub(super) fn push<D: BlockDevice>(
+        &mut self,
+        dev: &mut D,
+        mut data: &[u8],
+    ) -> Result<(), IoError> {
         while !data.is_empty() {
             if self.buf.is_empty() && data.len() >= WRITE_CHUNK {
                 let whole = data.len() / SECTOR_SIZE * SECTOR_SIZE;
@@ -410,8 +416,7 @@ pub struct Store<D: BlockDevice> {
 /// manifest member's header and padding, its header and `#end` lines, and the commit record.
 /// Charged to the namespace of the batch's first object when it is staged (so quotas hold
 /// before the batch is written) and trued up to the exact figure when it is flushed.
-const BATCH_OVERHEAD_MAX: u64 =
-    HEAD_LEN + BLOCK + (BLOCK - 1) + 256 + END_LINE as u64 + COMMIT_LEN;
+const BATCH_OVERHEAD_MAX: u64 = HEAD_LEN + BLOCK + (BLOCK - 1) + 256 + END_LINE as u64 + COMMIT_LEN;
 
 impl<D: BlockDevice> Store<D> {
     /// Formats `dev` as an empty volume (writes the volume batch at offset 0 and flushes) and
@@ -745,13 +750,13 @@ impl<D: BlockDevice> Store<D> {
         let at = self.disk_offset(o.loc);
         let mut name = [0u8; tar::MAX_NAME];
         let n = full_name(&mut name, &st.name, path);
-        read_member(&mut self.dev, at, &name[..n], size as u64, &o.hash, out).map_err(|e| {
-            match e {
+        read_member(&mut self.dev, at, &name[..n], size as u64, &o.hash, out).map_err(
+            |e| match e {
                 MemberError::Io(e) => Error::Io(e),
                 MemberError::NoMemory => Error::OutOfMemory,
                 MemberError::Bad(reason) => Error::Corrupt(Problem { offset: at, reason }),
-            }
-        })?;
+            },
+        )?;
         Ok(true)
     }
 

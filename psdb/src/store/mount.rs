@@ -349,8 +349,7 @@ pub(super) fn probe<D: BlockDevice>(
             return Ok(Probe::Dirty(None));
         }
         let name = manifest::manifest_name(seq);
-        let Some(text) =
-            read_manifest_member(dev, capacity, at, name.as_bytes(), size, max_batch)?
+        let Some(text) = read_manifest_member(dev, capacity, at, name.as_bytes(), size, max_batch)?
         else {
             return Ok(Probe::Dirty(None));
         };
@@ -378,8 +377,14 @@ pub(super) fn probe<D: BlockDevice>(
     }
     let extent = Some(manifest_end + COMMIT_LEN + TAIL);
     let name = manifest::manifest_name(seq);
-    let Some(text) =
-        read_manifest_member(dev, capacity, h.manifest, name.as_bytes(), h.size, max_batch)?
+    let Some(text) = read_manifest_member(
+        dev,
+        capacity,
+        h.manifest,
+        name.as_bytes(),
+        h.size,
+        max_batch,
+    )?
     else {
         return Ok(Probe::Dirty(extent));
     };

@@ -150,7 +150,13 @@ impl<D: BlockDevice> Store<D> {
         let mut members_len = tar::member_len(u64::from(size));
         if let Some(s) = sidecar {
             let side_name = manifest::sidecar_name(ns_name);
-            manifest::push_record(&mut lines, Kind::Sidecar, s.len() as u64, &[0; 32], &side_name);
+            manifest::push_record(
+                &mut lines,
+                Kind::Sidecar,
+                s.len() as u64,
+                &[0; 32],
+                &side_name,
+            );
             members_len += tar::member_len(s.len() as u64);
         }
         let lines_len = lines.len();
@@ -644,8 +650,8 @@ impl<D: BlockDevice> Store<D> {
         self.dev.flush()?;
         // The batch's exact overhead, charged to its first object's namespace, which was
         // charged BATCH_OVERHEAD_MAX when it was staged.
-        let overhead = HEAD_LEN + tar::member_len(text_len) - self.staged.lines.len() as u64
-            + COMMIT_LEN;
+        let overhead =
+            HEAD_LEN + tar::member_len(text_len) - self.staged.lines.len() as u64 + COMMIT_LEN;
         if let Some(first) = self.staged.entries.first() {
             let st = &mut self.namespaces[first.ns as usize];
             st.used.disk_bytes -= BATCH_OVERHEAD_MAX - overhead.min(BATCH_OVERHEAD_MAX);
