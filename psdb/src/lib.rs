@@ -62,6 +62,7 @@ pub mod commit;
 mod device;
 mod error;
 pub mod fault;
+pub mod head;
 pub mod journal;
 mod ledger;
 mod manifest;

@@ -1,9 +1,10 @@
-//! Batch manifests: the first member of every batch, readable by `sha256sum -c`.
+//! Batch manifests: the first member of every v2/v3 batch, the last before the commit record in
+//! a v4 batch (after its head and members: [`crate::head`]), readable by `sha256sum -c`.
 //!
 //! A manifest is ASCII text, one `\n`-terminated line each:
 //!
 //! ```text
-//! #psdb-batch v3 seq=<n> volume=<32 hex> prev=<64 hex> maxbatch=<n>
+//! #psdb-batch v4 seq=<n> volume=<32 hex> prev=<64 hex> maxbatch=<n>
 //! #o <size>                                  ┐ an immutable object: a comment with its size,
 //! <sha256 hex>  <namespace>/<path>           ┘ then a `sha256sum` line
 //! #c <size> <sha256 hex>  <namespace>/checkpoint            a checkpoint version
@@ -12,8 +13,9 @@
 //! #end <sha256 hex of every byte before this line>
 //! ```
 //!
-//! This code writes `v3`; it reads `v2` and `v3` (a `v2` manifest cannot hold a `#j` line, as
-//! v2 had no journals). `sha256sum` skips lines starting with `#`, so `sha256sum -c --strict`
+//! This code writes `v4`; it reads `v2`, `v3` and `v4` (a `v2` manifest cannot hold a `#j`
+//! line, as v2 had no journals; v4 differs from v3 only in where the manifest lies in its
+//! batch, which the header's version tells the mount code). `sha256sum` skips lines starting with `#`, so `sha256sum -c --strict`
 //! on a manifest checks exactly the immutable objects of its batch (a journal's content is
 //! written after its batch, one record at a time: see [`crate::journal`]). Checkpoint versions share one name, so only the
 //! latest survives extraction; each is followed by a member `.psdb/checkpoint/<ns>.sha256`
@@ -30,11 +32,12 @@ use sha2::{Digest, Sha256};
 
 use crate::device::SECTOR_SIZE;
 use crate::error::Corruption;
+use crate::head::HEAD_LEN;
 use crate::names::{check_namespace, check_object_path, CHECKPOINT};
 use crate::tar::member_len;
 
-/// The format version this code writes (it reads 2 and 3).
-pub const VERSION: u8 = 3;
+/// The format version this code writes (it reads 2, 3 and 4).
+pub const VERSION: u8 = 4;
 
 /// Length of the final `#end <hex>\n` line.
 pub const END_LINE: usize = 5 + 64 + 1;
@@ -44,6 +47,27 @@ pub const META_DIR: &str = ".psdb";
 /// SHA-256 of `data`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
+}
+
+/// SHA-256 computed piece by piece (a member streamed to or from the disk).
+#[derive(Debug, Clone, Default)]
+pub struct Hasher(Sha256);
+
+impl Hasher {
+    /// An empty hash state.
+    pub fn new() -> Self {
+        Hasher(Sha256::new())
+    }
+
+    /// Adds `data`.
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    /// The hash of everything added.
+    pub fn finish(self) -> [u8; 32] {
+        self.0.finalize().into()
+    }
 }
 
 /// Appends lowercase hex.
@@ -168,8 +192,17 @@ pub struct Manifest {
     pub records: Vec<Record>,
     /// SHA-256 of the text before the `#end` line: the next batch's `prev`.
     pub end: [u8; 32],
-    /// Bytes of the whole batch: this manifest member plus every listed member.
+    /// The format version of its header line (2, 3 or 4).
+    pub version: u8,
+    /// Bytes of the whole batch without its commit record: this manifest member plus every
+    /// listed member, and in v4 the head member ([`crate::head::HEAD_LEN`]).
     pub length: u64,
+    /// Where the first listed member starts, from the start of the batch: after the manifest
+    /// member (v2, v3) or after the head (v4).
+    pub members_off: u64,
+    /// Where the manifest member starts, from the start of the batch: 0 (v2, v3), after the
+    /// head and the members (v4).
+    pub manifest_off: u64,
     pub text: Vec<u8>,
 }
 
@@ -193,7 +226,9 @@ impl Manifest {
         let bad = Corruption::BadManifest;
         let mut lines = LineIter { text: body, pos: 0 };
         let (_, first) = lines.next().ok_or(bad)?;
-        let (version, rest) = if let Some(r) = first.strip_prefix(b"#psdb-batch v3 seq=") {
+        let (version, rest) = if let Some(r) = first.strip_prefix(b"#psdb-batch v4 seq=") {
+            (4u8, r)
+        } else if let Some(r) = first.strip_prefix(b"#psdb-batch v3 seq=") {
             (3, r)
         } else {
             (2, first.strip_prefix(b"#psdb-batch v2 seq=").ok_or(bad)?)
@@ -217,7 +252,8 @@ impl Manifest {
             return Err(bad);
         }
         let mut records = Vec::new();
-        let mut length = member_len(n as u64);
+        let own = member_len(n as u64) + if version >= 4 { HEAD_LEN } else { 0 };
+        let mut length = own;
         while let Some((start, line)) = lines.next() {
             let (kind, size, hash, name_start, name) = if let Some(s) = line.strip_prefix(b"#o ") {
                 let size = dec(s).ok_or(bad)?;
@@ -249,7 +285,7 @@ impl Manifest {
             let ns_len = check_name(kind, name, records.last(), &text, size, &hash)?;
             length = length
                 .checked_add(member_len(size))
-                .filter(|&l| l <= max_batch.max(member_len(n as u64)))
+                .filter(|&l| l <= max_batch.max(own))
                 .ok_or(bad)?;
             records.push(Record {
                 kind,
@@ -262,6 +298,11 @@ impl Manifest {
         if seq == 0 && !records.is_empty() {
             return Err(bad);
         }
+        let (members_off, manifest_off) = if version >= 4 {
+            (HEAD_LEN, length - member_len(n as u64))
+        } else {
+            (member_len(n as u64), 0)
+        };
         Ok(Manifest {
             seq,
             volume,
@@ -269,7 +310,10 @@ impl Manifest {
             max_batch,
             records,
             end,
+            version,
             length,
+            members_off,
+            manifest_off,
             text,
         })
     }
@@ -394,7 +438,7 @@ mod tests {
             (Kind::Journal, &[0; 1024], "ns/journal/0"),
         ]);
         let t = core::str::from_utf8(&text).unwrap();
-        assert!(t.starts_with("#psdb-batch v3 seq=3 "), "{t}");
+        assert!(t.starts_with("#psdb-batch v4 seq=3 "), "{t}");
         assert!(t.contains("\n#j 1024  ns/journal/0\n"), "{t}");
         let m = Manifest::parse(text).unwrap();
         assert_eq!(m.records[1].kind, Kind::Journal);
@@ -403,7 +447,7 @@ mod tests {
         // The same header as v2: parses without the journal, refused with it.
         let v2 = |records: &[(Kind, &[u8], &str)]| {
             let t = String::from_utf8(build(records)).unwrap();
-            let body = t[..t.len() - END_LINE].replacen("#psdb-batch v3", "#psdb-batch v2", 1);
+            let body = t[..t.len() - END_LINE].replacen("#psdb-batch v4", "#psdb-batch v2", 1);
             let end = sha256(body.as_bytes());
             let mut out = body;
             out.push_str("#end ");

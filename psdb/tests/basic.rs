@@ -328,3 +328,73 @@ fn default_volume_holds_the_largest_entry_bundle() {
     assert!(store.get(ns, "tile/entries/000", &mut out).unwrap());
     assert!(out == bundle);
 }
+
+/// A put in pieces (format v4): nothing needs the whole object in memory; it is written as it
+/// arrives, staged at its last byte, durable at the flush; the write-once check works piece
+/// by piece; other writes wait; a discarded batch leaves nothing on the disk.
+#[test]
+fn chunked_puts_stream_to_the_disk_and_discard_leaves_nothing() {
+    let mut s = Store::format(RamDevice::new(1 << 14), FormatOptions::new([5; 16])).unwrap();
+    let ns = s.open_namespace("t").unwrap();
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 + i / 511) as u8).collect();
+    s.put_begin(ns, "bundle/0", data.len() as u64).unwrap();
+    assert!(s.has_staged());
+    assert_eq!(s.put(ns, "other", b"x"), Err(Error::Staged));
+    assert_eq!(s.flush(), Err(Error::Staged));
+    assert_eq!(s.put_begin(ns, "other", 1), Err(Error::Staged));
+    assert!(
+        !s.exists(ns, "bundle/0").unwrap(),
+        "visible before its last byte"
+    );
+    let mut left = data.len() as u64;
+    for piece in data.chunks(4093) {
+        left = s.put_chunk(piece).unwrap();
+    }
+    assert_eq!(left, 0);
+    assert_eq!(s.put_chunk(b"x"), Err(Error::Staged), "no put open");
+    // Staged: readable by this store (from the disk), durable after the flush.
+    let mut out = Vec::new();
+    assert!(s.get(ns, "bundle/0", &mut out).unwrap());
+    assert_eq!(out, data);
+    s.put_checkpoint(ns, b"cp 1\n").unwrap();
+    s.flush().unwrap();
+    // The same bytes again in pieces: a no-op; other bytes of the same size: Immutable; a
+    // piece past the size: TooLarge, the put still open.
+    s.put_begin(ns, "bundle/0", data.len() as u64).unwrap();
+    assert_eq!(s.put_chunk(&data[..10]).unwrap(), data.len() as u64 - 10);
+    assert_eq!(s.put_chunk(&data), Err(Error::TooLarge));
+    assert_eq!(s.put_chunk(&data[10..]), Ok(0));
+    s.put_begin(ns, "bundle/0", data.len() as u64).unwrap();
+    let mut other = data.clone();
+    other[99_999] ^= 1;
+    assert_eq!(s.put_chunk(&other), Err(Error::Immutable));
+    assert_eq!(s.put_begin(ns, "bundle/0", 5), Err(Error::Immutable));
+    assert!(!s.has_staged());
+    // A refused request: a chunked put half sent and a signed checkpoint, then discard.
+    let before = s.stats();
+    let img_before = s.device().image().to_vec();
+    s.put(ns, "tile/0/000", &[0x5a; 3000]).unwrap();
+    s.put_checkpoint(ns, b"REFUSED cp 2\n").unwrap();
+    s.put_begin(ns, "bundle/1", 50_000).unwrap();
+    s.put_chunk(&[0xa5; 20_000]).unwrap();
+    s.discard();
+    assert_eq!(s.stats(), before);
+    assert!(!s.exists(ns, "tile/0/000").unwrap());
+    assert!(!s.has_staged());
+    assert_eq!(
+        s.device().image(),
+        &img_before[..],
+        "the discarded batch left bytes on the disk"
+    );
+    s.put(ns, "tile/0/000", b"kept").unwrap();
+    s.flush().unwrap();
+    let (mut s, report) = Store::mount(s.into_device(), Mode::ReadOnly).unwrap();
+    assert_eq!(report.problem, None);
+    let ns = s.open_namespace("t").unwrap();
+    assert!(s.get(ns, "bundle/0", &mut out).unwrap());
+    assert_eq!(out, data);
+    assert!(s.checkpoint(ns, &mut out).unwrap());
+    assert_eq!(out, b"cp 1\n");
+    assert!(!s.exists(ns, "bundle/1").unwrap());
+    assert_eq!(psdb::fsck(s.into_device()).unwrap().problem, None);
+}

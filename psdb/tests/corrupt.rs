@@ -159,17 +159,32 @@ fn bit_flips_anywhere_are_reported_or_harmless() {
     assert!(hard > 0);
 }
 
-/// Offsets of every batch's manifest member and of its first member's data, and the namespaces
-/// each batch wrote, by walking the image as tar would.
-fn batches(image: &[u8]) -> Vec<(usize, usize, Vec<String>)> {
+/// Offsets of every batch (its first member: a v4 head, or a v2/v3 manifest), of its first
+/// member's data and of its manifest member, and the namespaces each batch wrote, by walking
+/// the image as tar would.
+fn batches(image: &[u8]) -> Vec<(usize, usize, Vec<String>, usize)> {
     let mut out = Vec::new();
     let mut at = 0usize;
-    while at + 512 <= image.len() && image[at..at + 12] == *b".psdb/batch/" {
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&image[at + 124..at + 135]).unwrap(), 8)
-                .unwrap();
-        let text = std::str::from_utf8(&image[at + 512..at + 512 + size]).unwrap();
-        let mut len = 512 + size.div_ceil(512) * 512;
+    let octal = |h: usize| {
+        usize::from_str_radix(std::str::from_utf8(&image[h + 124..h + 135]).unwrap(), 8).unwrap()
+    };
+    while at + 512 <= image.len() {
+        let v4 = image[at..at + 11] == *b".psdb/head/";
+        if !v4 && image[at..at + 12] != *b".psdb/batch/" {
+            break;
+        }
+        let manifest_at = if v4 {
+            let head = std::str::from_utf8(&image[at + 512..at + 512 + octal(at)]).unwrap();
+            let f = head.split(' ').find_map(|f| f.strip_prefix("manifest="));
+            f.unwrap().parse().unwrap()
+        } else {
+            at
+        };
+        let size = octal(manifest_at);
+        let text =
+            std::str::from_utf8(&image[manifest_at + 512..manifest_at + 512 + size]).unwrap();
+        let manifest_len = 512 + size.div_ceil(512) * 512;
+        let mut len = if v4 { 1024 } else { manifest_len };
         let first_data = at + len + 512;
         let mut names = Vec::new();
         for l in text.lines() {
@@ -187,10 +202,14 @@ fn batches(image: &[u8]) -> Vec<(usize, usize, Vec<String>)> {
                 names.push(name.split('/').next().unwrap().to_string());
             }
         }
+        if v4 {
+            assert_eq!(at + len, manifest_at);
+            len += manifest_len;
+        }
         names.retain(|n| n != ".psdb");
         names.sort();
         names.dedup();
-        out.push((at, first_data, names));
+        out.push((at, first_data, names, manifest_at));
         at += len + psdb::commit::COMMIT_LEN as usize;
     }
     out
@@ -215,42 +234,45 @@ fn damage_to_committed_batches_is_kept_reported_and_never_taken_for_a_crash() {
     let all = batches(&image);
     assert_eq!(all.len(), 9);
     let mut tried = 0;
-    for (k, (off, data_at, names)) in all.iter().enumerate().skip(1) {
+    for (k, (off, data_at, names, manifest_at)) in all.iter().enumerate().skip(1) {
         let last = k + 1 == all.len();
-        // The manifest: the batch is stepped over with its commit record, the namespaces it
-        // wrote are marked lost (no checkpoint served, no writes), the rest is served.
-        let mut img = image.clone();
-        img[off + 600] ^= 0x20;
-        let (mut s, report) = mount_rw_untouched(&img);
-        let d = report.damage.unwrap();
-        assert_eq!(
-            (d.offset as usize, d.reason),
-            (*off, Corruption::LostBatch),
-            "batch {k}"
-        );
-        assert_eq!(report.tail, None);
-        for name in ["a", "b"] {
-            let ns = s.open_namespace(name).unwrap();
-            let hit = names.iter().any(|n| n == name);
-            let mut out = Vec::new();
-            if hit {
-                assert!(
-                    matches!(s.checkpoint(ns, &mut out), Err(Error::Damaged(_))),
-                    "{k} {name}"
-                );
-                assert!(matches!(
-                    s.put(ns, "tile/9/000", b"x"),
-                    Err(Error::Damaged(_))
-                ));
-                assert!(matches!(s.put_checkpoint(ns, b"x"), Err(Error::Damaged(_))));
-            } else {
-                assert_eq!(s.damage(ns).unwrap(), None);
-                s.put(ns, "tile/9/000", b"x").unwrap();
+        // The head or the manifest: the batch is stepped over with its commit record, the
+        // namespaces it wrote are marked lost (no checkpoint served, no writes), the rest is
+        // served.
+        for flip_at in [off + 600, manifest_at + 600] {
+            let mut img = image.clone();
+            img[flip_at] ^= 0x20;
+            let (mut s, report) = mount_rw_untouched(&img);
+            let d = report.damage.unwrap();
+            assert_eq!(
+                (d.offset as usize, d.reason),
+                (*off, Corruption::LostBatch),
+                "batch {k}"
+            );
+            assert_eq!(report.tail, None);
+            for name in ["a", "b"] {
+                let ns = s.open_namespace(name).unwrap();
+                let hit = names.iter().any(|n| n == name);
+                let mut out = Vec::new();
+                if hit {
+                    assert!(
+                        matches!(s.checkpoint(ns, &mut out), Err(Error::Damaged(_))),
+                        "{k} {name}"
+                    );
+                    assert!(matches!(
+                        s.put(ns, "tile/9/000", b"x"),
+                        Err(Error::Damaged(_))
+                    ));
+                    assert!(matches!(s.put_checkpoint(ns, b"x"), Err(Error::Damaged(_))));
+                } else {
+                    assert_eq!(s.damage(ns).unwrap(), None);
+                    s.put(ns, "tile/9/000", b"x").unwrap();
+                }
             }
+            // Objects of every other batch are still served with their bytes.
+            assert!(check_served(img.clone(), &model).is_some());
+            tried += 1;
         }
-        // Objects of every other batch are still served with their bytes.
-        assert!(check_served(img.clone(), &model).is_some());
-        tried += 1;
 
         // A member's data: the object fails its hash (never served), its namespace takes no
         // more writes, fsck reports it, and nothing is written over it.
@@ -296,7 +318,7 @@ fn damage_to_committed_batches_is_kept_reported_and_never_taken_for_a_crash() {
 fn a_torn_final_batch_is_discarded_and_a_whole_one_kept() {
     let (image, model, _) = reference();
     let all = batches(&image);
-    let (off, data_at, _) = all[all.len() - 1].clone();
+    let (off, data_at, _, _) = all[all.len() - 1].clone();
     let commit_at = image.len() - image.iter().rev().take_while(|&&b| b == 0).count();
     let commit_at = commit_at.div_ceil(512) * 512 - 1024;
     // Never committed (the record is still the end marker) and a member torn: discarded.

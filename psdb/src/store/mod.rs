@@ -2,15 +2,17 @@
 //!
 //! # Writing
 //!
-//! Puts are staged in memory as a batch: the serialized members (header, data, padding) and
-//! their manifest lines. [`Store::flush`] writes the members followed by two zero blocks at
-//! `end + manifest length`, then the manifest member at `end`, then flushes the device once.
-//! Only after that flush returns does the batch count as written: `end` advances and the staged
-//! entries point at the disk. If any step fails the batch is discarded and its index changes
-//! undone, so reads never serve a checkpoint (or object) that may not reach the disk; the caller
-//! (a tenant log reopening from its durable checkpoint) puts again what it still wants, and the
-//! next flush writes a whole new batch at the same place (after a failed flush nothing the
-//! device holds is trusted, so no later write relies on an earlier partial one).
+//! Puts are written to the disk as they are made (format v4): each member goes beyond the end
+//! of the stream, after the sector where the batch's head will go, so the old end-of-archive
+//! marker stays in place and nothing committed is written over; only its manifest lines and
+//! rollback record stay in memory ([`Store::put_begin`] and [`Store::put_chunk`] take an object
+//! in pieces). [`Store::flush`] writes the manifest after the members with an end marker after
+//! it, then the head over the old end marker, flushes, then writes the commit record and
+//! flushes again. Only after that does the batch count as written: `end` advances and the
+//! staged entries point at the disk. If any step fails the batch is discarded, its index
+//! changes undone and its range scrubbed before anything else is written, so reads never
+//! serve a checkpoint (or object) that may not reach the disk; the caller (a tenant log
+//! reopening from its durable checkpoint) puts again what it still wants.
 //!
 //! # Journals
 //!
@@ -25,9 +27,9 @@
 //!
 //! # Memory
 //!
-//! Bounded by [`Limits`], which the owner of the heap chooses: the staging buffer is allocated
-//! once at `maxbatch` + 1 KiB and the manifest lines once at [`manifest_limit`] (never grown by
-//! doubling); the index is charged [`INDEX_ENTRY_BYTES`] + path length per object and
+//! Bounded by [`Limits`], which the owner of the heap chooses: no batch data is held (one
+//! 8 KiB write buffer), the manifest lines are allocated once at [`manifest_limit`] (never
+//! grown by doubling); the index is charged [`INDEX_ENTRY_BYTES`] + path length per object and
 //! [`STAGED_ENTRY_BYTES`] + path length per staged object against [`Limits::index_bytes`]. A put
 //! past the budget fails with [`Error::IndexFull`] (nothing lost, like a full disk); mount of a
 //! volume whose index or batch limit is over the limits fails with [`Error::ExceedsLimits`]
@@ -56,6 +58,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use crate::commit::{Commit, Touched, COMMIT_LEN};
 use crate::device::{write_all, BlockDevice, IoError, SECTOR_SIZE};
 use crate::error::{Corruption, Error, Problem};
+use crate::head::{self, Head, HEAD_LEN};
 use crate::journal::{self, Sector};
 use crate::manifest::{self, Kind, Manifest, END_LINE};
 use crate::names::{self, CHECKPOINT};
@@ -237,15 +240,132 @@ struct StagedEntry {
     journal_prev: Option<Option<Latest>>,
 }
 
-/// The batch being staged. Its buffers are allocated once, at their limits, and reused.
+/// The batch being staged: its members are on the disk already (after the head's place at the
+/// end of the stream), its manifest lines and rollback records here. Its buffers are allocated
+/// once, at their limits, and reused.
 #[derive(Debug, Default)]
 struct Staged {
     /// Manifest lines, without the header and `#end` lines (at most the manifest limit).
     lines: String,
-    /// Serialized members (capacity: the batch limit plus the end marker).
-    members: Vec<u8>,
+    /// Bytes of the members written and recorded, from `end + HEAD_LEN`.
+    members: u64,
     /// Every staged index change, in order.
     entries: Vec<StagedEntry>,
+    /// The sectors every member is written through ([`WRITE_CHUNK`] bytes, allocated once).
+    buf: Vec<u8>,
+    /// A chunked put in progress ([`Store::put_begin`]).
+    open: Option<OpenPut>,
+}
+
+/// A member that fits the staged batch, checked and reserved by [`Store::prepare`], recorded
+/// once written.
+#[derive(Debug)]
+struct Prep {
+    ns: u32,
+    path: Box<str>,
+    /// The index key, for a new path.
+    key: Option<Box<str>>,
+    kind: Kind,
+    size: u32,
+    charge: u64,
+    disk: u64,
+    /// `<namespace>/<path>`.
+    full: String,
+    /// Its offset in the staged batch's members.
+    rel: u64,
+    /// Its members' bytes (a checkpoint's checksum member included).
+    members_len: u64,
+}
+
+/// A put whose data arrives in pieces.
+#[derive(Debug)]
+struct OpenPut {
+    /// The checked, reserved member (`None` for a write-once check of an existing path).
+    prep: Option<Prep>,
+    /// The existing object's hash and size, for a write-once check.
+    same: Option<([u8; 32], u32)>,
+    got: u32,
+    hasher: manifest::Hasher,
+    writer: Option<SectorWriter>,
+}
+
+/// Bytes the write path buffers before writing: small members are written in one piece,
+/// large ones straight from the caller's bytes.
+pub(super) const WRITE_CHUNK: usize = 16 * SECTOR_SIZE;
+
+/// A block of zeros (scrubs, journals, end markers).
+pub(super) static ZEROS: [u8; WRITE_CHUNK] = [0; WRITE_CHUNK];
+
+/// Writes a byte stream to consecutive sectors from a start sector: through its buffer of
+/// [`WRITE_CHUNK`] bytes, or straight from the caller's slice when the buffer is empty and the
+/// slice holds at least that much; [`SectorWriter::finish`] pads the last sector with zeros.
+#[derive(Debug)]
+pub(super) struct SectorWriter {
+    lba: u64,
+    buf: Vec<u8>,
+}
+
+impl SectorWriter {
+    /// A writer starting at sector `lba`, using `buf` (reserved at [`WRITE_CHUNK`]).
+    pub(super) fn new(lba: u64, mut buf: Vec<u8>) -> Self {
+        buf.clear();
+        SectorWriter { lba, buf }
+    }
+
+    pub(super) fn push<D: BlockDevice>(
+        &mut self,
+        dev: &mut D,
+        mut data: &[u8],
+    ) -> Result<(), IoError> {
+        while !data.is_empty() {
+            if self.buf.is_empty() && data.len() >= WRITE_CHUNK {
+                let whole = data.len() / SECTOR_SIZE * SECTOR_SIZE;
+                write_all(dev, self.lba, &data[..whole])?;
+                self.lba += (whole / SECTOR_SIZE) as u64;
+                data = &data[whole..];
+                continue;
+            }
+            let n = (WRITE_CHUNK - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if self.buf.len() == WRITE_CHUNK {
+                self.write_buf(dev)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Pads the stream to a whole sector with zeros (the end of a member), writing only if
+    /// the buffer is full.
+    pub(super) fn pad<D: BlockDevice>(&mut self, dev: &mut D) -> Result<(), IoError> {
+        let padded = self.buf.len().div_ceil(SECTOR_SIZE) * SECTOR_SIZE;
+        self.buf.resize(padded, 0);
+        if self.buf.len() == WRITE_CHUNK {
+            self.write_buf(dev)?;
+        }
+        Ok(())
+    }
+
+    /// Pads to a whole sector with zeros and writes what is buffered.
+    pub(super) fn finish<D: BlockDevice>(&mut self, dev: &mut D) -> Result<(), IoError> {
+        self.pad(dev)?;
+        self.write_buf(dev)
+    }
+
+    fn write_buf<D: BlockDevice>(&mut self, dev: &mut D) -> Result<(), IoError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let r = write_all(dev, self.lba, &self.buf);
+        self.lba += (self.buf.len() / SECTOR_SIZE) as u64;
+        self.buf.clear();
+        r
+    }
+
+    /// Its buffer, for the next writer.
+    pub(super) fn into_buf(self) -> Vec<u8> {
+        self.buf
+    }
 }
 
 /// A mounted PSDB volume on a block device.
@@ -296,7 +416,7 @@ pub struct Store<D: BlockDevice> {
 /// manifest member's header and padding, its header and `#end` lines, and the commit record.
 /// Charged to the namespace of the batch's first object when it is staged (so quotas hold
 /// before the batch is written) and trued up to the exact figure when it is flushed.
-const BATCH_OVERHEAD_MAX: u64 = BLOCK + (BLOCK - 1) + 256 + END_LINE as u64 + COMMIT_LEN;
+const BATCH_OVERHEAD_MAX: u64 = HEAD_LEN + BLOCK + (BLOCK - 1) + 256 + END_LINE as u64 + COMMIT_LEN;
 
 impl<D: BlockDevice> Store<D> {
     /// Formats `dev` as an empty volume (writes the volume batch at offset 0 and flushes) and
@@ -318,9 +438,19 @@ impl<D: BlockDevice> Store<D> {
         let capacity = dev.sector_count().saturating_mul(BLOCK);
         let mut store = Store::empty(dev, Mode::ReadWrite, opts.volume_id, max_batch, capacity);
         store.limits = limits;
+        // The volume batch, in the v4 shape: its head, no members, its manifest, its record.
         let text = store.manifest_text()?;
-        let mut buf = member_bytes(&manifest::manifest_name(0), text.as_bytes());
         let prev = manifest::sha256(&text.as_bytes()[..text.len() - END_LINE]);
+        let head = Head {
+            seq: 0,
+            volume: opts.volume_id,
+            prev: [0; 32],
+            max_batch,
+            manifest: HEAD_LEN,
+            size: text.len() as u64,
+        };
+        let mut buf = Vec::from(head.member());
+        buf.extend_from_slice(&member_bytes(&manifest::manifest_name(0), text.as_bytes()));
         let commit = Commit {
             seq: 0,
             volume: opts.volume_id,
@@ -422,13 +552,31 @@ impl<D: BlockDevice> Store<D> {
     /// Drops every staged object (nothing of them reaches the disk): the store is back at what
     /// the last successful flush made durable. The psdb PD calls it when a caller's request
     /// fails part way, so nothing of a refused request is ever written.
+    ///
+    /// Staged members are already on the disk (beyond the end of the stream, so outside the
+    /// tar stream and never read by mount): discard zeroes them and flushes, so nothing of a
+    /// refused request (a signed checkpoint, say) stays readable. If that fails, the zeroing
+    /// is done before anything else is written.
     pub fn discard(&mut self) {
+        let written = self.staged.members > 0 || self.staged.open.is_some();
+        let to = self.end + HEAD_LEN + self.staged.members;
+        let in_flight = self
+            .staged
+            .open
+            .as_ref()
+            .and_then(|o| o.prep.as_ref())
+            .map_or(0, |p| p.members_len);
         self.rollback();
+        if written && self.mode == Mode::ReadWrite {
+            self.widen_scrub(self.end, (to + in_flight + TAIL).min(self.capacity));
+            // A failure leaves the range pending: it is zeroed before the next write.
+            let _ = self.scrub_failed();
+        }
     }
 
-    /// Whether anything is staged.
+    /// Whether anything is staged (a chunked put open included).
     pub fn has_staged(&self) -> bool {
-        !self.staged.entries.is_empty()
+        !self.staged.entries.is_empty() || self.staged.open.is_some()
     }
 
     /// The damage found in `ns`'s committed data at mount, if any: the first problem, and
@@ -559,6 +707,15 @@ impl<D: BlockDevice> Store<D> {
         }
     }
 
+    /// Writable, and no chunked put open ([`Error::Staged`]).
+    fn writable_idle(&self) -> Result<(), Error> {
+        self.writable()?;
+        match self.staged.open {
+            Some(_) => Err(Error::Staged),
+            None => Ok(()),
+        }
+    }
+
     /// Whether `path` exists in `ns` (staged objects included). `checkpoint` exists once a
     /// version was put.
     pub fn exists(&self, ns: Namespace, path: &str) -> Result<bool, Error> {
@@ -589,26 +746,27 @@ impl<D: BlockDevice> Store<D> {
             return Err(Error::WrongKind);
         }
         let size = o.size as usize;
-        if o.loc & STAGED != 0 {
-            let at = (o.loc & !STAGED) as usize + SECTOR_SIZE;
-            out.try_reserve_exact(size)
-                .map_err(|_| Error::OutOfMemory)?;
-            out.extend_from_slice(&self.staged.members[at..at + size]);
-            return Ok(true);
-        }
+        // A staged object is on the disk already, after the place of its batch's head.
+        let at = self.disk_offset(o.loc);
         let mut name = [0u8; tar::MAX_NAME];
         let n = full_name(&mut name, &st.name, path);
-        read_member(&mut self.dev, o.loc, &name[..n], size as u64, &o.hash, out).map_err(|e| {
-            match e {
+        read_member(&mut self.dev, at, &name[..n], size as u64, &o.hash, out).map_err(
+            |e| match e {
                 MemberError::Io(e) => Error::Io(e),
                 MemberError::NoMemory => Error::OutOfMemory,
-                MemberError::Bad(reason) => Error::Corrupt(Problem {
-                    offset: o.loc,
-                    reason,
-                }),
-            }
-        })?;
+                MemberError::Bad(reason) => Error::Corrupt(Problem { offset: at, reason }),
+            },
+        )?;
         Ok(true)
+    }
+
+    /// Where the member an index entry points at is on the disk.
+    fn disk_offset(&self, loc: u64) -> u64 {
+        if loc & STAGED != 0 {
+            self.end + HEAD_LEN + (loc & !STAGED)
+        } else {
+            loc
+        }
     }
 
     /// Reads the latest checkpoint of `ns`; `Ok(false)` if none was ever put.

@@ -45,6 +45,50 @@ pub(super) fn read_member<D: BlockDevice>(
     Ok(())
 }
 
+/// Bytes read at a time when a member is checked without being kept ([`check_member`]).
+pub(super) const CHECK_CHUNK: usize = 64 << 10;
+
+/// Checks the member at `at` (header, padding and hash) reading it [`CHECK_CHUNK`] bytes at a
+/// time through `buf`, so that checking a member costs no memory of its size.
+pub(super) fn check_member<D: BlockDevice>(
+    dev: &mut D,
+    at: u64,
+    name: &[u8],
+    size: u64,
+    hash: &[u8; 32],
+    buf: &mut Vec<u8>,
+) -> Result<(), MemberError> {
+    if buf.len() < CHECK_CHUNK {
+        buf.clear();
+        buf.try_reserve_exact(CHECK_CHUNK)
+            .map_err(|_| MemberError::NoMemory)?;
+        buf.resize(CHECK_CHUNK, 0);
+    }
+    let mut head = [0u8; SECTOR_SIZE];
+    dev.read(at / BLOCK, &mut head)?;
+    if head != tar::header(name, size) {
+        return Err(MemberError::Bad(Corruption::BadHeader));
+    }
+    let padded = tar::padded(size);
+    let mut hasher = manifest::Hasher::new();
+    let mut done = 0u64;
+    while done < padded {
+        let n = (padded - done).min(CHECK_CHUNK as u64) as usize;
+        let chunk = &mut buf[..n];
+        dev.read((at + BLOCK + done) / BLOCK, chunk)?;
+        let data = (size.saturating_sub(done)).min(n as u64) as usize;
+        hasher.update(&chunk[..data]);
+        if chunk[data..].iter().any(|&b| b != 0) {
+            return Err(MemberError::Bad(Corruption::BadPadding));
+        }
+        done += n as u64;
+    }
+    if hasher.finish() != *hash {
+        return Err(MemberError::Bad(Corruption::DataHash));
+    }
+    Ok(())
+}
+
 /// Checks every member of a batch: each bad one's record index, offset and reason. A
 /// journal's header is checked, and with `journals` its records too ([`scan_journal`]).
 pub(super) fn verify_batch<D: BlockDevice>(
@@ -54,7 +98,7 @@ pub(super) fn verify_batch<D: BlockDevice>(
     journals: bool,
     volume: &[u8; 16],
 ) -> Result<Vec<(usize, Problem)>, Error> {
-    let mut off = at + tar::member_len(m.text.len() as u64);
+    let mut off = at + m.members_off;
     let mut buf = Vec::new();
     let mut bad = Vec::new();
     for (k, r) in m.records.iter().enumerate() {
@@ -76,7 +120,7 @@ pub(super) fn verify_batch<D: BlockDevice>(
             off += tar::member_len(r.size);
             continue;
         }
-        match read_member(dev, off, m.name(r).as_bytes(), r.size, &r.hash, &mut buf) {
+        match check_member(dev, off, m.name(r).as_bytes(), r.size, &r.hash, &mut buf) {
             Ok(()) => {}
             Err(MemberError::Io(e)) => return Err(Error::Io(e)),
             Err(MemberError::NoMemory) => return Err(Error::OutOfMemory),
@@ -232,15 +276,54 @@ pub(super) fn find_commit<D: BlockDevice>(
 
 /// What is at an offset where a batch may start.
 pub(super) enum Probe {
-    /// A manifest of the expected sequence that parses and passes its hash.
+    /// A batch of the expected sequence whose manifest parses and passes its hash (and, in v4,
+    /// whose head agrees with it).
     Batch(Manifest),
     /// Two zero blocks: the end of the stream.
     End,
-    /// Anything else.
-    Dirty,
+    /// Anything else; with a valid v4 head whose manifest is not, the end of the extent the
+    /// head gives (its manifest, commit record and end marker), which a torn tail's scrub
+    /// zeroes.
+    Dirty(Option<u64>),
 }
 
-/// Reads the manifest of batch `seq` at `at`, if one is there.
+/// Reads the manifest member at `at` named `name` with `size` data bytes: its text, if the
+/// header is exactly the one PSDB writes and the padding is zeros.
+fn read_manifest_member<D: BlockDevice>(
+    dev: &mut D,
+    capacity: u64,
+    at: u64,
+    name: &[u8],
+    size: u64,
+    max_batch: u64,
+) -> Result<Option<Vec<u8>>, Error> {
+    if size > manifest_limit(max_batch) {
+        // Only a writer with other limits makes this: refuse, do not truncate.
+        return Err(Error::ExceedsLimits);
+    }
+    let len = tar::member_len(size);
+    if at.saturating_add(len) > capacity {
+        return Err(Error::Corrupt(Problem {
+            offset: at,
+            reason: Corruption::Truncated,
+        }));
+    }
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(len as usize)
+        .map_err(|_| Error::OutOfMemory)?;
+    buf.resize(len as usize, 0);
+    dev.read(at / BLOCK, &mut buf)?;
+    let data_end = SECTOR_SIZE + size as usize;
+    if buf[..SECTOR_SIZE] != tar::header(name, size) || buf[data_end..].iter().any(|&b| b != 0) {
+        return Ok(None);
+    }
+    buf.truncate(data_end);
+    buf.drain(..SECTOR_SIZE);
+    Ok(Some(buf))
+}
+
+/// Reads the batch `seq` at `at`, if one is there: a v2/v3 manifest member, or a v4 head and
+/// the manifest it points to.
 pub(super) fn probe<D: BlockDevice>(
     dev: &mut D,
     capacity: u64,
@@ -252,49 +335,72 @@ pub(super) fn probe<D: BlockDevice>(
     if at + TAIL > capacity {
         return Err(corrupt(Corruption::Truncated));
     }
-    // One read for the header and, usually, the whole manifest.
-    let first = (capacity - at).min(8 * BLOCK) as usize;
-    let mut buf = vec![0u8; first];
-    dev.read(at / BLOCK, &mut buf)?;
-    if buf[..TAIL as usize].iter().all(|&b| b == 0) {
+    let mut first = [0u8; HEAD_LEN as usize];
+    dev.read(at / BLOCK, &mut first)?;
+    if first[..TAIL as usize].iter().all(|&b| b == 0) {
         return Ok(Probe::End);
     }
-    let name = manifest::manifest_name(seq);
-    let size = match tar::parse(&buf[..SECTOR_SIZE]) {
-        Some((n, size)) if n == name.as_bytes() => size,
-        _ => return Ok(Probe::Dirty),
+    let Some((name, size)) = tar::parse(&first[..SECTOR_SIZE]) else {
+        return Ok(Probe::Dirty(None));
     };
-    if tar::member_len(size) > max_batch {
-        return Ok(Probe::Dirty);
+    if name == manifest::manifest_name(seq).as_bytes() {
+        // v2 or v3: the manifest comes first.
+        if tar::member_len(size) > max_batch {
+            return Ok(Probe::Dirty(None));
+        }
+        let name = manifest::manifest_name(seq);
+        let Some(text) = read_manifest_member(dev, capacity, at, name.as_bytes(), size, max_batch)?
+        else {
+            return Ok(Probe::Dirty(None));
+        };
+        return Ok(match Manifest::parse(text) {
+            Ok(m) if m.version <= 3 => Probe::Batch(m),
+            _ => Probe::Dirty(None),
+        });
     }
-    if size > manifest_limit(max_batch) {
-        // Only a writer with other limits makes this: refuse, do not truncate.
-        return Err(Error::ExceedsLimits);
+    if name != head::head_name(seq).as_bytes() {
+        return Ok(Probe::Dirty(None));
     }
-    let len = tar::member_len(size);
-    if at + len > capacity {
+    // v4: the head, then the manifest where it says.
+    let Some(h) = Head::from_member(&first, seq) else {
+        return Ok(Probe::Dirty(None));
+    };
+    let fits = h.manifest >= at + HEAD_LEN
+        && h.manifest.is_multiple_of(BLOCK)
+        && (h.manifest - at).saturating_add(tar::member_len(h.size)) <= max_batch;
+    if !fits {
+        return Ok(Probe::Dirty(None));
+    }
+    let manifest_end = h.manifest + tar::member_len(h.size);
+    if manifest_end + COMMIT_LEN + TAIL > capacity {
         return Err(corrupt(Corruption::Truncated));
     }
-    let len = len as usize;
-    if len > buf.len() {
-        let have = buf.len();
-        buf.try_reserve_exact(len - have)
-            .map_err(|_| Error::OutOfMemory)?;
-        buf.resize(len, 0);
-        dev.read((at + have as u64) / BLOCK, &mut buf[have..])?;
-    }
-    if buf[SECTOR_SIZE + size as usize..len]
-        .iter()
-        .any(|&b| b != 0)
-    {
-        return Ok(Probe::Dirty);
-    }
-    buf.truncate(SECTOR_SIZE + size as usize);
-    buf.drain(..SECTOR_SIZE);
-    match Manifest::parse(buf) {
-        Ok(m) => Ok(Probe::Batch(m)),
-        Err(_) => Ok(Probe::Dirty),
-    }
+    let extent = Some(manifest_end + COMMIT_LEN + TAIL);
+    let name = manifest::manifest_name(seq);
+    let Some(text) = read_manifest_member(
+        dev,
+        capacity,
+        h.manifest,
+        name.as_bytes(),
+        h.size,
+        max_batch,
+    )?
+    else {
+        return Ok(Probe::Dirty(extent));
+    };
+    Ok(match Manifest::parse(text) {
+        Ok(m)
+            if m.version >= 4
+                && m.seq == h.seq
+                && m.volume == h.volume
+                && m.prev == h.prev
+                && m.max_batch == h.max_batch
+                && at + m.manifest_off == h.manifest =>
+        {
+            Probe::Batch(m)
+        }
+        _ => Probe::Dirty(extent),
+    })
 }
 
 /// After a dirty end at `at`: whether a valid manifest of a later batch of this volume lies
@@ -308,14 +414,17 @@ pub(super) fn later_batch_within<D: BlockDevice>(
     max_batch: u64,
 ) -> Result<bool, Error> {
     let stop = capacity.min(at.saturating_add(max_batch + TAIL)) / BLOCK * BLOCK;
-    let prefix = b".psdb/batch/";
     let found = scan_sectors(dev, at + BLOCK, stop, |dev, here, block| {
-        if !block.starts_with(prefix) {
+        // A v2/v3 batch starts with its manifest, a v4 batch with its head.
+        if !block.starts_with(b".psdb/batch/") && !block.starts_with(b".psdb/head/") {
             return Ok(None);
         }
         let Some(s) = tar::parse(block)
-            .and_then(|(name, _)| name.strip_prefix(prefix))
-            .and_then(|r| r.strip_suffix(b".sha256"))
+            .and_then(|(name, _)| {
+                name.strip_prefix(b".psdb/batch/")
+                    .and_then(|r| r.strip_suffix(b".sha256"))
+                    .or_else(|| name.strip_prefix(b".psdb/head/"))
+            })
             .filter(|hex| hex.len() == 16)
             .and_then(|hex| core::str::from_utf8(hex).ok())
             .and_then(|h| u64::from_str_radix(h, 16).ok())
@@ -411,7 +520,7 @@ pub(crate) fn load<D: BlockDevice>(
         let m = match probed {
             Probe::End => break,
             Probe::Batch(m) if continues(&store, &m) => m,
-            Probe::Batch(_) | Probe::Dirty => {
+            probed @ (Probe::Batch(_) | Probe::Dirty(_)) => {
                 if at == 0 {
                     return Err(not_psdb(Corruption::NotPsdb));
                 }
@@ -467,6 +576,11 @@ pub(crate) fn load<D: BlockDevice>(
                     offset: at,
                     reason: Corruption::IncompleteTail,
                 });
+                if let Probe::Dirty(Some(extent)) = probed {
+                    // A v4 head whose manifest is torn: its extent is known, zero all of it
+                    // (as for a torn batch below).
+                    store.scrub = Some((at, extent.min(capacity)));
+                }
                 break;
             }
         };
@@ -625,7 +739,7 @@ impl<D: BlockDevice> Store<D> {
 impl<D: BlockDevice> Store<D> {
     /// Adds a mounted batch to the index.
     pub(super) fn apply(&mut self, at: u64, m: &Manifest) -> Result<(), Error> {
-        let mut off = at + tar::member_len(m.text.len() as u64);
+        let mut off = at + m.members_off;
         // The namespace of the previous record: a sidecar follows its checkpoint.
         let mut last = None;
         // Where the current record's manifest lines start: after the header line, then after
@@ -634,7 +748,8 @@ impl<D: BlockDevice> Store<D> {
         // The batch's own cost (manifest member beyond its records' lines, commit record) is
         // its first object's namespace's, as when it was written.
         let records_lines = m.text.len().saturating_sub(line_start + END_LINE) as u64;
-        let overhead = tar::member_len(m.text.len() as u64) - records_lines + COMMIT_LEN;
+        let members: u64 = m.records.iter().map(|r| tar::member_len(r.size)).sum();
+        let overhead = (m.length - members) - records_lines + COMMIT_LEN;
         let mut overhead = Some(overhead).filter(|_| !m.records.is_empty());
         for r in &m.records {
             let name = m.name(r);
