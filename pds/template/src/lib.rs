@@ -175,10 +175,7 @@ impl TemplatePd {
             return MessageInfo::new(call::BAD_CALL, 0);
         }
         match self.psdb.usage() {
-            Ok(u) => {
-                u.set_mrs();
-                MessageInfo::new(call::OK, Usage::REGISTERS)
-            }
+            Ok(u) => u.encode(call::OK).set_mrs(),
             Err(_) => MessageInfo::new(call::STORAGE, 0),
         }
     }

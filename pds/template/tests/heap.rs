@@ -8,11 +8,8 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use interface::msg::psdb::{Reply, Request};
-
 // psdb's labels, from the typed protocol (interface::msg::psdb).
-const OK: u64 = Reply::Ok.label();
-const USAGE: u64 = Request::Usage.label();
+use interface::msg::psdb::label::{OK, USAGE};
 use interface::Usage;
 use microkit::host::{set_backend, Backend, CountingAlloc, HostMemory};
 use microkit::{Channel, Handler, IrqAckError, MessageInfo};
@@ -43,8 +40,8 @@ impl Backend for Kernel {
             volume_free: 5,
             damaged: false,
         }
-        .set_mrs();
-        MessageInfo::new(OK, Usage::REGISTERS)
+        .encode(OK)
+        .set_mrs()
     }
     fn irq_ack(&self, _: Channel) -> Result<(), IrqAckError> {
         Ok(())

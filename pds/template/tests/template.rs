@@ -6,12 +6,9 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use interface::msg::psdb::{Reply, Request};
-
 // psdb's labels, from the typed protocol (interface::msg::psdb).
-const BAD_LABEL: u64 = Reply::BadLabel.label();
-const OK: u64 = Reply::Ok.label();
-const USAGE: u64 = Request::Usage.label();
+use interface::msg::psdb::label::{BAD_LABEL, OK, USAGE};
+use interface::msg::Message;
 use interface::Usage;
 use microkit::host::{set_backend, Backend, HostMemory};
 use microkit::{Channel, Handler, IrqAckError, MessageInfo};
@@ -52,10 +49,7 @@ impl Backend for Kernel {
             return MessageInfo::new(BAD_LABEL, 0);
         }
         match self.psdb.get() {
-            Psdb::Answers(u) => {
-                u.set_mrs();
-                MessageInfo::new(OK, Usage::REGISTERS)
-            }
+            Psdb::Answers(u) => u.encode(OK).set_mrs(),
             Psdb::Refuses => MessageInfo::new(BAD_LABEL, 0),
             Psdb::Short => MessageInfo::new(OK, 2),
         }
@@ -129,7 +123,8 @@ fn a_call_is_answered_with_psdbs_figures() {
         .protected(Channel::new(1), MessageInfo::new(call::USAGE, 0))
         .unwrap();
     assert_eq!((reply.label(), reply.count()), (call::OK, Usage::REGISTERS));
-    assert_eq!(Usage::from_mrs(reply.count()), Some(want));
+    let m = Message::received(reply);
+    assert_eq!(Usage::decode(m.info(), m.mrs()), Ok(want));
     assert_eq!(kernel.calls.get(), 1);
     set_backend(None);
 }
