@@ -74,7 +74,7 @@ fn report_and_calls_allocate_nothing() {
     let base = COUNTING.reset_peak();
     let mut pd = template_pd::TemplatePd::new(Channel::new(0), region);
     pd.report().unwrap();
-    for label in [template_pd::call::USAGE, 7] {
+    for label in [template_pd::msg::label::USAGE, 7] {
         let _ = pd
             .protected(Channel::new(1), MessageInfo::new(label, 0))
             .unwrap();
