@@ -24,7 +24,7 @@ TARGET        := aarch64-unknown-none
 TARGET_CRATES := note tlog
 # The system's no_std crates and PD crates (libraries and seL4 binaries; the runtime needs the
 # SDK configuration named).
-PD_CRATES     := protocol interface wire-pd ledger-pd audit-pd psdb-pd template-pd
+PD_CRATES     := protocol msg-core msg-ledger msg-audit msg-psdb interface wire-pd ledger-pd audit-pd psdb-pd template-pd
 # The PD binaries (pds/<pd>/src/main.rs), copied to $(ELF_DIR)/<pd>.elf.
 PD_BINS       := wire ledger audit psdb template
 

@@ -20,16 +20,8 @@ use psdb::RamDevice;
 mod common;
 use common::*;
 
-/// Labels of the typed [`interface::msg::ledger`] messages, as numbers to match on.
-#[allow(dead_code)]
-mod ledger_labels {
-    use interface::msg::ledger::{Reply, Request};
-    pub const COMMIT: u64 = Request::Commit.label();
-    pub const OK: u64 = Reply::Ok.label();
-    pub const REQUEST: u64 = Request::Request.label();
-    pub const STAGE: u64 = Request::Stage.label();
-    pub const STAGED: u64 = Reply::Staged.label();
-}
+use interface::msg::ledger::{Call, Reply as LedgerReply, Request as LedgerRequest};
+use interface::msg::Message;
 
 fn entry(tenant: &str, i: usize) -> Vec<u8> {
     format!("{tenant} record {i:05} {}", "-".repeat(i % 50)).into_bytes()
@@ -520,8 +512,8 @@ enum Said {
     Answer(Answer),
 }
 
-/// Calls `tenant`'s ledger as the wire does, with `label` and an append of `es` under `id`.
-fn as_wire(rig: &mut Rig, tenant: &str, label: u64, id: u64, bundle: &[u8]) -> Said {
+/// Calls `tenant`'s ledger as the wire does, a `call` of an append of `bundle` under `id`.
+fn as_wire(rig: &mut Rig, tenant: &str, call: Call, id: u64, bundle: &[u8]) -> Said {
     let t = interface::tenant_index(tenant).unwrap();
     sim(rig)
         .as_pd("wire", || {
@@ -536,12 +528,12 @@ fn as_wire(rig: &mut Rig, tenant: &str, label: u64, id: u64, bundle: &[u8]) -> S
             .unwrap();
             let region = wire_pd::REGIONS[t].get().unwrap();
             region.write(0, &buf[..n]).unwrap();
-            microkit::set_mr(0, n as u64);
-            let reply = interface::wire::LEDGERS[t].pp_call(microkit::MessageInfo::new(label, 1));
-            match reply.label() {
-                ledger_labels::STAGED => Said::Staged(microkit::get_mr(0)),
-                ledger_labels::OK => {
-                    let mut out = vec![0u8; microkit::get_mr(0) as usize];
+            let req = LedgerRequest { call, len: n };
+            let m: Message = req.encode().call(interface::wire::LEDGERS[t]);
+            match LedgerReply::decode(&req, m.info(), m.mrs()).unwrap() {
+                LedgerReply::Staged { count } => Said::Staged(u64::from(count)),
+                LedgerReply::Ok { len } => {
+                    let mut out = vec![0u8; len];
                     region.read(0, &mut out).unwrap();
                     let r = Response::decode(&out).unwrap();
                     assert_eq!(r.id, id);
@@ -551,7 +543,7 @@ fn as_wire(rig: &mut Rig, tenant: &str, label: u64, id: u64, bundle: &[u8]) -> S
                         b => panic!("{b:?}"),
                     })
                 }
-                l => panic!("reply label {l}"),
+                r => panic!("{r:?}"),
             }
         })
         .unwrap()
@@ -574,7 +566,6 @@ fn bundle_of(es: &[Vec<u8>]) -> Vec<u8> {
 #[test]
 fn staged_entries_reach_the_disk_only_with_their_commit() {
     use interface::ledger_call::MAX_STAGED;
-    use ledger_labels::{COMMIT, REQUEST, STAGE};
     let mut rig = boot();
     let t = "corporate";
     let acked = entries_256(0, 10);
@@ -582,13 +573,14 @@ fn staged_entries_reach_the_disk_only_with_their_commit() {
     // 300 entries per stage: more than a bundle, so an eager log would write one.
     let a = bundle_of(&entries_256(10, 300));
     let b = bundle_of(&entries_256(310, 300));
-    let commit = |rig: &mut Rig, id| as_wire(rig, t, COMMIT, id, &bundle_of(&entries_256(9, 1)));
+    let commit =
+        |rig: &mut Rig, id| as_wire(rig, t, Call::Commit, id, &bundle_of(&entries_256(9, 1)));
     let refused = |code| Said::Answer(Err(code));
 
     // Staged: nothing on disk, not even a full bundle.
     let disk0 = on_disk(&rig, t);
-    assert_eq!(as_wire(&mut rig, t, STAGE, 77, &a), Said::Staged(300));
-    assert_eq!(as_wire(&mut rig, t, STAGE, 77, &b), Said::Staged(600));
+    assert_eq!(as_wire(&mut rig, t, Call::Stage, 77, &a), Said::Staged(300));
+    assert_eq!(as_wire(&mut rig, t, Call::Stage, 77, &b), Said::Staged(600));
     assert_eq!(on_disk(&rig, t), disk0);
     // Another tenant's ledger between the stages changes nothing: nothing of this group is in
     // psdb for its calls to disturb.
@@ -597,26 +589,26 @@ fn staged_entries_reach_the_disk_only_with_their_commit() {
     assert_eq!(rig.client.hello(t).unwrap().size, 10);
     assert_eq!(commit(&mut rig, 77), refused(ErrorCode::BadRequest));
     // A stage for another group, a bad stage, a commit under another id: discarded too.
-    assert_eq!(as_wire(&mut rig, t, STAGE, 78, &a), Said::Staged(300));
+    assert_eq!(as_wire(&mut rig, t, Call::Stage, 78, &a), Said::Staged(300));
     assert_eq!(
-        as_wire(&mut rig, t, STAGE, 79, &a),
+        as_wire(&mut rig, t, Call::Stage, 79, &a),
         refused(ErrorCode::BadRequest)
     );
     assert_eq!(commit(&mut rig, 78), refused(ErrorCode::BadRequest));
-    assert_eq!(as_wire(&mut rig, t, STAGE, 80, &a), Said::Staged(300));
+    assert_eq!(as_wire(&mut rig, t, Call::Stage, 80, &a), Said::Staged(300));
     assert_eq!(
-        as_wire(&mut rig, t, STAGE, 80, &[0, 9, 1]),
+        as_wire(&mut rig, t, Call::Stage, 80, &[0, 9, 1]),
         refused(ErrorCode::BadEntries)
     );
     assert_eq!(commit(&mut rig, 80), refused(ErrorCode::BadRequest));
-    assert_eq!(as_wire(&mut rig, t, STAGE, 81, &a), Said::Staged(300));
+    assert_eq!(as_wire(&mut rig, t, Call::Stage, 81, &a), Said::Staged(300));
     assert_eq!(commit(&mut rig, 82), refused(ErrorCode::BadRequest));
     assert_eq!(commit(&mut rig, 81), refused(ErrorCode::BadRequest));
     // Past the stage buffer: refused (and discarded).
     let big = bundle_of(&vec![vec![b'x'; 65_000]; 2]);
     let mut n = 0;
     let said = loop {
-        match as_wire(&mut rig, t, STAGE, 83, &big) {
+        match as_wire(&mut rig, t, Call::Stage, 83, &big) {
             Said::Staged(k) => {
                 n += 2;
                 assert_eq!(k, n);
@@ -631,17 +623,23 @@ fn staged_entries_reach_the_disk_only_with_their_commit() {
     nothing_beyond(&rig, t, 10);
 
     // A plain request discards a stage as well, and is served as itself.
-    assert_eq!(as_wire(&mut rig, t, STAGE, 84, &a), Said::Staged(300));
+    assert_eq!(as_wire(&mut rig, t, Call::Stage, 84, &a), Said::Staged(300));
     assert_eq!(
-        as_wire(&mut rig, t, REQUEST, 85, &bundle_of(&entries_256(10, 1))),
+        as_wire(
+            &mut rig,
+            t,
+            Call::Request,
+            85,
+            &bundle_of(&entries_256(10, 1))
+        ),
         Said::Answer(Ok((10, 1, 11)))
     );
     assert_eq!(commit(&mut rig, 84), refused(ErrorCode::BadRequest));
 
     // A whole group: one batch, contiguous indices from the stages on.
     let batches = on_disk(&rig, t).0;
-    assert_eq!(as_wire(&mut rig, t, STAGE, 90, &a), Said::Staged(300));
-    assert_eq!(as_wire(&mut rig, t, STAGE, 90, &b), Said::Staged(600));
+    assert_eq!(as_wire(&mut rig, t, Call::Stage, 90, &a), Said::Staged(300));
+    assert_eq!(as_wire(&mut rig, t, Call::Stage, 90, &b), Said::Staged(600));
     assert_eq!(commit(&mut rig, 90), Said::Answer(Ok((11, 601, 612))));
     assert_eq!(on_disk(&rig, t).0, batches + 1);
     let all = read_all(&mut rig, t);
@@ -650,7 +648,7 @@ fn staged_entries_reach_the_disk_only_with_their_commit() {
     assert_eq!(all[611], entries_256(9, 1)[0]);
 
     // Restarted between two stages: everything acknowledged is there, nothing of the group.
-    assert_eq!(as_wire(&mut rig, t, STAGE, 91, &a), Said::Staged(300));
+    assert_eq!(as_wire(&mut rig, t, Call::Stage, 91, &a), Said::Staged(300));
     let disk1 = on_disk(&rig, t);
     let disk = rig.disk.clone();
     drop(rig);

@@ -19,29 +19,11 @@ use sim::{Disk, Keys, Sim};
 mod common;
 use common::*;
 
-/// Labels of the typed [`interface::msg::ledger`] messages, as numbers to match on.
-#[allow(dead_code)]
-mod ledger_labels {
-    use interface::msg::ledger::{Reply, Request};
-    pub const OK: u64 = Reply::Ok.label();
-    pub const REQUEST: u64 = Request::Request.label();
-}
+use interface::msg::{audit, ledger, Message};
 
-/// Labels of the typed [`interface::msg::audit`] messages, as numbers to match on.
-#[allow(dead_code)]
-mod audit_labels {
-    use interface::msg::audit::{Reply, Request};
-    pub const BAD_CALL: u64 = Reply::BadCall.label();
-    pub const RECORD: u64 = Request::Record.label();
-    pub const RECORDED: u64 = Reply::Recorded.label();
-}
-
-/// Labels of the typed [`interface::msg::psdb`] messages, as numbers to match on.
-#[allow(dead_code)]
-mod psdb_labels {
-    use interface::msg::psdb::Reply;
-    pub const OK: u64 = Reply::Ok.label();
-}
+/// The typed protocol's labels ([`interface::msg::psdb::label`]), as numbers to match on (a
+/// compromised ledger sends psdb registers no encoder would).
+use interface::msg::psdb::label as psdb_labels;
 
 #[test]
 fn three_tenants_append_read_export_verify() {
@@ -528,11 +510,15 @@ fn a_request_for_another_tenant_is_refused_by_the_ledger() {
                 .unwrap();
                 let region = wire_pd::REGIONS[0].get().unwrap(); // ledger_corporate's region
                 region.write(0, &buf[..n]).unwrap();
-                set_mr(0, n as u64);
-                let reply = interface::wire::LEDGERS[0]
-                    .pp_call(MessageInfo::new(ledger_labels::REQUEST, 1));
-                assert_eq!(reply.label(), ledger_labels::OK);
-                let len = microkit::get_mr(0) as usize;
+                let req = ledger::Request {
+                    call: ledger::Call::Request,
+                    len: n,
+                };
+                let m: Message = req.encode().call(interface::wire::LEDGERS[0]);
+                let Ok(ledger::Reply::Ok { len }) = ledger::Reply::decode(&req, m.info(), m.mrs())
+                else {
+                    panic!("{m:?}")
+                };
                 let mut out = vec![0u8; len];
                 region.read(0, &mut out).unwrap();
                 out
@@ -607,22 +593,20 @@ fn audit_refuses_calls_on_a_non_ledger_channel() {
         ledger_pd::AUDIT.get().unwrap().write(0, &record).unwrap();
     })
     .unwrap();
+    let call = audit::Request::Record { len: record.len() };
+    let said = |m: Message| audit::Reply::decode(&call, m.info(), m.mrs());
     let r = s
-        .as_pd("wire", || {
-            set_mr(0, record.len() as u64);
-            Channel::new(5).pp_call(MessageInfo::new(audit_labels::RECORD, 1))
-        })
+        .as_pd("wire", || call.encode().call(Channel::new(5)))
         .unwrap();
-    assert_eq!(r.label(), audit_labels::BAD_CALL);
+    assert_eq!(said(r), Ok(audit::Reply::BadCall));
     assert!(audit_records(&disk).is_empty());
     // The same record from ledger_corporate on its channel is recorded, as corporate's.
     let r = s
         .as_pd("ledger_corporate", || {
-            set_mr(0, record.len() as u64);
-            interface::ledger::AUDIT.pp_call(MessageInfo::new(audit_labels::RECORD, 1))
+            call.encode().call(interface::ledger::AUDIT)
         })
         .unwrap();
-    assert_eq!(r.label(), audit_labels::RECORDED);
+    assert_eq!(said(r), Ok(audit::Reply::Recorded { index: 0 }));
     assert_records(
         &audit_records(&disk),
         &["tenant=corporate op=read first=0 count=1".to_string()],

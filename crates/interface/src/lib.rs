@@ -5,9 +5,10 @@
 //! generated constants against the generated `system.xml`. A PD of any other role finds its
 //! channels by name in [`topology`] (every channel end of the description).
 //!
-//! The call protocols (hubris-style interface types, shared by both ends): the typed request
-//! and reply labels of each are in [`msg`] (requests from 1, replies from 0x100, one shared
-//! "not serving" reply); the region layouts and limits in:
+//! The call protocols (hubris-style interface types, shared by both ends): the typed requests
+//! and replies of each, with their labels and message registers, are one small crate per
+//! channel kind, re-exported in [`msg`] (requests from 1, replies from 0x100, one shared "not
+//! serving" reply; `encode`/`decode` there and nowhere else); the region layouts and limits in:
 //! - [`ledger_call`]: wire -> ledger_<t>, one client request per call, in the shared region.
 //! - [`audit_call`]: ledger_<t> -> audit, one read record per call; the tenant is the channel.
 //! - [`psdb_call`]: ledger_<t>/audit -> psdb, tlog objects in the shared region; the namespace
@@ -70,29 +71,30 @@ pub fn regions<const N: usize>(
 // What the code relies on of the generated sizes.
 const _: () = assert!(size::WIRE_LEDGER >= protocol::MAX_PAYLOAD);
 
-/// wire -> ledger_<t>: the request's postcard bytes (a [`protocol::Request`]) at offset 0 of the
-/// shared region, their length in MR0. Reply: label [`Ok`](msg::ledger::Reply::Ok), the response's length
-/// in MR0, the [`protocol::Response`] at offset 0; any other reply ([`BadCall`](msg::ledger::Reply::BadCall),
-/// [`NotServing`](msg::ledger::Reply::NotServing), an unknown label) means the ledger could not
-/// answer and the wire answers [`protocol::ErrorCode::Unavailable`].
+/// wire -> ledger_<t> ([`msg::ledger`]): the request's postcard bytes (a [`protocol::Request`])
+/// at offset 0 of the shared region, their length in MR0. Reply
+/// [`Ok`](msg::ledger::Reply::Ok) with the response's length, the [`protocol::Response`] at
+/// offset 0; any other reply ([`BadCall`](msg::ledger::Reply::BadCall),
+/// [`NotServing`](msg::ledger::Reply::NotServing), a message that does not decode) means the
+/// ledger could not answer and the wire answers [`protocol::ErrorCode::Unavailable`].
 ///
 /// **A group in several calls** (the wire's group commit, when a group's entries are more than
-/// one region holds): zero or more [`Stage`](msg::ledger::Request::Stage) calls, then one
-/// [`Commit`](msg::ledger::Request::Commit), all carrying an [`Op::Append`](protocol::Op::Append) request with
+/// one region holds): zero or more [`Stage`](msg::ledger::Call::Stage) calls, then one
+/// [`Commit`](msg::ledger::Call::Commit), all carrying an [`Op::Append`](protocol::Op::Append) request with
 /// the same id and tenant (the group's first request's). A stage is validated exactly as an
 /// append request is and its entries are kept in the ledger's memory, nothing written: the
-/// reply is [`Staged`](msg::ledger::Reply::Staged) with MR0 = the entries staged so far, or (refused) `OK`
+/// reply is [`Staged`](msg::ledger::Reply::Staged) with the entries staged so far, or (refused) `Ok`
 /// with an error response, the stage then discarded. The commit appends everything staged,
 /// then its own entries, and signs **one** checkpoint over them all; its reply is an append's
 /// (`Appended` with the first index and the count of the whole group, answered only once that
 /// checkpoint is durable, or an error: nothing of the group stored). Any other call (a
-/// [`Request`](msg::ledger::Request::Request), a bad call), a stage that is refused or does not fit
+/// [`Request`](msg::ledger::Call::Request), a bad call), a stage that is refused or does not fit
 /// [`ledger_call::MAX_STAGED`], and the commit itself, succeeded or not, first or finally
 /// discard everything staged; a commit with nothing staged is refused (`BadRequest`). So a
 /// stage never stores anything: a wire whose group failed part way sends the requests again
 /// one by one and each gets the answer it would alone.
 pub mod ledger_call {
-    /// Most [`Stage`](crate::msg::ledger::Request::Stage) calls one group makes (the wire's
+    /// Most [`Stage`](crate::msg::ledger::Call::Stage) calls one group makes (the wire's
     /// limit): with the commit, a group is at most this plus one region's worth of requests.
     pub const MAX_STAGE_CALLS: usize = 7;
     /// Most entry bytes (entries as a bundle encodes them, 2-byte length each) a ledger keeps
@@ -101,10 +103,11 @@ pub mod ledger_call {
     pub const MAX_STAGED: usize = MAX_STAGE_CALLS * protocol::MAX_PAYLOAD;
 }
 
-/// ledger_<t> -> audit: an [`AuditRecord`](audit_call) encoded by [`audit_call::encode`] at
-/// offset 0 of the shared region, its length in MR0. Reply [`Recorded`](msg::audit::Reply::Recorded) (the
-/// record is durable in the audit log; MR0 its index) or an error reply. Also
-/// [`Usage`](msg::audit::Request::Usage): the audit namespace's use of its quota.
+/// ledger_<t> -> audit ([`msg::audit`]): an [`AuditRecord`](audit_call) encoded by
+/// [`audit_call::encode`] at offset 0 of the shared region, its length in MR0. Reply
+/// [`Recorded`](msg::audit::Reply::Recorded) (the record is durable in the audit log, with its
+/// index) or an error reply. Also [`Usage`](msg::audit::Request::Usage): the audit namespace's
+/// use of its quota.
 pub mod audit_call {
     /// Room the regions reserve for one encoded record (checked in `tests/system_xml.rs`); a
     /// record is 25 bytes ([`encode`]), kept in the audit log as one journal record of at most
@@ -167,23 +170,21 @@ pub mod audit_call {
     }
 }
 
-/// ledger_<t>/audit -> psdb: region layout and register conventions (labels:
-/// [`msg::psdb`]). The object path is at offset 0 (MR0 its
-/// length, at most [`psdb_call::MAX_PATH`]), the object's bytes at [`psdb_call::DATA`] (MR1 their
-/// length). Reply [`Ok`](msg::psdb::Reply::Ok) or an error ([`msg::psdb::Reply`]: `psdb::Error::code()`
-/// 1..=19 at 0x100 + code, then the call errors). A `GET`/`CHECKPOINT` reply has MR0 = 1 if found, MR1 = the length.
-/// [`Usage`](msg::psdb::Request::Usage) takes no arguments and answers in six registers
-/// ([`psdb_call::Usage`]).
+/// ledger_<t>/audit -> psdb: the region layout and its limits (labels and registers:
+/// [`msg::psdb`], whose table states every call's registers and reply). The object path is at
+/// offset 0 (its length in MR0, at most [`psdb_call::MAX_PATH`]), the object's bytes at
+/// [`psdb_call::DATA`] (their length in MR1). A found/length reply's object (`GET`,
+/// `CHECKPOINT`, `JournalRead`) is at `DATA` too.
 ///
 /// Journals (psdb format v3: a preallocated member of one-sector records, see psdb's
-/// `FORMAT.md`), the path at offset 0 and MR0 its length as for every call:
+/// `FORMAT.md`), the path at offset 0 as for every call:
 ///
 /// | label | MR1 | data at [`psdb_call::DATA`] | reply `Ok` |
 /// |-------|-----|------------------------------|--------------------------|
 /// | `JournalCreate` | slots | none | no registers; staged like `PUT`, durable with the next `SET_CHECKPOINT` |
 /// | `JournalAppend` | the record's length | the record | MR0 its slot; durable when OK arrives |
 /// | `JournalRead` | the slot | none | MR0 1 if written, MR1 the length; the record at `DATA` |
-/// | `JournalStat` | ignored | none | MR0 1 if it exists, MR1 its slots, MR2 the slots used |
+/// | `JournalStat` | 0 | none | MR0 1 if it exists, MR1 its slots, MR2 the slots used |
 pub mod psdb_call {
     /// Most bytes one journal record holds (`psdb::journal::MAX_RECORD`, checked by a test).
     pub const JOURNAL_RECORD: usize = 363;
@@ -192,73 +193,7 @@ pub mod psdb_call {
     /// Offset of the object's bytes in the region.
     pub const DATA: usize = 0x1000;
 
-    /// A [`Usage`](crate::msg::psdb::Request::Usage) reply, in its message registers:
-    ///
-    /// | MR | value |
-    /// |----|-------|
-    /// | 0  | disk bytes used by the namespace (durable objects, checkpoints, manifest lines) |
-    /// | 1  | the namespace's disk quota, bytes |
-    /// | 2  | index bytes charged to the namespace |
-    /// | 3  | the namespace's index quota, bytes |
-    /// | 4  | bytes still free on the volume (the only figure not the caller's own) |
-    /// | 5  | 1 if the namespace is marked damaged (it takes no more writes), else 0 |
-    ///
-    /// Nothing about any other namespace is revealed.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-    pub struct Usage {
-        /// MR0: disk bytes the namespace uses.
-        pub disk_used: u64,
-        /// MR1: its disk quota.
-        pub disk_quota: u64,
-        /// MR2: index bytes charged to it.
-        pub index_used: u64,
-        /// MR3: its index quota.
-        pub index_quota: u64,
-        /// MR4: bytes free on the volume.
-        pub volume_free: u64,
-        /// MR5: whether the namespace is marked damaged.
-        pub damaged: bool,
-    }
-
-    impl Usage {
-        /// Message registers of a usage reply.
-        pub const REGISTERS: usize = 6;
-
-        /// Sets MR0..MR5 (the reply's message count is [`Usage::REGISTERS`]).
-        pub fn set_mrs(&self) {
-            let words = [
-                self.disk_used,
-                self.disk_quota,
-                self.index_used,
-                self.index_quota,
-                self.volume_free,
-                u64::from(self.damaged),
-            ];
-            for (i, w) in words.into_iter().enumerate() {
-                microkit::set_mr(i, w);
-            }
-        }
-
-        /// Reads a reply of `count` message registers: `None` unless it carries all of them
-        /// (on seL4 a register the callee did not set still holds the caller's own value) and
-        /// MR5 is 0 or 1.
-        pub fn from_mrs(count: usize) -> Option<Usage> {
-            if count < Self::REGISTERS {
-                return None;
-            }
-            let damaged = match microkit::get_mr(5) {
-                0 => false,
-                1 => true,
-                _ => return None,
-            };
-            Some(Usage {
-                disk_used: microkit::get_mr(0),
-                disk_quota: microkit::get_mr(1),
-                index_used: microkit::get_mr(2),
-                index_quota: microkit::get_mr(3),
-                volume_free: microkit::get_mr(4),
-                damaged,
-            })
-        }
-    }
+    /// A [`Usage`](crate::msg::psdb::Request::Usage) reply's figures (its registers:
+    /// [`msg::psdb::Usage`](crate::msg::psdb::Usage)).
+    pub use crate::msg::psdb::Usage;
 }

@@ -5,10 +5,11 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use microkit::region::{ReadWrite, Region};
-use microkit::{get_mr, set_mr, Channel, MessageInfo};
+use microkit::Channel;
 
+pub use crate::msg::psdb::{JournalStat, Usage};
 use crate::msg::psdb::{Reply, Request};
-pub use crate::psdb_call::Usage;
+use crate::msg::DecodeError;
 use crate::psdb_call::{DATA, JOURNAL_RECORD, MAX_PATH};
 
 /// Why a psdb call failed.
@@ -18,12 +19,14 @@ pub enum PsdbError {
     /// call errors 20..=22).
     Refused(u64),
     /// psdb is not serving ([`Reply::NotServing`]: its disk failed to mount), or answered a
-    /// label that is no reply of its protocol: unavailable.
+    /// label that is no reply of its protocol to the call made: unavailable.
     Unavailable,
     /// The path or object does not fit the region.
     TooLarge,
-    /// psdb's reply does not make sense (a length past the region or past the largest tlog
-    /// object, or a found/length reply without its two message registers).
+    /// psdb's reply does not make sense: it does not decode as the answer to the call made
+    /// ([`Reply::decode`]: a register count other than its label's, a flag other than 0 or 1,
+    /// more journal slots used than it has), or it states a length past the region, the
+    /// largest tlog object or the caller's buffer.
     BadReply,
     /// The buffer for the object could not be allocated.
     OutOfMemory,
@@ -90,15 +93,6 @@ impl fmt::Display for PsdbError {
     }
 }
 
-/// A journal's size as psdb states it ([`Request::JournalStat`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct JournalStat {
-    /// Records it can hold.
-    pub slots: u32,
-    /// Records written: slots `0..used`.
-    pub used: u32,
-}
-
 /// One PD's connection to psdb. The namespace is whichever the channel stands for in psdb.
 #[derive(Debug, Clone)]
 pub struct PsdbClient {
@@ -135,10 +129,10 @@ impl PsdbClient {
         out: &mut [u8],
     ) -> Result<Option<(u64, usize)>, PsdbError> {
         let reply = match path {
-            Some(p) => self.call(Request::Get, p, &[])?,
+            Some(p) => self.call(Request::Get { path_len: p.len() }, p, &[])?,
             None => self.call(Request::Checkpoint, "", &[])?,
         };
-        let Some(len) = self.reply_len(reply)? else {
+        let Some(len) = self.object_len(reply)? else {
             return Ok(None);
         };
         let total = len as u64;
@@ -151,50 +145,58 @@ impl PsdbClient {
     }
 
     /// What this client's namespace uses of its quota, and the volume's free bytes
-    /// ([`Request::Usage`]). A reply without all [`Usage::REGISTERS`] registers, or with a damage flag
-    /// other than 0 or 1, is [`PsdbError::BadReply`].
+    /// ([`Request::Usage`]). A reply without all [`Usage::REGISTERS`] registers, or with a
+    /// damage flag other than 0 or 1, is [`PsdbError::BadReply`].
     pub fn usage(&mut self) -> Result<Usage, PsdbError> {
-        let reply = self.channel.pp_call(Request::Usage.info(0));
-        Self::status(reply)?;
-        Usage::from_mrs(reply.count()).ok_or(PsdbError::BadReply)
+        match self.send(Request::Usage)? {
+            Reply::Usage(u) => Ok(u),
+            _ => Err(PsdbError::BadReply),
+        }
     }
 
-    /// Creates a journal of `slots` records at `path` ([`Request::JournalCreate`]): staged with this
-    /// client's puts, durable with its next checkpoint.
+    /// Creates a journal of `slots` records at `path` ([`Request::JournalCreate`]): staged with
+    /// this client's puts, durable with its next checkpoint.
     pub fn create_journal(&mut self, path: &str, slots: u32) -> Result<(), PsdbError> {
-        self.call_arg(Request::JournalCreate, path, u64::from(slots))
-            .map(|_| ())
+        let req = Request::JournalCreate {
+            path_len: path.len(),
+            slots,
+        };
+        self.call(req, path, &[]).map(|_| ())
     }
 
-    /// Appends `record` to the journal at `path` ([`Request::JournalAppend`]); its slot, once durable.
-    /// A reply without MR0, or with a slot past `u32`, is [`PsdbError::BadReply`].
+    /// Appends `record` to the journal at `path` ([`Request::JournalAppend`]); its slot, once
+    /// durable. A reply without its slot, or with a slot past `u32`, is
+    /// [`PsdbError::BadReply`].
     pub fn journal_append(&mut self, path: &str, record: &[u8]) -> Result<u32, PsdbError> {
         if record.len() > JOURNAL_RECORD {
             return Err(PsdbError::TooLarge);
         }
-        let reply = self.call(Request::JournalAppend, path, record)?;
-        if reply.count() < 1 {
-            return Err(PsdbError::BadReply);
+        let req = Request::JournalAppend {
+            path_len: path.len(),
+            data_len: record.len(),
+        };
+        match self.call(req, path, record)? {
+            Reply::Appended { slot } => Ok(slot),
+            _ => Err(PsdbError::BadReply),
         }
-        u32::try_from(get_mr(0)).map_err(|_| PsdbError::BadReply)
     }
 
-    /// Reads record `slot` of the journal at `path` into `out` ([`Request::JournalRead`]); its length,
-    /// or `None` if that slot was never written. A length past [`JOURNAL_RECORD`] or `out` is
-    /// [`PsdbError::BadReply`].
+    /// Reads record `slot` of the journal at `path` into `out` ([`Request::JournalRead`]); its
+    /// length, or `None` if that slot was never written. A length past [`JOURNAL_RECORD`] or
+    /// `out` is [`PsdbError::BadReply`].
     pub fn journal_read(
         &mut self,
         path: &str,
         slot: u32,
         out: &mut [u8],
     ) -> Result<Option<usize>, PsdbError> {
-        let reply = self.call_arg(Request::JournalRead, path, u64::from(slot))?;
-        if reply.count() < 2 {
-            return Err(PsdbError::BadReply);
-        }
-        match (get_mr(0), usize::try_from(get_mr(1))) {
-            (0, _) => Ok(None),
-            (1, Ok(len)) if len <= JOURNAL_RECORD && len <= out.len() => {
+        let req = Request::JournalRead {
+            path_len: path.len(),
+            slot,
+        };
+        match self.call(req, path, &[])? {
+            Reply::Found(None) => Ok(None),
+            Reply::Found(Some(len)) if len <= JOURNAL_RECORD && len <= out.len() => {
                 self.region
                     .read(DATA, &mut out[..len])
                     .map_err(|_| PsdbError::BadReply)?;
@@ -204,44 +206,25 @@ impl PsdbClient {
         }
     }
 
-    /// The journal at `path`'s slots and slots used ([`Request::JournalStat`]), `None` if there is no
-    /// such object. A reply without its three registers, or with more used than slots, is
-    /// [`PsdbError::BadReply`].
+    /// The journal at `path`'s slots and slots used ([`Request::JournalStat`]), `None` if there
+    /// is no such object. A reply without its three registers, or with more used than slots,
+    /// is [`PsdbError::BadReply`].
     pub fn journal_stat(&mut self, path: &str) -> Result<Option<JournalStat>, PsdbError> {
-        let reply = self.call_arg(Request::JournalStat, path, 0)?;
-        if reply.count() < 3 {
-            return Err(PsdbError::BadReply);
-        }
-        let word = |i| u32::try_from(get_mr(i)).map_err(|_| PsdbError::BadReply);
-        match get_mr(0) {
-            0 => Ok(None),
-            1 => {
-                let (slots, used) = (word(1)?, word(2)?);
-                if used > slots {
-                    return Err(PsdbError::BadReply);
-                }
-                Ok(Some(JournalStat { slots, used }))
-            }
+        match self.call(
+            Request::JournalStat {
+                path_len: path.len(),
+            },
+            path,
+            &[],
+        )? {
+            Reply::Stat(stat) => Ok(stat),
             _ => Err(PsdbError::BadReply),
         }
     }
 
-    /// A call with the path and a number in MR1 (no data).
-    fn call_arg(&mut self, label: Request, path: &str, arg: u64) -> Result<MessageInfo, PsdbError> {
-        if path.len() > MAX_PATH {
-            return Err(PsdbError::TooLarge);
-        }
-        self.region
-            .write(0, path.as_bytes())
-            .map_err(|_| PsdbError::TooLarge)?;
-        set_mr(0, path.len() as u64);
-        set_mr(1, arg);
-        let reply = self.channel.pp_call(label.info(2));
-        Self::status(reply)?;
-        Ok(reply)
-    }
-
-    fn call(&mut self, label: Request, path: &str, data: &[u8]) -> Result<MessageInfo, PsdbError> {
+    /// Writes `path` at offset 0 of the region and `data` at [`DATA`], then calls psdb with
+    /// `req` (whose lengths are theirs); psdb's answer, or why not.
+    fn call(&mut self, req: Request, path: &str, data: &[u8]) -> Result<Reply, PsdbError> {
         if path.len() > MAX_PATH || data.len() > self.max_object() {
             return Err(PsdbError::TooLarge);
         }
@@ -251,45 +234,47 @@ impl PsdbClient {
         self.region
             .write(DATA, data)
             .map_err(|_| PsdbError::TooLarge)?;
-        set_mr(0, path.len() as u64);
-        set_mr(1, data.len() as u64);
-        let reply = self.channel.pp_call(label.info(2));
-        Self::status(reply)?;
-        Ok(reply)
+        self.send(req)
     }
 
-    /// Decodes a reply's label: `Ok`, or why not.
-    fn status(reply: MessageInfo) -> Result<(), PsdbError> {
-        match Reply::try_from(reply.label()) {
-            Ok(Reply::Ok) => Ok(()),
+    /// Calls psdb with `req`; its answer if it is an `Ok` reply to `req`. A refusal is
+    /// [`PsdbError::Refused`] with its code ([`Reply::code`]); `NotServing`, or a label that is
+    /// no reply to `req`, [`PsdbError::Unavailable`]; any other reply that does not decode
+    /// (on seL4 a register the callee did not set still holds the caller's own value, so a
+    /// short reply would otherwise read as the caller's path length) [`PsdbError::BadReply`].
+    fn send(&mut self, req: Request) -> Result<Reply, PsdbError> {
+        let m = req.encode().call(self.channel);
+        match Reply::decode(&req, m.info(), m.mrs()) {
+            Ok(Reply::NotServing) | Err(DecodeError::UnknownLabel(_)) => {
+                Err(PsdbError::Unavailable)
+            }
             Ok(r @ (Reply::Store(_) | Reply::BadLabel | Reply::BadLength | Reply::TooLarge)) => {
                 Err(PsdbError::Refused(r.code().unwrap_or(0)))
             }
-            Ok(Reply::NotServing) | Err(_) => Err(PsdbError::Unavailable),
+            Ok(
+                r @ (Reply::Done
+                | Reply::Found(_)
+                | Reply::Usage(_)
+                | Reply::Appended { .. }
+                | Reply::Stat(_)),
+            ) => Ok(r),
+            Err(DecodeError::Count { .. } | DecodeError::Value { .. }) => Err(PsdbError::BadReply),
         }
     }
 
-    /// The object length a found/length reply states, `None` if not found. The reply must
-    /// carry both registers: on seL4 a register the callee did not set still holds the
-    /// caller's own value (here the path length and 0), so a short reply is malformed.
-    fn reply_len(&self, reply: MessageInfo) -> Result<Option<usize>, PsdbError> {
-        if reply.count() < 2 {
-            return Err(PsdbError::BadReply);
+    /// The object length a found/length reply states, `None` if not found; a length past
+    /// [`PsdbClient::max_read`] is [`PsdbError::BadReply`].
+    fn object_len(&self, reply: Reply) -> Result<Option<usize>, PsdbError> {
+        match reply {
+            Reply::Found(None) => Ok(None),
+            Reply::Found(Some(len)) if len <= self.max_read() => Ok(Some(len)),
+            _ => Err(PsdbError::BadReply),
         }
-        let (found, len) = (get_mr(0), get_mr(1));
-        if found == 0 {
-            return Ok(None);
-        }
-        let len = usize::try_from(len).map_err(|_| PsdbError::BadReply)?;
-        if len > self.max_read() {
-            return Err(PsdbError::BadReply);
-        }
-        Ok(Some(len))
     }
 
-    fn read_reply(&mut self, reply: MessageInfo, out: &mut Vec<u8>) -> Result<bool, PsdbError> {
+    fn read_reply(&mut self, reply: Reply, out: &mut Vec<u8>) -> Result<bool, PsdbError> {
         out.clear();
-        let Some(len) = self.reply_len(reply)? else {
+        let Some(len) = self.object_len(reply)? else {
             return Ok(false);
         };
         // The length comes from outside: reserve fallibly and exactly (no doubling).
@@ -307,16 +292,28 @@ impl tlog::Storage for PsdbClient {
     type Error = PsdbError;
 
     fn put(&mut self, path: &str, data: &[u8]) -> Result<(), PsdbError> {
-        self.call(Request::Put, path, data).map(|_| ())
+        let req = Request::Put {
+            path_len: path.len(),
+            data_len: data.len(),
+        };
+        self.call(req, path, data).map(|_| ())
     }
 
     fn set_checkpoint(&mut self, checkpoint: &[u8]) -> Result<(), PsdbError> {
-        self.call(Request::SetCheckpoint, "", checkpoint)
-            .map(|_| ())
+        let req = Request::SetCheckpoint {
+            data_len: checkpoint.len(),
+        };
+        self.call(req, "", checkpoint).map(|_| ())
     }
 
     fn get(&mut self, path: &str, out: &mut Vec<u8>) -> Result<bool, PsdbError> {
-        let reply = self.call(Request::Get, path, &[])?;
+        let reply = self.call(
+            Request::Get {
+                path_len: path.len(),
+            },
+            path,
+            &[],
+        )?;
         self.read_reply(reply, out)
     }
 
@@ -392,6 +389,8 @@ mod tests {
 
     use microkit::host::{set_backend, Backend, HostMemory};
     use microkit::{IrqAckError, MessageInfo};
+
+    use crate::msg::psdb::label;
     use tlog::Storage as _;
 
     use super::*;
@@ -410,18 +409,18 @@ mod tests {
         }
         fn notify(&self, _: Channel) {}
         fn pp_call(&self, _: Channel, info: MessageInfo) -> MessageInfo {
-            if info.label() == Request::Usage.label() {
+            if info.label() == label::USAGE {
                 if self.count >= 6 {
                     let damaged = (self.count - 6) as u64;
                     *self.mrs.borrow_mut() = [10, 20, 30, 40, 50, damaged];
                 }
-                return Reply::Ok.info(self.count.min(6));
+                return MessageInfo::new(label::OK, self.count.min(6));
             }
             if self.count == 2 {
                 self.mrs.borrow_mut()[..2].copy_from_slice(&[1, 3]);
                 self.region.write(DATA, b"abc").unwrap();
             }
-            Reply::Ok.info(self.count)
+            MessageInfo::new(label::OK, self.count)
         }
         fn irq_ack(&self, _: Channel) -> Result<(), IrqAckError> {
             Ok(())

@@ -183,14 +183,14 @@ impl Sim {
                     let skey = keys.skey(tenant).ok_or(ledger_pd::InitError::Key(
                         interface::keys::KeyError::Unprovisioned,
                     ));
-                    Box::new(as_pd(&slot.backend, || ledger_pd::LedgerImage::start(skey)))
+                    Box::new(as_pd(&slot.backend, || ledger_pd::start(skey)))
                 }
                 "audit.elf" => {
                     let log = interface::AUDIT_NAMESPACE;
                     let skey = keys.skey(log).ok_or(audit_pd::InitError::Key(
                         interface::keys::KeyError::Unprovisioned,
                     ));
-                    Box::new(as_pd(&slot.backend, || audit_pd::AuditImage::start(skey)))
+                    Box::new(as_pd(&slot.backend, || audit_pd::start(skey)))
                 }
                 // The skeleton of docs/adding-a-pd.md; a copy of it adds its image here.
                 "template.elf" => Box::new(as_pd(&slot.backend, template_pd::boot)),
@@ -370,7 +370,10 @@ fn psdb_handler(disk: Disk) -> Result<Box<dyn SimHandler>, SimError> {
         }
         Err(e) => {
             microkit::debug_println!("psdb|ERROR: cannot mount the disk: {e}");
-            Ok(Box::new(psdb_pd::NoStore))
+            // As the seL4 image: every call answered NOT_SERVING.
+            Ok(Box::new(
+                interface::msg::Image::<psdb_pd::PsdbPd<Disk>, _>::Failed(e),
+            ))
         }
     }
 }

@@ -67,10 +67,11 @@ use core::fmt::Write as _;
 use interface::audit_call::{self, Kind};
 use interface::audit_log::{journal_path, journal_slots, verify_record, JOURNAL_SLOTS};
 use interface::msg::audit::{Reply, Request};
+use interface::msg::{Image, Message};
 use interface::psdb_call::JOURNAL_RECORD;
 use interface::{audit, PsdbClient, PsdbError, AUDIT_NAMESPACE, TENANTS, TENANT_COUNT};
 use microkit::region::{ReadWrite, Region, RegionError};
-use microkit::{get_mr, set_mr, Channel, Handler, MessageInfo};
+use microkit::{Channel, Handler, MessageInfo};
 use note::{Signer, Verifier};
 use tlog::{Log, Storage};
 
@@ -427,29 +428,26 @@ impl AuditPd {
         result
     }
 
-    /// Records the read described by a [`Request::Record`] of `count` registers on `channel`;
-    /// returns the reply and, when recorded, the record's index in the audit log.
-    pub fn record(&mut self, channel: Channel, count: usize) -> (Reply, u64) {
+    /// Records the read described by a [`Request::Record`] of the record `len` bytes at the
+    /// start of `channel`'s region: [`Reply::Recorded`] with the record's index in the audit
+    /// log, or why not.
+    pub fn record(&mut self, channel: Channel, len: usize) -> Reply {
         let Some(t) = audit::LEDGERS.iter().position(|c| *c == channel) else {
-            return (Reply::BadCall, 0);
+            return Reply::BadCall;
         };
-        if count < 1 {
-            return (Reply::BadCall, 0);
-        }
         let mut buf = [0u8; 25];
-        let len = get_mr(0);
-        if len != buf.len() as u64 || self.ledgers[t].read(0, &mut buf).is_err() {
-            return (Reply::BadCall, 0);
+        if len != buf.len() || self.ledgers[t].read(0, &mut buf).is_err() {
+            return Reply::BadCall;
         }
         let Some(rec) = audit_call::decode(&buf) else {
-            return (Reply::BadCall, 0);
+            return Reply::BadCall;
         };
         match self.journal(t, &rec) {
-            Ok(index) => (Reply::Recorded, index),
+            Ok(index) => Reply::Recorded { index },
             Err(_) => {
                 // Reopened from psdb at the next record (resynchronises the journal's slots).
                 self.current = None;
-                (Reply::Storage, 0)
+                Reply::Storage
             }
         }
     }
@@ -457,12 +455,15 @@ impl AuditPd {
 
 impl AuditPd {
     /// What the audit namespace uses of its quota, as psdb states it ([`Request::Usage`]
-    /// from a ledger on `channel`).
-    pub fn usage(&mut self, channel: Channel) -> Result<interface::Usage, Reply> {
+    /// from a ledger on `channel`): [`Reply::Usage`], or why not.
+    pub fn usage(&mut self, channel: Channel) -> Reply {
         if !audit::LEDGERS.contains(&channel) {
-            return Err(Reply::BadCall);
+            return Reply::BadCall;
         }
-        self.psdb.usage().map_err(|_| Reply::Storage)
+        match self.psdb.usage() {
+            Ok(u) => Reply::Usage(u),
+            Err(_) => Reply::Storage,
+        }
     }
 }
 
@@ -474,71 +475,30 @@ impl Handler for AuditPd {
         channel: Channel,
         info: MessageInfo,
     ) -> Result<MessageInfo, Self::Error> {
-        Ok(match Request::try_from(info.label()) {
-            Ok(Request::Usage) => match self.usage(channel) {
-                Ok(u) => {
-                    u.set_mrs();
-                    Reply::Recorded.info(interface::Usage::REGISTERS)
-                }
-                Err(reply) => reply.info(0),
-            },
-            Ok(Request::Record) => {
-                let (reply, index) = self.record(channel, info.count());
-                set_mr(0, index);
-                reply.info(1)
-            }
-            Err(_) => {
-                set_mr(0, 0);
-                Reply::BadCall.info(1)
-            }
-        })
+        let m = Message::received(info);
+        let reply = match Request::decode(m.info(), m.mrs()) {
+            Ok(Request::Usage) => self.usage(channel),
+            Ok(Request::Record { len }) => self.record(channel, len),
+            Err(_) => Reply::BadCall,
+        };
+        Ok(reply.encode().set_mrs())
     }
 }
 
-/// What the audit PD runs, in the seL4 image and in the simulator alike: the audit log, or,
-/// when it could not start (missing region, an empty key slot or another log's key), a PD that
-/// answers every call [`Reply::NotServing`] (the one [`interface::msg::NOT_SERVING`] of every
-/// PD): every ledger then fails its reads closed (no content
-/// leaves unaudited), while appends go on.
-#[derive(Debug)]
-pub struct AuditImage(Option<AuditPd>);
+/// What the audit PD runs, in the seL4 image and in the simulator alike ([`start`]): the audit
+/// log, or, when it could not start (missing region, an empty key slot or another log's key),
+/// a PD that answers every call [`Reply::NotServing`] (the one [`interface::msg::NOT_SERVING`]
+/// of every PD): every ledger then fails its reads closed (no content leaves unaudited), while
+/// appends go on.
+pub type AuditImage = Image<AuditPd, InitError>;
 
-impl AuditImage {
-    /// Starts the audit log with the signer key string the PD's key slot holds (or why it holds
-    /// none), printing `audit|INFO: serving, <n> records` or `audit|ERROR: not serving: <why>`.
-    pub fn start(skey: Result<&str, InitError>) -> AuditImage {
-        match skey.and_then(init) {
-            Ok(pd) => {
-                microkit::debug_println!("audit|INFO: serving, {} records", pd.size());
-                AuditImage(Some(pd))
-            }
-            Err(e) => {
-                microkit::debug_println!("audit|ERROR: not serving: {e}");
-                AuditImage(None)
-            }
-        }
+/// Starts the audit log with the signer key string the PD's key slot holds (or why it holds
+/// none), printing `audit|INFO: serving, <n> records` or `audit|ERROR: not serving: <why>`.
+pub fn start(skey: Result<&str, InitError>) -> AuditImage {
+    let started = skey.and_then(init);
+    match &started {
+        Ok(pd) => microkit::debug_println!("audit|INFO: serving, {} records", pd.size()),
+        Err(e) => microkit::debug_println!("audit|ERROR: not serving: {e}"),
     }
-
-    /// The audit log, if it started.
-    pub fn serving(&self) -> Option<&AuditPd> {
-        self.0.as_ref()
-    }
-}
-
-impl Handler for AuditImage {
-    type Error = core::convert::Infallible;
-
-    fn protected(
-        &mut self,
-        channel: Channel,
-        info: MessageInfo,
-    ) -> Result<MessageInfo, Self::Error> {
-        match &mut self.0 {
-            Some(pd) => pd.protected(channel, info),
-            None => {
-                set_mr(0, 0);
-                Ok(Reply::NotServing.info(1))
-            }
-        }
-    }
+    Image::from(started)
 }

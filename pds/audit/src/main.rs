@@ -5,8 +5,8 @@
 //! the simulator. This file adds the audit log's signing key: the key slot
 //! ([`interface::keys::KEY_SLOT_SYMBOL`]), empty in the built ELF and written by `make image`.
 //!
-//! An audit PD that cannot start keeps answering with a refusal ([`audit_pd::AuditImage`], the
-//! same start-up the simulator runs): reads fail closed.
+//! An audit PD that cannot start keeps answering with a refusal ([`audit_pd::start`], the same
+//! start-up the simulator runs): reads fail closed.
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
@@ -24,7 +24,7 @@ microkit::heap!(vaddr = "heap_vaddr", size = "heap_size");
 
 fn init() -> AuditImage {
     let slot = KEY_SLOT.get();
-    AuditImage::start(interface::keys::slot_skey(&slot).map_err(audit_pd::InitError::Key))
+    audit_pd::start(interface::keys::slot_skey(&slot).map_err(audit_pd::InitError::Key))
 }
 
 microkit::protection_domain!(init);

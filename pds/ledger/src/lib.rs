@@ -11,7 +11,7 @@
 //!   named for another log is refused: the PD then serves nothing.
 //! - **Append** = every entry of the request appended, then one checkpoint signed with the
 //!   tenant's key; the response is sent only after psdb has made the checkpoint durable.
-//! - **A group in several calls** ([`Stage`](wire_msg::Request::Stage) ... [`Commit`](wire_msg::Request::Commit), the
+//! - **A group in several calls** ([`Stage`](Call::Stage) ... [`Commit`](Call::Commit), the
 //!   wire's group commit beyond one region): a stage is validated as an append is and its
 //!   entries are copied into the stage buffer, in memory only: nothing reaches psdb or the
 //!   log. The commit appends the staged entries, then its own, and signs one checkpoint, in
@@ -64,10 +64,11 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use interface::audit_call::{self, Kind, Record};
-use interface::msg::{audit as audit_msg, ledger as wire_msg};
+use interface::msg::ledger::Call;
+use interface::msg::{audit as audit_msg, ledger as wire_msg, Image, Message};
 use interface::{ledger, ledger_call, PsdbClient};
 use microkit::region::{ReadWrite, Region, RegionError};
-use microkit::{get_mr, set_mr, Channel, Handler, MessageInfo};
+use microkit::{Channel, Handler, MessageInfo};
 use note::Signer;
 use protocol::{
     count_entries, entries, peek_request_id, push_entry, Body, ErrorCode, Op, Request, Response,
@@ -151,10 +152,10 @@ pub struct LedgerPd {
     stage_id: Option<u64>,
 }
 
-/// What a call to the ledger produced.
+/// What a well-formed call produced, before the response is copied to the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reply {
-    /// A response of this length is at the start of the wire region.
+enum Outcome {
+    /// A response of this length is in `resp`.
     Response(usize),
     /// A stage was kept: entries staged so far.
     Staged(u32),
@@ -314,12 +315,13 @@ impl LedgerPd {
         self.audit
             .write(0, &bytes)
             .map_err(|_| ErrorCode::AuditFailed)?;
-        set_mr(0, bytes.len() as u64);
-        let reply = ledger::AUDIT.pp_call(audit_msg::Request::Record.info(1));
-        match audit_msg::Reply::try_from(reply.label()) {
-            Ok(audit_msg::Reply::Recorded) => Ok(()),
+        let call = audit_msg::Request::Record { len: bytes.len() };
+        let m = call.encode().call(ledger::AUDIT);
+        match audit_msg::Reply::decode(&call, m.info(), m.mrs()) {
+            Ok(audit_msg::Reply::Recorded { .. }) => Ok(()),
             Ok(
-                audit_msg::Reply::BadCall
+                audit_msg::Reply::Usage(_)
+                | audit_msg::Reply::BadCall
                 | audit_msg::Reply::Storage
                 | audit_msg::Reply::NotServing,
             )
@@ -327,59 +329,48 @@ impl LedgerPd {
         }
     }
 
-    /// Handles one forwarded request: `len` bytes at the start of the wire region. Writes the
-    /// response there and returns its length. Discards whatever was staged.
-    pub fn handle_request(&mut self, len: usize) -> Result<usize, wire_msg::Reply> {
-        match self.handle(wire_msg::Request::Request, len)? {
-            Reply::Response(n) => Ok(n),
-            Reply::Staged(_) => Err(wire_msg::Reply::BadCall),
-        }
-    }
-
-    /// Handles one call from the wire, `call` (a request, a stage or a commit), the request `len`
-    /// bytes at the start
-    /// of the wire region. A response is written there. Anything but a stage kept or a commit
-    /// discards what was staged first; a commit discards it once done (see
-    /// [`interface::ledger_call`]). `Err`: the reply to a malformed call.
-    pub fn handle(
-        &mut self,
-        call: wire_msg::Request,
-        len: usize,
-    ) -> Result<Reply, wire_msg::Reply> {
-        let staging = match call {
-            wire_msg::Request::Stage | wire_msg::Request::Commit => true,
-            wire_msg::Request::Request => false,
+    /// Handles one call from the wire: `call.call` (a request, a stage or a commit) of the
+    /// request `call.len` bytes at the start of the wire region. A response is written there.
+    /// Anything but a stage kept or a commit discards what was staged first; a commit discards
+    /// it once done (see [`interface::ledger_call`]). The reply: `Ok` with the response's
+    /// length, `Staged` with the entries staged so far, or `BadCall` for a malformed call.
+    pub fn handle(&mut self, call: wire_msg::Request) -> wire_msg::Reply {
+        let staging = match call.call {
+            Call::Stage | Call::Commit => true,
+            Call::Request => false,
         };
         if !staging {
             self.discard_stage();
         }
+        let len = call.len;
         if len > self.wire.len() || len > MAX_PAYLOAD {
             self.discard_stage();
-            return Err(wire_msg::Reply::BadCall);
+            return wire_msg::Reply::BadCall;
         }
         // Copy out first: the request is validated on bytes the wire can no longer change.
         let mut req = core::mem::take(&mut self.req);
         req.clear();
         req.resize(len, 0);
-        let reply = match self.wire.read(0, &mut req) {
-            Ok(()) => match call {
-                wire_msg::Request::Stage => self.stage(&req),
-                wire_msg::Request::Commit => self.commit(&req).map(Reply::Response),
-                wire_msg::Request::Request => self.answer(&req).map(Reply::Response),
+        let outcome = match self.wire.read(0, &mut req) {
+            Ok(()) => match call.call {
+                Call::Stage => self.stage(&req),
+                Call::Commit => self.commit(&req).map(Outcome::Response),
+                Call::Request => self.answer(&req).map(Outcome::Response),
             },
             Err(_) => Err(wire_msg::Reply::BadCall),
         };
         self.req = req;
-        if call == wire_msg::Request::Commit || !matches!(reply, Ok(Reply::Staged(_))) {
+        if call.call == Call::Commit || !matches!(outcome, Ok(Outcome::Staged(_))) {
             self.discard_stage();
         }
-        let reply = reply?;
-        if let Reply::Response(n) = reply {
-            self.wire
-                .write(0, &self.resp[..n])
-                .map_err(|_| wire_msg::Reply::BadCall)?;
+        match outcome {
+            Ok(Outcome::Staged(count)) => wire_msg::Reply::Staged { count },
+            Ok(Outcome::Response(n)) => match self.wire.write(0, &self.resp[..n]) {
+                Ok(()) => wire_msg::Reply::Ok { len: n },
+                Err(_) => wire_msg::Reply::BadCall,
+            },
+            Err(reply) => reply,
         }
-        Ok(reply)
     }
 
     /// Forgets the group being staged (nothing of it was written anywhere).
@@ -404,18 +395,18 @@ impl LedgerPd {
         }
     }
 
-    /// A stage ([`Stage`](wire_msg::Request::Stage)): an append request whose entries are kept, in memory
+    /// A stage ([`Stage`](Call::Stage)): an append request whose entries are kept, in memory
     /// only, for the commit. Validated as an append is; it must carry the group's id, and fit
     /// the stage buffer. Refused: an error response (and the caller discards the stage).
-    fn stage(&mut self, req: &[u8]) -> Result<Reply, wire_msg::Reply> {
+    fn stage(&mut self, req: &[u8]) -> Result<Outcome, wire_msg::Reply> {
         let (id, code) = match self.decode(req) {
             Ok(r) => match self.keep(r.id, r.op) {
-                Ok(total) => return Ok(Reply::Staged(total)),
+                Ok(total) => return Ok(Outcome::Staged(total)),
                 Err(code) => (r.id, code),
             },
             Err(e) => e,
         };
-        self.respond(id, Err(code)).map(Reply::Response)
+        self.respond(id, Err(code)).map(Outcome::Response)
     }
 
     /// Adds a stage's entries to the stage buffer; entries staged so far.
@@ -437,7 +428,7 @@ impl LedgerPd {
         Ok(self.staged)
     }
 
-    /// A commit ([`Commit`](wire_msg::Request::Commit)): the staged entries and the request's own appended,
+    /// A commit ([`Commit`](Call::Commit)): the staged entries and the request's own appended,
     /// one checkpoint. Refused (nothing stored) unless something is staged under its id.
     fn commit(&mut self, req: &[u8]) -> Result<usize, wire_msg::Reply> {
         let (id, body) = match self.decode(req) {
@@ -526,17 +517,18 @@ impl LedgerPd {
             Err(_) if own.damaged => 0,
             Err(e) => return Err(e),
         };
-        let reply = ledger::AUDIT.pp_call(audit_msg::Request::Usage.info(0));
-        let audit = match audit_msg::Reply::try_from(reply.label()) {
-            Ok(audit_msg::Reply::Recorded) => interface::Usage::from_mrs(reply.count()),
+        let call = audit_msg::Request::Usage;
+        let m = call.encode().call(ledger::AUDIT);
+        let audit = match audit_msg::Reply::decode(&call, m.info(), m.mrs()) {
+            Ok(audit_msg::Reply::Usage(u)) => u,
             Ok(
-                audit_msg::Reply::BadCall
+                audit_msg::Reply::Recorded { .. }
+                | audit_msg::Reply::BadCall
                 | audit_msg::Reply::Storage
                 | audit_msg::Reply::NotServing,
             )
-            | Err(_) => None,
-        }
-        .ok_or(ErrorCode::Storage)?;
+            | Err(_) => return Err(ErrorCode::Storage),
+        };
         Ok(Answer::Status {
             size,
             own,
@@ -815,81 +807,44 @@ impl Handler for LedgerPd {
         channel: Channel,
         info: MessageInfo,
     ) -> Result<MessageInfo, Self::Error> {
-        let call = match wire_msg::Request::try_from(info.label()) {
-            Ok(call) if channel == ledger::WIRE && info.count() >= 1 => call,
+        let m = Message::received(info);
+        let reply = match wire_msg::Request::decode(m.info(), m.mrs()) {
+            Ok(call) if channel == ledger::WIRE => self.handle(call),
             Ok(_) | Err(_) => {
                 self.discard_stage();
-                return Ok(wire_msg::Reply::BadCall.info(0));
+                wire_msg::Reply::BadCall
             }
         };
-        let len = usize::try_from(get_mr(0)).unwrap_or(usize::MAX);
-        Ok(match self.handle(call, len) {
-            Ok(Reply::Response(n)) => {
-                set_mr(0, n as u64);
-                wire_msg::Reply::Ok.info(1)
-            }
-            Ok(Reply::Staged(total)) => {
-                set_mr(0, u64::from(total));
-                wire_msg::Reply::Staged.info(1)
-            }
-            Err(reply) => reply.info(0),
-        })
+        Ok(reply.encode().set_mrs())
     }
 }
 
-/// What a ledger PD runs, in the seL4 image and in the simulator alike: the ledger, or, when it
-/// could not start (unknown tenant, missing region, an empty key slot or another log's key),
-/// a PD that answers every call [`wire_msg::Reply::NotServing`] (the one
-/// [`interface::msg::NOT_SERVING`] of every PD), which the wire turns into
-/// `Unavailable` for this tenant alone. The other tenants do not notice.
-#[derive(Debug)]
-pub struct LedgerImage(Option<LedgerPd>);
+/// What a ledger PD runs, in the seL4 image and in the simulator alike ([`start`]): the ledger,
+/// or, when it could not start (unknown tenant, missing region, an empty key slot or another
+/// log's key), a PD that answers every call [`wire_msg::Reply::NotServing`] (the one
+/// [`interface::msg::NOT_SERVING`] of every PD), which the wire turns into `Unavailable` for
+/// this tenant alone. The other tenants do not notice.
+pub type LedgerImage = Image<LedgerPd, InitError>;
 
-impl LedgerImage {
-    /// Starts the ledger with the signer key string the PD's key slot holds (or why it holds
-    /// none), printing the start-up line: `<pd>|INFO: serving tenant <t>` or
-    /// `<pd>|ERROR: not serving: <why>`.
-    pub fn start(skey: Result<&str, InitError>) -> LedgerImage {
-        match skey.and_then(init) {
-            Ok(pd) => {
-                match pd.last_error() {
-                    None => microkit::debug_println!(
-                        "{}|INFO: serving tenant {}",
-                        microkit::pd_name(),
-                        pd.tenant()
-                    ),
-                    Some(e) => microkit::debug_println!(
-                        "{}|INFO: serving tenant {}; log not open yet: {e}",
-                        microkit::pd_name(),
-                        pd.tenant()
-                    ),
-                }
-                LedgerImage(Some(pd))
-            }
-            Err(e) => {
-                microkit::debug_println!("{}|ERROR: not serving: {e}", microkit::pd_name());
-                LedgerImage(None)
-            }
-        }
+/// Starts the ledger with the signer key string the PD's key slot holds (or why it holds
+/// none), printing the start-up line: `<pd>|INFO: serving tenant <t>` or `<pd>|ERROR: not
+/// serving: <why>`.
+pub fn start(skey: Result<&str, InitError>) -> LedgerImage {
+    let started = skey.and_then(init);
+    match &started {
+        Ok(pd) => match pd.last_error() {
+            None => microkit::debug_println!(
+                "{}|INFO: serving tenant {}",
+                microkit::pd_name(),
+                pd.tenant()
+            ),
+            Some(e) => microkit::debug_println!(
+                "{}|INFO: serving tenant {}; log not open yet: {e}",
+                microkit::pd_name(),
+                pd.tenant()
+            ),
+        },
+        Err(e) => microkit::debug_println!("{}|ERROR: not serving: {e}", microkit::pd_name()),
     }
-
-    /// The ledger, if it started.
-    pub fn serving(&self) -> Option<&LedgerPd> {
-        self.0.as_ref()
-    }
-}
-
-impl Handler for LedgerImage {
-    type Error = core::convert::Infallible;
-
-    fn protected(
-        &mut self,
-        channel: Channel,
-        info: MessageInfo,
-    ) -> Result<MessageInfo, Self::Error> {
-        match &mut self.0 {
-            Some(pd) => pd.protected(channel, info),
-            None => Ok(wire_msg::Reply::NotServing.info(0)),
-        }
-    }
+    Image::from(started)
 }

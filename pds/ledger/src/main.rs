@@ -6,8 +6,8 @@
 //! ([`interface::keys::KEY_SLOT_SYMBOL`]), empty in the built `ledger.elf` and written by
 //! `make image` into this tenant's copy, `ledger_<tenant>.elf`, alone.
 //!
-//! A ledger that cannot start keeps answering with a refusal ([`ledger_pd::LedgerImage`], the
-//! same start-up the simulator runs).
+//! A ledger that cannot start keeps answering with a refusal ([`ledger_pd::start`], the same
+//! start-up the simulator runs).
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
@@ -25,7 +25,7 @@ microkit::heap!(vaddr = "heap_vaddr", size = "heap_size");
 
 fn init() -> LedgerImage {
     let slot = KEY_SLOT.get();
-    LedgerImage::start(interface::keys::slot_skey(&slot).map_err(ledger_pd::InitError::Key))
+    ledger_pd::start(interface::keys::slot_skey(&slot).map_err(ledger_pd::InitError::Key))
 }
 
 microkit::protection_domain!(init);

@@ -15,43 +15,16 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use interface::msg::ledger::{Call, Reply as LedgerReply, Request as LedgerCall};
+use interface::msg::psdb::{Reply as PsdbReply, Request as PsdbRequest};
+use interface::msg::{audit, Message, MAX_MRS};
 use interface::psdb_call::DATA;
 use interface::{ledger, ledger_call};
 use microkit::heap::{Heap, HeapArena};
 use microkit::host::{set_backend, Backend, HostMemory};
 use microkit::{Channel, Handler, IrqAckError, MessageInfo};
 use protocol::{Body, Op, Request, Response, MAX_PAYLOAD};
-use psdb_labels::{CHECKPOINT, GET, OK, PUT, SET_CHECKPOINT};
 use tlog::tile::MAX_BUNDLE_SIZE;
-
-/// Labels of the typed [`interface::msg::ledger`] messages, as numbers to match on.
-#[allow(dead_code)]
-mod ledger_labels {
-    use interface::msg::ledger::{Reply, Request};
-    pub const COMMIT: u64 = Request::Commit.label();
-    pub const OK: u64 = Reply::Ok.label();
-    pub const REQUEST: u64 = Request::Request.label();
-    pub const STAGE: u64 = Request::Stage.label();
-    pub const STAGED: u64 = Reply::Staged.label();
-}
-
-/// Labels of the typed [`interface::msg::audit`] messages, as numbers to match on.
-#[allow(dead_code)]
-mod audit_labels {
-    use interface::msg::audit::Reply;
-    pub const RECORDED: u64 = Reply::Recorded.label();
-}
-
-/// Labels of the typed [`interface::msg::psdb`] messages, as numbers to match on.
-#[allow(dead_code)]
-mod psdb_labels {
-    use interface::msg::psdb::{Reply, Request};
-    pub const CHECKPOINT: u64 = Request::Checkpoint.label();
-    pub const GET: u64 = Request::Get.label();
-    pub const OK: u64 = Reply::Ok.label();
-    pub const PUT: u64 = Request::Put.label();
-    pub const SET_CHECKPOINT: u64 = Request::SetCheckpoint.label();
-}
 
 const ARENA_SIZE: usize = 400 << 20;
 static ARENA: HeapArena<ARENA_SIZE> = HeapArena::new();
@@ -72,7 +45,7 @@ struct Object {
 
 /// psdb and audit, as far as one ledger sees them; allocation-free after `new`.
 struct Box_ {
-    mrs: RefCell<[u64; 4]>,
+    mrs: RefCell<[u64; MAX_MRS]>,
     wire: HostMemory,
     audit: HostMemory,
     psdb: HostMemory,
@@ -90,26 +63,29 @@ fn family(path: &[u8]) -> usize {
 }
 
 impl Box_ {
-    fn psdb_call(&self, label: u64) -> MessageInfo {
-        let (plen, dlen) = {
-            let m = self.mrs.borrow();
-            (m[0] as usize, m[1] as usize)
-        };
+    /// Puts a reply's registers in place (as the kernel copies them to the caller); its info.
+    fn reply(&self, m: Message) -> MessageInfo {
+        self.mrs.borrow_mut()[..m.mrs().len()].copy_from_slice(m.mrs());
+        m.info()
+    }
+
+    fn psdb_call(&self, info: MessageInfo) -> MessageInfo {
+        let req = PsdbRequest::decode(info, &self.mrs.borrow()[..]).unwrap();
+        let (plen, dlen) = (req.path_len(), req.data_len());
         let mut path = [0u8; 64];
         assert!(plen <= 64, "path too long for the fake psdb");
         self.psdb.read(0, &mut path[..plen]).unwrap();
-        let path = if label == SET_CHECKPOINT || label == CHECKPOINT {
-            &b"checkpoint"[..]
-        } else {
-            &path[..plen]
+        let path = match req {
+            PsdbRequest::SetCheckpoint { .. } | PsdbRequest::Checkpoint => &b"checkpoint"[..],
+            _ => &path[..plen],
         };
         let fam = family(path);
         let mut objects = self.objects.borrow_mut();
         let slot = objects
             .iter()
             .position(|o| o.family_len == fam && o.path[..o.family_len] == path[..fam]);
-        match label {
-            PUT | SET_CHECKPOINT => {
+        match req {
+            PsdbRequest::Put { .. } | PsdbRequest::SetCheckpoint { .. } => {
                 let i = slot
                     .or_else(|| objects.iter().position(|o| o.path_len == 0))
                     .expect("fake psdb: out of object slots");
@@ -120,23 +96,19 @@ impl Box_ {
                 o.data.clear();
                 o.data.resize(dlen, 0);
                 self.psdb.read(DATA, &mut o.data).unwrap();
-                MessageInfo::new(OK, 0)
+                self.reply(PsdbReply::Done.encode())
             }
-            GET | CHECKPOINT => {
+            PsdbRequest::Get { .. } | PsdbRequest::Checkpoint => {
                 let found = slot
                     .map(|i| &objects[i])
                     .filter(|o| &o.path[..o.path_len] == path);
-                let mut m = self.mrs.borrow_mut();
-                match found {
-                    Some(o) => {
-                        self.psdb.write(DATA, &o.data).unwrap();
-                        (m[0], m[1]) = (1, o.data.len() as u64);
-                    }
-                    None => (m[0], m[1]) = (0, 0),
-                }
-                MessageInfo::new(OK, 2)
+                let len = found.map(|o| {
+                    self.psdb.write(DATA, &o.data).unwrap();
+                    o.data.len()
+                });
+                self.reply(PsdbReply::Found(len).encode())
             }
-            _ => panic!("fake psdb: label {label}"),
+            other => panic!("fake psdb: {other:?}"),
         }
     }
 
@@ -157,9 +129,9 @@ impl Backend for Box_ {
     fn pp_call(&self, channel: Channel, info: MessageInfo) -> MessageInfo {
         self.sample();
         if channel == ledger::PSDB {
-            self.psdb_call(info.label())
+            self.psdb_call(info)
         } else if channel == ledger::AUDIT {
-            MessageInfo::new(audit_labels::RECORDED, 1)
+            self.reply(audit::Reply::Recorded { index: 0 }.encode())
         } else {
             panic!("ledger called channel {channel:?}")
         }
@@ -198,29 +170,31 @@ struct Client {
 impl Client {
     fn call(&mut self, pd: &mut ledger_pd::LedgerPd, op: Op<'_>) -> Body<'_> {
         self.id += 1;
-        self.call_as(pd, ledger_labels::REQUEST, self.id, op)
+        self.call_as(pd, Call::Request, self.id, op)
     }
 
-    /// A call with `label` for request `id`, answered with a response.
+    /// A call `call` for request `id`, answered with a response.
     fn call_as(
         &mut self,
         pd: &mut ledger_pd::LedgerPd,
-        label: u64,
+        call: Call,
         id: u64,
         op: Op<'_>,
     ) -> Body<'_> {
-        let reply = self.send(pd, label, id, op);
-        assert_eq!(reply.label(), ledger_labels::OK);
-        self.response(id)
+        match self.send(pd, call, id, op) {
+            LedgerReply::Ok { len } => self.response(id, len),
+            other => panic!("{call:?}: {other:?}"),
+        }
     }
 
+    /// Calls the ledger as the wire does: the request in the region, its typed message.
     fn send(
         &mut self,
         pd: &mut ledger_pd::LedgerPd,
-        label: u64,
+        call: Call,
         id: u64,
         op: Op<'_>,
-    ) -> MessageInfo {
+    ) -> LedgerReply {
         let n = Request {
             id,
             tenant: TENANT,
@@ -230,12 +204,11 @@ impl Client {
         .encode(&mut self.req)
         .unwrap();
         self.sys.wire.write(0, &self.req[..n]).unwrap();
-        self.sys.mrs.borrow_mut()[0] = n as u64;
-        let reply = pd
-            .protected(ledger::WIRE, MessageInfo::new(label, 1))
-            .unwrap();
+        let req = LedgerCall { call, len: n };
+        let info = pd.protected(ledger::WIRE, req.encode().set_mrs()).unwrap();
         self.sys.sample();
-        reply
+        let m = Message::received(info);
+        LedgerReply::decode(&req, m.info(), m.mrs()).unwrap()
     }
 
     /// Stages one entry of `len` bytes for group `id`: kept, `total` entries staged so far.
@@ -244,21 +217,17 @@ impl Client {
         self.bundle.extend_from_slice(&(len as u16).to_be_bytes());
         self.bundle.resize(2 + len, (total % 251) as u8);
         let bundle = std::mem::take(&mut self.bundle);
-        let reply = self.send(
-            pd,
-            ledger_labels::STAGE,
-            id,
-            Op::Append { entries: &bundle },
-        );
+        let reply = self.send(pd, Call::Stage, id, Op::Append { entries: &bundle });
         assert_eq!(
-            (reply.label(), self.sys.mrs.borrow()[0]),
-            (ledger_labels::STAGED, total)
+            reply,
+            LedgerReply::Staged {
+                count: total as u32
+            }
         );
         self.bundle = bundle;
     }
 
-    fn response(&mut self, id: u64) -> Body<'_> {
-        let len = self.sys.mrs.borrow()[0] as usize;
+    fn response(&mut self, id: u64, len: usize) -> Body<'_> {
         self.sys.wire.read(0, &mut self.resp[..len]).unwrap();
         let r = Response::decode(&self.resp[..len]).unwrap();
         assert_eq!(r.id, id);
@@ -326,7 +295,7 @@ fn main() {
         })
         .collect();
     let sys = Rc::new(Box_ {
-        mrs: RefCell::new([0; 4]),
+        mrs: RefCell::new([0; MAX_MRS]),
         wire: HostMemory::new(interface::size::WIRE_LEDGER),
         audit: HostMemory::new(interface::size::LEDGER_AUDIT),
         psdb: HostMemory::new(interface::size::LEDGER_PSDB),
@@ -424,15 +393,12 @@ fn main() {
         assert_eq!(pd.staged(), 14);
         if round == 0 {
             let one = [0u8, 1, b'x'];
-            let reply = client.send(
-                &mut pd,
-                ledger_labels::STAGE,
-                group,
-                Op::Append { entries: &one },
-            );
-            assert_eq!(reply.label(), ledger_labels::OK);
+            let reply = client.send(&mut pd, Call::Stage, group, Op::Append { entries: &one });
+            let LedgerReply::Ok { len } = reply else {
+                panic!("{reply:?}")
+            };
             assert!(matches!(
-                client.response(group),
+                client.response(group, len),
                 Body::Error {
                     code: protocol::ErrorCode::TooLarge
                 }
@@ -446,7 +412,7 @@ fn main() {
     let bundle = std::mem::take(&mut client.bundle);
     match client.call_as(
         &mut pd,
-        ledger_labels::COMMIT,
+        Call::Commit,
         1_000_001,
         Op::Append { entries: &bundle },
     ) {

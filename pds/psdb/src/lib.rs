@@ -40,11 +40,12 @@ extern crate alloc;
 use alloc::vec::Vec;
 use core::fmt;
 
-use interface::msg::psdb::{Reply, Request};
+use interface::msg::psdb::{label, Reply, Request};
+use interface::msg::{DecodeError, Message};
 use interface::psdb::CLIENTS;
 use interface::psdb_call::{Usage, DATA, JOURNAL_RECORD, MAX_PATH};
 use microkit::region::{ReadWrite, Region, RegionError};
-use microkit::{get_mr, set_mr, Channel, Handler, MessageInfo};
+use microkit::{Channel, Handler, MessageInfo};
 use psdb::{BlockDevice, FormatOptions, Mode, Namespace, Report, Store, SECTOR_SIZE};
 use sha2::{Digest, Sha256};
 
@@ -402,31 +403,36 @@ impl<D: BlockDevice> PsdbPd<D> {
         }
     }
 
-    /// Handles one call on `channel`; returns the reply (registers already set).
+    /// Handles one call on `channel`; returns the reply's info (its registers set).
     pub fn handle(&mut self, channel: Channel, info: MessageInfo) -> MessageInfo {
-        let request = Request::try_from(info.label());
-        match self.serve(channel, request, info.count()) {
+        let m = Message::received(info);
+        let request = Request::decode(m.info(), m.mrs());
+        let reply = match self.serve(channel, info.label(), request) {
             Ok(reply) => reply,
             Err(reply) => {
                 if matches!(
-                    request,
-                    Ok(Request::Put | Request::SetCheckpoint | Request::JournalCreate)
+                    info.label(),
+                    label::PUT | label::SET_CHECKPOINT | label::JOURNAL_CREATE
                 ) {
-                    // A refused request leaves nothing behind: not its earlier puts either.
+                    // A refused request leaves nothing behind: not its earlier puts either
+                    // (malformed or not: a caller that sent it is in no state to checkpoint).
                     self.store.discard();
                     self.staging = None;
                 }
-                reply.info(0)
+                reply
             }
-        }
+        };
+        reply.encode().set_mrs()
     }
 
+    /// Serves the call labelled `call_label`, decoded as `request`: the reply, `Err` for a
+    /// refusal.
     fn serve(
         &mut self,
         channel: Channel,
-        request: Result<Request, interface::msg::UnknownLabel>,
-        count: usize,
-    ) -> Result<MessageInfo, Reply> {
+        call_label: u64,
+        request: Result<Request, DecodeError>,
+    ) -> Result<Reply, Reply> {
         let Some(i) = self.clients.iter().position(|c| c.channel == channel) else {
             return Err(Reply::BadLabel);
         };
@@ -441,36 +447,24 @@ impl<D: BlockDevice> PsdbPd<D> {
         // only when it (re)opens its log, which begins a new request, so whatever it staged
         // before belongs to one that failed before its checkpoint (for example a tree it
         // refused to sign): nothing of that is written.
-        if request == Ok(Request::Checkpoint) && self.staging == Some(i) {
+        if call_label == label::CHECKPOINT && self.staging == Some(i) {
             self.store.discard();
             self.staging = None;
         }
-        // An unknown label is refused after the staging rules above, as before.
-        let request = request.map_err(|_| Reply::BadLabel)?;
+        // A malformed call is refused after the staging rules above, as before: an unknown
+        // label as such, a register count or value out of range as a bad length.
+        let request = request.map_err(|e| match e {
+            DecodeError::UnknownLabel(_) => Reply::BadLabel,
+            DecodeError::Count { .. } | DecodeError::Value { .. } => Reply::BadLength,
+        })?;
         if request == Request::Usage {
             // No arguments: nothing the caller sends is read. Its own namespace only.
-            self.usage(i).map_err(code)?.set_mrs();
-            return Ok(Reply::Ok.info(Usage::REGISTERS));
+            return self.usage(i).map(Reply::Usage).map_err(code);
         }
         let (ns, region) = (self.clients[i].ns, self.clients[i].region.clone());
-        if count < 2 {
-            return Err(Reply::BadLength);
-        }
         // At most the object buffer's size (a client's region may be larger than the ledgers').
         let max_data = region.len().saturating_sub(DATA).min(MAX_OBJECT);
-        let path_len = usize::try_from(get_mr(0)).map_err(|_| Reply::BadLength)?;
-        // MR1 is the data's length, or for JournalCreate / JournalRead a slot count or slot
-        // (JournalStat ignores it).
-        let arg = get_mr(1);
-        let data_len = match request {
-            Request::JournalCreate | Request::JournalRead | Request::JournalStat => 0,
-            Request::Put
-            | Request::Get
-            | Request::SetCheckpoint
-            | Request::Checkpoint
-            | Request::Usage
-            | Request::JournalAppend => usize::try_from(arg).map_err(|_| Reply::BadLength)?,
-        };
+        let (path_len, data_len) = (request.path_len(), request.data_len());
         if path_len > MAX_PATH || data_len > max_data {
             return Err(Reply::BadLength);
         }
@@ -479,13 +473,14 @@ impl<D: BlockDevice> PsdbPd<D> {
         region.read(0, path_bytes).map_err(|_| Reply::BadLength)?;
         let path = core::str::from_utf8(path_bytes).map_err(|_| Reply::BadLength)?;
         match request {
-            Request::Put | Request::SetCheckpoint => {
+            Request::Put { .. } | Request::SetCheckpoint { .. } => {
                 self.buf.clear();
                 self.buf.resize(data_len, 0);
                 region
                     .read(DATA, &mut self.buf)
                     .map_err(|_| Reply::BadLength)?;
-                let done = if request == Request::Put {
+                let put = matches!(request, Request::Put { .. });
+                let done = if put {
                     self.staging = Some(i);
                     self.store.put(ns, path, &self.buf)
                 } else {
@@ -495,15 +490,16 @@ impl<D: BlockDevice> PsdbPd<D> {
                         .and_then(|()| self.store.flush())
                 };
                 done.map_err(code)?;
-                if request == Request::SetCheckpoint {
+                if !put {
                     self.warn(i); // flushed: the namespace grew
                 }
-                Ok(Reply::Ok.info(0))
+                Ok(Reply::Done)
             }
-            Request::Get | Request::Checkpoint => {
+            Request::Get { .. } | Request::Checkpoint => {
                 // An object larger than the caller's region is refused before it is read, so
                 // the buffer never grows past its size at init.
-                let size = if request == Request::Get {
+                let get = matches!(request, Request::Get { .. });
+                let size = if get {
                     self.store.size(ns, path).map_err(code)?
                 } else {
                     self.store.size(ns, psdb::names::CHECKPOINT).map_err(code)?
@@ -511,7 +507,7 @@ impl<D: BlockDevice> PsdbPd<D> {
                 if size.is_some_and(|n| n > max_data as u64) {
                     return Err(Reply::TooLarge);
                 }
-                let found = if request == Request::Get {
+                let found = if get {
                     self.store.get(ns, path, &mut self.buf).map_err(code)?
                 } else {
                     self.store.checkpoint(ns, &mut self.buf).map_err(code)?
@@ -522,17 +518,14 @@ impl<D: BlockDevice> PsdbPd<D> {
                     }
                     region.write(DATA, &self.buf).map_err(|_| Reply::TooLarge)?;
                 }
-                set_mr(0, u64::from(found));
-                set_mr(1, if found { self.buf.len() as u64 } else { 0 });
-                Ok(Reply::Ok.info(2))
+                Ok(Reply::Found(found.then_some(self.buf.len())))
             }
-            Request::JournalCreate => {
-                let slots = u32::try_from(arg).map_err(|_| Reply::BadLength)?;
+            Request::JournalCreate { slots, .. } => {
                 self.staging = Some(i);
                 self.store.put_journal(ns, path, slots).map_err(code)?;
-                Ok(Reply::Ok.info(0))
+                Ok(Reply::Done)
             }
-            Request::JournalAppend => {
+            Request::JournalAppend { .. } => {
                 if data_len > JOURNAL_RECORD {
                     return Err(Reply::BadLength);
                 }
@@ -540,11 +533,9 @@ impl<D: BlockDevice> PsdbPd<D> {
                 let record = &mut record[..data_len];
                 region.read(DATA, record).map_err(|_| Reply::BadLength)?;
                 let slot = self.store.journal_append(ns, path, record).map_err(code)?;
-                set_mr(0, u64::from(slot));
-                Ok(Reply::Ok.info(1))
+                Ok(Reply::Appended { slot })
             }
-            Request::JournalRead => {
-                let slot = u32::try_from(arg).map_err(|_| Reply::BadLength)?;
+            Request::JournalRead { slot, .. } => {
                 let found = self
                     .store
                     .journal_read(ns, path, slot, &mut self.buf)
@@ -552,16 +543,14 @@ impl<D: BlockDevice> PsdbPd<D> {
                 if found {
                     region.write(DATA, &self.buf).map_err(|_| Reply::TooLarge)?;
                 }
-                set_mr(0, u64::from(found));
-                set_mr(1, if found { self.buf.len() as u64 } else { 0 });
-                Ok(Reply::Ok.info(2))
+                Ok(Reply::Found(found.then_some(self.buf.len())))
             }
-            Request::JournalStat => {
+            Request::JournalStat { .. } => {
                 let stat = self.store.journal_stat(ns, path).map_err(code)?;
-                set_mr(0, u64::from(stat.is_some()));
-                set_mr(1, stat.map_or(0, |s| u64::from(s.slots)));
-                set_mr(2, stat.map_or(0, |s| u64::from(s.used)));
-                Ok(Reply::Ok.info(3))
+                Ok(Reply::Stat(stat.map(|s| interface::JournalStat {
+                    slots: s.slots,
+                    used: s.used,
+                })))
             }
             // Answered above, before any argument is read.
             Request::Usage => Err(Reply::BadLabel),
@@ -578,19 +567,5 @@ impl<D: BlockDevice> Handler for PsdbPd<D> {
         info: MessageInfo,
     ) -> Result<MessageInfo, Self::Error> {
         Ok(self.handle(channel, info))
-    }
-}
-
-/// A psdb PD whose disk failed to mount: answers every call [`Reply::NotServing`] (the one
-/// [`interface::msg::NOT_SERVING`] of every PD) instead of stopping, so
-/// the ledgers fail their requests cleanly and the monitor is not the only witness.
-#[derive(Debug, Default)]
-pub struct NoStore;
-
-impl Handler for NoStore {
-    type Error = core::convert::Infallible;
-
-    fn protected(&mut self, _: Channel, _: MessageInfo) -> Result<MessageInfo, Self::Error> {
-        Ok(Reply::NotServing.info(0))
     }
 }

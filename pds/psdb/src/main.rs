@@ -9,8 +9,8 @@
 //!
 //! A blank disk (first sector zero) is formatted; anything else is mounted, discarding an
 //! incomplete tail left by a crash. A disk that cannot be mounted leaves the PD answering every
-//! call `NotServing` ([`psdb_pd::NoStore`]) after an `|ERROR:` line, so the ledgers fail their
-//! requests cleanly instead of the whole system stopping.
+//! call `NotServing` ([`interface::msg::Image`]) after an `|ERROR:` line, so the ledgers fail
+//! their requests cleanly instead of the whole system stopping.
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
@@ -20,8 +20,9 @@ use drivers::{
     transport::{probe, qemu_virt_offset},
     DeviceType,
 };
-use microkit::{debug_println, Channel, Handler, MessageInfo};
-use psdb_pd::{NoStore, PsdbPd};
+use interface::msg::Image;
+use microkit::debug_println;
+use psdb_pd::PsdbPd;
 
 microkit::memory_region! {
     /// The page of virtio-mmio transports 8..15 (bus 8 at 0x0a00_1000), uncached.
@@ -39,23 +40,8 @@ microkit::heap!(vaddr = "heap_vaddr", size = "heap_size");
 /// The virtio-mmio bus the disk is pinned to (`bus=virtio-mmio-bus.8`).
 const DISK_BUS: usize = 8;
 
-/// The store, or `None` when the disk could not be mounted (then every call gets `NotServing`).
-struct PsdbImage(Option<PsdbPd<VirtioBlock>>);
-
-impl Handler for PsdbImage {
-    type Error = core::convert::Infallible;
-
-    fn protected(
-        &mut self,
-        channel: Channel,
-        info: MessageInfo,
-    ) -> Result<MessageInfo, Self::Error> {
-        match &mut self.0 {
-            Some(pd) => pd.protected(channel, info),
-            None => NoStore.protected(channel, info),
-        }
-    }
-}
+/// The store, or why there is none: then every call gets `NotServing`.
+type PsdbImage = Image<PsdbPd<VirtioBlock>, &'static str>;
 
 fn start() -> Result<PsdbPd<VirtioBlock>, &'static str> {
     let dma = DMA.get().map_err(|_| "DMA region not mapped")?;
@@ -81,13 +67,11 @@ fn start() -> Result<PsdbPd<VirtioBlock>, &'static str> {
 }
 
 fn init() -> PsdbImage {
-    match start() {
-        Ok(pd) => PsdbImage(Some(pd)),
-        Err(why) => {
-            debug_println!("psdb|ERROR: no store, every call fails: {why}");
-            PsdbImage(None)
-        }
+    let started = start();
+    if let Err(why) = &started {
+        debug_println!("psdb|ERROR: no store, every call fails: {why}");
     }
+    Image::from(started)
 }
 
 microkit::protection_domain!(init);

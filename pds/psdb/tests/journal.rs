@@ -16,20 +16,8 @@ use psdb_labels::{
     SET_CHECKPOINT,
 };
 
-/// Labels of the typed [`interface::msg::psdb`] messages, as numbers to match on.
-#[allow(dead_code)]
-mod psdb_labels {
-    use interface::msg::psdb::{Reply, Request};
-    pub const BAD_LENGTH: u64 = Reply::BadLength.label();
-    pub const CHECKPOINT: u64 = Request::Checkpoint.label();
-    pub const JOURNAL_APPEND: u64 = Request::JournalAppend.label();
-    pub const JOURNAL_CREATE: u64 = Request::JournalCreate.label();
-    pub const JOURNAL_READ: u64 = Request::JournalRead.label();
-    pub const JOURNAL_STAT: u64 = Request::JournalStat.label();
-    pub const OK: u64 = Reply::Ok.label();
-    pub const PUT: u64 = Request::Put.label();
-    pub const SET_CHECKPOINT: u64 = Request::SetCheckpoint.label();
-}
+/// The typed protocol's labels ([`interface::msg::psdb::label`]), as numbers to match on.
+use interface::msg::psdb::label as psdb_labels;
 
 const J: &str = "journal/0000000000000000";
 

@@ -13,15 +13,8 @@ use microkit::host::set_backend;
 use psdb::{RamDevice, Store};
 use psdb_labels::{JOURNAL_STAT, OK, PUT};
 
-/// Labels of the typed [`interface::msg::psdb`] messages, as numbers to match on.
-#[allow(dead_code)]
-mod psdb_labels {
-    use interface::msg::psdb::{Reply, Request};
-    pub const BAD_LABEL: u64 = Reply::BadLabel.label();
-    pub const JOURNAL_STAT: u64 = Request::JournalStat.label();
-    pub const OK: u64 = Reply::Ok.label();
-    pub const PUT: u64 = Request::Put.label();
-}
+/// The typed protocol's labels ([`interface::msg::psdb::label`]), as numbers to match on.
+use interface::msg::psdb::label as psdb_labels;
 
 /// What the store itself says of namespace `ns`, and the quota the PD gives it.
 fn expected(store: &mut Store<RamDevice>, ns: &str) -> Usage {

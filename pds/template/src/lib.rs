@@ -7,7 +7,12 @@
 //! caller's namespace after the calling PD's short name, so this PD can only ever learn its own
 //! namespace's figures, and, being neither a tenant nor audit, its namespace has no share of the
 //! disk (`psdb_pd::share_percent`: reads and `USAGE` work, every write is refused). When called
-//! ([`call::USAGE`]) it asks psdb again and answers with the same registers.
+//! ([`msg::Request::Usage`]) it asks psdb again and answers with the same figures.
+//!
+//! **Its protocol** is [`msg`]: typed request and reply with their labels and registers, one
+//! `encode` and one `decode` each, as every protocol between PDs has them. The handler decodes
+//! a call, matches it exhaustively and encodes the reply; it never touches a message register
+//! itself.
 //!
 //! **Passive**, like every PD but the wire: it runs its init, then only inside a call to it (of
 //! which there are none in the template system). That keeps the box's argument about endpoint
@@ -23,16 +28,19 @@
 //!
 //! **Bounds.** No allocation (a heap test counts none); every reply from psdb is checked by
 //! [`PsdbClient::usage`] before it is used; nothing a caller sends can make it panic: a call it
-//! does not know is answered [`call::BAD_CALL`].
+//! does not know is answered [`msg::Reply::BadCall`].
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 use core::fmt;
 
+use interface::msg::Message;
 use interface::topology::{self, End};
 use interface::{PsdbClient, PsdbError, Usage};
 use microkit::region::{ReadWrite, Region, RegionError};
 use microkit::{Channel, Handler, MessageInfo};
+
+pub mod msg;
 
 /// This PD's name in the system description (`[[pd]] name`): its channels are found by it,
 /// and psdb's namespace for it is this name (its short name).
@@ -61,40 +69,6 @@ const _: () = {
         );
     }
 };
-
-/// Calls to this PD (labels), following the rule of every protocol in `interface::msg`:
-/// requests in [`interface::msg::REQUEST_LABELS`], replies in [`interface::msg::REPLY_LABELS`],
-/// and the shared [`interface::msg::NOT_SERVING`] for a PD that did not start (a test checks
-/// it). When a second PD calls it, this moves to `crates/interface/src/msg/` beside the other
-/// protocols, shared by both ends.
-pub mod call {
-    /// Label: what this PD's psdb namespace uses. No arguments. Reply [`OK`] with the
-    /// registers of [`interface::msg::psdb::Request::Usage`] ([`interface::Usage::REGISTERS`]), or
-    /// [`STORAGE`].
-    pub const USAGE: u64 = 1;
-    /// Reply: the figures are in the message registers.
-    pub const OK: u64 = 0x100;
-    /// Reply: a call this PD does not know.
-    pub const BAD_CALL: u64 = 0x101;
-    /// Reply: psdb did not answer.
-    pub const STORAGE: u64 = 0x102;
-    /// Reply: the PD did not start (its `|ERROR:` line says why): "not serving", as every PD.
-    pub const NOT_STARTED: u64 = interface::msg::NOT_SERVING;
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-        use interface::msg::{REPLY_LABELS, REQUEST_LABELS};
-
-        #[test]
-        fn requests_and_replies_do_not_collide() {
-            assert!(REQUEST_LABELS.contains(&USAGE));
-            for r in [OK, BAD_CALL, STORAGE, NOT_STARTED] {
-                assert!(REPLY_LABELS.contains(&r), "{r:#x}");
-            }
-        }
-    }
-}
 
 /// Why the PD could not start.
 #[derive(Debug)]
@@ -169,17 +143,13 @@ impl TemplatePd {
         answer
     }
 
-    /// Answers one call ([`call`]): the reply, its registers set.
-    pub fn handle(&mut self, info: MessageInfo) -> MessageInfo {
-        if info.label() != call::USAGE {
-            return MessageInfo::new(call::BAD_CALL, 0);
-        }
-        match self.psdb.usage() {
-            Ok(u) => {
-                u.set_mrs();
-                MessageInfo::new(call::OK, Usage::REGISTERS)
-            }
-            Err(_) => MessageInfo::new(call::STORAGE, 0),
+    /// Answers one call ([`msg`]).
+    pub fn answer(&mut self, call: msg::Request) -> msg::Reply {
+        match call {
+            msg::Request::Usage => match self.psdb.usage() {
+                Ok(u) => msg::Reply::Usage(u),
+                Err(_) => msg::Reply::Storage,
+            },
         }
     }
 }
@@ -190,39 +160,25 @@ impl Handler for TemplatePd {
     /// Any channel: on seL4 a protected call arrives only on a channel whose other end may
     /// call this PD, which the description states (psdb's end may not).
     fn protected(&mut self, _: Channel, info: MessageInfo) -> Result<MessageInfo, Self::Error> {
-        Ok(self.handle(info))
+        let m = Message::received(info);
+        let reply = match msg::Request::decode(m.info(), m.mrs()) {
+            Ok(call) => self.answer(call),
+            Err(_) => msg::Reply::BadCall,
+        };
+        Ok(reply.encode().set_mrs())
     }
 }
 
 /// The PD as its image runs it (`src/main.rs`) and the simulator too: serving, or, when it
-/// could not start, answering every call [`call::NOT_STARTED`] after an `|ERROR:` line saying
-/// why, instead of stopping.
-#[derive(Debug)]
-pub enum Image {
-    /// Started.
-    Serving(TemplatePd),
-    /// Did not start.
-    NotStarted,
-}
+/// could not start, answering every call [`msg::Reply::NotServing`] after an `|ERROR:` line
+/// saying why, instead of stopping (`interface::msg::Image`, every PD's fail-closed start-up).
+pub type Image = interface::msg::Image<TemplatePd, InitError>;
 
 /// [`init`], or why not on the console: the image's entry (`microkit::protection_domain!`).
 pub fn boot() -> Image {
-    match init() {
-        Ok(pd) => Image::Serving(pd),
-        Err(e) => {
-            microkit::debug_println!("{NAME}|ERROR: not serving: {e}");
-            Image::NotStarted
-        }
+    let started = init();
+    if let Err(e) = &started {
+        microkit::debug_println!("{NAME}|ERROR: not serving: {e}");
     }
-}
-
-impl Handler for Image {
-    type Error = core::convert::Infallible;
-
-    fn protected(&mut self, ch: Channel, info: MessageInfo) -> Result<MessageInfo, Self::Error> {
-        match self {
-            Image::Serving(pd) => pd.protected(ch, info),
-            Image::NotStarted => Ok(MessageInfo::new(call::NOT_STARTED, 0)),
-        }
-    }
+    Image::from(started)
 }

@@ -4,7 +4,7 @@
 //!
 //! A template PD that cannot start (not in the description it was built with, another name, a
 //! missing region) prints why on an `|ERROR:` line and answers every call
-//! [`template_pd::call::NOT_STARTED`] instead of stopping.
+//! [`template_pd::msg::Reply::NotServing`] instead of stopping.
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]

@@ -8,11 +8,8 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use interface::msg::psdb::{Reply, Request};
-
 // psdb's labels, from the typed protocol (interface::msg::psdb).
-const OK: u64 = Reply::Ok.label();
-const USAGE: u64 = Request::Usage.label();
+use interface::msg::psdb::label::{OK, USAGE};
 use interface::Usage;
 use microkit::host::{set_backend, Backend, CountingAlloc, HostMemory};
 use microkit::{Channel, Handler, IrqAckError, MessageInfo};
@@ -43,8 +40,8 @@ impl Backend for Kernel {
             volume_free: 5,
             damaged: false,
         }
-        .set_mrs();
-        MessageInfo::new(OK, Usage::REGISTERS)
+        .encode(OK)
+        .set_mrs()
     }
     fn irq_ack(&self, _: Channel) -> Result<(), IrqAckError> {
         Ok(())
@@ -77,7 +74,7 @@ fn report_and_calls_allocate_nothing() {
     let base = COUNTING.reset_peak();
     let mut pd = template_pd::TemplatePd::new(Channel::new(0), region);
     pd.report().unwrap();
-    for label in [template_pd::call::USAGE, 7] {
+    for label in [template_pd::msg::label::USAGE, 7] {
         let _ = pd
             .protected(Channel::new(1), MessageInfo::new(label, 0))
             .unwrap();

@@ -6,16 +6,14 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use interface::msg::psdb::{Reply, Request};
-
 // psdb's labels, from the typed protocol (interface::msg::psdb).
-const BAD_LABEL: u64 = Reply::BadLabel.label();
-const OK: u64 = Reply::Ok.label();
-const USAGE: u64 = Request::Usage.label();
+use interface::msg::psdb::label::{BAD_LABEL, OK, USAGE};
+use interface::msg::Message;
 use interface::Usage;
 use microkit::host::{set_backend, Backend, HostMemory};
 use microkit::{Channel, Handler, IrqAckError, MessageInfo};
-use template_pd::{call, TemplatePd};
+use template_pd::msg::{self, label as call};
+use template_pd::TemplatePd;
 
 /// The channel the tests give the PD to psdb.
 const PSDB: Channel = Channel::new(0);
@@ -52,10 +50,7 @@ impl Backend for Kernel {
             return MessageInfo::new(BAD_LABEL, 0);
         }
         match self.psdb.get() {
-            Psdb::Answers(u) => {
-                u.set_mrs();
-                MessageInfo::new(OK, Usage::REGISTERS)
-            }
+            Psdb::Answers(u) => u.encode(OK).set_mrs(),
             Psdb::Refuses => MessageInfo::new(BAD_LABEL, 0),
             Psdb::Short => MessageInfo::new(OK, 2),
         }
@@ -125,11 +120,17 @@ fn a_call_is_answered_with_psdbs_figures() {
     };
     let (kernel, mut pd) = boot(Psdb::Answers(want));
     kernel.mrs.borrow_mut().fill(0xdead); // the caller's stale registers are not read
+                                          // As a caller would: the typed request in, the typed reply out.
+    let request = msg::Request::Usage;
     let reply = pd
-        .protected(Channel::new(1), MessageInfo::new(call::USAGE, 0))
+        .protected(Channel::new(1), request.encode().set_mrs())
         .unwrap();
     assert_eq!((reply.label(), reply.count()), (call::OK, Usage::REGISTERS));
-    assert_eq!(Usage::from_mrs(reply.count()), Some(want));
+    let m = Message::received(reply);
+    assert_eq!(
+        msg::Reply::decode(&request, m.info(), m.mrs()),
+        Ok(msg::Reply::Usage(want))
+    );
     assert_eq!(kernel.calls.get(), 1);
     set_backend(None);
 }
@@ -185,6 +186,32 @@ fn init_follows_the_description() {
                 .console
                 .borrow()
                 .starts_with("template|INFO: psdb answers: namespace template uses 0 of 0 bytes"));
+        }
+    }
+    set_backend(None);
+}
+
+/// The image's start-up: built from a description without the template, `boot` prints why
+/// and the PD answers every call "not serving" instead of stopping; with it, it serves.
+#[test]
+fn boot_serves_or_answers_not_serving() {
+    let (kernel, _) = boot(Psdb::Answers(FIGURES));
+    let mut image = template_pd::boot();
+    let r = image
+        .protected(Channel::new(1), msg::Request::Usage.encode().set_mrs())
+        .unwrap();
+    match template_pd::PSDB {
+        None => {
+            assert!(image.serving().is_none());
+            assert_eq!((r.label(), r.count()), (call::NOT_SERVING, 0));
+            assert!(kernel
+                .console
+                .borrow()
+                .starts_with("template|ERROR: not serving: the system description"));
+        }
+        Some(_) => {
+            assert!(image.failed().is_none());
+            assert_eq!((r.label(), r.count()), (call::OK, Usage::REGISTERS));
         }
     }
     set_backend(None);

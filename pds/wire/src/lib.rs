@@ -94,10 +94,10 @@ pub mod session;
 
 use alloc::vec::Vec;
 
-use interface::msg::ledger::{Reply as LedgerReply, Request as LedgerCall};
+use interface::msg::ledger::{Call as LedgerCall, Reply as LedgerReply, Request as LedgerRequest};
+use interface::msg::DecodeError;
 use interface::{ledger_call, wire, TENANTS, TENANT_COUNT};
 use microkit::region::{ReadWrite, Region, RegionError};
-use microkit::{get_mr, set_mr};
 use protocol::frame::{max_encoded_len, CRC_LEN};
 use protocol::{
     count_entries, encode_frame, peek_request_id, Body, Decoder, ErrorCode, FrameError, Op,
@@ -572,26 +572,19 @@ impl Core {
                 &mut self.stats,
             ) {
                 // A stage stores nothing, whatever its answer: the requests can go again.
-                Ok((Ok(LedgerReply::Staged), mr0)) if mr0.is_some() && mr0 == staged => {}
+                Ok(Ok(LedgerReply::Staged { count })) if Some(u64::from(count)) == staged => {}
                 _ => return Combined::Refused,
             }
         }
         let Some(len) = encode(&self.group, parts - 1, &mut self.resp) else {
             return Combined::NotSent;
         };
-        let label = if parts > 1 {
+        let kind = if parts > 1 {
             LedgerCall::Commit
         } else {
             LedgerCall::Request
         };
-        let n = match call_in_place(
-            &self.ledgers,
-            t,
-            label,
-            &mut self.resp,
-            len,
-            &mut self.stats,
-        ) {
+        let n = match call_in_place(&self.ledgers, t, kind, &mut self.resp, len, &mut self.stats) {
             Ok(n) => n,
             Err(Sent::No) => return Combined::NotSent,
             Err(Sent::Yes) => return Combined::Unavailable,
@@ -674,54 +667,42 @@ enum Sent {
     Yes,
 }
 
-/// Calls ledger `t` with `label` and `req` in the region shared with it; the reply's label
-/// and MR0 (`None` if the reply has no message register). `Err` only if nothing was sent.
+/// Calls ledger `t` with `kind` and `req` in the region shared with it; the ledger's reply, or
+/// why it is none of the protocol's replies to that call. `Err` only if nothing was sent.
 fn raw_call(
     ledgers: &[Region<ReadWrite>; TENANT_COUNT],
     t: usize,
-    label: LedgerCall,
+    kind: LedgerCall,
     req: &[u8],
     stats: &mut Stats,
-) -> Result<
-    (
-        Result<LedgerReply, interface::msg::UnknownLabel>,
-        Option<u64>,
-    ),
-    Sent,
-> {
+) -> Result<Result<LedgerReply, DecodeError>, Sent> {
     let (Some(region), Some(channel)) = (ledgers.get(t), wire::LEDGERS.get(t)) else {
         return Err(Sent::No);
     };
     region.write(0, req).map_err(|_| Sent::No)?;
-    set_mr(0, req.len() as u64);
     stats.calls += 1;
-    let reply = channel.pp_call(label.info(1));
-    let mr0 = (reply.count() >= 1).then(|| get_mr(0));
-    Ok((LedgerReply::try_from(reply.label()), mr0))
+    let request = LedgerRequest {
+        call: kind,
+        len: req.len(),
+    };
+    let m = request.encode().call(*channel);
+    Ok(LedgerReply::decode(&request, m.info(), m.mrs()))
 }
 
-/// Calls ledger `t` with `label` ([`LedgerCall::Request`] or [`LedgerCall::Commit`]) and
-/// `req` in the region shared with it; the length of its response.
+/// Calls ledger `t` with `kind` ([`LedgerCall::Request`] or [`LedgerCall::Commit`]) and `req`
+/// in the region shared with it; the length of its response.
 fn call(
     ledgers: &[Region<ReadWrite>; TENANT_COUNT],
     t: usize,
-    label: LedgerCall,
+    kind: LedgerCall,
     req: &[u8],
     stats: &mut Stats,
 ) -> Result<usize, Sent> {
-    match raw_call(ledgers, t, label, req, stats)? {
-        (Ok(LedgerReply::Ok), Some(n)) => usize::try_from(n).map_err(|_| Sent::Yes),
-        // Malformed, not serving, a stage's answer or a label no ledger gives: unavailable.
-        (
-            Ok(
-                LedgerReply::Ok
-                | LedgerReply::BadCall
-                | LedgerReply::Staged
-                | LedgerReply::NotServing,
-            )
-            | Err(_),
-            _,
-        ) => Err(Sent::Yes),
+    match raw_call(ledgers, t, kind, req, stats)? {
+        Ok(LedgerReply::Ok { len }) => Ok(len),
+        // Malformed, not serving, a stage's answer or a message no ledger gives: unavailable.
+        Ok(LedgerReply::BadCall | LedgerReply::Staged { .. } | LedgerReply::NotServing)
+        | Err(_) => Err(Sent::Yes),
     }
 }
 
@@ -738,18 +719,18 @@ fn response<'b>(
     Ok(dst)
 }
 
-/// Calls ledger `t` with `label` and the request `buf[..len]`; its response is then
+/// Calls ledger `t` with `kind` and the request `buf[..len]`; its response is then
 /// `buf[..n]`.
 fn call_in_place(
     ledgers: &[Region<ReadWrite>; TENANT_COUNT],
     t: usize,
-    label: LedgerCall,
+    kind: LedgerCall,
     buf: &mut [u8],
     len: usize,
     stats: &mut Stats,
 ) -> Result<usize, Sent> {
     let req = buf.get(..len).ok_or(Sent::No)?;
-    let n = call(ledgers, t, label, req, stats)?;
+    let n = call(ledgers, t, kind, req, stats)?;
     response(ledgers, t, buf, n).map(<[u8]>::len)
 }
 

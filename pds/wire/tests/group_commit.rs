@@ -23,16 +23,8 @@ use wire_pd::{Wire, APPEND_ANSWER_MAX, GROUP_ENTRIES, MAX_GROUP, MAX_GROUP_CALLS
 
 use interface::TENANTS;
 
-/// Labels of the typed [`interface::msg::ledger`] messages, as numbers to match on.
-#[allow(dead_code)]
-mod ledger_labels {
-    use interface::msg::ledger::{Reply, Request};
-    pub const COMMIT: u64 = Request::Commit.label();
-    pub const OK: u64 = Reply::Ok.label();
-    pub const REQUEST: u64 = Request::Request.label();
-    pub const STAGE: u64 = Request::Stage.label();
-    pub const STAGED: u64 = Reply::Staged.label();
-}
+/// The typed protocol's labels ([`interface::msg::ledger::label`]), as numbers to match on.
+use interface::msg::ledger::label as ledger_labels;
 
 /// How the fake ledger answers its next calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,15 +26,8 @@ use protocol::{
 };
 use wire_pd::{FIXED_HEAP, GATHER, GROUP_ENTRIES, MAX_GROUP_CALLS};
 
-/// Labels of the typed [`interface::msg::ledger`] messages, as numbers to match on.
-#[allow(dead_code)]
-mod ledger_labels {
-    use interface::msg::ledger::{Reply, Request};
-    pub const COMMIT: u64 = Request::Commit.label();
-    pub const OK: u64 = Reply::Ok.label();
-    pub const STAGE: u64 = Request::Stage.label();
-    pub const STAGED: u64 = Reply::Staged.label();
-}
+/// The typed protocol's labels ([`interface::msg::ledger::label`]), as numbers to match on.
+use interface::msg::ledger::label as ledger_labels;
 
 const ARENA_SIZE: usize = 64 << 20;
 static ARENA: HeapArena<ARENA_SIZE> = HeapArena::new();

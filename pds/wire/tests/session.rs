@@ -16,12 +16,8 @@ use wire_pd::session::{
 };
 use wire_pd::Wire;
 
-/// Labels of the typed [`interface::msg::ledger`] messages, as numbers to match on.
-#[allow(dead_code)]
-mod ledger_labels {
-    use interface::msg::ledger::Reply;
-    pub const OK: u64 = Reply::Ok.label();
-}
+/// The typed protocol's labels ([`interface::msg::ledger::label`]), as numbers to match on.
+use interface::msg::ledger::label as ledger_labels;
 
 /// Bytes of object data in each fake ledger answer: large, so a few of them fill the bound.
 const ANSWER: usize = 60 * 1024;

@@ -5,6 +5,8 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use interface::msg::psdb::{Reply, Request};
+use interface::msg::Message;
 use interface::psdb::CLIENTS;
 use interface::psdb_call::DATA;
 use interface::Usage;
@@ -14,15 +16,8 @@ use psdb::RamDevice;
 use psdb_labels::{OK, PUT, SET_CHECKPOINT, USAGE};
 use psdb_pd::PsdbPd;
 
-/// Labels of the typed [`interface::msg::psdb`] messages, as numbers to match on.
-#[allow(dead_code)]
-mod psdb_labels {
-    use interface::msg::psdb::{Reply, Request};
-    pub const OK: u64 = Reply::Ok.label();
-    pub const PUT: u64 = Request::Put.label();
-    pub const SET_CHECKPOINT: u64 = Request::SetCheckpoint.label();
-    pub const USAGE: u64 = Request::Usage.label();
-}
+/// The typed protocol's labels ([`interface::msg::psdb::label`]), as numbers to match on.
+use interface::msg::psdb::label as psdb_labels;
 
 /// The psdb PD's kernel: its four regions, its message registers and its console.
 pub struct Kernel {
@@ -124,7 +119,11 @@ impl Rig {
         let reply = self.pd.handle(ch, MessageInfo::new(USAGE, 0));
         assert_eq!(reply.label(), OK);
         assert_eq!(reply.count(), Usage::REGISTERS);
-        Usage::from_mrs(reply.count()).unwrap()
+        let m = Message::received(reply);
+        match Reply::decode(&Request::Usage, m.info(), m.mrs()) {
+            Ok(Reply::Usage(u)) => u,
+            other => panic!("{other:?}"),
+        }
     }
 
     pub fn warnings(&self) -> Vec<String> {
