@@ -223,15 +223,27 @@ fn index_quota_counts_checkpoints_and_survives_rollback() {
     let flushed = s.usage(a).unwrap();
     assert_eq!(flushed.index_bytes, 3 * INDEX_ENTRY_BYTES + 20);
     // A failed flush gives back what the staged checkpoint was charged.
-    let mut dev = s.into_device();
-    let op = dev.ops() + 2;
-    dev.inject(op, Fault::FailFlush { persisted: false });
-    let (mut s, _) = Store::mount(dev, Mode::ReadWrite).unwrap();
-    let a = s.open_namespace("t").unwrap();
-    s.set_quota(a, q).unwrap();
-    assert_eq!(s.usage(a).unwrap(), flushed);
-    s.put_checkpoint(a, b"cp lost").unwrap();
-    assert!(s.flush().is_err());
+    // The fault goes on the batch's first device flush. Which operation that is depends on
+    // how many writes the mount and the streamed put make (format v4 writes members as they
+    // are put), so try successive operations on copies until one fails the flush.
+    let base = s.into_device();
+    let mut failed = None;
+    for at in 1..64 {
+        let mut dev = base.clone();
+        dev.inject(dev.ops() + at, Fault::FailFlush { persisted: false });
+        let (mut s, _) = Store::mount(dev, Mode::ReadWrite).unwrap();
+        let a = s.open_namespace("t").unwrap();
+        s.set_quota(a, q).unwrap();
+        assert_eq!(s.usage(a).unwrap(), flushed);
+        if s.put_checkpoint(a, b"cp lost").is_err() {
+            continue; // the fault hit mount's or the put's own operations
+        }
+        if s.flush().is_err() {
+            failed = Some((s, a));
+            break;
+        }
+    }
+    let (mut s, a) = failed.expect("a failed flush among the batch's first 64 operations");
     assert_eq!(s.usage(a).unwrap(), flushed);
     // Checkpoint versions replace one entry: the quota does not stop them.
     for v in 0..5 {
