@@ -76,6 +76,6 @@ pub use device::{BlockDevice, IoError, RamDevice, SECTOR_SIZE};
 pub use error::{Corruption, Error, NameError, Problem};
 pub use ledger::NamespaceStorage;
 pub use store::{
-    fsck, FormatOptions, JournalStat, Limits, Mode, Namespace, Quota, Report, Store, Usage,
-    DEFAULT_MAX_BATCH,
+    fsck, Chunk, FormatOptions, JournalStat, Limits, Mode, Namespace, Quota, Reader, Report, Store,
+    Usage, DEFAULT_MAX_BATCH,
 };
