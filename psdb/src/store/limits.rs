@@ -40,10 +40,10 @@ pub fn manifest_limit(max_batch: u64) -> u64 {
 /// from its heap size). Let `M` be the manifest limit (`min(manifest_limit(maxbatch),
 /// max_manifest)`). A running store's heap use is at most `index_bytes + M + 8 KiB` (the
 /// manifest lines, allocated once at `M` and written from there; one write buffer) plus a
-/// 64 KiB check buffer while [`Store::verify`] runs; during mount `index_bytes + 3 x M +
+/// 64 KiB check buffer while [`Store::verify`](super::Store::verify) runs; during mount `index_bytes + 3 x M +
 /// 64 KiB + 32 KiB` (two manifests and the parsed records of one, the member check buffer, a
 /// sector scan buffer). No batch data is held. Add whatever the caller reads into
-/// ([`Store::get`] returns a whole object; [`Store::read_next`] and [`Store::read_at`] fill
+/// ([`Store::get`](super::Store::get) returns a whole object; [`Store::read_next`](super::Store::read_next) and [`Store::read_at`](super::Store::read_at) fill
 /// the caller's buffer only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {

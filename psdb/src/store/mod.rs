@@ -29,7 +29,8 @@
 //!
 //! Bounded by [`Limits`], which the owner of the heap chooses: no batch data is held (one
 //! 8 KiB write buffer), the manifest lines are allocated once at [`manifest_limit`] (never
-//! grown by doubling); the index is charged [`INDEX_ENTRY_BYTES`] + path length per object and
+//! grown by doubling); the index (`index.rs`: 48-byte records in pages, paths in an arena) is
+//! charged [`INDEX_ENTRY_BYTES`] + path length per object and
 //! [`STAGED_ENTRY_BYTES`] + path length per staged object against [`Limits::index_bytes`]. A put
 //! past the budget fails with [`Error::IndexFull`] (nothing lost, like a full disk); mount of a
 //! volume whose index or batch limit is over the limits fails with [`Error::ExceedsLimits`]
@@ -98,8 +99,8 @@ pub struct FormatOptions {
     /// Identifies this volume in every manifest. Must be fresh random bytes for every format:
     /// it is what keeps a reformatted disk's old batches from being taken for new ones.
     pub volume_id: [u8; 16],
-    /// Largest batch on disk, in bytes. Bounds the largest object, the memory a batch is staged
-    /// in, and what mount reads beyond manifests (the final batch, and after a crash one batch
+    /// Largest batch on disk, in bytes. Bounds the largest object, the manifest
+    /// ([`manifest_limit`]), and what mount reads beyond manifests (the final batch, and after a crash one batch
     /// length of tail). Between [`MIN_MAX_BATCH`] and [`MAX_MAX_BATCH`].
     pub max_batch_bytes: u32,
 }
