@@ -50,10 +50,13 @@ impl Write for SimStream {
     }
 }
 
-/// The committed system description.
+/// The committed system description, or the one `SYSTEM_XML` names.
 pub fn system() -> sysdesc::System {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../system.xml");
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    // SYSTEM_XML (as for the scripts and the Makefile) names another generated system, for a
+    // run built with TOTEBOX_SYSTEM naming its description (e.g. four tenants).
+    let path = std::env::var("SYSTEM_XML")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../system.xml").to_string());
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
     match sysdesc::System::parse(&text) {
         Ok(s) => s,
         Err(e) => {
