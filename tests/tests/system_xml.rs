@@ -219,8 +219,11 @@ fn regions_match_the_code_and_are_shared_by_channel_peers_only() {
 // The regions hold their largest content (checked at compile time).
 const _: () = {
     assert!(size::WIRE_LEDGER == protocol::MAX_PAYLOAD);
-    assert!(size::LEDGER_PSDB - psdb_call::DATA >= tlog::tile::MAX_BUNDLE_SIZE);
-    assert!(size::AUDIT_PSDB - psdb_call::DATA >= 256 * (2 + interface::audit_call::MAX_RECORD));
+    // One export chunk per call (larger objects move in pieces), and a whole tile or journal
+    // record in one call.
+    assert!(size::LEDGER_PSDB - psdb_call::DATA >= protocol::MAX_CHUNK);
+    assert!(size::AUDIT_PSDB - psdb_call::DATA >= tlog::tile::TILE_WIDTH as usize * 32);
+    assert!(size::AUDIT_PSDB - psdb_call::DATA >= psdb_call::JOURNAL_RECORD);
     assert!(psdb_call::MAX_PATH <= psdb_call::DATA);
     assert!(size::LEDGER_AUDIT >= interface::audit_call::MAX_RECORD);
 };
@@ -236,4 +239,23 @@ fn committed_system_xml_is_what_system_toml_generates() {
         "system.xml is not what system.toml generates: run `make system.xml`"
     );
     assert_eq!(topo.tenants, TENANTS, "the tenants the Rust code serves");
+}
+
+/// psdb's manifest limit holds the largest batch a ledger writes: one group commit of
+/// `MAX_GROUP_ENTRIES` empty entries from an empty log, every object of it one manifest line
+/// of at most 178 bytes (`#o <size>\n`, 64 hex digits, two spaces, a tar name of at most 99
+/// bytes, `\n`), with the log starting anywhere (one more partial object per level).
+#[test]
+fn psdb_manifest_limit_holds_a_ledgers_largest_group() {
+    let n = ledger_pd::MAX_GROUP_ENTRIES as u64;
+    let w = tlog::tile::TILE_WIDTH;
+    let mut objects = n.div_ceil(w) + 1; // entry bundles, full and partial
+    let mut level = n;
+    while level > 1 {
+        objects += level.div_ceil(w) + 1; // hash tiles of this level, full and partial
+        level = level.div_ceil(w);
+    }
+    objects += 2; // the checkpoint and its checksum member
+    assert!(objects > 4_000, "{objects}");
+    assert!(objects * 178 <= psdb_pd::MAX_MANIFEST, "{objects} objects");
 }

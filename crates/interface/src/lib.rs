@@ -174,7 +174,10 @@ pub mod audit_call {
 /// [`msg::psdb`], whose table states every call's registers and reply). The object path is at
 /// offset 0 (its length in MR0, at most [`psdb_call::MAX_PATH`]), the object's bytes at
 /// [`psdb_call::DATA`] (their length in MR1). A found/length reply's object (`GET`,
-/// `CHECKPOINT`, `JournalRead`) is at `DATA` too.
+/// `CHECKPOINT`, `JournalRead`) is at `DATA` too, and so is a `ReadAt` piece. The region holds
+/// one piece (64 KiB, system.toml): an object larger than that is put in pieces (`PutBegin`,
+/// `PutChunk`) and read by range (`ReadAt`, unverified until `Verify`); [`PsdbClient`]'s
+/// `put` and `get` do so themselves.
 ///
 /// Journals (psdb format v3: a preallocated member of one-sector records, see psdb's
 /// `FORMAT.md`), the path at offset 0 as for every call:

@@ -7,7 +7,7 @@ use core::fmt;
 use microkit::region::{ReadWrite, Region};
 use microkit::Channel;
 
-pub use crate::msg::psdb::{JournalStat, Usage};
+pub use crate::msg::psdb::{JournalStat, Piece, Usage};
 use crate::msg::psdb::{Reply, Request};
 use crate::msg::DecodeError;
 use crate::psdb_call::{DATA, JOURNAL_RECORD, MAX_PATH};
@@ -106,42 +106,110 @@ impl PsdbClient {
         PsdbClient { channel, region }
     }
 
-    /// Largest object this client can move.
+    /// Largest object (or piece) this client moves in one call: the region's data area.
+    /// Larger objects go in pieces of this size ([`PsdbClient::put_begin`],
+    /// [`PsdbClient::read_at`]); [`tlog::Storage::put`] and `get` do that themselves.
     pub fn max_object(&self) -> usize {
         self.region.len().saturating_sub(DATA)
     }
 
-    /// Largest object a read accepts: the region's, and never more than the largest tlog
-    /// object ([`tlog::tile::MAX_BUNDLE_SIZE`]), so a read buffer of that capacity is never
-    /// grown.
+    /// Largest object a read accepts: the largest tlog object
+    /// ([`tlog::tile::MAX_BUNDLE_SIZE`]), so a read buffer of that capacity is never grown.
     pub fn max_read(&self) -> usize {
-        self.max_object().min(tlog::tile::MAX_BUNDLE_SIZE)
+        tlog::tile::MAX_BUNDLE_SIZE
     }
 
     /// Reads bytes `offset..` of the object at `path` (the checkpoint if `path` is `None`)
-    /// straight from the shared region into `out`, as many as fit; returns the object's total
-    /// length and how many bytes were copied, or `None` if there is no such object. Allocates
-    /// nothing: for serving an object in chunks without holding a copy of it.
+    /// straight from the shared region into `out`, as many as fit in `out` and in one call
+    /// ([`PsdbClient::max_object`]); returns the object's total length and how many bytes were
+    /// copied, or `None` if there is no such object. Allocates nothing: for serving an object
+    /// in chunks without holding a copy of it. The bytes of an object are **unverified**
+    /// ([`PsdbClient::read_at`]): for passing on to a client that checks them.
     pub fn get_range(
         &mut self,
         path: Option<&str>,
         offset: u64,
         out: &mut [u8],
     ) -> Result<Option<(u64, usize)>, PsdbError> {
-        let reply = match path {
-            Some(p) => self.call(Request::Get { path_len: p.len() }, p, &[])?,
-            None => self.call(Request::Checkpoint, "", &[])?,
+        let Some(p) = path else {
+            let reply = self.call(Request::Checkpoint, "", &[])?;
+            let Some(len) = self.object_len(reply)? else {
+                return Ok(None);
+            };
+            let start = usize::try_from(offset).unwrap_or(usize::MAX).min(len);
+            let n = (len - start).min(out.len());
+            self.region
+                .read(DATA + start, &mut out[..n])
+                .map_err(|_| PsdbError::BadReply)?;
+            return Ok(Some((len as u64, n)));
         };
-        let Some(len) = self.object_len(reply)? else {
-            return Ok(None);
+        Ok(self
+            .read_at(p, offset, out)?
+            .map(|piece| (piece.size, piece.len)))
+    }
+
+    /// Reads up to `out.len()` bytes (at most [`PsdbClient::max_object`]) of the object at
+    /// `path` from byte `offset` ([`Request::ReadAt`]): the piece (how many bytes, the
+    /// object's size, whether psdb verified the whole object since it mounted), or `None` if
+    /// there is no such object. **Unverified unless `verified`**: pass such bytes only to
+    /// someone who checks them. A damaged object is refused (`Corrupt`, a
+    /// [`PSDB_DAMAGED_CODES`] code), never answered with bytes.
+    pub fn read_at(
+        &mut self,
+        path: &str,
+        offset: u64,
+        out: &mut [u8],
+    ) -> Result<Option<Piece>, PsdbError> {
+        let max = out.len().min(self.max_object());
+        let req = Request::ReadAt {
+            path_len: path.len(),
+            offset,
+            max,
         };
-        let total = len as u64;
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(len);
-        let n = (len - start).min(out.len());
-        self.region
-            .read(DATA + start, &mut out[..n])
-            .map_err(|_| PsdbError::BadReply)?;
-        Ok(Some((total, n)))
+        match self.call(req, path, &[])? {
+            Reply::Piece(None) => Ok(None),
+            // The decoder checked len <= max (so <= out.len()) and len <= size.
+            Reply::Piece(Some(p)) => {
+                self.region
+                    .read(DATA, &mut out[..p.len])
+                    .map_err(|_| PsdbError::BadReply)?;
+                Ok(Some(p))
+            }
+            _ => Err(PsdbError::BadReply),
+        }
+    }
+
+    /// Has psdb read the whole object at `path` back and check its SHA-256
+    /// ([`Request::Verify`]): its size, or `None` if absent. Afterwards its
+    /// [`PsdbClient::read_at`] pieces say `verified`. Damage is a refusal (`Corrupt`).
+    pub fn verify(&mut self, path: &str) -> Result<Option<u64>, PsdbError> {
+        let req = Request::Verify {
+            path_len: path.len(),
+        };
+        match self.call(req, path, &[])? {
+            Reply::Found(len) => Ok(len.map(|n| n as u64)),
+            _ => Err(PsdbError::BadReply),
+        }
+    }
+
+    /// Starts a put of an object of `size` bytes at `path` whose bytes follow in
+    /// [`PsdbClient::put_chunk`]s ([`Request::PutBegin`]): psdb checks here everything that
+    /// could refuse it. Staged at its last byte, durable with the next checkpoint, like `put`.
+    pub fn put_begin(&mut self, path: &str, size: u64) -> Result<(), PsdbError> {
+        let req = Request::PutBegin {
+            path_len: path.len(),
+            size,
+        };
+        self.call(req, path, &[]).map(|_| ())
+    }
+
+    /// The next piece (at most [`PsdbClient::max_object`] bytes) of the object
+    /// [`PsdbClient::put_begin`] started ([`Request::PutChunk`]).
+    pub fn put_chunk(&mut self, data: &[u8]) -> Result<(), PsdbError> {
+        let req = Request::PutChunk {
+            data_len: data.len(),
+        };
+        self.call(req, "", data).map(|_| ())
     }
 
     /// What this client's namespace uses of its quota, and the volume's free bytes
@@ -256,18 +324,20 @@ impl PsdbClient {
                 | Reply::Found(_)
                 | Reply::Usage(_)
                 | Reply::Appended { .. }
-                | Reply::Stat(_)),
+                | Reply::Stat(_)
+                | Reply::Piece(_)),
             ) => Ok(r),
             Err(DecodeError::Count { .. } | DecodeError::Value { .. }) => Err(PsdbError::BadReply),
         }
     }
 
     /// The object length a found/length reply states, `None` if not found; a length past
-    /// [`PsdbClient::max_read`] is [`PsdbError::BadReply`].
+    /// the region ([`PsdbClient::max_object`]: a whole object comes in one reply only if it
+    /// fits) is [`PsdbError::BadReply`].
     fn object_len(&self, reply: Reply) -> Result<Option<usize>, PsdbError> {
         match reply {
             Reply::Found(None) => Ok(None),
-            Reply::Found(Some(len)) if len <= self.max_read() => Ok(Some(len)),
+            Reply::Found(Some(len)) if len <= self.max_object() => Ok(Some(len)),
             _ => Err(PsdbError::BadReply),
         }
     }
@@ -288,15 +358,64 @@ impl PsdbClient {
     }
 }
 
+/// psdb's code for a call refused because the object does not fit the caller's region
+/// ([`Reply::TooLarge`]).
+const TOO_LARGE_CODE: u64 = crate::msg::psdb::label::TOO_LARGE - crate::msg::psdb::label::OK;
+
+impl PsdbClient {
+    /// Reads the object at `path` whole into `out` in pieces, after psdb verified it: for an
+    /// object larger than the region. The bytes are verified (each piece says so; one that
+    /// does not is [`PsdbError::BadReply`]).
+    fn get_in_pieces(&mut self, path: &str, out: &mut Vec<u8>) -> Result<bool, PsdbError> {
+        out.clear();
+        let Some(size) = self.verify(path)? else {
+            return Ok(false);
+        };
+        let len = usize::try_from(size)
+            .ok()
+            .filter(|n| *n <= self.max_read())
+            .ok_or(PsdbError::BadReply)?;
+        // The length comes from outside: reserve fallibly and exactly (no doubling).
+        out.try_reserve_exact(len)
+            .map_err(|_| PsdbError::OutOfMemory)?;
+        out.resize(len, 0);
+        let mut at = 0;
+        while at < len {
+            let piece = self.read_at(path, at as u64, &mut out[at..])?;
+            match piece {
+                Some(p) if p.verified && p.size == size && p.len > 0 => at += p.len,
+                _ => {
+                    out.clear();
+                    return Err(PsdbError::BadReply);
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
 impl tlog::Storage for PsdbClient {
     type Error = PsdbError;
 
+    /// One `Put` when the object fits the region, else `PutBegin` and `PutChunk`s of
+    /// [`PsdbClient::max_object`] bytes.
     fn put(&mut self, path: &str, data: &[u8]) -> Result<(), PsdbError> {
-        let req = Request::Put {
-            path_len: path.len(),
-            data_len: data.len(),
-        };
-        self.call(req, path, data).map(|_| ())
+        let max = self.max_object();
+        if data.len() <= max {
+            let req = Request::Put {
+                path_len: path.len(),
+                data_len: data.len(),
+            };
+            return self.call(req, path, data).map(|_| ());
+        }
+        if max == 0 {
+            return Err(PsdbError::TooLarge);
+        }
+        self.put_begin(path, data.len() as u64)?;
+        for chunk in data.chunks(max) {
+            self.put_chunk(chunk)?;
+        }
+        Ok(())
     }
 
     fn set_checkpoint(&mut self, checkpoint: &[u8]) -> Result<(), PsdbError> {
@@ -306,15 +425,20 @@ impl tlog::Storage for PsdbClient {
         self.call(req, "", checkpoint).map(|_| ())
     }
 
+    /// One `Get` when the object fits the region; else (psdb refuses it `TooLarge`) `Verify`
+    /// and `ReadAt`s of the verified object.
     fn get(&mut self, path: &str, out: &mut Vec<u8>) -> Result<bool, PsdbError> {
-        let reply = self.call(
+        let got = self.call(
             Request::Get {
                 path_len: path.len(),
             },
             path,
             &[],
-        )?;
-        self.read_reply(reply, out)
+        );
+        match got {
+            Err(PsdbError::Refused(TOO_LARGE_CODE)) => self.get_in_pieces(path, out),
+            reply => self.read_reply(reply?, out),
+        }
     }
 
     fn checkpoint(&mut self, out: &mut Vec<u8>) -> Result<bool, PsdbError> {

@@ -16,6 +16,21 @@
 //! | [`Request::JournalAppend`] | 26 | path length | record length | [`Reply::Appended`] |
 //! | [`Request::JournalRead`] | 27 | path length | slot | [`Reply::Found`] |
 //! | [`Request::JournalStat`] | 28 | path length | 0 | [`Reply::Stat`] |
+//! | [`Request::PutBegin`] | 29 | path length | object size | [`Reply::Done`] |
+//! | [`Request::PutChunk`] | 30 | 0 | data length | [`Reply::Done`] |
+//! | [`Request::ReadAt`] | 31 | path length | offset (MR2: most bytes) | [`Reply::Piece`] |
+//! | [`Request::Verify`] | 32 | path length | 0 | [`Reply::Found`] (the size) |
+//!
+//! **Chunked calls.** An object larger than the caller's region goes in pieces: `PutBegin`
+//! (the path, the total size; everything that could refuse the object is checked here), then
+//! `PutChunk`s in order, each at most the region's data area; the object is staged at its last
+//! byte, and durable with the next `SetCheckpoint` like a `Put`. It is read by range:
+//! `ReadAt` copies up to MR2 bytes from the offset into the region and says how many, the
+//! object's size and whether the whole object was verified since psdb mounted (bytes read
+//! before that are **unverified**: passed on only to someone who checks them, psdb's
+//! `store::read` contract). `Verify` reads the whole object back and checks its SHA-256 once;
+//! a damaged object is refused as a store error (`Corrupt`, code 7), never answered with
+//! bytes, by every read.
 //!
 //! Every `Ok` reply has the label [`label::OK`] (0x100) and the registers its request's row
 //! states; a refusal is 0x100 + its numeric code and carries no registers: `psdb::Error::code()`
@@ -51,8 +66,16 @@ pub mod label {
     pub const JOURNAL_READ: u64 = 27;
     /// [`JournalStat`](crate::Request::JournalStat).
     pub const JOURNAL_STAT: u64 = 28;
+    /// [`PutBegin`](crate::Request::PutBegin).
+    pub const PUT_BEGIN: u64 = 29;
+    /// [`PutChunk`](crate::Request::PutChunk).
+    pub const PUT_CHUNK: u64 = 30;
+    /// [`ReadAt`](crate::Request::ReadAt).
+    pub const READ_AT: u64 = 31;
+    /// [`Verify`](crate::Request::Verify).
+    pub const VERIFY: u64 = 32;
     /// Every request label.
-    pub const REQUESTS: [u64; 9] = [
+    pub const REQUESTS: [u64; 13] = [
         PUT,
         GET,
         SET_CHECKPOINT,
@@ -62,6 +85,10 @@ pub mod label {
         JOURNAL_APPEND,
         JOURNAL_READ,
         JOURNAL_STAT,
+        PUT_BEGIN,
+        PUT_CHUNK,
+        READ_AT,
+        VERIFY,
     ];
 
     /// Every `Ok` reply; a refusal with numeric code `c` is `OK + c`.
@@ -135,6 +162,34 @@ pub enum Request {
         /// MR0: the path's length.
         path_len: usize,
     },
+    /// Start a put of an object of `size` bytes whose data follows in [`Request::PutChunk`]s.
+    PutBegin {
+        /// MR0: the path's length.
+        path_len: usize,
+        /// MR1: the object's total size.
+        size: u64,
+    },
+    /// The next piece of the object [`Request::PutBegin`] started (the object is staged at
+    /// its last byte).
+    PutChunk {
+        /// MR1: the piece's length.
+        data_len: usize,
+    },
+    /// Read bytes `offset..offset + max` of the object at the path (fewer at its end) into the
+    /// region's data area.
+    ReadAt {
+        /// MR0: the path's length.
+        path_len: usize,
+        /// MR1: the first byte.
+        offset: u64,
+        /// MR2: most bytes wanted.
+        max: usize,
+    },
+    /// Read the whole object at the path back and check it against its SHA-256.
+    Verify {
+        /// MR0: the path's length.
+        path_len: usize,
+    },
 }
 
 impl Request {
@@ -150,6 +205,10 @@ impl Request {
             Request::JournalAppend { .. } => label::JOURNAL_APPEND,
             Request::JournalRead { .. } => label::JOURNAL_READ,
             Request::JournalStat { .. } => label::JOURNAL_STAT,
+            Request::PutBegin { .. } => label::PUT_BEGIN,
+            Request::PutChunk { .. } => label::PUT_CHUNK,
+            Request::ReadAt { .. } => label::READ_AT,
+            Request::Verify { .. } => label::VERIFY,
         }
     }
 
@@ -161,8 +220,14 @@ impl Request {
             | Request::JournalCreate { path_len, .. }
             | Request::JournalAppend { path_len, .. }
             | Request::JournalRead { path_len, .. }
-            | Request::JournalStat { path_len } => path_len,
-            Request::SetCheckpoint { .. } | Request::Checkpoint | Request::Usage => 0,
+            | Request::JournalStat { path_len }
+            | Request::PutBegin { path_len, .. }
+            | Request::ReadAt { path_len, .. }
+            | Request::Verify { path_len } => path_len,
+            Request::SetCheckpoint { .. }
+            | Request::Checkpoint
+            | Request::Usage
+            | Request::PutChunk { .. } => 0,
         }
     }
 
@@ -171,8 +236,12 @@ impl Request {
         match *self {
             Request::Put { data_len, .. }
             | Request::SetCheckpoint { data_len }
-            | Request::JournalAppend { data_len, .. } => data_len,
+            | Request::JournalAppend { data_len, .. }
+            | Request::PutChunk { data_len } => data_len,
             Request::Get { .. }
+            | Request::PutBegin { .. }
+            | Request::ReadAt { .. }
+            | Request::Verify { .. }
             | Request::Checkpoint
             | Request::Usage
             | Request::JournalCreate { .. }
@@ -181,15 +250,25 @@ impl Request {
         }
     }
 
-    /// The message: [`Usage`](Request::Usage) has no registers, every other request two (MR0
-    /// the path length, MR1 the data length or the number it takes, 0 where unused).
+    /// The message: [`Usage`](Request::Usage) has no registers, [`ReadAt`](Request::ReadAt)
+    /// three, every other request two (MR0 the path length, MR1 the data length or the number
+    /// it takes, 0 where unused).
     pub const fn encode(&self) -> Message {
         let (path, arg) = match *self {
             Request::Usage => return Message::new(label::USAGE, []),
+            Request::ReadAt {
+                path_len,
+                offset,
+                max,
+            } => return Message::new(label::READ_AT, [path_len as u64, offset, max as u64]),
             Request::Put { path_len, data_len } | Request::JournalAppend { path_len, data_len } => {
                 (path_len, data_len as u64)
             }
-            Request::Get { path_len } | Request::JournalStat { path_len } => (path_len, 0),
+            Request::Get { path_len }
+            | Request::JournalStat { path_len }
+            | Request::Verify { path_len } => (path_len, 0),
+            Request::PutBegin { path_len, size } => (path_len, size),
+            Request::PutChunk { data_len } => (0, data_len as u64),
             Request::SetCheckpoint { data_len } => (0, data_len as u64),
             Request::Checkpoint => (0, 0),
             Request::JournalCreate { path_len, slots } => (path_len, slots as u64),
@@ -204,6 +283,14 @@ impl Request {
         if l == label::USAGE {
             Registers::<0>::of(info, mrs)?;
             return Ok(Request::Usage);
+        }
+        if l == label::READ_AT {
+            let r = Registers::<3>::of(info, mrs)?;
+            return Ok(Request::ReadAt {
+                path_len: r.length(0)?,
+                offset: r.word(1)?,
+                max: r.length(2)?,
+            });
         }
         if !label::REQUESTS.contains(&l) {
             return Err(DecodeError::UnknownLabel(l));
@@ -246,6 +333,22 @@ impl Request {
             label::JOURNAL_STAT => {
                 r.zero(1)?;
                 Request::JournalStat {
+                    path_len: r.length(0)?,
+                }
+            }
+            label::PUT_BEGIN => Request::PutBegin {
+                path_len: r.length(0)?,
+                size: r.word(1)?,
+            },
+            label::PUT_CHUNK => {
+                r.zero(0)?;
+                Request::PutChunk {
+                    data_len: r.length(1)?,
+                }
+            }
+            label::VERIFY => {
+                r.zero(1)?;
+                Request::Verify {
                     path_len: r.length(0)?,
                 }
             }
@@ -326,6 +429,18 @@ pub struct JournalStat {
     pub used: u32,
 }
 
+/// One piece of an object read by range ([`Reply::Piece`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Piece {
+    /// Bytes at the region's data area: at most the request's `max`.
+    pub len: usize,
+    /// The object's size.
+    pub size: u64,
+    /// Whether the whole object was read back and matched its SHA-256 since psdb mounted;
+    /// when `false` the bytes are unverified.
+    pub verified: bool,
+}
+
 /// psdb's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reply {
@@ -345,6 +460,10 @@ pub enum Reply {
     /// To `JournalStat`: the journal's size, or `None` if there is no object at the path. MR0
     /// 1 if it exists, else 0; MR1 its slots, MR2 the slots used (both 0 if it does not).
     Stat(Option<JournalStat>),
+    /// To `ReadAt`: the piece, or `None` if there is no object at the path. MR0 1 if found,
+    /// else 0; MR1 the piece's length, MR2 the object's size, MR3 1 if verified (all 0 if not
+    /// found).
+    Piece(Option<Piece>),
     /// The store refused: `psdb::Error::code()`, 1..=19 (label 0x100 + code). Another code,
     /// which the engine never gives, is sent as [`Reply::BadLength`]: refused all the same,
     /// never read as `Ok` (whose label is 0x100 + 0).
@@ -382,7 +501,8 @@ impl Reply {
             | Reply::Found(_)
             | Reply::Usage(_)
             | Reply::Appended { .. }
-            | Reply::Stat(_) => label::OK,
+            | Reply::Stat(_)
+            | Reply::Piece(_) => label::OK,
             Reply::Store(code) if is_store_code(code) => label::OK + code as u64,
             Reply::Store(_) | Reply::BadLength => label::BAD_LENGTH,
             Reply::BadLabel => label::BAD_LABEL,
@@ -419,6 +539,10 @@ impl Reply {
                 Some(s) => Message::new(label::OK, [1, s.slots as u64, s.used as u64]),
                 None => Message::new(label::OK, [0, 0, 0]),
             },
+            Reply::Piece(piece) => match piece {
+                Some(p) => Message::new(label::OK, [1, p.len as u64, p.size, p.verified as u64]),
+                None => Message::new(label::OK, [0, 0, 0, 0]),
+            },
             Reply::NotServing => NOT_SERVING_REPLY,
             r => Message::new(r.label(), []),
         }
@@ -441,11 +565,38 @@ impl Reply {
             return Ok(reply);
         }
         Ok(match to {
-            Request::Put { .. } | Request::SetCheckpoint { .. } | Request::JournalCreate { .. } => {
+            Request::Put { .. }
+            | Request::SetCheckpoint { .. }
+            | Request::JournalCreate { .. }
+            | Request::PutBegin { .. }
+            | Request::PutChunk { .. } => {
                 Registers::<0>::of(info, mrs)?;
                 Reply::Done
             }
-            Request::Get { .. } | Request::Checkpoint | Request::JournalRead { .. } => {
+            Request::ReadAt { max, .. } => {
+                let r = Registers::<4>::of(info, mrs)?;
+                if r.flag(0)? {
+                    let (len, size) = (r.length(1)?, r.word(2)?);
+                    // A piece is never longer than asked for, nor than the object.
+                    if len > *max || len as u64 > size {
+                        return Err(r.bad(1));
+                    }
+                    Reply::Piece(Some(Piece {
+                        len,
+                        size,
+                        verified: r.flag(3)?,
+                    }))
+                } else {
+                    for i in 1..4 {
+                        r.zero(i)?;
+                    }
+                    Reply::Piece(None)
+                }
+            }
+            Request::Get { .. }
+            | Request::Checkpoint
+            | Request::JournalRead { .. }
+            | Request::Verify { .. } => {
                 let r = Registers::<2>::of(info, mrs)?;
                 if r.flag(0)? {
                     Reply::Found(Some(r.length(1)?))
@@ -506,6 +657,17 @@ mod tests {
                 slot: 255,
             },
             Request::JournalStat { path_len: 24 },
+            Request::PutBegin {
+                path_len: 30,
+                size: u64::MAX,
+            },
+            Request::PutChunk { data_len: 65_536 },
+            Request::ReadAt {
+                path_len: 31,
+                offset: u64::MAX,
+                max: 65_536,
+            },
+            Request::Verify { path_len: 32 },
         ]
     }
 
@@ -530,10 +692,28 @@ mod tests {
             Reply::NotServing,
         ]);
         match to {
-            Request::Put { .. } | Request::SetCheckpoint { .. } | Request::JournalCreate { .. } => {
-                v.push(Reply::Done)
-            }
-            Request::Get { .. } | Request::Checkpoint | Request::JournalRead { .. } => v.extend([
+            Request::Put { .. }
+            | Request::SetCheckpoint { .. }
+            | Request::JournalCreate { .. }
+            | Request::PutBegin { .. }
+            | Request::PutChunk { .. } => v.push(Reply::Done),
+            Request::ReadAt { max, .. } => v.extend([
+                Reply::Piece(None),
+                Reply::Piece(Some(Piece {
+                    len: 0,
+                    size: 0,
+                    verified: false,
+                })),
+                Reply::Piece(Some(Piece {
+                    len: *max,
+                    size: u64::MAX,
+                    verified: true,
+                })),
+            ]),
+            Request::Get { .. }
+            | Request::Checkpoint
+            | Request::JournalRead { .. }
+            | Request::Verify { .. } => v.extend([
                 Reply::Found(None),
                 Reply::Found(Some(0)),
                 Reply::Found(Some(usize::MAX)),
@@ -569,7 +749,7 @@ mod tests {
     #[test]
     fn labels_are_as_documented() {
         let labels: Vec<u64> = requests().iter().map(Request::label).collect();
-        assert_eq!(labels, [1, 2, 3, 4, 24, 25, 26, 27, 28]);
+        assert_eq!(labels, [1, 2, 3, 4, 24, 25, 26, 27, 28, 29, 30, 31, 32]);
         assert_eq!(labels, label::REQUESTS);
         assert_eq!(Reply::Done.label(), 0x100);
         assert_eq!(Reply::Store(1).label(), 0x101);
@@ -615,8 +795,12 @@ mod tests {
     fn unknown_labels_are_refused() {
         for l in (0..0x400).chain([u64::MAX >> 12, 0xFFFF_FFFF]) {
             let known = label::REQUESTS.contains(&l);
-            let count = if l == label::USAGE { 0 } else { 2 };
-            let r = Request::decode(MessageInfo::new(l, count), &[0, 0]);
+            let count = match l {
+                label::USAGE => 0,
+                label::READ_AT => 3,
+                _ => 2,
+            };
+            let r = Request::decode(MessageInfo::new(l, count), &[0, 0, 0]);
             assert_eq!(r.is_ok(), known, "{l:#x}");
             if !known {
                 assert_eq!(r, Err(DecodeError::UnknownLabel(l)));
@@ -727,6 +911,39 @@ mod tests {
         )
         .is_err());
         assert!(reply(&Request::Usage, &[0, 0, 0, 0, 0, 2]).is_err());
+        // A piece longer than asked for or than its object, a verified flag other than 0 or
+        // 1, registers set with "not found".
+        let read = Request::ReadAt {
+            path_len: 1,
+            offset: 0,
+            max: 10,
+        };
+        assert!(reply(&read, &[1, 11, 20, 0]).is_err());
+        assert!(reply(&read, &[1, 5, 4, 0]).is_err());
+        assert!(reply(&read, &[1, 5, 5, 2]).is_err());
+        assert!(reply(&read, &[0, 0, 5, 0]).is_err());
+        assert_eq!(
+            reply(&read, &[1, 10, 20, 1]),
+            Ok(Reply::Piece(Some(Piece {
+                len: 10,
+                size: 20,
+                verified: true
+            })))
+        );
+        assert_eq!(
+            bad(label::PUT_CHUNK, &[1, 5]),
+            DecodeError::Value {
+                label: 30,
+                register: 0
+            }
+        );
+        assert_eq!(
+            bad(label::VERIFY, &[1, 5]),
+            DecodeError::Value {
+                label: 32,
+                register: 1
+            }
+        );
         // An `Ok` reply in another request's shape is not its answer.
         assert!(reply(&Request::Usage, &[1, 3]).is_err());
         assert!(reply(&get, &[]).is_err());

@@ -41,6 +41,8 @@ struct Object {
     path_len: usize,
     family_len: usize,
     data: Vec<u8>,
+    /// Read back whole and checked (`Verify`) since it was put: its pieces say `verified`.
+    verified: bool,
 }
 
 /// psdb and audit, as far as one ledger sees them; allocation-free after `new`.
@@ -50,6 +52,8 @@ struct Box_ {
     audit: HostMemory,
     psdb: HostMemory,
     objects: RefCell<Vec<Object>>,
+    /// The object slot a `PutBegin` opened and the bytes it still expects.
+    open: Cell<Option<(usize, usize)>>,
     /// Highest ledger heap use seen at a call out of the ledger (psdb or audit).
     peak: Cell<usize>,
     base: Cell<usize>,
@@ -84,32 +88,74 @@ impl Box_ {
         let slot = objects
             .iter()
             .position(|o| o.family_len == fam && o.path[..o.family_len] == path[..fam]);
-        match req {
-            PsdbRequest::Put { .. } | PsdbRequest::SetCheckpoint { .. } => {
-                let i = slot
-                    .or_else(|| objects.iter().position(|o| o.path_len == 0))
-                    .expect("fake psdb: out of object slots");
+        let found = slot.filter(|i| objects[*i].path[..objects[*i].path_len] == *path);
+        let max_data = self.psdb.len() - DATA;
+        if !matches!(req, PsdbRequest::PutChunk { .. }) {
+            self.open.set(None);
+        }
+        let (i, start, len) = match req {
+            PsdbRequest::Put { .. } | PsdbRequest::SetCheckpoint { .. } => (slot, 0, dlen),
+            PsdbRequest::PutBegin { size, .. } => (slot, 0, size as usize),
+            PsdbRequest::PutChunk { .. } => {
+                let (i, left) = self.open.get().expect("fake psdb: chunk without a put");
+                assert!(dlen <= left);
+                self.open.set(Some((i, left - dlen)));
                 let o = &mut objects[i];
-                o.path[..path.len()].copy_from_slice(path);
-                (o.path_len, o.family_len) = (path.len(), fam);
-                assert!(dlen <= o.data.capacity());
-                o.data.clear();
-                o.data.resize(dlen, 0);
-                self.psdb.read(DATA, &mut o.data).unwrap();
-                self.reply(PsdbReply::Done.encode())
+                let at = o.data.len();
+                o.data.resize(at + dlen, 0);
+                self.psdb.read(DATA, &mut o.data[at..]).unwrap();
+                return self.reply(PsdbReply::Done.encode());
             }
             PsdbRequest::Get { .. } | PsdbRequest::Checkpoint => {
-                let found = slot
-                    .map(|i| &objects[i])
-                    .filter(|o| &o.path[..o.path_len] == path);
-                let len = found.map(|o| {
-                    self.psdb.write(DATA, &o.data).unwrap();
-                    o.data.len()
+                let len = found.map(|i| &objects[i]).map(|o| o.data.len());
+                if len.is_some_and(|n| n > max_data) {
+                    return self.reply(PsdbReply::TooLarge.encode());
+                }
+                if let Some(i) = found {
+                    self.psdb.write(DATA, &objects[i].data).unwrap();
+                }
+                return self.reply(PsdbReply::Found(len).encode());
+            }
+            PsdbRequest::ReadAt { offset, max, .. } => {
+                let Some(i) = found else {
+                    return self.reply(PsdbReply::Piece(None).encode());
+                };
+                let data = &objects[i].data;
+                let at = (offset as usize).min(data.len());
+                let n = (data.len() - at).min(max).min(max_data);
+                self.psdb.write(DATA, &data[at..at + n]).unwrap();
+                let piece = interface::msg::psdb::Piece {
+                    len: n,
+                    size: data.len() as u64,
+                    verified: objects[i].verified,
+                };
+                return self.reply(PsdbReply::Piece(Some(piece)).encode());
+            }
+            PsdbRequest::Verify { .. } => {
+                let len = found.map(|i| {
+                    objects[i].verified = true;
+                    objects[i].data.len()
                 });
-                self.reply(PsdbReply::Found(len).encode())
+                return self.reply(PsdbReply::Found(len).encode());
             }
             other => panic!("fake psdb: {other:?}"),
+        };
+        let i = i
+            .or_else(|| objects.iter().position(|o| o.path_len == 0))
+            .expect("fake psdb: out of object slots");
+        let o = &mut objects[i];
+        o.path[..path.len()].copy_from_slice(path);
+        (o.path_len, o.family_len) = (path.len(), fam);
+        assert!(len <= o.data.capacity());
+        o.data.clear();
+        o.verified = false;
+        if let PsdbRequest::PutBegin { .. } = req {
+            self.open.set(Some((i, len)));
+        } else {
+            o.data.resize(len, 0);
+            self.psdb.read(DATA, &mut o.data[start..]).unwrap();
         }
+        self.reply(PsdbReply::Done.encode())
     }
 
     fn sample(&self) {
@@ -292,6 +338,7 @@ fn main() {
             path_len: 0,
             family_len: 0,
             data: Vec::with_capacity(MAX_BUNDLE_SIZE),
+            verified: false,
         })
         .collect();
     let sys = Rc::new(Box_ {
@@ -300,6 +347,7 @@ fn main() {
         audit: HostMemory::new(interface::size::LEDGER_AUDIT),
         psdb: HostMemory::new(interface::size::LEDGER_PSDB),
         objects: RefCell::new(objects),
+        open: Cell::new(None),
         peak: Cell::new(0),
         base: Cell::new(0),
     });

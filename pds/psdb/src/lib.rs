@@ -40,7 +40,7 @@ extern crate alloc;
 use alloc::vec::Vec;
 use core::fmt;
 
-use interface::msg::psdb::{label, Reply, Request};
+use interface::msg::psdb::{label, Piece, Reply, Request};
 use interface::msg::{DecodeError, Message};
 use interface::psdb::CLIENTS;
 use interface::psdb_call::{Usage, DATA, JOURNAL_RECORD, MAX_PATH};
@@ -51,43 +51,55 @@ use sha2::{Digest, Sha256};
 
 /// Largest batch the volume is formatted with: psdb's default, which a whole entry bundle
 /// (16 MiB) plus its tar header and manifest line fits (the same limit `totebox psdb create`
-/// uses, so host-made and PD-made disks are alike).
+/// uses, so host-made and PD-made disks are alike). Since psdb format v4 a batch costs no
+/// memory of its size: its members go to the disk as they are put.
 pub const MAX_BATCH: u32 = psdb::DEFAULT_MAX_BATCH;
 
 /// The PD's heap: system.xml's `heap_psdb` (a test checks they agree).
-pub const HEAP_BYTES: u64 = 0x800_0000;
+pub const HEAP_BYTES: u64 = 0x100_0000;
 
-/// Largest object a caller can send or receive: the largest region's data area.
-pub const MAX_OBJECT: usize = interface::size::LEDGER_PSDB - DATA;
+/// Largest piece a caller can send or receive in one call: the largest region's data area
+/// (64 KiB). Larger objects move in pieces (`PutBegin`/`PutChunk`, `ReadAt`).
+pub const MAX_OBJECT: usize = {
+    let (l, a) = (interface::size::LEDGER_PSDB, interface::size::AUDIT_PSDB);
+    (if l > a { l } else { a }) - DATA
+};
 
-/// Heap held outside the index in the worst case, on top of the index budget:
-/// - the staged batch, allocated once: `MAX_BATCH` + 1 KiB (32 MiB);
-/// - its manifest lines, allocated once, and while flushing the manifest text and its member
-///   (3 x [`psdb::store::manifest_limit`], 12 MiB);
-/// - the object buffer, allocated once at init: [`MAX_OBJECT`] + 1 KiB (16 MiB + 5 KiB);
-/// - mount instead holds two manifests, their parsed records and one member of the final
-///   batch, less than the above (2 x (4 + 4) MiB + 32 MiB at most: records are about 72 bytes
-///   per manifest line of at least 75 bytes);
-/// - a margin of 8 MiB for namespaces, small buffers and first-fit fragmentation.
+/// Longest manifest text the PD writes or mounts ([`psdb::store::Limits::max_manifest`]): a
+/// batch is one caller's request. The largest is a ledger's group commit of
+/// `ledger_pd::MAX_GROUP_ENTRIES` (524,288) empty entries: 2,048 full entry bundles, 2,048
+/// level-0 tiles, 8 level-1 tiles, a few partial ones and the checkpoint, about 4,110 objects,
+/// at most 178 manifest bytes each (`#o <size>`, the SHA-256 line with a 99-byte name): 731 KB
+/// (`tests/heap.rs` checks the count against the ledger's constants). 1 MiB holds it.
+pub const MAX_MANIFEST: u64 = 1 << 20;
+
+/// Heap held outside the index in the worst case, on top of the index budget (psdb's
+/// `Limits`: a running store holds budget + manifest limit + 8 KiB, + 64 KiB during `verify`;
+/// mount budget + 3 x manifest limit + 96 KiB):
+/// - mount's two manifests and their parsed records, 3 x [`MAX_MANIFEST`] (running holds one);
+/// - mount's check and scan buffers, 96 KiB (running: the write buffer and `verify`'s);
+/// - the piece buffer, allocated once at init: [`MAX_OBJECT`] + 1 KiB (65 KiB);
+/// - a margin of [`HEAP_MARGIN`] for small buffers and first-fit fragmentation.
 ///
 /// The worst-case test (`tests/heap.rs`) runs all of it with the index at its budget and checks
 /// the peak.
 pub const NON_INDEX_BYTES: u64 =
-    MAX_BATCH as u64 + 1024 + 3 * (MAX_BATCH as u64 / 8) + MAX_OBJECT as u64 + 1024 + HEAP_MARGIN;
+    3 * MAX_MANIFEST + (96 << 10) + MAX_OBJECT as u64 + 1024 + HEAP_MARGIN;
 
 /// The margin in [`NON_INDEX_BYTES`].
-pub const HEAP_MARGIN: u64 = 8 << 20;
+pub const HEAP_MARGIN: u64 = 2 << 20;
 
-/// The store's limits for a heap of `heap_bytes`: batch limits up to [`MAX_BATCH`], and an
-/// index budget of whatever [`NON_INDEX_BYTES`] leaves (at 128 MiB: 60 MiB, about 280,000
-/// objects with 30-byte paths, at 192 bytes + path each). Past it puts fail `IndexFull`, like a
-/// full disk; a volume whose index exceeds it is refused at mount (every call then answers
+/// The store's limits for a heap of `heap_bytes`: batch limits up to [`MAX_BATCH`], manifests
+/// up to [`MAX_MANIFEST`], and an index budget of whatever [`NON_INDEX_BYTES`] leaves (at
+/// 16 MiB: 10.8 MiB, about 140,000 objects with 25-byte tlog paths at 56 bytes + path each;
+/// `tests/heap.rs` prints the count it reaches). Past it puts fail `IndexFull`, like a full
+/// disk; a volume whose index exceeds it is refused at mount (every call then answers
 /// `NotServing`) instead of the PD running out of heap on every boot.
 pub fn limits(heap_bytes: u64) -> psdb::store::Limits {
     psdb::store::Limits {
         max_batch_ceiling: MAX_BATCH,
         index_bytes: heap_bytes.saturating_sub(NON_INDEX_BYTES),
-        max_manifest: psdb::store::manifest_limit(MAX_BATCH as u64),
+        max_manifest: MAX_MANIFEST,
     }
 }
 
@@ -311,8 +323,9 @@ pub struct PsdbPd<D: BlockDevice> {
     store: Store<D>,
     /// Indexed like [`CLIENTS`]: each calling channel.
     clients: Vec<Client>,
-    /// One object, copied out of or into a region: allocated once at init, at [`MAX_OBJECT`]
-    /// plus a tar header and padding (a read checks the member in place), never grown.
+    /// One piece (or small object), copied out of or into a region: allocated once at init,
+    /// at [`MAX_OBJECT`] plus a tar header and padding (a read checks the member in place),
+    /// never grown.
     buf: Vec<u8>,
     /// The caller (index in `clients`) whose puts are staged, between its first put and the
     /// checkpoint that flushes them.
@@ -413,7 +426,11 @@ impl<D: BlockDevice> PsdbPd<D> {
             Err(reply) => {
                 if matches!(
                     info.label(),
-                    label::PUT | label::SET_CHECKPOINT | label::JOURNAL_CREATE
+                    label::PUT
+                        | label::SET_CHECKPOINT
+                        | label::JOURNAL_CREATE
+                        | label::PUT_BEGIN
+                        | label::PUT_CHUNK
                 ) {
                     // A refused request leaves nothing behind: not its earlier puts either
                     // (malformed or not: a caller that sent it is in no state to checkpoint).
@@ -474,14 +491,18 @@ impl<D: BlockDevice> PsdbPd<D> {
         region.read(0, path_bytes).map_err(|_| Reply::BadLength)?;
         let path = core::str::from_utf8(path_bytes).map_err(|_| Reply::BadLength)?;
         match request {
-            Request::Put { .. } | Request::SetCheckpoint { .. } => {
+            Request::Put { .. } | Request::SetCheckpoint { .. } | Request::PutChunk { .. } => {
                 self.buf.clear();
                 self.buf.resize(data_len, 0);
                 region
                     .read(DATA, &mut self.buf)
                     .map_err(|_| Reply::BadLength)?;
-                let put = matches!(request, Request::Put { .. });
-                let done = if put {
+                let put = !matches!(request, Request::SetCheckpoint { .. });
+                let done = if let Request::PutChunk { .. } = request {
+                    // The open put is this caller's (any other caller's call dropped it).
+                    self.staging = Some(i);
+                    self.store.put_chunk(&self.buf).map(|_| ())
+                } else if put {
                     self.staging = Some(i);
                     self.store.put(ns, path, &self.buf)
                 } else {
@@ -520,6 +541,44 @@ impl<D: BlockDevice> PsdbPd<D> {
                     region.write(DATA, &self.buf).map_err(|_| Reply::TooLarge)?;
                 }
                 Ok(Reply::Found(found.then_some(self.buf.len())))
+            }
+            Request::PutBegin { size, .. } => {
+                self.staging = Some(i);
+                self.store.put_begin(ns, path, size).map_err(code)?;
+                Ok(Reply::Done)
+            }
+            Request::ReadAt { offset, max, .. } => {
+                // Unverified unless the reply says so (psdb's `store::read` contract); a
+                // member known damaged, or whose header is wrong, is refused (`Corrupt`).
+                let n = max.min(max_data);
+                self.buf.clear();
+                self.buf.resize(n, 0);
+                let piece = self
+                    .store
+                    .read_at(ns, path, offset, &mut self.buf)
+                    .map_err(code)?;
+                let Some(c) = piece else {
+                    return Ok(Reply::Piece(None));
+                };
+                region
+                    .write(DATA, &self.buf[..c.len])
+                    .map_err(|_| Reply::TooLarge)?;
+                Ok(Reply::Piece(Some(Piece {
+                    len: c.len,
+                    size: c.size,
+                    verified: c.verified,
+                })))
+            }
+            Request::Verify { .. } => {
+                if !self.store.verify(ns, path).map_err(code)? {
+                    return Ok(Reply::Found(None));
+                }
+                let size = self.store.size(ns, path).map_err(code)?;
+                match size.map(usize::try_from) {
+                    Some(Ok(n)) => Ok(Reply::Found(Some(n))),
+                    Some(Err(_)) => Err(Reply::TooLarge),
+                    None => Ok(Reply::Found(None)),
+                }
             }
             Request::JournalCreate { slots, .. } => {
                 self.staging = Some(i);

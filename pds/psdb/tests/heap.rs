@@ -1,12 +1,14 @@
-//! The psdb PD's heap in the worst case: the index at its budget, a full batch holding the
-//! largest object a caller can send, the object buffer, a flush, a read of the largest object,
-//! and a remount of that volume (every manifest, the final batch verified), all counted by a
+//! The psdb PD's heap in the worst case: the index at its budget, a batch whose manifest is at
+//! the PD's limit ([`psdb_pd::MAX_MANIFEST`]) holding the largest tlog object (an entry
+//! bundle of 16,777,472 bytes, put in 64 KiB pieces as a ledger sends it), the piece buffer,
+//! a flush, the largest object verified and read back by range, and a remount of that volume
+//! (every manifest, the final batch verified), all counted by a
 //! global allocator in this test binary (`microkit::host::CountingAlloc`). The peak must stay within system.xml's `heap_psdb`
 //! ([`psdb_pd::HEAP_BYTES`], which the second test checks against system.xml).
 //!
 //! The counter charges a reallocation as a new block plus the old one (what a first-fit heap
 //! needs when it cannot grow in place), so the figure is an upper bound of the bytes live;
-//! `HEAP_MARGIN` (8 MiB) is what is left for first-fit fragmentation.
+//! `HEAP_MARGIN` (2 MiB) is what is left for first-fit fragmentation.
 // A panic is how a test reports failure.
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -14,7 +16,8 @@
 use microkit::host::CountingAlloc;
 
 use psdb::{Error, FileDevice, Mode, Store, SECTOR_SIZE};
-use psdb_pd::{HEAP_BYTES, HEAP_MARGIN, MAX_OBJECT};
+use psdb_pd::{HEAP_BYTES, HEAP_MARGIN, MAX_MANIFEST, MAX_OBJECT};
+use tlog::tile::MAX_BUNDLE_SIZE;
 
 #[global_allocator]
 static COUNTING: CountingAlloc = CountingAlloc::new();
@@ -44,52 +47,64 @@ fn worst_case_stays_within_heap_psdb() {
     let mut buf: Vec<u8> = Vec::new();
     buf.try_reserve_exact(MAX_OBJECT + 2 * SECTOR_SIZE).unwrap();
 
-    // The index up to its budget, less room for the final batch: tile-like 20-byte paths of
-    // empty objects (the per-entry constant dominates), full manifests flushed as they fill.
-    let reserve_for_last = 8 * 1024;
+    // The index up to its budget, less room for the final batch (its staged objects are
+    // charged 320 B + path each until it is flushed): tile-like 20-byte paths of empty objects
+    // (the per-entry constant dominates), full manifests flushed as they fill.
+    let reserve_for_last = 6 << 20;
     let mut k = 0u64;
-    while store.index_bytes_used() + reserve_for_last < limits.index_bytes {
-        let p = format!(
-            "tile/0/x{:03}/x{:03}/{:03}",
+    let tile = |level: u8, k: u64| {
+        format!(
+            "tile/{level}/x{:03}/x{:03}/{:03}",
             k / 1_000_000,
             k / 1000 % 1000,
             k % 1000
-        );
-        store.put(ns, &p, b"").unwrap();
+        )
+    };
+    while store.index_bytes_used() + reserve_for_last < limits.index_bytes {
+        store.put(ns, &tile(0, k), b"").unwrap();
         k += 1;
     }
     store.flush().unwrap();
-    // The final batch: the largest object a caller can send (copied in from the buffer), more
-    // large objects up to a full batch, a checkpoint, a flush.
+    // The final batch: the largest tlog object in pieces through the piece buffer, then small
+    // objects until the manifest is at its limit (the batch flushes early), a checkpoint, a
+    // flush.
     buf.resize(MAX_OBJECT, 0xa5);
-    store.put(ns, "bundle/big", &buf).unwrap();
-    let mut n = 0;
-    loop {
-        let part = vec![n as u8; 1 << 20];
-        let before = store.stats().batches;
-        store.put(ns, &format!("bundle/part{n:02}"), &part).unwrap();
-        n += 1;
-        if store.stats().batches != before {
-            break; // The batch filled up and was flushed: it was full.
-        }
+    let big = MAX_BUNDLE_SIZE as u64;
+    store.put_begin(ns, "bundle/big", big).unwrap();
+    let mut left = big;
+    while left > 0 {
+        let n = left.min(MAX_OBJECT as u64) as usize;
+        left = store.put_chunk(&buf[..n]).unwrap();
     }
-    store.put(ns, "bundle/big2", &buf).unwrap();
+    let before = store.stats().batches;
+    let mut small = 0u64;
+    while store.stats().batches == before {
+        store.put(ns, &tile(2, small), b"").unwrap();
+        small += 1;
+    }
+    // Each line: `#o 0\n`, 64 hex digits, two spaces, `corporate/` and the 20-byte path, `\n`.
+    assert!(
+        small * 102 + 4096 > MAX_MANIFEST,
+        "{small} objects did not fill the manifest"
+    );
     store
         .put_checkpoint(ns, b"example.com/log\n1\nroot\n")
         .unwrap();
     store.flush().unwrap();
-    // The largest object read back into the buffer.
-    assert!(store.get(ns, "bundle/big", &mut buf).unwrap());
-    assert_eq!(buf.len(), MAX_OBJECT);
+    // The largest object verified, then read back by range into the piece buffer.
+    assert!(store.verify(ns, "bundle/big").unwrap());
+    let mut at = 0;
+    while at < big {
+        let c = store
+            .read_at(ns, "bundle/big", at, &mut buf)
+            .unwrap()
+            .unwrap();
+        assert!(c.verified && c.len > 0);
+        at += c.len as u64;
+    }
     // Then puts until the budget is reached: a clear error, not an exhausted heap.
     loop {
-        let p = format!(
-            "tile/1/x{:03}/x{:03}/{:03}",
-            k / 1_000_000,
-            k / 1000 % 1000,
-            k % 1000
-        );
-        match store.put(ns, &p, b"") {
+        match store.put(ns, &tile(1, k), b"") {
             Ok(()) => k += 1,
             Err(Error::IndexFull) => break,
             Err(e) => panic!("{e}"),
@@ -118,10 +133,11 @@ fn worst_case_stays_within_heap_psdb() {
 
     let mib = |b: usize| b as f64 / f64::from(1 << 20);
     println!(
-        "heap_psdb {:.1} MiB; index budget {:.1} MiB ({k} objects); peak running {:.1} MiB, \
+        "heap_psdb {:.1} MiB; index budget {:.1} MiB ({} objects); peak running {:.1} MiB, \
          mounting {:.1} MiB",
         mib(HEAP_BYTES as usize),
         mib(limits.index_bytes as usize),
+        k + small + 1,
         mib(running),
         mib(mounting)
     );

@@ -11,7 +11,7 @@ use common::*;
 use interface::Usage;
 use microkit::host::set_backend;
 use psdb::{RamDevice, Store};
-use psdb_labels::{JOURNAL_STAT, OK, PUT};
+use psdb_labels::{OK, PUT};
 
 /// The typed protocol's labels ([`interface::msg::psdb::label`]), as numbers to match on.
 use interface::msg::psdb::label as psdb_labels;
@@ -87,8 +87,9 @@ fn usage_after_a_refused_request_counts_nothing_of_it() {
     assert_eq!(rig.call(CORPORATE, PUT, "tile/0/001", b"b").label(), OK);
     let _ = rig.usage(PERSONNEL);
     assert_eq!(rig.usage(CORPORATE), before);
-    // A label psdb does not know is refused (the journal labels follow USAGE; tests/journal.rs).
-    let r = rig.call(CORPORATE, JOURNAL_STAT + 1, "", b"");
+    // A label psdb does not know is refused (the journal labels follow USAGE; tests/journal.rs;
+    // the chunked calls follow them, up to VERIFY).
+    let r = rig.call(CORPORATE, psdb_labels::VERIFY + 1, "", b"");
     assert_eq!(r.label(), psdb_labels::BAD_LABEL);
     let mut store = rig.pd.into_store();
     assert_eq!(before, expected(&mut store, "corporate"));
