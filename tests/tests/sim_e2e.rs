@@ -235,11 +235,11 @@ fn the_kernel_rules_hold_in_the_simulator() {
     let mut rig = boot();
     rig.client.append("corporate", &[b"secret"]).unwrap();
     let s = sim(&mut rig);
-    // The wire has no channel to psdb or audit: its channel ids above the last ledger's do not exist, and a
+    // The wire has no channel to psdb: its ids past the last ledger's and audit's do not exist, and a
     // ppcall on a channel the wire does have goes only to its ledger.
     let r = s
         .as_pd("wire", || {
-            Channel::new(interface::TENANT_COUNT + 1).pp_call(MessageInfo::new(1, 0))
+            Channel::new(interface::TENANT_COUNT + 2).pp_call(MessageInfo::new(1, 0))
         })
         .unwrap();
     assert_eq!(r.label(), sim::REFUSED);
@@ -281,7 +281,7 @@ fn the_kernel_rules_hold_in_the_simulator() {
     assert!(
         console.contains(&format!(
             "wire: ppcall on unknown channel {}",
-            interface::TENANT_COUNT + 1
+            interface::TENANT_COUNT + 2
         )),
         "{console}"
     );

@@ -135,7 +135,13 @@ fn channels_match_the_code_and_nothing_else_exists() {
         .filter(|c| roles.contains(&c.a.pd) && roles.contains(&c.b.pd))
         .count();
     assert_eq!(between_roles, 3 * TENANTS.len() + 2);
-    assert_ppcall(&sys, pd::WIRE, wire::AUDIT.index(), pd::AUDIT, audit::WIRE.index());
+    assert_ppcall(
+        &sys,
+        pd::WIRE,
+        wire::AUDIT.index(),
+        pd::AUDIT,
+        audit::WIRE.index(),
+    );
     for c in &sys.channels {
         let pair = [c.a.pd.as_str(), c.b.pd.as_str()];
         let ledgers = pair.iter().filter(|p| p.starts_with("ledger_")).count();

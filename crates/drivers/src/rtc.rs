@@ -127,7 +127,10 @@ mod tests {
         assert!(Pl031::probe(&uart).is_none());
         for k in 0..8 {
             let f = Fake::pl031(5);
-            f.set(ID_BASE + 4 * k, (f.0[(ID_BASE + 4 * k) / 4].get() ^ 0x01) & 0xFF);
+            f.set(
+                ID_BASE + 4 * k,
+                (f.0[(ID_BASE + 4 * k) / 4].get() ^ 0x01) & 0xFF,
+            );
             assert!(Pl031::probe(&f).is_none(), "id byte {k}");
         }
         // A block too small to hold the ids.

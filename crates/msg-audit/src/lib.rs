@@ -205,9 +205,7 @@ impl Reply {
             Reply::Storage => Message::new(label::STORAGE, []),
             Reply::NotServing => NOT_SERVING_REPLY,
             Reply::Granted { rows: None } => Message::new(label::GRANTED, [0, 0, 0]),
-            Reply::Granted {
-                rows: Some((a, b)),
-            } => Message::new(label::GRANTED, [1, a, b]),
+            Reply::Granted { rows: Some((a, b)) } => Message::new(label::GRANTED, [1, a, b]),
             Reply::Open => Message::new(label::OPEN, []),
             Reply::Refused { code } => Message::new(label::REFUSED, [code as u64]),
             Reply::Served { len } => Message::new(label::SERVED, [len as u64]),
@@ -277,7 +275,8 @@ pub const MAX_ACTION: usize = 320;
 /// Longest encoded [`AccessCall`]: the tenant (with its length byte), the action text and the
 /// authorization (with their `u16` lengths). The ledger <-> audit region must hold it
 /// (`interface` checks `size::LEDGER_AUDIT >= ACCESS_CALL_MAX`).
-pub const ACCESS_CALL_MAX: usize = 1 + protocol::MAX_TENANT + 2 + MAX_ACTION + 2 + protocol::MAX_AUTH;
+pub const ACCESS_CALL_MAX: usize =
+    1 + protocol::MAX_TENANT + 2 + MAX_ACTION + 2 + protocol::MAX_AUTH;
 
 /// What Check and Authorize carry in the region: the tenant the request is for (empty for an
 /// Authorize: the channel says, and for an archive-wide action), the action's text as the
@@ -325,9 +324,11 @@ impl<'a> AccessCall<'a> {
         let (tenant, rest) = rest.split_at_checked(usize::from(t))?;
         let tenant = core::str::from_utf8(tenant).ok()?;
         let (al, rest) = rest.split_at_checked(2)?;
-        let (action, rest) = rest.split_at_checked(usize::from(u16::from_le_bytes([al[0], al[1]])))?;
+        let (action, rest) =
+            rest.split_at_checked(usize::from(u16::from_le_bytes([al[0], al[1]])))?;
         let (ul, rest) = rest.split_at_checked(2)?;
-        let (auth, rest) = rest.split_at_checked(usize::from(u16::from_le_bytes([ul[0], ul[1]])))?;
+        let (auth, rest) =
+            rest.split_at_checked(usize::from(u16::from_le_bytes([ul[0], ul[1]])))?;
         let ok = rest.is_empty()
             && tenant.len() <= protocol::MAX_TENANT
             && action.len() <= MAX_ACTION

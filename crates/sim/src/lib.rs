@@ -190,7 +190,17 @@ impl Sim {
                     let skey = keys.skey(log).ok_or(audit_pd::InitError::Key(
                         interface::keys::KeyError::Unprovisioned,
                     ));
-                    Box::new(as_pd(&slot.backend, || audit_pd::start(skey)))
+                    // The phase-1 behaviour (access control off) until the wire's Check lands
+                    // (docs/access.md, "What phase 2 does"); the host clock.
+                    let clock = audit_pd::Clock::new(|| {
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .ok()
+                            .map(|d| d.as_secs())
+                    });
+                    Box::new(as_pd(&slot.backend, || {
+                        audit_pd::start(skey, audit_pd::Access::Open, clock)
+                    }))
                 }
                 // The skeleton of docs/adding-a-pd.md; a copy of it adds its image here.
                 "template.elf" => Box::new(as_pd(&slot.backend, template_pd::boot)),
