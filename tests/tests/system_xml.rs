@@ -180,7 +180,7 @@ fn regions_match_the_code_and_are_shared_by_channel_peers_only() {
     assert_eq!(mapped(&sys, pd::PSDB, psdb::CLIENTS[TENANTS.len()].2).0, r);
     let (r, sz) = mapped(&sys, pd::WIRE, wire::AUDIT_REGION);
     assert_eq!(sz as usize, size::WIRE_AUDIT);
-    assert!(size::WIRE_AUDIT >= protocol::MAX_PAYLOAD);
+    const { assert!(size::WIRE_AUDIT >= protocol::MAX_PAYLOAD) };
     assert_eq!(mapped(&sys, pd::AUDIT, audit::WIRE_REGION).0, r);
 
     // Every region is either private (heap, device, DMA) or shared by exactly one channel's

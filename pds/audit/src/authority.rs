@@ -145,6 +145,7 @@ pub fn change_path(n: u64) -> String {
 pub const INITIAL_PATH: &str = "pairings/initial";
 
 /// What a decision comes to.
+#[allow(clippy::large_enum_variant)] // one on the stack per call, never stored
 pub(crate) enum Decision {
     Granted(Grant),
     Refused(Refusal, Option<SignedRequest>),
