@@ -47,12 +47,13 @@
 //!
 //! # Memory
 //!
-//! Bounded by [`store::Limits`]: an index budget (charged [`store::INDEX_ENTRY_BYTES`] + path
-//! length per object, measured at about 137 + path) past which puts fail
-//! [`Error::IndexFull`] and mount fails [`Error::ExceedsLimits`], and a ceiling on the batch
-//! limit. Outside the index: the staging buffer, allocated once at the batch limit, the manifest
-//! lines at [`store::manifest_limit`], and during mount two manifests and one member at a time.
-//! Details and measurements in `FORMAT.md`.
+//! Bounded by [`store::Limits`]: an index budget (charged [`store::INDEX_ENTRY_BYTES`] (56) +
+//! path length per object, measured at 52-55 + path) past which puts fail
+//! [`Error::IndexFull`] and mount fails [`Error::ExceedsLimits`], a ceiling on the batch limit
+//! and one on manifests. Outside the index: no batch data, the manifest lines at
+//! [`store::manifest_limit`], one 8 KiB write buffer, and during mount two manifests and a
+//! 64 KiB check buffer. Reads in pieces ([`Store::open_read`], [`Store::read_next`],
+//! [`Store::read_at`]) fill the caller's buffer only. Details and measurements in `FORMAT.md`.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -76,6 +77,6 @@ pub use device::{BlockDevice, IoError, RamDevice, SECTOR_SIZE};
 pub use error::{Corruption, Error, NameError, Problem};
 pub use ledger::NamespaceStorage;
 pub use store::{
-    fsck, FormatOptions, JournalStat, Limits, Mode, Namespace, Quota, Report, Store, Usage,
-    DEFAULT_MAX_BATCH,
+    fsck, Chunk, FormatOptions, JournalStat, Limits, Mode, Namespace, Quota, Reader, Report, Store,
+    Usage, DEFAULT_MAX_BATCH,
 };

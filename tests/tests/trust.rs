@@ -37,15 +37,18 @@ fn members(image: &[u8]) -> Vec<Member> {
         let name_len = h[..100].iter().position(|&b| b == 0).unwrap_or(100);
         let name = String::from_utf8(h[..name_len].to_vec()).unwrap();
         let size = usize::from_str_radix(std::str::from_utf8(&h[124..135]).unwrap(), 8).unwrap();
-        if name.starts_with(".psdb/batch/") && !out.is_empty() {
-            batch += 1;
-        }
+        // A batch ends with its commit record, in every format version (v3 starts a batch
+        // with its manifest, v4 with its head sector and puts the manifest last).
+        let ends_batch = name.starts_with(".psdb/commit/");
         out.push(Member {
             at,
             name,
             size,
             batch,
         });
+        if ends_batch {
+            batch += 1;
+        }
         at += 512 + size.div_ceil(512) * 512;
     }
     out
@@ -196,6 +199,7 @@ fn tamper_matrix_nothing_lost_no_fork_damage_reported_others_unaffected() {
                 512,
             ),
             ("manifest", find(&|n| n.starts_with(".psdb/batch/")), 512),
+            ("batch head", find(&|n| n.starts_with(".psdb/head/")), 512),
             (
                 "commit record",
                 find(&|n| n.starts_with(".psdb/commit/")),
@@ -258,7 +262,7 @@ fn tamper_matrix_nothing_lost_no_fork_damage_reported_others_unaffected() {
         "tamper matrix: {tried} images, each checked for all {} tenants",
         TENANTS.len()
     );
-    assert_eq!(tried, 14);
+    assert_eq!(tried, 16);
 }
 
 #[test]

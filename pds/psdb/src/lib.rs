@@ -87,6 +87,7 @@ pub fn limits(heap_bytes: u64) -> psdb::store::Limits {
     psdb::store::Limits {
         max_batch_ceiling: MAX_BATCH,
         index_bytes: heap_bytes.saturating_sub(NON_INDEX_BYTES),
+        max_manifest: psdb::store::manifest_limit(MAX_BATCH as u64),
     }
 }
 

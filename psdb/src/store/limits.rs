@@ -3,8 +3,10 @@
 /// Default limit on a batch's bytes on disk (manifest and members): 32 MiB, so a volume made
 /// with the defaults (by `totebox psdb create` or by the psdb PD on a blank disk) holds the
 /// largest object a tenant log writes, a full entry bundle of 256 x (2 + 65,535) =
-/// 16,777,472 bytes, with its header and manifest line and room to spare. A staged batch is at
-/// most this much memory.
+/// 16,777,472 bytes, with its header and manifest line and room to spare. Since format v4 a
+/// batch costs no memory of its size (its members go to the disk as they are put): it bounds
+/// the largest object, the manifest ([`manifest_limit`]) and what mount verifies at the end of
+/// the chain (read 64 KiB at a time).
 pub const DEFAULT_MAX_BATCH: u32 = 32 << 20;
 /// Smallest allowed batch limit.
 pub const MIN_MAX_BATCH: u32 = 16 << 10;
@@ -12,32 +14,37 @@ pub const MIN_MAX_BATCH: u32 = 16 << 10;
 pub const MAX_MAX_BATCH: u32 = 256 << 20;
 
 /// Index memory charged per object (and per namespace's latest checkpoint), on top of its
-/// path length: the B-tree entry (16-byte key, 48-byte value), node slack and the path's heap
-/// block overhead. Measured at about 137 bytes + path (FORMAT.md); 192 leaves room for
-/// half-full nodes and allocator rounding. The worst-case heap test checks it under a bounded
-/// allocator.
-pub const INDEX_ENTRY_BYTES: u64 = 192;
+/// path length (its bytes in the path arena): its 48-byte record, with the pages' slack (at
+/// most 1/8: 54 bytes), the page lists and the arena's waste at page ends (at most 1.2 bytes
+/// per object of 99-byte paths). See `store/index.rs`; `tests/index_memory.rs` fills an index
+/// to its budget under a counting allocator and checks it.
+pub const INDEX_ENTRY_BYTES: u64 = 56;
 /// Charged per staged object on top of its path length while it is staged (its rollback
 /// record, about 100 bytes, times three for the record vector's growth, and the path's block),
 /// released when its batch is flushed or discarded.
 pub const STAGED_ENTRY_BYTES: u64 = 320;
 /// Index memory charged per namespace, on top of twice its name's length (it is held in the
-/// namespace's state and as the name index's key): its state (object map, quota, usage,
-/// damage: about 100 bytes), its entries in two maps and their allocator rounding.
-pub const NAMESPACE_BYTES: u64 = 256;
+/// namespace's state and as the name index's key): its state (about 200 bytes), its entry in
+/// the name map, and what its index holds beyond [`INDEX_ENTRY_BYTES`] per object: a spare
+/// page and two pages of slack (3 x 12 KiB) and a partly used arena page (8 KiB).
+pub const NAMESPACE_BYTES: u64 = 45 << 10;
 
 /// The longest manifest text a store of batch limit `max_batch` writes or mounts: an eighth of
-/// the batch, at least 64 KiB. A batch is flushed early when its manifest would exceed it.
+/// the batch, at least 64 KiB, and at most [`Limits::max_manifest`]. A batch is flushed early
+/// when its manifest would exceed it (or, without early flush, the put is refused).
 pub fn manifest_limit(max_batch: u64) -> u64 {
     (max_batch / 8).max(64 << 10)
 }
 
 /// Memory limits of a mounted store, chosen by whoever owns its heap (the psdb PD derives them
-/// from its heap size). With them, a store's heap use is at most
-/// `index_bytes + max_batch + 2 x manifest_limit + a few KiB` (the staging buffer is allocated
-/// once, at `max_batch` plus the end marker; manifest lines at most `manifest_limit`, copied
-/// once more while flushing), and during mount `index_bytes + 2 x manifest_limit + max_batch`
-/// (two manifests and one member of the final batch), plus what the caller's read buffer holds.
+/// from its heap size). Let `M` be the manifest limit (`min(manifest_limit(maxbatch),
+/// max_manifest)`). A running store's heap use is at most `index_bytes + M + 8 KiB` (the
+/// manifest lines, allocated once at `M` and written from there; one write buffer) plus a
+/// 64 KiB check buffer while [`Store::verify`](super::Store::verify) runs; during mount `index_bytes + 3 x M +
+/// 64 KiB + 32 KiB` (two manifests and the parsed records of one, the member check buffer, a
+/// sector scan buffer). No batch data is held. Add whatever the caller reads into
+/// ([`Store::get`](super::Store::get) returns a whole object; [`Store::read_next`](super::Store::read_next) and [`Store::read_at`](super::Store::read_at) fill
+/// the caller's buffer only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Mount refuses a volume formatted with a larger batch limit ([`Error::ExceedsLimits`]),
@@ -48,6 +55,12 @@ pub struct Limits {
     /// [`Error::IndexFull`]; mount of a volume whose index exceeds it fails with
     /// [`Error::ExceedsLimits`].
     pub index_bytes: u64,
+    /// Longest manifest text written or mounted, in bytes (on top of the batch limit's own,
+    /// [`manifest_limit`]): a batch whose manifest would grow past it is flushed early or its
+    /// put refused ([`Error::TooLarge`]); mount refuses a volume holding a longer one
+    /// ([`Error::ExceedsLimits`]) before writing anything. The psdb PD, whose batch is one
+    /// request (a handful of objects), can set it far below the batch limit's.
+    pub max_manifest: u64,
 }
 
 impl Limits {
@@ -55,6 +68,7 @@ impl Limits {
     pub const UNLIMITED: Limits = Limits {
         max_batch_ceiling: MAX_MAX_BATCH,
         index_bytes: u64::MAX,
+        max_manifest: u64::MAX,
     };
 }
 

@@ -29,7 +29,8 @@
 //!
 //! Bounded by [`Limits`], which the owner of the heap chooses: no batch data is held (one
 //! 8 KiB write buffer), the manifest lines are allocated once at [`manifest_limit`] (never
-//! grown by doubling); the index is charged [`INDEX_ENTRY_BYTES`] + path length per object and
+//! grown by doubling); the index (`index.rs`: 48-byte records in pages, paths in an arena) is
+//! charged [`INDEX_ENTRY_BYTES`] + path length per object and
 //! [`STAGED_ENTRY_BYTES`] + path length per staged object against [`Limits::index_bytes`]. A put
 //! past the budget fails with [`Error::IndexFull`] (nothing lost, like a full disk); mount of a
 //! volume whose index or batch limit is over the limits fails with [`Error::ExceedsLimits`]
@@ -52,7 +53,6 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::ops::Bound;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::commit::{Commit, Touched, COMMIT_LEN};
@@ -64,13 +64,17 @@ use crate::manifest::{self, Kind, Manifest, END_LINE};
 use crate::names::{self, CHECKPOINT};
 use crate::tar;
 
+mod index;
 mod limits;
 mod mount;
+mod read;
 mod write;
 
+use index::Index;
 pub use limits::*;
 pub use mount::fsck;
 use mount::*;
+pub use read::{Chunk, Reader};
 
 const BLOCK: u64 = SECTOR_SIZE as u64;
 /// The end-of-archive marker: two zero blocks, always kept after the last batch.
@@ -95,8 +99,8 @@ pub struct FormatOptions {
     /// Identifies this volume in every manifest. Must be fresh random bytes for every format:
     /// it is what keeps a reformatted disk's old batches from being taken for new ones.
     pub volume_id: [u8; 16],
-    /// Largest batch on disk, in bytes. Bounds the largest object, the memory a batch is staged
-    /// in, and what mount reads beyond manifests (the final batch, and after a crash one batch
+    /// Largest batch on disk, in bytes. Bounds the largest object, the manifest
+    /// ([`manifest_limit`]), and what mount reads beyond manifests (the final batch, and after a crash one batch
     /// length of tail). Between [`MIN_MAX_BATCH`] and [`MAX_MAX_BATCH`].
     pub max_batch_bytes: u32,
 }
@@ -158,7 +162,7 @@ pub struct Namespace {
     index: u32,
 }
 
-/// One object in the index: 48 bytes plus its key.
+/// One object, as the index gives it (stored in 48 bytes plus its path: [`index`]).
 #[derive(Debug, Clone, Copy)]
 struct Obj {
     /// SHA-256 of the data (zeros for a journal: its content is written after its batch).
@@ -168,6 +172,19 @@ struct Obj {
     size: u32,
     /// A journal member (v3): read and written by record, never by `get`.
     journal: bool,
+    /// What reading the whole member back since mount found (see [`Store::read_at`]).
+    check: Check,
+}
+
+/// Whether an object's member was read back whole and checked against its SHA-256 since the
+/// store was mounted: by [`Store::get`], a sequential [`Reader`] to its end, [`Store::verify`],
+/// or mount's check of the final batch. Never set by a put (its bytes were hashed on the way
+/// to the disk, not read back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    Unchecked,
+    Good,
+    Bad,
 }
 
 /// A namespace's latest journal: the only one of its journals that takes records (creating a
@@ -202,7 +219,7 @@ enum Content<'a> {
 struct NsState {
     name: Box<str>,
     /// Every object, the latest checkpoint version under `checkpoint` included.
-    objects: BTreeMap<Box<str>, Obj>,
+    objects: Index,
     checkpoint_versions: u64,
     quota: Quota,
     used: Usage,
@@ -257,14 +274,24 @@ struct Staged {
     open: Option<OpenPut>,
 }
 
+impl Staged {
+    /// Frees the rollback records' vector after a large batch (it is charged per staged
+    /// object, [`STAGED_ENTRY_BYTES`], only while they are staged); a small one is kept.
+    fn release_entries(&mut self) {
+        if self.entries.capacity() > 64 {
+            self.entries = Vec::new();
+        }
+    }
+}
+
 /// A member that fits the staged batch, checked and reserved by [`Store::prepare`], recorded
 /// once written.
 #[derive(Debug)]
 struct Prep {
     ns: u32,
     path: Box<str>,
-    /// The index key, for a new path.
-    key: Option<Box<str>>,
+    /// A new path (room for it reserved in the index).
+    new: bool,
     kind: Kind,
     size: u32,
     charge: u64,
@@ -435,7 +462,10 @@ impl<D: BlockDevice> Store<D> {
             return Err(Error::InvalidConfig);
         }
         let max_batch = u64::from(opts.max_batch_bytes);
-        let capacity = dev.sector_count().saturating_mul(BLOCK);
+        let capacity = dev
+            .sector_count()
+            .saturating_mul(BLOCK)
+            .min(index::MAX_CAPACITY);
         let mut store = Store::empty(dev, Mode::ReadWrite, opts.volume_id, max_batch, capacity);
         store.limits = limits;
         // The volume batch, in the v4 shape: its head, no members, its manifest, its record.
@@ -666,7 +696,7 @@ impl<D: BlockDevice> Store<D> {
         let i = self.namespaces.len() as u32;
         self.namespaces.push(NsState {
             name: name.into(),
-            objects: BTreeMap::new(),
+            objects: Index::default(),
             checkpoint_versions: 0,
             quota: Quota::NONE,
             used: Usage::default(),
@@ -719,7 +749,7 @@ impl<D: BlockDevice> Store<D> {
     /// Whether `path` exists in `ns` (staged objects included). `checkpoint` exists once a
     /// version was put.
     pub fn exists(&self, ns: Namespace, path: &str) -> Result<bool, Error> {
-        Ok(self.namespaces[self.ns(ns)?].objects.contains_key(path))
+        Ok(self.namespaces[self.ns(ns)?].objects.contains(path))
     }
 
     /// Size of the object at `path`, if it exists.
@@ -739,7 +769,7 @@ impl<D: BlockDevice> Store<D> {
             // Whichever way it is asked for (see `checkpoint`).
             return Err(Error::Damaged(d.problem));
         }
-        let Some(&o) = st.objects.get(path) else {
+        let Some(o) = st.objects.get(path) else {
             return Ok(false);
         };
         if o.journal {
@@ -750,14 +780,20 @@ impl<D: BlockDevice> Store<D> {
         let at = self.disk_offset(o.loc);
         let mut name = [0u8; tar::MAX_NAME];
         let n = full_name(&mut name, &st.name, path);
-        read_member(&mut self.dev, at, &name[..n], size as u64, &o.hash, out).map_err(
-            |e| match e {
-                MemberError::Io(e) => Error::Io(e),
-                MemberError::NoMemory => Error::OutOfMemory,
-                MemberError::Bad(reason) => Error::Corrupt(Problem { offset: at, reason }),
-            },
-        )?;
-        Ok(true)
+        let r = read_member(&mut self.dev, at, &name[..n], size as u64, &o.hash, out);
+        match r {
+            Ok(()) => {
+                self.set_check(i, path, o.loc, Check::Good);
+                Ok(true)
+            }
+            Err(MemberError::Io(e)) => Err(Error::Io(e)),
+            Err(MemberError::NoMemory) => Err(Error::OutOfMemory),
+            Err(MemberError::Bad(reason)) => {
+                out.clear();
+                self.set_check(i, path, o.loc, Check::Bad);
+                Err(Error::Corrupt(Problem { offset: at, reason }))
+            }
+        }
     }
 
     /// Where the member an index entry points at is on the disk.
@@ -810,7 +846,7 @@ impl<D: BlockDevice> Store<D> {
         }
         let st = &self.namespaces[i];
         let o = match st.objects.get(path) {
-            Some(o) if o.journal => *o,
+            Some(o) if o.journal => o,
             _ => return Err(Error::WrongKind),
         };
         let latest = match st.journal {
@@ -849,7 +885,7 @@ impl<D: BlockDevice> Store<D> {
         out.clear();
         let i = self.ns(ns)?;
         let o = match self.namespaces[i].objects.get(path) {
-            Some(o) if o.journal => *o,
+            Some(o) if o.journal => o,
             _ => return Err(Error::WrongKind),
         };
         if slot >= o.size / BLOCK as u32 || o.loc & STAGED != 0 {
@@ -887,7 +923,7 @@ impl<D: BlockDevice> Store<D> {
         let st = &self.namespaces[i];
         let o = match st.objects.get(path) {
             None => return Ok(None),
-            Some(o) if o.journal => *o,
+            Some(o) if o.journal => o,
             Some(_) => return Err(Error::WrongKind),
         };
         let slots = o.size / BLOCK as u32;
@@ -911,7 +947,7 @@ impl<D: BlockDevice> Store<D> {
             .objects
             .iter()
             .filter(|(_, o)| o.journal)
-            .map(|(k, o)| (&**k, o.size / BLOCK as u32)))
+            .map(|(k, o)| (k, o.size / BLOCK as u32)))
     }
 
     /// The path of `ns`'s latest journal (the one that takes records), if it has one.
@@ -921,7 +957,7 @@ impl<D: BlockDevice> Store<D> {
             st.objects
                 .iter()
                 .find(|(_, o)| o.journal && o.loc == j.loc)
-                .map(|(k, _)| &**k)
+                .map(|(k, _)| k)
         }))
     }
 
@@ -935,9 +971,9 @@ impl<D: BlockDevice> Store<D> {
         let st = &self.namespaces[self.ns(ns)?];
         Ok(st
             .objects
-            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .range_from(prefix)
             .take_while(move |(k, _)| k.starts_with(prefix))
-            .map(|(k, o)| (&**k, u64::from(o.size))))
+            .map(|(k, o)| (k, u64::from(o.size))))
     }
 
     /// Volume statistics, as of the last flush plus staged objects.
@@ -986,21 +1022,28 @@ impl<D: BlockDevice> Store<D> {
 
 /// Whether `path` cannot coexist with `objects` in an extracted tree: an object is a directory
 /// prefix of `path`, or `path` is a directory prefix of an object.
-fn conflicts(objects: &BTreeMap<Box<str>, Obj>, path: &str) -> bool {
+fn conflicts(objects: &Index, path: &str) -> bool {
     let ancestor = path
         .bytes()
         .enumerate()
-        .any(|(i, b)| b == b'/' && objects.contains_key(&path[..i]));
+        .any(|(i, b)| b == b'/' && objects.contains(&path[..i]));
     if ancestor {
         return true;
     }
-    let mut dir = String::with_capacity(path.len() + 1);
-    dir.push_str(path);
-    dir.push('/');
+    // `path/`, on the stack (a checked path is at most 99 bytes).
+    let mut buf = [0u8; tar::MAX_NAME + 1];
+    let Some(dir) = buf.get_mut(..path.len() + 1) else {
+        return true;
+    };
+    dir[..path.len()].copy_from_slice(path.as_bytes());
+    dir[path.len()] = b'/';
+    let Ok(dir) = core::str::from_utf8(dir) else {
+        return true;
+    };
     objects
-        .range::<str, _>((Bound::Included(dir.as_str()), Bound::Unbounded))
+        .range_from(dir)
         .next()
-        .is_some_and(|(k, _)| k.starts_with(dir.as_str()))
+        .is_some_and(|(k, _)| k.starts_with(dir))
 }
 
 fn full_name(buf: &mut [u8; tar::MAX_NAME], ns: &str, path: &str) -> usize {

@@ -295,9 +295,9 @@ fn read_manifest_member<D: BlockDevice>(
     at: u64,
     name: &[u8],
     size: u64,
-    max_batch: u64,
+    mlimit: u64,
 ) -> Result<Option<Vec<u8>>, Error> {
-    if size > manifest_limit(max_batch) {
+    if size > mlimit {
         // Only a writer with other limits makes this: refuse, do not truncate.
         return Err(Error::ExceedsLimits);
     }
@@ -330,6 +330,7 @@ pub(super) fn probe<D: BlockDevice>(
     at: u64,
     seq: u64,
     max_batch: u64,
+    mlimit: u64,
 ) -> Result<Probe, Error> {
     let corrupt = |reason| Error::Corrupt(Problem { offset: at, reason });
     if at + TAIL > capacity {
@@ -349,7 +350,7 @@ pub(super) fn probe<D: BlockDevice>(
             return Ok(Probe::Dirty(None));
         }
         let name = manifest::manifest_name(seq);
-        let Some(text) = read_manifest_member(dev, capacity, at, name.as_bytes(), size, max_batch)?
+        let Some(text) = read_manifest_member(dev, capacity, at, name.as_bytes(), size, mlimit)?
         else {
             return Ok(Probe::Dirty(None));
         };
@@ -377,14 +378,8 @@ pub(super) fn probe<D: BlockDevice>(
     }
     let extent = Some(manifest_end + COMMIT_LEN + TAIL);
     let name = manifest::manifest_name(seq);
-    let Some(text) = read_manifest_member(
-        dev,
-        capacity,
-        h.manifest,
-        name.as_bytes(),
-        h.size,
-        max_batch,
-    )?
+    let Some(text) =
+        read_manifest_member(dev, capacity, h.manifest, name.as_bytes(), h.size, mlimit)?
     else {
         return Ok(Probe::Dirty(extent));
     };
@@ -412,6 +407,7 @@ pub(super) fn later_batch_within<D: BlockDevice>(
     seq: u64,
     volume: &[u8; 16],
     max_batch: u64,
+    mlimit: u64,
 ) -> Result<bool, Error> {
     let stop = capacity.min(at.saturating_add(max_batch + TAIL)) / BLOCK * BLOCK;
     let found = scan_sectors(dev, at + BLOCK, stop, |dev, here, block| {
@@ -432,7 +428,7 @@ pub(super) fn later_batch_within<D: BlockDevice>(
         else {
             return Ok(None);
         };
-        match probe(dev, capacity, here, s, max_batch) {
+        match probe(dev, capacity, here, s, max_batch, mlimit) {
             Ok(Probe::Batch(m)) if m.volume == *volume => Ok(Some(())),
             Err(e @ (Error::Io(_) | Error::OutOfMemory)) => Err(e),
             // Anything else here (not a manifest, another volume's, one reaching past the end
@@ -481,10 +477,14 @@ pub(crate) fn load<D: BlockDevice>(
     verify_all: bool,
     limits: Limits,
 ) -> Result<(Store<D>, Report), Error> {
-    let capacity = dev.sector_count().saturating_mul(BLOCK);
+    let capacity = dev
+        .sector_count()
+        .saturating_mul(BLOCK)
+        .min(index::MAX_CAPACITY);
     let not_psdb = |reason| Error::Corrupt(Problem { offset: 0, reason });
     let ceiling = u64::from(limits.max_batch_ceiling.min(MAX_MAX_BATCH));
-    let vol = match probe(&mut dev, capacity, 0, 0, ceiling) {
+    let vol_mlimit = manifest_limit(ceiling).min(limits.max_manifest);
+    let vol = match probe(&mut dev, capacity, 0, 0, ceiling, vol_mlimit) {
         Ok(Probe::Batch(m)) => m,
         Ok(_) | Err(Error::Corrupt(_)) => {
             let mut first = [0u8; 2 * SECTOR_SIZE];
@@ -516,7 +516,15 @@ pub(crate) fn load<D: BlockDevice>(
     let mut last: Option<(u64, Manifest)> = None;
     let mut tail = None;
     loop {
-        let probed = probe(&mut store.dev, capacity, at, store.seq, store.max_batch)?;
+        let mlimit = store.manifest_cap();
+        let probed = probe(
+            &mut store.dev,
+            capacity,
+            at,
+            store.seq,
+            store.max_batch,
+            mlimit,
+        )?;
         let m = match probed {
             Probe::End => break,
             Probe::Batch(m) if continues(&store, &m) => m,
@@ -566,6 +574,7 @@ pub(crate) fn load<D: BlockDevice>(
                     store.seq,
                     &store.volume,
                     store.max_batch,
+                    mlimit,
                 )? {
                     return Err(Error::Corrupt(Problem {
                         offset: at,
@@ -610,6 +619,7 @@ pub(crate) fn load<D: BlockDevice>(
                 next,
                 store.seq + 1,
                 store.max_batch,
+                mlimit,
             )?;
             matches!(after, Probe::Batch(n) if n.volume == store.volume && n.prev == m.end)
         };
@@ -673,6 +683,7 @@ pub(crate) fn load<D: BlockDevice>(
         // The final committed batch: checked whole at every mount (bounded by the batch limit).
         let bad = verify_batch(&mut store.dev, off, &m, false, &store.volume)?;
         store.mark_members(&m, &bad).map_err(over)?;
+        store.mark_checked(off, &m, &bad);
     }
     if !verify_all {
         // Every namespace's latest journal, the one that takes records: its records are
@@ -737,6 +748,32 @@ impl<D: BlockDevice> Store<D> {
 }
 
 impl<D: BlockDevice> Store<D> {
+    /// Remembers which objects of the batch at `at` were verified (all but `bad`), for
+    /// [`Store::read_at`]'s `verified`.
+    pub(super) fn mark_checked(&mut self, at: u64, m: &Manifest, bad: &[(usize, Problem)]) {
+        let mut off = at + m.members_off;
+        for (k, r) in m.records.iter().enumerate() {
+            let here = off;
+            off += tar::member_len(r.size);
+            if matches!(r.kind, Kind::Sidecar | Kind::Journal) {
+                continue;
+            }
+            let name = m.name(r);
+            let (Some(ns), Some(path)) = (name.get(..r.ns_len), name.get(r.ns_len + 1..)) else {
+                continue;
+            };
+            let Some(&i) = self.by_name.get(ns) else {
+                continue;
+            };
+            let check = if bad.iter().any(|&(b, _)| b == k) {
+                Check::Bad
+            } else {
+                Check::Good
+            };
+            self.set_check(i as usize, path, here, check);
+        }
+    }
+
     /// Adds a mounted batch to the index.
     pub(super) fn apply(&mut self, at: u64, m: &Manifest) -> Result<(), Error> {
         let mut off = at + m.members_off;
@@ -776,6 +813,7 @@ impl<D: BlockDevice> Store<D> {
                 loc: offset,
                 size: r.size as u32,
                 journal,
+                check: Check::Unchecked,
             };
             self.data_bytes += r.size;
             let st = &mut self.namespaces[i];
@@ -787,20 +825,23 @@ impl<D: BlockDevice> Store<D> {
                     next: 0,
                 });
             }
-            if let Some(o) = st.objects.get_mut(path) {
-                if r.kind != Kind::Checkpoint {
-                    return Err(Error::Corrupt(Problem {
-                        offset,
-                        reason: Corruption::Duplicate,
-                    }));
-                }
-                *o = obj;
-            } else {
+            // A checkpoint version replaces the one before; any other path is new.
+            if r.kind != Kind::Checkpoint || st.objects.set(path, obj).is_none() {
                 let cost = entry_cost(path);
                 if self.index_used.saturating_add(cost) > self.limits.index_bytes {
                     return Err(Error::ExceedsLimits);
                 }
-                st.objects.insert(try_box(path)?, obj);
+                st.objects.reserve(path.len())?;
+                match st.objects.insert(path, obj) {
+                    Ok(()) => {}
+                    Err(index::Refused::Exists) => {
+                        return Err(Error::Corrupt(Problem {
+                            offset,
+                            reason: Corruption::Duplicate,
+                        }))
+                    }
+                    Err(index::Refused::NoRoom) => return Err(Error::OutOfMemory),
+                }
                 st.used.index_bytes += cost;
                 self.index_used += cost;
                 if r.kind != Kind::Checkpoint {
@@ -819,7 +860,10 @@ impl<D: BlockDevice> Store<D> {
 /// Checks a whole image: every manifest, header, padding and data hash, and the end marker.
 /// Reads everything; writes nothing. `Err` only for device errors: damage is in the report.
 pub fn fsck<D: BlockDevice>(dev: D) -> Result<Report, IoError> {
-    let capacity = dev.sector_count().saturating_mul(BLOCK);
+    let capacity = dev
+        .sector_count()
+        .saturating_mul(BLOCK)
+        .min(index::MAX_CAPACITY);
     match load(dev, Mode::ReadOnly, true, Limits::UNLIMITED) {
         Ok((_, report)) => Ok(report),
         Err(Error::Io(e)) => Err(e),

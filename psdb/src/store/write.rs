@@ -160,8 +160,8 @@ impl<D: BlockDevice> Store<D> {
             members_len += tar::member_len(s.len() as u64);
         }
         let lines_len = lines.len();
-        let mlimit = manifest_limit(self.max_batch);
-        let exists = self.namespaces[i].objects.contains_key(path);
+        let mlimit = self.manifest_cap();
+        let exists = self.namespaces[i].objects.contains(path);
         let charge = staged_cost(path) + if exists { 0 } else { entry_cost(path) };
         let over_index = |s: &Self| s.index_used.saturating_add(charge) > s.limits.index_bytes;
         let over_quota = |s: &Self| {
@@ -213,12 +213,14 @@ impl<D: BlockDevice> Store<D> {
             .entries
             .try_reserve(1)
             .map_err(|_| Error::OutOfMemory)?;
+        if !exists {
+            self.namespaces[i].objects.reserve(path.len())?;
+        }
         let path = try_box(path)?;
-        let key = if exists { None } else { Some(try_box(&path)?) };
         Ok(Prep {
             ns: i as u32,
             path,
-            key,
+            new: !exists,
             kind,
             size,
             charge,
@@ -283,6 +285,7 @@ impl<D: BlockDevice> Store<D> {
             loc: STAGED | prep.rel,
             size: prep.size,
             journal: is_journal,
+            check: Check::Unchecked,
         };
         let st = &mut self.namespaces[i];
         let journal_prev = is_journal.then(|| {
@@ -292,15 +295,14 @@ impl<D: BlockDevice> Store<D> {
                 next: 0,
             })
         });
-        let old = match prep.key {
-            Some(key) => {
-                st.objects.insert(key, obj);
-                None
-            }
-            None => st
-                .objects
-                .get_mut(&*prep.path)
-                .map(|o| core::mem::replace(o, obj)),
+        let old = if prep.new {
+            // Cannot be refused: `prepare` checked the path is new and reserved its room, and
+            // nothing changed the index since (every other write fails while a put is open).
+            // Were it refused, the object would still be in its manifest, indexed at mount.
+            let _ = st.objects.insert(&prep.path, obj);
+            None
+        } else {
+            st.objects.set(&prep.path, obj)
         };
         let checkpoint = prep.kind == Kind::Checkpoint;
         if checkpoint {
@@ -449,8 +451,7 @@ impl<D: BlockDevice> Store<D> {
     /// Allocates the staging buffers at their limits, once: they never grow by doubling.
     pub(super) fn reserve_staging(&mut self) -> Result<(), Error> {
         let oom = |_| Error::OutOfMemory;
-        let lines =
-            usize::try_from(manifest_limit(self.max_batch)).map_err(|_| Error::OutOfMemory)?;
+        let lines = usize::try_from(self.manifest_cap()).map_err(|_| Error::OutOfMemory)?;
         let st = &mut self.staged;
         if st.buf.capacity() < WRITE_CHUNK {
             st.buf.try_reserve_exact(WRITE_CHUNK).map_err(oom)?;
@@ -476,12 +477,10 @@ impl<D: BlockDevice> Store<D> {
             }
             match e.old {
                 Some(o) => {
-                    if let Some(cur) = st.objects.get_mut(&*e.path) {
-                        *cur = o;
-                    }
+                    st.objects.set(&e.path, o);
                 }
                 None => {
-                    st.objects.remove(&*e.path);
+                    st.objects.remove(&e.path);
                 }
             }
             if e.checkpoint {
@@ -497,9 +496,16 @@ impl<D: BlockDevice> Store<D> {
         }
         staged.lines.clear();
         staged.members = 0;
+        staged.release_entries();
         if let Some(w) = staged.open.take().and_then(|o| o.writer) {
             staged.buf = w.into_buf();
         }
+    }
+
+    /// The longest manifest this store writes or mounts: [`manifest_limit`] of its batch limit,
+    /// at most [`Limits::max_manifest`].
+    pub(super) fn manifest_cap(&self) -> u64 {
+        manifest_limit(self.max_batch).min(self.limits.max_manifest)
     }
 
     /// Length of the staged batch's manifest text with `extra_lines` more bytes of lines.
@@ -661,10 +667,11 @@ impl<D: BlockDevice> Store<D> {
         } = self;
         for e in staged.entries.drain(..) {
             let st = &mut namespaces[e.ns as usize];
-            if let Some(o) = st.objects.get_mut(&*e.path) {
+            if let Some(mut o) = st.objects.get(&e.path) {
                 if o.loc & STAGED != 0 {
                     let staged_at = o.loc;
                     o.loc = members_at + (o.loc & !STAGED);
+                    st.objects.set(&e.path, o);
                     if let Some(j) = st.journal.as_mut().filter(|j| j.loc == staged_at) {
                         j.loc = o.loc;
                     }
@@ -676,6 +683,7 @@ impl<D: BlockDevice> Store<D> {
         }
         staged.lines.clear();
         staged.members = 0;
+        staged.release_entries();
         self.end = batch_end + COMMIT_LEN;
         self.seq += 1;
         self.prev = manifest_hash;
