@@ -190,8 +190,15 @@ impl Sim {
                     let skey = keys.skey(log).ok_or(audit_pd::InitError::Key(
                         interface::keys::KeyError::Unprovisioned,
                     ));
-                    // The phase-1 behaviour (access control off) until the wire's Check lands
-                    // (docs/access.md, "What phase 2 does"); the host clock.
+                    // Provisioned: the authority; not provisioned: access control off (the
+                    // phase-1 behaviour, docs/access.md "Not provisioned"). The host clock.
+                    let access = match keys.access() {
+                        Some((identity, pairings)) => audit_pd::Access::Enforce {
+                            identity: identity.to_string(),
+                            pairings: pairings.to_vec(),
+                        },
+                        None => audit_pd::Access::Open,
+                    };
                     let clock = audit_pd::Clock::new(|| {
                         std::time::SystemTime::now()
                             .duration_since(std::time::UNIX_EPOCH)
@@ -199,7 +206,7 @@ impl Sim {
                             .map(|d| d.as_secs())
                     });
                     Box::new(as_pd(&slot.backend, || {
-                        audit_pd::start(skey, audit_pd::Access::Open, clock)
+                        audit_pd::start(skey, access, clock)
                     }))
                 }
                 // The skeleton of docs/adding-a-pd.md; a copy of it adds its image here.

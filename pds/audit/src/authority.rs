@@ -67,10 +67,11 @@ impl core::fmt::Debug for Clock {
 
 /// How the archive decides requests.
 pub enum Access {
-    /// No access control: every unsigned request goes on and reads are recorded with the
-    /// phase-1 record lines; a signed one is refused `BadRequest`. Only the simulator's
-    /// library offers it (`sim::Access::Open`), for tests of other layers and the benchmark's
-    /// baseline; the image and the simulator binary always enforce.
+    /// No access control, the archive **not provisioned** (docs/access.md): every unsigned
+    /// request goes on and reads are recorded with the phase-1 record lines; a non-empty
+    /// authorization is refused `BadRequest`. An image whose identity and pairings slots are
+    /// both empty runs it (`crate::access_from_slots`), and so does the simulator without
+    /// `sim::Keys::with_access`; provisioning (phase 2) removes it.
     Open,
     /// The archive's identity key and the initial pairing set (its image form).
     Enforce {

@@ -873,13 +873,94 @@ impl Handler for AuditPd {
 /// appends go on.
 pub type AuditImage = Image<AuditPd, InitError>;
 
+/// The console line of an archive that is not provisioned ([`Access::Open`]).
+pub const NOT_PROVISIONED_LINE: &str = "audit|WARN: access control off: archive not provisioned";
+
+/// How audit.elf's identity and pairings slots (as `interface::keys::slot_skey` and
+/// `slot_pairings` read them) decide access (docs/access.md, "Not provisioned"):
+///
+/// - both empty ([`KeyError::Unprovisioned`](interface::keys::KeyError::Unprovisioned)): the
+///   archive is **not provisioned**, [`Access::Open`] (the phase-1 behaviour: unsigned requests
+///   go on, reads are recorded and served, a non-empty authorization is refused `BadRequest`);
+/// - both filled: [`Access::Enforce`] with them (checked in full by [`init`]);
+/// - one filled and the other empty or unreadable, or either unreadable: an error, so audit
+///   does not start and every read fails closed (a half-provisioned image never runs open).
+pub fn access_from_slots(
+    identity: Result<&str, interface::keys::KeyError>,
+    pairings: Result<&[u8], interface::keys::KeyError>,
+) -> Result<Access, InitError> {
+    use interface::keys::KeyError::Unprovisioned;
+    let fail = |what: &str, e: &dyn fmt::Display| {
+        let mut s = String::new();
+        let _ = write!(s, "{what}: {e}");
+        InitError::Access(s)
+    };
+    match (identity, pairings) {
+        (Err(Unprovisioned), Err(Unprovisioned)) => Ok(Access::Open),
+        (Ok(id), Ok(p)) => Ok(Access::Enforce {
+            identity: String::from(id),
+            pairings: p.to_vec(),
+        }),
+        (Err(e), _) => Err(fail("identity key slot", &e)),
+        (_, Err(e)) => Err(fail("pairings slot", &e)),
+    }
+}
+
 /// Starts the audit log with the signer key string the PD's key slot holds (or why it holds
-/// none), printing `audit|INFO: serving, <n> records` or `audit|ERROR: not serving: <why>`.
+/// none), printing `audit|INFO: serving, <n> records` or `audit|ERROR: not serving: <why>`,
+/// and [`NOT_PROVISIONED_LINE`] when it serves with access control off.
 pub fn start(skey: Result<&str, InitError>, access: Access, clock: Clock) -> AuditImage {
     let started = skey.and_then(|k| init(k, access, clock));
     match &started {
-        Ok(pd) => microkit::debug_println!("audit|INFO: serving, {} records", pd.size()),
+        Ok(pd) => {
+            microkit::debug_println!("audit|INFO: serving, {} records", pd.size());
+            if pd.authority.is_none() {
+                microkit::debug_println!("{NOT_PROVISIONED_LINE}");
+            }
+        }
         Err(e) => microkit::debug_println!("audit|ERROR: not serving: {e}"),
     }
     Image::from(started)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use interface::keys::KeyError;
+
+    #[test]
+    fn both_slots_empty_is_not_provisioned_open() {
+        let a = access_from_slots(Err(KeyError::Unprovisioned), Err(KeyError::Unprovisioned));
+        assert!(matches!(a, Ok(Access::Open)));
+    }
+
+    #[test]
+    fn both_slots_filled_enforce() {
+        let a = access_from_slots(Ok("id"), Ok(b"set"));
+        match a {
+            Ok(Access::Enforce { identity, pairings }) => {
+                assert_eq!(identity, "id");
+                assert_eq!(pairings, b"set");
+            }
+            other => panic!("expected Enforce, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn half_provisioned_or_damaged_slots_do_not_start() {
+        type Slots<'a> = (Result<&'a str, KeyError>, Result<&'a [u8], KeyError>);
+        let cases: [Slots<'_>; 5] = [
+            (Ok("id"), Err(KeyError::Unprovisioned)),
+            (Err(KeyError::Unprovisioned), Ok(b"set")),
+            (Err(KeyError::Malformed), Err(KeyError::Unprovisioned)),
+            (Err(KeyError::Unprovisioned), Err(KeyError::NotASlot)),
+            (Ok("id"), Err(KeyError::Malformed)),
+        ];
+        for (id, p) in cases {
+            assert!(
+                matches!(access_from_slots(id, p), Err(InitError::Access(_))),
+                "must not start"
+            );
+        }
+    }
 }

@@ -8,15 +8,17 @@
 //! ([`interface::keys::PAIRINGS_SLOT_SYMBOL`]), each empty in the built ELF and written by
 //! `make image`; and the clock, the PL031 system.xml maps as `rtc` (`drivers::rtc`).
 //!
-//! An audit PD that cannot start keeps answering with a refusal ([`audit_pd::start`], the same
-//! start-up the simulator runs): every signed request and every read fails closed. An identity
-//! slot or pairings slot left empty is such a failure: the image never runs without access
-//! control.
+//! Both the identity and the pairings slot empty (every image until `make image` fills them):
+//! the archive is **not provisioned** and runs with access control off, as in phase 1
+//! ([`audit_pd::access_from_slots`]; it prints [`audit_pd::NOT_PROVISIONED_LINE`]). Only one
+//! of them filled, or either unreadable, is a failure to start: an audit PD that cannot start
+//! keeps answering with a refusal ([`audit_pd::start`], the same start-up the simulator runs),
+//! so every signed request and every read fails closed.
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
 
-use audit_pd::{Access, AuditImage, Clock, String};
+use audit_pd::{Access, AuditImage, Clock};
 
 microkit::patched_bytes! {
     /// The audit log's checkpoint signing key (`totebox image set-key`; see `interface::keys`).
@@ -40,8 +42,12 @@ microkit::heap!(vaddr = "heap_vaddr", size = "heap_size");
 
 fn clock() -> Clock {
     let rtc = RTC.get().ok().and_then(drivers::rtc::Pl031::probe);
-    if rtc.is_none() {
-        microkit::debug_println!("audit|ERROR: no PL031 clock: every signed request is refused");
+    match rtc.as_ref().map(|r| r.now()) {
+        None => {
+            microkit::debug_println!("audit|ERROR: no PL031 clock: every signed request is refused")
+        }
+        Some(None) => microkit::debug_println!("audit|ERROR: the PL031 gives no time"),
+        Some(Some(t)) => microkit::debug_println!("audit|INFO: clock: PL031 reads {t} s (Unix)"),
     }
     Clock::new(move || rtc.as_ref().and_then(|r| r.now()))
 }
@@ -50,28 +56,15 @@ fn init() -> AuditImage {
     let slot = KEY_SLOT.get();
     let identity = IDENTITY_SLOT.get();
     let pairings = PAIRINGS_SLOT.get();
-    let access = interface::keys::slot_skey(&identity)
-        .and_then(|id| {
-            let p = interface::keys::slot_pairings(&pairings)?;
-            Ok(Access::Enforce {
-                identity: id.into(),
-                pairings: p.to_vec(),
-            })
-        })
-        .map_err(|e| audit_pd::InitError::Access(alloc_free(e)));
+    let access = audit_pd::access_from_slots(
+        interface::keys::slot_skey(&identity),
+        interface::keys::slot_pairings(&pairings),
+    );
     let skey = interface::keys::slot_skey(&slot).map_err(audit_pd::InitError::Key);
     match (skey, access) {
         (Ok(k), Ok(a)) => audit_pd::start(Ok(k), a, clock()),
         (Err(e), _) | (_, Err(e)) => audit_pd::start(Err(e), Access::Open, Clock::none()),
     }
-}
-
-/// The identity or pairings slot's problem, in words.
-fn alloc_free(e: interface::keys::KeyError) -> String {
-    use core::fmt::Write as _;
-    let mut s = String::new();
-    let _ = write!(s, "identity key or pairings slot: {e}");
-    s
 }
 
 microkit::protection_domain!(init);
