@@ -17,8 +17,6 @@ use protocol::{ErrorCode, Op};
 use psdb::RamDevice;
 use sim::{Disk, Keys, Sim};
 
-const NOT_PROVISIONED: &str = "audit|WARN: access control off: archive not provisioned";
-
 fn boot_keys(keys: &Keys) -> (Client<SimStream>, Rc<RefCell<RamDevice>>, Vec<String>) {
     let disk = Rc::new(RefCell::new(RamDevice::new(32 << 11)));
     let sim = Sim::new(
@@ -77,6 +75,7 @@ impl Authorizer for Signs {
 fn not_provisioned_serves_as_phase_one_and_says_so() {
     let (mut c, disk, console) = boot_keys(&keys());
     assert!(console.iter().any(|l| l == NOT_PROVISIONED), "{console:?}");
+    assert!(problems(&console).is_empty(), "{console:?}");
     assert!(
         console.iter().any(|l| l.starts_with("audit|INFO: serving")),
         "{console:?}"
