@@ -18,6 +18,8 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
 use audit_pd::{Access, AuditImage, Clock};
 
 microkit::patched_bytes! {
@@ -55,11 +57,14 @@ fn clock() -> Clock {
 fn init() -> AuditImage {
     let slot = KEY_SLOT.get();
     let identity = IDENTITY_SLOT.get();
-    let pairings = PAIRINGS_SLOT.get();
+    // 16 KiB: on the heap, not the PD's 64 KiB stack.
+    let mut pairings = alloc::vec![0u8; interface::keys::PAIRINGS_SLOT_LEN];
+    PAIRINGS_SLOT.read_into(&mut pairings);
     let access = audit_pd::access_from_slots(
         interface::keys::slot_skey(&identity),
         interface::keys::slot_pairings(&pairings),
     );
+    drop(pairings);
     let skey = interface::keys::slot_skey(&slot).map_err(audit_pd::InitError::Key);
     match (skey, access) {
         (Ok(k), Ok(a)) => audit_pd::start(Ok(k), a, clock()),
