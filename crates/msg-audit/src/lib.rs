@@ -15,7 +15,7 @@
 //! | [`Reply::BadCall`] | 0x101 | none |
 //! | [`Reply::Storage`] | 0x102 | none |
 //! | [`Reply::Granted`] (to Check, Authorize) | 0x103 | MR0: 1 if rows follow, MR1, MR2: rows `start..end` |
-//! | [`Reply::Open`] (to Check, Authorize) | 0x104 | none: access control is off (the simulator's `Access::Open`) |
+//! | [`Reply::Open`] (to Check, Authorize) | 0x104 | none: access control is off (the archive is not provisioned: `Access::Open`) |
 //! | [`Reply::Refused`] (to Check, Authorize) | 0x105 | MR0: the protocol `ErrorCode` |
 //! | [`Reply::Served`] (to Serve) | 0x106 | MR0: the protocol response's length at offset 0 |
 //! | [`Reply::NotServing`] | [`NOT_SERVING`] | none |
@@ -166,8 +166,9 @@ pub enum Reply {
         /// MR0 (1 if present), MR1, MR2.
         rows: Option<(u64, u64)>,
     },
-    /// To Check or Authorize: access control is off (the simulator's `Access::Open`, the
-    /// phase-1 behaviour): go on, and record a read with [`Request::Record`] as before.
+    /// To Check or Authorize: access control is off (the archive is not provisioned,
+    /// `Access::Open`, the phase-1 behaviour): go on, and record a read with
+    /// [`Request::Record`] as before.
     Open,
     /// To Check or Authorize: refused, and the refusal is recorded (if audit could).
     Refused {

@@ -376,9 +376,10 @@ impl LedgerPd {
         let m = call.encode().call(ledger::AUDIT);
         match audit_msg::Reply::decode(&call, m.info(), m.mrs()) {
             Ok(audit_msg::Reply::Open) => Ok(Gate::Open),
-            // An audit PD that could not start (an image without its identity and pairings:
-            // the phase-1 behaviour): an unsigned request goes on, and a read still fails
-            // closed at its Record. A signed one is refused.
+            // An audit PD that could not start (no audit key, or identity and pairings slots
+            // half provisioned or unreadable): as on a phase-1 box whose audit is down, an
+            // unsigned request goes on and a read still fails closed at its Record. A signed
+            // one is refused.
             Ok(audit_msg::Reply::NotServing) if auth.is_empty() => Ok(Gate::Open),
             Ok(audit_msg::Reply::Granted { rows }) => {
                 // Audit checked them for this channel's tenant; checked here again, so a
