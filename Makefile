@@ -76,7 +76,7 @@ CARGO         ?= cargo
 
 .PHONY: all setup fmt-check clippy host-test build host-tools provision image image-check \
 	qemu qemu-test sdk test bench bench-system fuzz sim sim-test install inspect inspect-test \
-	system.xml four-tenant-test template-test
+	system.xml four-tenant-test template-test archive-identity
 
 all: build
 
@@ -122,11 +122,30 @@ install:
 	$(CARGO) install --locked --path crates/totebox --root $(PREFIX)
 	@echo "install: $(PREFIX)/bin/totebox (put $(PREFIX)/bin on your PATH)"
 
+# The archive's identity key (docs/access.md): $(ARCHIVE_KEY) (secret, generated with
+# `totebox keygen archive` when absent, never committed) and $(ARCHIVE_VKEY) (what clients pass
+# as --archive). Not written into audit.elf yet, so the archive stays "not provisioned"
+# (access control off); phase 2's provisioning step does that. Not `archive.vkey`: a tenant
+# may be named `archive` (make four-tenant-test), and its checkpoint key is `archive.vkey`.
+ARCHIVE_KEY   := $(KEYS_DIR)/archive-identity.key
+ARCHIVE_VKEY  := $(KEYS_DIR)/archive-identity.vkey
+archive-identity: host-tools
+	@mkdir -p $(KEYS_DIR)
+	@if [ ! -f $(ARCHIVE_KEY) ]; then \
+		(umask 077 && $(TOTEBOX) keygen archive >$(KEYS_DIR)/.keygen-archive && \
+		 head -n 1 $(KEYS_DIR)/.keygen-archive >$(ARCHIVE_KEY) && \
+		 sed -n 2p $(KEYS_DIR)/.keygen-archive >$(ARCHIVE_VKEY) && chmod 644 $(ARCHIVE_VKEY) && \
+		 rm -f $(KEYS_DIR)/.keygen-archive) || exit 1; \
+		echo "generated $(ARCHIVE_KEY)"; \
+	fi
+	@test -s $(ARCHIVE_VKEY) || { echo "$(ARCHIVE_KEY) has no $(ARCHIVE_VKEY)"; exit 1; }
+	@echo "archive identity $$(cat $(ARCHIVE_VKEY)) ($(ARCHIVE_VKEY); not enforced: the archive is not provisioned)"
+
 # The keys and the ELFs that hold them (crates/interface/src/keys.rs): an absent
 # $(KEYS_DIR)/<log>.skey is generated; ledger.elf is copied once per tenant with that tenant's
 # key in its key slot, audit.elf with audit's; the .vkey of each key patched in is (re)written
 # from the key itself. Nothing else of an ELF changes (`make image-check` proves it).
-provision: build host-tools
+provision: build host-tools archive-identity
 	mkdir -p $(KEYS_DIR) $(IMAGE_DIR)
 	for log in $(TENANTS) audit; do \
 		if [ ! -f $(KEYS_DIR)/$$log.skey ]; then \
@@ -239,7 +258,7 @@ qemu-test: host-tools
 # Run the whole system on the host (no SDK needed): prints `SIM|INFO: connect with --connect ADDR`
 # for `totebox client --connect ADDR ...`. psdb's disk is $(SIM_DISK) (created if absent); the
 # signing keys are $(KEYS_DIR)'s (generated if absent), the same files `make image` uses.
-sim:
+sim: archive-identity
 	$(CARGO) run --release -p sim --bin totebox-sim -- --system $(SYSTEM_XML) \
 		--disk $(SIM_DISK) --keys $(KEYS_DIR) --listen $(SIM_LISTEN)
 

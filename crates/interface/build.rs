@@ -116,6 +116,7 @@ fn generate(t: &Topology) -> Result<String, String> {
         }
     }
     let ap = to(audit, "psdb")?;
+    let (wa, aw) = (to(wire, "audit")?, to(audit, "wire")?);
     let console = wire
         .irqs
         .iter()
@@ -182,6 +183,7 @@ fn generate(t: &Topology) -> Result<String, String> {
     let _ = writeln!(o, "    /// wire <-> ledger_<t>: one request or response payload.\n    pub const WIRE_LEDGER: usize = {:#x};", lw.size);
     let _ = writeln!(o, "    /// ledger_<t> <-> audit: one audit record.\n    pub const LEDGER_AUDIT: usize = {:#x};", la.size);
     let _ = writeln!(o, "    /// ledger_<t> <-> psdb: the path area, then one whole object.\n    pub const LEDGER_PSDB: usize = {:#x};", lp.size);
+    let _ = writeln!(o, "    /// wire <-> audit: one Check call, or one archive-wide request and its response.\n    pub const WIRE_AUDIT: usize = {:#x};", wa.size);
     let _ = writeln!(
         o,
         "    /// audit <-> psdb.\n    pub const AUDIT_PSDB: usize = {:#x};\n}}",
@@ -204,9 +206,11 @@ fn generate(t: &Topology) -> Result<String, String> {
     let _ = writeln!(o, "    /// `setvar_vaddr` of the region shared with each ledger (size [`crate::size::WIRE_LEDGER`]).");
     let _ = writeln!(
         o,
-        "    pub const LEDGER_REGIONS: [&str; {n}] = [{}];\n}}",
+        "    pub const LEDGER_REGIONS: [&str; {n}] = [{}];",
         list(wl.iter().map(|c| q(&c.symbol)))
     );
+    let _ = writeln!(o, "    /// Calls audit (Check, and the archive-wide requests).\n    pub const AUDIT: Channel = Channel::new({});", wa.id);
+    let _ = writeln!(o, "    /// `setvar_vaddr` of the region shared with audit (size [`crate::size::WIRE_AUDIT`]).\n    pub const AUDIT_REGION: &str = {};\n}}", q(&wa.symbol));
     let _ = writeln!(o, "/// A ledger PD's ends (the same in every ledger: one ELF).\npub mod ledger {{\n    use microkit::Channel;");
     let _ = writeln!(
         o,
@@ -241,6 +245,8 @@ fn generate(t: &Topology) -> Result<String, String> {
         "    /// Calls psdb.\n    pub const PSDB: Channel = Channel::new({});",
         ap.id
     );
+    let _ = writeln!(o, "    /// Called by the wire (Check, and the archive-wide requests).\n    pub const WIRE: Channel = Channel::new({});", aw.id);
+    let _ = writeln!(o, "    /// `setvar_vaddr` of the region shared with the wire.\n    pub const WIRE_REGION: &str = {};", q(&aw.symbol));
     let _ = writeln!(
         o,
         "    /// `setvar_vaddr` of the region shared with each ledger."
@@ -317,8 +323,16 @@ fn generate(t: &Topology) -> Result<String, String> {
     ));
     o.push_str(&single(
         "audit_psdb_region",
-        "Declares audit's region shared with psdb, `PSDB`.",
-        &[("PSDB", ap, "$crate::size::AUDIT_PSDB", "psdb")],
+        "Declares audit's regions shared with psdb, `PSDB`, and with the wire, `WIRE`.",
+        &[
+            ("PSDB", ap, "$crate::size::AUDIT_PSDB", "psdb"),
+            ("WIRE", aw, "$crate::size::WIRE_AUDIT", "the wire"),
+        ],
+    ));
+    o.push_str(&single(
+        "wire_audit_region",
+        "Declares the wire's region shared with audit, `AUDIT`.",
+        &[("AUDIT", wa, "$crate::size::WIRE_AUDIT", "audit")],
     ));
     Ok(o)
 }

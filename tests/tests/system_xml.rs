@@ -123,7 +123,7 @@ fn channels_match_the_code_and_nothing_else_exists() {
     assert_eq!(ns, interface::AUDIT_NAMESPACE);
     assert_ppcall(&sys, pd::AUDIT, audit::PSDB.index(), pd::PSDB, ch.index());
     // Exactly those channels between the roles: per tenant wire->ledger, ledger->audit,
-    // ledger->psdb; audit->psdb. Any other channel has a PD a description adds at one end.
+    // ledger->psdb; audit->psdb, wire->audit (the access checks, docs/access.md). Any other channel has a PD a description adds at one end.
     let roles: BTreeSet<String> = [pd::WIRE, pd::AUDIT, pd::PSDB]
         .iter()
         .map(|s| s.to_string())
@@ -134,7 +134,14 @@ fn channels_match_the_code_and_nothing_else_exists() {
         .iter()
         .filter(|c| roles.contains(&c.a.pd) && roles.contains(&c.b.pd))
         .count();
-    assert_eq!(between_roles, 3 * TENANTS.len() + 1);
+    assert_eq!(between_roles, 3 * TENANTS.len() + 2);
+    assert_ppcall(
+        &sys,
+        pd::WIRE,
+        wire::AUDIT.index(),
+        pd::AUDIT,
+        audit::WIRE.index(),
+    );
     for c in &sys.channels {
         let pair = [c.a.pd.as_str(), c.b.pd.as_str()];
         let ledgers = pair.iter().filter(|p| p.starts_with("ledger_")).count();
@@ -142,10 +149,6 @@ fn channels_match_the_code_and_nothing_else_exists() {
         assert!(
             !(pair.contains(&pd::WIRE) && pair.contains(&pd::PSDB)),
             "wire <-> psdb channel"
-        );
-        assert!(
-            !(pair.contains(&pd::WIRE) && pair.contains(&pd::AUDIT)),
-            "wire <-> audit channel"
         );
     }
     // psdb's namespace table is one-to-one.
@@ -175,6 +178,10 @@ fn regions_match_the_code_and_are_shared_by_channel_peers_only() {
     let (r, sz) = mapped(&sys, pd::AUDIT, audit::PSDB_REGION);
     assert_eq!(sz as usize, size::AUDIT_PSDB);
     assert_eq!(mapped(&sys, pd::PSDB, psdb::CLIENTS[TENANTS.len()].2).0, r);
+    let (r, sz) = mapped(&sys, pd::WIRE, wire::AUDIT_REGION);
+    assert_eq!(sz as usize, size::WIRE_AUDIT);
+    const { assert!(size::WIRE_AUDIT >= protocol::MAX_PAYLOAD) };
+    assert_eq!(mapped(&sys, pd::AUDIT, audit::WIRE_REGION).0, r);
 
     // Every region is either private (heap, device, DMA) or shared by exactly one channel's
     // two ends (checked by `problems`); every map tells the PD its address and size.

@@ -88,7 +88,8 @@ pub enum Class {
 }
 
 impl Action {
-    /// The action a protocol op asks for (`None` for [`Op::Ping`], never signed). An append's
+    /// The action a protocol op asks for (`None` for [`Op::Ping`] and [`Op::Identity`], never
+    /// signed). An append's
     /// entries must be a valid bundle encoding ([`Refusal::Malformed`] if not).
     pub fn from_op(op: &Op<'_>) -> Result<Option<Action>, Refusal> {
         Ok(Some(match op {
@@ -108,6 +109,14 @@ impl Action {
                 count: protocol::count_entries(entries).ok_or(Refusal::Malformed)?,
                 sha256: Sha256::digest(entries).into(),
             },
+            Op::PairChange { change } => Action::PairChange {
+                sha256: Sha256::digest(change).into(),
+            },
+            Op::AuditObject { path, offset } => Action::AuditObject {
+                path: String::from(*path),
+                offset: *offset,
+            },
+            Op::Identity { .. } => return Ok(None),
         }))
     }
 
@@ -164,6 +173,23 @@ impl Action {
             Action::Append { .. } => Class::Append,
             Action::PairChange { .. } | Action::AuditObject { .. } => Class::Admin,
         })
+    }
+
+    /// The action alone as text (`action` then its `op` lines): what the wire and a ledger
+    /// send audit with a Check or Authorize (`msg_audit::AccessCall`), so audit can decide an
+    /// unsigned request and compare a signed one with what will be executed.
+    pub fn to_text(&self) -> String {
+        let mut s = String::from("action\n");
+        self.write_lines(&mut s);
+        s
+    }
+
+    /// Reads [`Action::to_text`]'s form back ([`Refusal::Malformed`] for anything else).
+    pub fn parse_text(t: &str) -> Result<Action, Refusal> {
+        let mut l = Lines::new(t, "action")?;
+        let a = Action::parse_lines(&mut l)?;
+        l.end()?;
+        Ok(a)
     }
 
     fn write_lines(&self, s: &mut String) {

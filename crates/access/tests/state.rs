@@ -356,3 +356,30 @@ fn identity_proofs() {
     let forged = q.replace(&w.other_archive.verifier().vkey(), &w.archive_key().vkey());
     assert!(verify_identity_proof(&w.archive_key(), forged.as_bytes(), [5; 16]).is_err());
 }
+
+#[test]
+fn action_text_round_trips() {
+    use access::Action;
+    let path = "tile/0/x001/234.p/5".to_string();
+    for a in [
+        Action::Hello,
+        Action::Status,
+        Action::Read { since: 3, max: 9 },
+        Action::GetObject { path, offset: 7 },
+        Action::Append {
+            count: 2,
+            sha256: [9; 32],
+        },
+        Action::PairChange { sha256: [1; 32] },
+        Action::AuditObject {
+            path: "checkpoint".into(),
+            offset: 0,
+        },
+    ] {
+        let t = a.to_text();
+        assert!(t.len() <= 320, "{t}");
+        assert_eq!(Action::parse_text(&t), Ok(a));
+        assert!(Action::parse_text(&t[1..]).is_err());
+        assert!(Action::parse_text(&format!("{t}x\n")).is_err());
+    }
+}

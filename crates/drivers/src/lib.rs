@@ -9,7 +9,8 @@
 //!   device type the driver expects;
 //! - [`blk`]: a [`psdb::BlockDevice`] with a real flush, by polling;
 //! - [`console`]: a non-blocking byte stream with IRQ acknowledgement;
-//! - [`counter`]: the generic timer's counter, for measuring.
+//! - [`counter`]: the generic timer's counter, for measuring;
+//! - [`rtc`]: the PL031 real-time clock (the audit PD's clock), read only.
 //!
 //! A driver PD (see `examples/virtio-smoke`):
 //! ```ignore
@@ -38,6 +39,7 @@ pub mod blk;
 pub mod console;
 pub mod counter;
 pub mod dma;
+pub mod rtc;
 pub mod transport;
 
 pub use virtio_drivers::{transport::DeviceType, Error as VirtioError};

@@ -650,7 +650,7 @@ fn reach(m: &Model, v: &mut impl FnMut(&'static str, String)) {
                         Role::Psdb => {
                             "every psdb namespace is one of psdb's channels; the wire reaches none"
                         }
-                        Role::Audit => "the wire reaches the ledgers and nothing else",
+                        // Audit is the access authority the wire asks (docs/access.md).
                         _ => continue,
                     };
                     v(

@@ -129,6 +129,51 @@ pub fn slot_skey(slot: &[u8]) -> Result<&str, KeyError> {
     core::str::from_utf8(body).map_err(|_| KeyError::Malformed)
 }
 
+/// The audit PD's second key slot: the archive identity key (docs/access.md), written by
+/// `make image` (`totebox image set-key --symbol totebox_identity_key`).
+pub const IDENTITY_SLOT_SYMBOL: &str = "totebox_identity_key";
+
+/// The audit PD's pairings slot: the initial pairing set (`access::PairingSet::to_bytes`),
+/// written by `make image` from `pairings.yaml` (`totebox image set-pairings`).
+pub const PAIRINGS_SLOT_SYMBOL: &str = "totebox_pairings";
+
+/// Bytes of the pairings slot: the header and at most 64 pairings of about 130 bytes.
+pub const PAIRINGS_SLOT_LEN: usize = 16 * 1024;
+
+/// An empty pairings slot (the same header as a key slot, length 0).
+pub const EMPTY_PAIRINGS_SLOT: [u8; PAIRINGS_SLOT_LEN] = {
+    let mut s = [0u8; PAIRINGS_SLOT_LEN];
+    let mut i = 0;
+    while i < KEY_SLOT_MAGIC.len() {
+        s[i] = KEY_SLOT_MAGIC[i];
+        i += 1;
+    }
+    s
+};
+
+/// A pairings slot holding `bytes`.
+pub fn encode_pairings_slot(bytes: &[u8]) -> Result<alloc::vec::Vec<u8>, KeyError> {
+    if bytes.is_empty() || bytes.len() > PAIRINGS_SLOT_LEN - HEADER {
+        return Err(KeyError::TooLong(bytes.len()));
+    }
+    let mut slot = EMPTY_PAIRINGS_SLOT.to_vec();
+    slot[KEY_SLOT_MAGIC.len()..HEADER].copy_from_slice(&(bytes.len() as u16).to_le_bytes());
+    slot[HEADER..HEADER + bytes.len()].copy_from_slice(bytes);
+    Ok(slot)
+}
+
+/// The bytes a pairings slot holds.
+pub fn slot_pairings(slot: &[u8]) -> Result<&[u8], KeyError> {
+    if slot.len() != PAIRINGS_SLOT_LEN || slot[..KEY_SLOT_MAGIC.len()] != KEY_SLOT_MAGIC {
+        return Err(KeyError::NotASlot);
+    }
+    let len = usize::from(u16::from_le_bytes([slot[16], slot[17]]));
+    if len == 0 {
+        return Err(KeyError::Unprovisioned);
+    }
+    slot.get(HEADER..HEADER + len).ok_or(KeyError::Malformed)
+}
+
 /// The checkpoint signer of `log` from its key string, refused unless the key is named
 /// [`origin`]`(log)`: a ledger handed another tenant's key does not sign with it.
 pub fn signer(log: &str, skey: &str) -> Result<Signer, KeyError> {

@@ -129,7 +129,7 @@ mod tests {
             (1..0x100, 0x100..0x200, 0x1FF)
         );
         assert_eq!(ledger::label::REQUESTS, [1, 2, 3]);
-        assert_eq!(audit::label::REQUESTS, [1, 3]);
+        assert_eq!(audit::label::REQUESTS, [1, 3, 4, 5, 6]);
         assert_eq!(
             psdb::label::REQUESTS,
             [1, 2, 3, 4, 24, 25, 26, 27, 28, 29, 30, 31, 32]

@@ -37,6 +37,20 @@ impl<const N: usize> PatchedBytes<N> {
         // the memory instead of assuming the initial value.
         unsafe { core::ptr::read_volatile(self.0.get()) }
     }
+
+    /// The bytes the image holds copied into the start of `out` (at most `N`, at most
+    /// `out.len()`), how many. One byte at a time, so a large slot never goes through the
+    /// stack as [`get`](Self::get)'s value does (the PDs' stacks are 64 KiB).
+    pub fn read_into(&self, out: &mut [u8]) -> usize {
+        let base = self.0.get().cast::<u8>();
+        let n = out.len().min(N);
+        for (i, b) in out[..n].iter_mut().enumerate() {
+            // SAFETY: `i < N`, so `base + i` is inside the live, aligned `[u8; N]` nothing
+            // writes at run time (see the `Sync` impl); volatile for the reason `get` is.
+            *b = unsafe { core::ptr::read_volatile(base.add(i)) };
+        }
+        n
+    }
 }
 
 impl<const N: usize> fmt::Debug for PatchedBytes<N> {
@@ -80,5 +94,15 @@ mod tests {
     fn unpatched_bytes_read_as_declared() {
         assert_eq!(SLOT.get(), *b"abcd");
         assert_eq!(format!("{SLOT:?}"), "PatchedBytes<4>");
+    }
+
+    #[test]
+    fn read_into_copies_at_most_both_lengths() {
+        let mut big = [0u8; 6];
+        assert_eq!(SLOT.read_into(&mut big), 4);
+        assert_eq!(big, *b"abcd\0\0");
+        let mut small = [0u8; 2];
+        assert_eq!(SLOT.read_into(&mut small), 2);
+        assert_eq!(small, *b"ab");
     }
 }

@@ -133,6 +133,29 @@ pub enum Op<'a> {
     /// box that predates it refuses the request as [`ErrorCode::BadMessage`] (an unknown
     /// index does not decode). New variants go after this one.
     Status,
+    /// An ADMIN-signed pairing change (`totebox-pairing/v1` note, `docs/access.md`), applied
+    /// by the archive's audit PD and recorded append-only on its disk; answered
+    /// [`Body::Pong`] once durable. Archive-wide: `tenant` is empty. Its signed request's
+    /// `op pair-change` names the note's SHA-256.
+    PairChange {
+        /// The change note's bytes (at most [`MAX_AUTH_NOTE`]).
+        change: &'a [u8],
+    },
+    /// Bytes `offset..` of an object of the audit log (psdb namespace `audit`): `checkpoint`,
+    /// tiles, entry bundles, `journal/<16 hex>`: the audit export, ADMIN paired for `*` only.
+    /// Archive-wide: `tenant` is empty. Answered [`Body::Object`].
+    AuditObject {
+        /// The object's path.
+        path: &'a str,
+        /// First byte wanted.
+        offset: u64,
+    },
+    /// The archive's identity: its verifier key and a proof over `challenge`
+    /// ([`Body::Identity`]). Never signed (the client needs the key before it can sign).
+    Identity {
+        /// A client-chosen random challenge.
+        challenge: [u8; 16],
+    },
 }
 
 /// The box's answer.
@@ -219,6 +242,14 @@ pub enum Body<'a> {
         /// Whether the tenant's stored log is damaged: psdb marks its namespace (no more
         /// writes), or the ledger cannot open it for damage.
         damaged: bool,
+    },
+    /// Answer to [`Op::Identity`]: the archive's identity verifier key and a
+    /// `totebox-identity/v1` note over the challenge, signed by it.
+    Identity {
+        /// The archive's verifier key string.
+        archive: &'a str,
+        /// The identity proof note.
+        proof: &'a [u8],
     },
 }
 

@@ -3,14 +3,21 @@
 
 use super::*;
 
-/// The signer key strings of the logs the box signs: each tenant's and `audit`'s.
+/// The signer key strings of the logs the box signs: each tenant's and `audit`'s; and, when
+/// the archive is provisioned ([`Keys::with_access`]), its identity key and initial pairing
+/// set (what audit.elf's identity and pairings slots hold).
 #[derive(Clone)]
-pub struct Keys(BTreeMap<String, String>);
+pub struct Keys(BTreeMap<String, String>, Option<(String, Vec<u8>)>);
 
 impl fmt::Debug for Keys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print a signer key.
-        f.debug_set().entries(self.0.keys()).finish()
+        f.debug_set().entries(self.0.keys()).finish()?;
+        f.write_str(if self.1.is_some() {
+            " provisioned"
+        } else {
+            " not provisioned"
+        })
     }
 }
 
@@ -67,7 +74,7 @@ impl Keys {
             interface::keys::signer(log, &skey).map_err(|e| err(&path, &e))?;
             keys.insert(log.to_string(), skey);
         }
-        Ok(Keys(keys))
+        Ok(Keys(keys, None))
     }
 
     /// Deterministic keys from `seed` (tests only: anyone knowing the seed has every key).
@@ -81,7 +88,7 @@ impl Keys {
                 keys.insert(log.to_string(), signer.skey());
             }
         }
-        Keys(keys)
+        Keys(keys, None)
     }
 
     /// These keys with `log`'s signer key string replaced by `skey`, or removed when `None`
@@ -92,6 +99,21 @@ impl Keys {
             None => self.0.remove(log),
         };
         self
+    }
+
+    /// These keys with the archive provisioned: the identity signer key string and the
+    /// initial pairing set (`access::PairingSet::to_bytes`), as `make image` would write them
+    /// into audit.elf's slots. The audit PD then enforces (`audit_pd::Access::Enforce`);
+    /// without them the archive is not provisioned and access control is off
+    /// (`audit_pd::Access::Open`). The simulator binary never provisions yet.
+    pub fn with_access(mut self, identity: String, pairings: Vec<u8>) -> Keys {
+        self.1 = Some((identity, pairings));
+        self
+    }
+
+    /// The identity key string and initial pairing set, if provisioned.
+    pub fn access(&self) -> Option<(&str, &[u8])> {
+        self.1.as_ref().map(|(i, p)| (i.as_str(), p.as_slice()))
     }
 
     /// The signer key string of `log`.

@@ -190,7 +190,24 @@ impl Sim {
                     let skey = keys.skey(log).ok_or(audit_pd::InitError::Key(
                         interface::keys::KeyError::Unprovisioned,
                     ));
-                    Box::new(as_pd(&slot.backend, || audit_pd::start(skey)))
+                    // Provisioned: the authority; not provisioned: access control off (the
+                    // phase-1 behaviour, docs/access.md "Not provisioned"). The host clock.
+                    let access = match keys.access() {
+                        Some((identity, pairings)) => audit_pd::Access::Enforce {
+                            identity: identity.to_string(),
+                            pairings: pairings.to_vec(),
+                        },
+                        None => audit_pd::Access::Open,
+                    };
+                    let clock = audit_pd::Clock::new(|| {
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .ok()
+                            .map(|d| d.as_secs())
+                    });
+                    Box::new(as_pd(&slot.backend, || {
+                        audit_pd::start(skey, access, clock)
+                    }))
                 }
                 // The skeleton of docs/adding-a-pd.md; a copy of it adds its image here.
                 "template.elf" => Box::new(as_pd(&slot.backend, template_pd::boot)),

@@ -86,10 +86,13 @@ pub struct DeviceDesc {
     pub mmio: u64,
     /// Size of the MMIO mapping.
     pub mmio_size: u64,
-    /// Physical address of its DMA region.
-    pub dma: u64,
+    /// Physical address of its DMA region (none for a device without DMA, such as the PL031
+    /// clock).
+    #[serde(default)]
+    pub dma: Option<u64>,
     /// Size of its DMA region.
-    pub dma_size: u64,
+    #[serde(default)]
+    pub dma_size: Option<u64>,
     /// Its interrupt, if the PD takes it.
     pub irq: Option<u32>,
 }
@@ -343,11 +346,13 @@ impl Topology {
                     size: dev.mmio_size,
                     phys_addr: Some(dev.mmio),
                 });
-                sys.regions.push(MemoryRegion {
-                    name: format!("{}_dma", dev.name),
-                    size: dev.dma_size,
-                    phys_addr: Some(dev.dma),
-                });
+                if let (Some(dma), Some(size)) = (dev.dma, dev.dma_size) {
+                    sys.regions.push(MemoryRegion {
+                        name: format!("{}_dma", dev.name),
+                        size,
+                        phys_addr: Some(dma),
+                    });
+                }
             }
         }
         for inst in &insts {
@@ -402,6 +407,9 @@ impl Topology {
                     setvar_vaddr: Some(format!("{prefix}mmio_vaddr")),
                     setvar_size: Some(format!("{prefix}mmio_size")),
                 });
+                if dev.dma.is_none() {
+                    continue;
+                }
                 pd.maps.push(Map {
                     mr: format!("{}_dma", dev.name),
                     vaddr: base + DMA_OFFSET,

@@ -59,7 +59,10 @@
 
 extern crate alloc;
 
-use alloc::string::String;
+pub mod authority;
+
+use alloc::boxed::Box;
+pub use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use core::fmt::Write as _;
@@ -74,6 +77,11 @@ use microkit::region::{ReadWrite, Region, RegionError};
 use microkit::{Channel, Handler, MessageInfo};
 use note::{Signer, Verifier};
 use tlog::{Log, Storage};
+
+pub use authority::{Access, Clock, ACCESS_HEAP};
+use authority::{Authority, Decision};
+use interface::msg::audit::AccessCall;
+use protocol::{Body, ErrorCode, Op, MAX_CHUNK, MAX_PAYLOAD};
 
 interface::audit_ledger_regions!();
 
@@ -92,6 +100,8 @@ pub enum InitError {
     Key(interface::keys::KeyError),
     /// The pending records' buffer could not be allocated.
     OutOfMemory,
+    /// The identity key or the initial pairing set is missing or unusable.
+    Access(String),
 }
 
 impl fmt::Display for InitError {
@@ -100,6 +110,7 @@ impl fmt::Display for InitError {
             InitError::Region(e) => write!(f, "region: {e}"),
             InitError::Key(e) => write!(f, "key: {e}"),
             InitError::OutOfMemory => write!(f, "no memory for {PENDING_BYTES} bytes of records"),
+            InitError::Access(e) => write!(f, "access control: {e}"),
         }
     }
 }
@@ -206,12 +217,20 @@ pub struct AuditPd {
     /// Set when the log on disk cannot be trusted (see [`Failure::Refuse`]).
     refusing: bool,
     line: String,
+    /// `None`: access control off ([`Access::Open`]).
+    authority: Option<Box<Authority>>,
+    clock: Clock,
+    wire: Region<ReadWrite>,
+    /// A Check's or Authorize's call, a Serve's request (copied out of the region first).
+    call: Vec<u8>,
+    resp: Vec<u8>,
+    obj: Vec<u8>,
 }
 
 /// Builds the PD with the audit log's signer key string `skey` (on seL4 from the key slot of
 /// audit.elf, see [`interface::keys`]; in the simulator from the key file), which must be named
 /// for the audit log, and opens (or creates) the audit log if psdb answers.
-pub fn init(skey: &str) -> Result<AuditPd, InitError> {
+pub fn init(skey: &str, access: Access, clock: Clock) -> Result<AuditPd, InitError> {
     let region = |d: &microkit::region::RegionDecl<ReadWrite>| d.get().map_err(InitError::Region);
     let signer = interface::keys::signer(AUDIT_NAMESPACE, skey).map_err(InitError::Key)?;
     let mut pending = Pending {
@@ -226,7 +245,25 @@ pub fn init(skey: &str) -> Result<AuditPd, InitError> {
         .ends
         .try_reserve_exact(JOURNAL_SLOTS as usize)
         .map_err(|_| InitError::OutOfMemory)?;
+    let authority = match access {
+        Access::Open => None,
+        Access::Enforce { identity, pairings } => Some(Box::new(
+            Authority::new(&identity, &pairings).map_err(InitError::Access)?,
+        )),
+    };
+    let buf = |n: usize| -> Result<Vec<u8>, InitError> {
+        let mut v = Vec::new();
+        v.try_reserve_exact(n).map_err(|_| InitError::OutOfMemory)?;
+        v.resize(n, 0);
+        Ok(v)
+    };
     let mut pd = AuditPd {
+        authority,
+        clock,
+        wire: region(&WIRE)?,
+        call: buf(MAX_PAYLOAD)?,
+        resp: buf(MAX_PAYLOAD)?,
+        obj: buf(MAX_CHUNK)?,
         origin: interface::keys::origin(AUDIT_NAMESPACE),
         verifier: signer.verifier(),
         signer,
@@ -359,7 +396,105 @@ impl AuditPd {
                 return Err(e);
             }
         }
+        if self.authority.as_ref().is_some_and(|a| !a.loaded) {
+            if let Err(e) = self.load_access() {
+                self.current = None;
+                return Err(e);
+            }
+        }
         Ok(())
+    }
+
+    /// At the first open: the archive's pairings from disk (storing the image's initial set
+    /// at first boot), every change replayed; the nonce window and the clock floor from the
+    /// records of the last `WINDOW_BACK + WINDOW_AHEAD` seconds.
+    fn load_access(&mut self) -> Result<(), Failure> {
+        let Some(mut a) = self.authority.take() else {
+            return Ok(());
+        };
+        let r = self.load_into(&mut a);
+        self.authority = Some(a);
+        r
+    }
+
+    fn load_into(&mut self, a: &mut Authority) -> Result<(), Failure> {
+        let mut buf = Vec::new();
+        let initial = match self.psdb.get(authority::INITIAL_PATH, &mut buf) {
+            Ok(true) => match access::PairingSet::from_bytes(&buf) {
+                Ok(set) => set,
+                Err(e) => return Err(self.report(format_args!("{}: {e}", authority::INITIAL_PATH))),
+            },
+            Ok(false) => {
+                let bytes = a.image_set.to_bytes();
+                self.commit_object(authority::INITIAL_PATH, &bytes)?;
+                a.image_set.clone()
+            }
+            Err(_) => return Err(Failure::Storage),
+        };
+        a.set = initial;
+        let mut n = 0u64;
+        loop {
+            let path = authority::change_path(n);
+            match self.psdb.get(&path, &mut buf) {
+                Ok(true) => {
+                    if let Err(why) = a.set.apply(&buf, &a.archive) {
+                        return Err(self.report(format_args!("{path} does not apply: {why}")));
+                    }
+                }
+                Ok(false) => break,
+                Err(_) => return Err(Failure::Storage),
+            }
+            n += 1;
+        }
+        a.changes = n;
+        // The window: the current journal's lines, then the tlog's entries backwards, a
+        // bundle at a time, until a record older than the window.
+        let now = self.clock.read().unwrap_or(0);
+        let restore = |a: &mut Authority, line: &[u8]| -> bool {
+            let Some((_, rec)) = core::str::from_utf8(line)
+                .ok()
+                .and_then(access::AuditRecord::parse_line)
+            else {
+                return true;
+            };
+            a.floor = a.floor.max(rec.time);
+            if let Some((key, nonce, t)) = rec.nonce_entry() {
+                let _ = a.nonces.restore(key, nonce, t, now.max(a.floor));
+            }
+            authority::in_window(rec.time, now)
+        };
+        for line in self.pending.lines() {
+            restore(a, line);
+        }
+        let Some(cur) = self.current.as_mut() else {
+            return Err(Failure::Storage);
+        };
+        let mut end = cur.first;
+        while end > 0 {
+            let start = end.saturating_sub(256);
+            let mut recent = false;
+            cur.log
+                .read_since_with(start, end - start, |_, e| recent |= restore(a, e))
+                .map_err(|_| Failure::Storage)?;
+            if !recent {
+                break;
+            }
+            end = start;
+        }
+        a.loaded = true;
+        Ok(())
+    }
+
+    /// Writes `data` at `path` in the audit namespace and commits it with the log's current
+    /// checkpoint (one psdb batch): durable once this returns.
+    fn commit_object(&mut self, path: &str, data: &[u8]) -> Result<(), Failure> {
+        let mut cp = Vec::new();
+        match self.psdb.checkpoint(&mut cp) {
+            Ok(true) => {}
+            _ => return Err(Failure::Storage),
+        }
+        self.psdb.put(path, data).map_err(|_| Failure::Storage)?;
+        self.psdb.set_checkpoint(&cp).map_err(|_| Failure::Storage)
     }
 
     /// Folds the full current journal into the tlog: its lines as entries, one checkpoint,
@@ -387,6 +522,38 @@ impl AuditPd {
 
     /// Journals the record of `rec` from tenant `t` as a signed note; its audit index.
     fn journal(&mut self, t: usize, rec: &audit_call::Record) -> Result<u64, Failure> {
+        let op = match rec.kind {
+            Kind::Read => "read",
+            Kind::Bundle => "bundle",
+        };
+        let (tenant, first, count, request) = (TENANTS[t], rec.first, rec.count, rec.request);
+        self.journal_with(|index, line| {
+            writeln!(
+                line,
+                "index={index} tenant={tenant} op={op} first={first} count={count} \
+                 request={request} outcome=granted"
+            )
+            .is_ok()
+        })
+    }
+
+    /// Journals an access record (`access::AuditRecord`'s line); its audit index.
+    fn journal_access(&mut self, rec: &access::AuditRecord) -> Result<u64, Failure> {
+        self.journal_with(|index, line| match rec.to_line(index) {
+            Some(l) => {
+                line.push_str(&l);
+                line.push('\n');
+                true
+            }
+            None => false,
+        })
+    }
+
+    /// Journals the line `write(index, line)` writes (ending in a newline) as a signed note.
+    fn journal_with(
+        &mut self,
+        write: impl FnOnce(u64, &mut String) -> bool,
+    ) -> Result<u64, Failure> {
         self.open()?;
         if self
             .current
@@ -399,17 +566,12 @@ impl AuditPd {
             return Err(Failure::Storage);
         };
         let index = cur.first + u64::from(self.pending.len());
-        let op = match rec.kind {
-            Kind::Read => "read",
-            Kind::Bundle => "bundle",
-        };
         let mut line = core::mem::take(&mut self.line);
         line.clear();
-        let _ = writeln!(
-            line,
-            "index={index} tenant={} op={op} first={} count={} request={} outcome=granted",
-            TENANTS[t], rec.first, rec.count, rec.request
-        );
+        if !write(index, &mut line) {
+            self.line = line;
+            return Err(Failure::Storage);
+        }
         let signed = self.signer.sign(&line);
         let result = match signed {
             Ok(note) => match self.psdb.journal_append(&cur.path, note.as_bytes()) {
@@ -454,6 +616,215 @@ impl AuditPd {
 }
 
 impl AuditPd {
+    /// The archive's identity verifier key (`None` with access control off).
+    pub fn archive(&self) -> Option<Verifier> {
+        self.authority.as_ref().map(|a| a.archive.clone())
+    }
+
+    /// The effective pairing set (`None` with access control off).
+    pub fn pairings(&self) -> Option<&access::PairingSet> {
+        self.authority.as_ref().map(|a| &a.set)
+    }
+
+    /// The clock's reading, `None` if it has none or it is at or past `access::MAX_TIME`.
+    fn now(&mut self) -> Option<u64> {
+        self.clock.read().filter(|&t| t < access::MAX_TIME)
+    }
+
+    /// Records decision `d` about `tenant`; `false` if it could not be made durable.
+    fn record_decision(&mut self, d: &Decision, tenant: &str, now: Option<u64>) -> bool {
+        let floor = self.authority.as_ref().map_or(0, |a| a.floor);
+        let t = now.unwrap_or(0).max(floor);
+        let Some(rec) = authority::record_of(d, tenant, t) else {
+            return true;
+        };
+        match self.journal_access(&rec) {
+            Ok(_) => {
+                if let Some(a) = self.authority.as_mut() {
+                    a.floor = a.floor.max(t);
+                }
+                true
+            }
+            Err(_) => {
+                self.current = None;
+                false
+            }
+        }
+    }
+
+    /// Check (the wire) or Authorize (a ledger, `insert`) of the [`AccessCall`] of `len`
+    /// bytes in `region`, for `tenant` (`None`: the call's own, from the wire).
+    fn access_call(&mut self, from: Option<usize>, len: usize, insert: bool) -> Reply {
+        let region = match from {
+            Some(t) => self.ledgers.get(t),
+            None => Some(&self.wire),
+        };
+        let mut call = core::mem::take(&mut self.call);
+        let ok = len <= call.len() && region.is_some_and(|r| r.read(0, &mut call[..len]).is_ok());
+        let reply = if ok {
+            self.decide_call(from, &call[..len], insert)
+        } else {
+            Reply::BadCall
+        };
+        self.call = call;
+        reply
+    }
+
+    fn decide_call(&mut self, from: Option<usize>, bytes: &[u8], insert: bool) -> Reply {
+        let Some(c) = AccessCall::decode(bytes) else {
+            return Reply::BadCall;
+        };
+        let tenant = match from {
+            Some(t) => TENANTS[t],
+            None => c.tenant,
+        };
+        if self.authority.is_none() {
+            // Access control off: the phase-1 behaviour (no log needed to say so).
+            return if c.auth.is_empty() {
+                Reply::Open
+            } else {
+                Reply::Refused {
+                    code: ErrorCode::BadRequest as u8,
+                }
+            };
+        }
+        if self.open().is_err() {
+            return Reply::Refused {
+                code: ErrorCode::AuditFailed as u8,
+            };
+        }
+        let now = self.now();
+        let Some(a) = self.authority.as_mut() else {
+            return Reply::BadCall;
+        };
+        let decision = match core::str::from_utf8(c.action)
+            .ok()
+            .and_then(|t| access::Action::parse_text(t).ok())
+        {
+            Some(action) => authority::decide(a, tenant, &action, c.auth, now, insert),
+            None => Decision::Refused(access::Refusal::Malformed, None),
+        };
+        let must_record = match &decision {
+            Decision::Granted(g) => insert && g.key.is_some(),
+            Decision::Refused(..) => true,
+        };
+        let recorded = !must_record || self.record_decision(&decision, tenant, now);
+        match decision {
+            Decision::Granted(_) if !recorded => Reply::Refused {
+                code: ErrorCode::AuditFailed as u8,
+            },
+            Decision::Granted(g) => Reply::Granted { rows: g.rows },
+            Decision::Refused(r, _) => Reply::Refused {
+                code: r.code() as u8,
+            },
+        }
+    }
+
+    /// Serve: an archive-wide protocol request of `len` bytes in the wire's region, answered
+    /// there.
+    fn serve(&mut self, len: usize) -> Reply {
+        let mut call = core::mem::take(&mut self.call);
+        let mut resp = core::mem::take(&mut self.resp);
+        let n = if len <= call.len() && self.wire.read(0, &mut call[..len]).is_ok() {
+            self.serve_request(&call[..len], &mut resp)
+        } else {
+            None
+        };
+        let reply = match n {
+            Some(n) if self.wire.write(0, &resp[..n]).is_ok() => Reply::Served { len: n },
+            _ => Reply::BadCall,
+        };
+        self.call = call;
+        self.resp = resp;
+        reply
+    }
+
+    fn serve_request(&mut self, bytes: &[u8], out: &mut [u8]) -> Option<usize> {
+        let req = authority::Served::decode(bytes)?.req;
+        let id = req.id;
+        let err = |code: ErrorCode, out: &mut [u8]| authority::error_response(id, code, out);
+        if self.open().is_err() {
+            return err(ErrorCode::AuditFailed, out);
+        }
+        let now = self.now();
+        let Some(a) = self.authority.as_mut() else {
+            return err(ErrorCode::BadRequest, out);
+        };
+        if let Op::Identity { challenge } = req.op {
+            let Some(t) = now else {
+                return err(ErrorCode::ClockUnavailable, out);
+            };
+            let vkey = a.archive.vkey();
+            let proof = a.identity.prove(challenge, t).ok()?;
+            let body = Body::Identity {
+                archive: &vkey,
+                proof: proof.as_bytes(),
+            };
+            return authority::respond(id, body, out);
+        }
+        let action = match access::Action::from_op(&req.op) {
+            Ok(Some(action)) if action.archive_wide() && req.tenant.is_empty() => action,
+            _ => return err(ErrorCode::BadRequest, out),
+        };
+        let decision = authority::decide(a, "", &action, req.capability, now, true);
+        if let Decision::Refused(r, _) = &decision {
+            let code = r.code();
+            self.record_decision(&decision, "", now);
+            return err(code, out);
+        }
+        // Granted: act, then record, then answer.
+        match req.op {
+            Op::PairChange { change } => {
+                let mut set = a.set.clone();
+                let archive = a.archive.clone();
+                if let Err(r) = set.apply(change, &archive) {
+                    let d = Decision::Refused(r, None);
+                    self.record_decision(&d, "", now);
+                    return err(r.code(), out);
+                }
+                let n = a.changes;
+                let path = authority::change_path(n);
+                if self.commit_object(&path, change).is_err() {
+                    self.current = None;
+                    return err(ErrorCode::Storage, out);
+                }
+                if let Some(a) = self.authority.as_mut() {
+                    a.set = set;
+                    a.changes = n + 1;
+                }
+                if !self.record_decision(&decision, "", now) {
+                    return err(ErrorCode::AuditFailed, out);
+                }
+                authority::respond(id, Body::Pong, out)
+            }
+            Op::AuditObject { path, offset } => {
+                if !self.record_decision(&decision, "", now) {
+                    return err(ErrorCode::AuditFailed, out);
+                }
+                let object = (path != "checkpoint").then_some(path);
+                let mut obj = core::mem::take(&mut self.obj);
+                let got = self.psdb.get_range(object, offset, &mut obj);
+                let n = match got {
+                    Ok(Some((total, n))) if offset <= total => authority::respond(
+                        id,
+                        Body::Object {
+                            total,
+                            offset,
+                            data: &obj[..n],
+                        },
+                        out,
+                    ),
+                    Ok(Some(_)) => err(ErrorCode::BadRequest, out),
+                    Ok(None) => err(ErrorCode::NotFound, out),
+                    Err(_) => err(ErrorCode::Storage, out),
+                };
+                self.obj = obj;
+                n
+            }
+            _ => err(ErrorCode::BadRequest, out),
+        }
+    }
+
     /// What the audit namespace uses of its quota, as psdb states it ([`Request::Usage`]
     /// from a ledger on `channel`): [`Reply::Usage`], or why not.
     pub fn usage(&mut self, channel: Channel) -> Reply {
@@ -479,7 +850,17 @@ impl Handler for AuditPd {
         let reply = match Request::decode(m.info(), m.mrs()) {
             Ok(Request::Usage) => self.usage(channel),
             Ok(Request::Record { len }) => self.record(channel, len),
-            Err(_) => Reply::BadCall,
+            Ok(Request::Check { len }) if channel == audit::WIRE => {
+                self.access_call(None, len, false)
+            }
+            Ok(Request::Serve { len }) if channel == audit::WIRE => self.serve(len),
+            Ok(Request::Authorize { len }) => {
+                match audit::LEDGERS.iter().position(|c| *c == channel) {
+                    Some(t) => self.access_call(Some(t), len, true),
+                    None => Reply::BadCall,
+                }
+            }
+            Ok(Request::Check { .. } | Request::Serve { .. }) | Err(_) => Reply::BadCall,
         };
         Ok(reply.encode().set_mrs())
     }
@@ -492,13 +873,94 @@ impl Handler for AuditPd {
 /// appends go on.
 pub type AuditImage = Image<AuditPd, InitError>;
 
+/// The console line of an archive that is not provisioned ([`Access::Open`]).
+pub const NOT_PROVISIONED_LINE: &str = "audit|WARN: access control off: archive not provisioned";
+
+/// How audit.elf's identity and pairings slots (as `interface::keys::slot_skey` and
+/// `slot_pairings` read them) decide access (docs/access.md, "Not provisioned"):
+///
+/// - both empty ([`KeyError::Unprovisioned`](interface::keys::KeyError::Unprovisioned)): the
+///   archive is **not provisioned**, [`Access::Open`] (the phase-1 behaviour: unsigned requests
+///   go on, reads are recorded and served, a non-empty authorization is refused `BadRequest`);
+/// - both filled: [`Access::Enforce`] with them (checked in full by [`init`]);
+/// - one filled and the other empty or unreadable, or either unreadable: an error, so audit
+///   does not start and every read fails closed (a half-provisioned image never runs open).
+pub fn access_from_slots(
+    identity: Result<&str, interface::keys::KeyError>,
+    pairings: Result<&[u8], interface::keys::KeyError>,
+) -> Result<Access, InitError> {
+    use interface::keys::KeyError::Unprovisioned;
+    let fail = |what: &str, e: &dyn fmt::Display| {
+        let mut s = String::new();
+        let _ = write!(s, "{what}: {e}");
+        InitError::Access(s)
+    };
+    match (identity, pairings) {
+        (Err(Unprovisioned), Err(Unprovisioned)) => Ok(Access::Open),
+        (Ok(id), Ok(p)) => Ok(Access::Enforce {
+            identity: String::from(id),
+            pairings: p.to_vec(),
+        }),
+        (Err(e), _) => Err(fail("identity key slot", &e)),
+        (_, Err(e)) => Err(fail("pairings slot", &e)),
+    }
+}
+
 /// Starts the audit log with the signer key string the PD's key slot holds (or why it holds
-/// none), printing `audit|INFO: serving, <n> records` or `audit|ERROR: not serving: <why>`.
-pub fn start(skey: Result<&str, InitError>) -> AuditImage {
-    let started = skey.and_then(init);
+/// none), printing `audit|INFO: serving, <n> records` or `audit|ERROR: not serving: <why>`,
+/// and [`NOT_PROVISIONED_LINE`] when it serves with access control off.
+pub fn start(skey: Result<&str, InitError>, access: Access, clock: Clock) -> AuditImage {
+    let started = skey.and_then(|k| init(k, access, clock));
     match &started {
-        Ok(pd) => microkit::debug_println!("audit|INFO: serving, {} records", pd.size()),
+        Ok(pd) => {
+            microkit::debug_println!("audit|INFO: serving, {} records", pd.size());
+            if pd.authority.is_none() {
+                microkit::debug_println!("{NOT_PROVISIONED_LINE}");
+            }
+        }
         Err(e) => microkit::debug_println!("audit|ERROR: not serving: {e}"),
     }
     Image::from(started)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use interface::keys::KeyError;
+
+    #[test]
+    fn both_slots_empty_is_not_provisioned_open() {
+        let a = access_from_slots(Err(KeyError::Unprovisioned), Err(KeyError::Unprovisioned));
+        assert!(matches!(a, Ok(Access::Open)));
+    }
+
+    #[test]
+    fn both_slots_filled_enforce() {
+        let a = access_from_slots(Ok("id"), Ok(b"set"));
+        match a {
+            Ok(Access::Enforce { identity, pairings }) => {
+                assert_eq!(identity, "id");
+                assert_eq!(pairings, b"set");
+            }
+            other => panic!("expected Enforce, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn half_provisioned_or_damaged_slots_do_not_start() {
+        type Slots<'a> = (Result<&'a str, KeyError>, Result<&'a [u8], KeyError>);
+        let cases: [Slots<'_>; 5] = [
+            (Ok("id"), Err(KeyError::Unprovisioned)),
+            (Err(KeyError::Unprovisioned), Ok(b"set")),
+            (Err(KeyError::Malformed), Err(KeyError::Unprovisioned)),
+            (Err(KeyError::Unprovisioned), Err(KeyError::NotASlot)),
+            (Ok("id"), Err(KeyError::Malformed)),
+        ];
+        for (id, p) in cases {
+            assert!(
+                matches!(access_from_slots(id, p), Err(InitError::Access(_))),
+                "must not start"
+            );
+        }
+    }
 }

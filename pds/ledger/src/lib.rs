@@ -153,6 +153,15 @@ pub struct LedgerPd {
 }
 
 /// What a well-formed call produced, before the response is copied to the wire.
+/// What audit said to a request (Authorize, `docs/access.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    /// Access control off: act, and record reads with `Record` (phase 1).
+    Open,
+    /// Granted and recorded: act, serving no rows outside these (for content).
+    Granted(Option<(u64, u64)>),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     /// A response of this length is in `resp`.
@@ -323,7 +332,11 @@ impl LedgerPd {
                 audit_msg::Reply::Usage(_)
                 | audit_msg::Reply::BadCall
                 | audit_msg::Reply::Storage
-                | audit_msg::Reply::NotServing,
+                | audit_msg::Reply::NotServing
+                | audit_msg::Reply::Granted { .. }
+                | audit_msg::Reply::Open
+                | audit_msg::Reply::Refused { .. }
+                | audit_msg::Reply::Served { .. },
             )
             | Err(_) => Err(ErrorCode::AuditFailed),
         }
@@ -334,6 +347,58 @@ impl LedgerPd {
     /// Anything but a stage kept or a commit discards what was staged first; a commit discards
     /// it once done (see [`interface::ledger_call`]). The reply: `Ok` with the response's
     /// length, `Staged` with the entries staged so far, or `BadCall` for a malformed call.
+    /// Authorize `op` with its authorization `auth` on this ledger's own audit channel: the
+    /// signature and `matches(own tenant, op)` checked here first, then audit decides for the
+    /// channel's tenant, remembers the nonce and records the grant before answering.
+    fn gate(&mut self, auth: &[u8], op: &Op<'_>) -> R<Gate> {
+        let action = match access::Action::from_op(op) {
+            Ok(Some(a)) => a,
+            // Ping: never signed (docs/access.md), so an authorization on it is refused as
+            // on a phase-1 box.
+            Ok(None) if auth.is_empty() => return Ok(Gate::Open),
+            Ok(None) => return Err(ErrorCode::BadRequest),
+            // The one refusal of `from_op`: an append's entries are no bundle.
+            Err(_) => return Err(ErrorCode::BadEntries),
+        };
+        let text = action.to_text();
+        let mut buf = [0u8; audit_msg::ACCESS_CALL_MAX];
+        let n = audit_msg::AccessCall {
+            tenant: "",
+            action: text.as_bytes(),
+            auth,
+        }
+        .encode(&mut buf)
+        .ok_or(ErrorCode::MalformedAuth)?;
+        self.audit
+            .write(0, &buf[..n])
+            .map_err(|_| ErrorCode::AuditFailed)?;
+        let call = audit_msg::Request::Authorize { len: n };
+        let m = call.encode().call(ledger::AUDIT);
+        match audit_msg::Reply::decode(&call, m.info(), m.mrs()) {
+            Ok(audit_msg::Reply::Open) => Ok(Gate::Open),
+            // An audit PD that could not start (no audit key, or identity and pairings slots
+            // half provisioned or unreadable): as on a phase-1 box whose audit is down, an
+            // unsigned request goes on and a read still fails closed at its Record. A signed
+            // one is refused.
+            Ok(audit_msg::Reply::NotServing) if auth.is_empty() => Ok(Gate::Open),
+            Ok(audit_msg::Reply::Granted { rows }) => {
+                // Audit checked them for this channel's tenant; checked here again, so a
+                // ledger never acts on a request it has not seen signed for itself.
+                if !auth.is_empty() {
+                    let req = access::SignedRequest::parse(auth).map_err(|r| r.code())?;
+                    req.verify_signature().map_err(|r| r.code())?;
+                    req.matches_action(self.tenant, &action)
+                        .map_err(|r| r.code())?;
+                }
+                Ok(Gate::Granted(rows))
+            }
+            Ok(audit_msg::Reply::Refused { code }) => {
+                Err(ErrorCode::try_from(code).unwrap_or(ErrorCode::AuditFailed))
+            }
+            Ok(_) | Err(_) => Err(ErrorCode::AuditFailed),
+        }
+    }
+
     pub fn handle(&mut self, call: wire_msg::Request) -> wire_msg::Reply {
         let staging = match call.call {
             Call::Stage | Call::Commit => true,
@@ -390,7 +455,6 @@ impl LedgerPd {
         match Request::decode(req) {
             Err(_) => Err((peek_request_id(req), ErrorCode::BadMessage)),
             Ok(r) if r.tenant != self.tenant => Err((r.id, ErrorCode::WrongTenant)),
-            Ok(r) if !r.capability.is_empty() => Err((r.id, ErrorCode::BadRequest)),
             Ok(r) => Ok(r),
         }
     }
@@ -400,7 +464,10 @@ impl LedgerPd {
     /// the stage buffer. Refused: an error response (and the caller discards the stage).
     fn stage(&mut self, req: &[u8]) -> Result<Outcome, wire_msg::Reply> {
         let (id, code) = match self.decode(req) {
-            Ok(r) => match self.keep(r.id, r.op) {
+            Ok(r) => match self
+                .gate(r.capability, &r.op)
+                .and_then(|_| self.keep(r.id, r.op))
+            {
                 Ok(total) => return Ok(Outcome::Staged(total)),
                 Err(code) => (r.id, code),
             },
@@ -434,6 +501,7 @@ impl LedgerPd {
         let (id, body) = match self.decode(req) {
             Ok(r) => match r.op {
                 _ if self.stage_id != Some(r.id) => (r.id, Err(ErrorCode::BadRequest)),
+                _ if self.gate(r.capability, &r.op).is_err() => (r.id, Err(ErrorCode::BadRequest)),
                 Op::Append { entries: bundle } => {
                     let stage = core::mem::take(&mut self.stage);
                     let done = self.append(&stage, bundle);
@@ -451,7 +519,10 @@ impl LedgerPd {
     fn answer(&mut self, req: &[u8]) -> Result<usize, wire_msg::Reply> {
         let (id, body) = match self.decode(req) {
             Err((id, code)) => (id, Err(code)),
-            Ok(r) => (r.id, self.serve(r.id, r.op)),
+            Ok(r) => {
+                let gate = self.gate(r.capability, &r.op);
+                (r.id, gate.and_then(|g| self.serve(r.id, r.op, g)))
+            }
         };
         self.respond(id, body)
     }
@@ -478,7 +549,7 @@ impl LedgerPd {
         n
     }
 
-    fn serve(&mut self, id: u64, op: Op<'_>) -> R<Answer> {
+    fn serve(&mut self, id: u64, op: Op<'_>, gate: Gate) -> R<Answer> {
         match op {
             Op::Ping => Ok(Answer::Pong),
             Op::Hello => {
@@ -490,7 +561,7 @@ impl LedgerPd {
                 })
             }
             Op::Append { entries: bundle } => self.append(&[], bundle),
-            Op::Read { since, max } => self.read(id, since, max),
+            Op::Read { since, max } => self.read(id, since, max, gate),
             Op::Checkpoint => {
                 self.open()?;
                 let total = self.read_object(None, 0, MAX_PAYLOAD)?;
@@ -499,8 +570,12 @@ impl LedgerPd {
                 }
                 Ok(Answer::Checkpoint)
             }
-            Op::GetObject { path, offset } => self.get_object(id, path, offset),
+            Op::GetObject { path, offset } => self.get_object(id, path, offset, gate),
             Op::Status => self.status(),
+            // Archive-wide: audit's (the wire sends them there), never a ledger's.
+            Op::PairChange { .. } | Op::AuditObject { .. } | Op::Identity { .. } => {
+                Err(ErrorCode::BadRequest)
+            }
         }
     }
 
@@ -525,7 +600,11 @@ impl LedgerPd {
                 audit_msg::Reply::Recorded { .. }
                 | audit_msg::Reply::BadCall
                 | audit_msg::Reply::Storage
-                | audit_msg::Reply::NotServing,
+                | audit_msg::Reply::NotServing
+                | audit_msg::Reply::Granted { .. }
+                | audit_msg::Reply::Open
+                | audit_msg::Reply::Refused { .. }
+                | audit_msg::Reply::Served { .. },
             )
             | Err(_) => return Err(ErrorCode::Storage),
         };
@@ -576,7 +655,17 @@ impl LedgerPd {
         }
     }
 
-    fn read(&mut self, id: u64, since: u64, max: u32) -> R<Answer> {
+    fn read(&mut self, id: u64, since: u64, max: u32, gate: Gate) -> R<Answer> {
+        // Never more than the grant's rows (a capability's end).
+        let max = match gate {
+            Gate::Granted(Some((start, end))) if start == since => {
+                u32::try_from(end.saturating_sub(since))
+                    .unwrap_or(u32::MAX)
+                    .min(max)
+            }
+            Gate::Granted(_) => return Err(ErrorCode::OutOfRange),
+            Gate::Open => max,
+        };
         let budget = MAX_PAYLOAD - RESPONSE_OVERHEAD;
         // Every entry takes at least its 2-byte length: no more than this many can fit.
         let max = u64::from(max).min((budget / 2) as u64);
@@ -601,16 +690,18 @@ impl LedgerPd {
             self.drop_log();
             return Err(code);
         }
-        self.audited(Record {
-            request: id,
-            kind: Kind::Read,
-            first: since,
-            count,
-        })?;
+        if gate == Gate::Open {
+            self.audited(Record {
+                request: id,
+                kind: Kind::Read,
+                first: since,
+                count,
+            })?;
+        }
         Ok(Answer::Entries { first: since })
     }
 
-    fn get_object(&mut self, id: u64, path: &str, offset: u64) -> R<Answer> {
+    fn get_object(&mut self, id: u64, path: &str, offset: u64, gate: Gate) -> R<Answer> {
         let committed = self.open()?.committed_size();
         let bundle = if path == "checkpoint" {
             None
@@ -643,6 +734,15 @@ impl LedgerPd {
             return Err(ErrorCode::BadRequest);
         }
         if let Some((first, count)) = bundle {
+            if let Gate::Granted(rows) = gate {
+                // A bundle is served whole, only if every row of it was granted.
+                let whole = rows.is_some_and(|(a, b)| a <= first && first + count <= b);
+                if !whole {
+                    return Err(ErrorCode::OutOfRange);
+                }
+            }
+        }
+        if let Some((first, count)) = bundle.filter(|_| gate == Gate::Open) {
             self.audited(Record {
                 request: id,
                 kind: Kind::Bundle,

@@ -106,6 +106,11 @@ use protocol::{
 
 interface::wire_regions!();
 
+// The region shared with audit (system.xml maps it into the wire as `audit_vaddr`, so the
+// image must hold the symbol). Unused until the wire's Check and Serve land (docs/access.md,
+// "What phase 2 does").
+interface::wire_audit_region!();
+
 /// The console line the wire prints when it serves (tests wait for it).
 pub const READY_LINE: &str = "WIRE|INFO: ready";
 

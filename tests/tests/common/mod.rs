@@ -53,6 +53,18 @@ pub fn wire_ready() -> &'static str {
     "WIRE|INFO: ready"
 }
 
+/// The line audit prints at every boot of an archive that is not provisioned (docs/access.md,
+/// "Not provisioned"): expected, so not a problem.
+pub const NOT_PROVISIONED: &str = "audit|WARN: access control off: archive not provisioned";
+
+/// The console's `|WARN` and `|ERROR` lines but [`NOT_PROVISIONED`].
+pub fn problems(console: &[String]) -> Vec<&String> {
+    console
+        .iter()
+        .filter(|l| (l.contains("|WARN") || l.contains("|ERROR")) && *l != NOT_PROVISIONED)
+        .collect()
+}
+
 pub fn sim(rig: &mut Rig) -> &mut Sim {
     &mut rig.client.stream_mut().sim
 }

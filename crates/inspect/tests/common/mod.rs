@@ -93,14 +93,15 @@ pub const BROKEN: &[Broken] = &[
     },
     Broken {
         name: "wire-psdb",
+        // Ids free on both ends (the wire's 4 is its audit channel).
         what: "a wire <-> psdb channel",
         edit: |s| {
             once(
                 s,
                 "</system>",
                 r#"    <channel>
-        <end pd="wire" id="4" pp="true" notify="false" />
-        <end pd="psdb" id="4" notify="false" />
+        <end pd="wire" id="20" pp="true" notify="false" />
+        <end pd="psdb" id="20" notify="false" />
     </channel>
 </system>"#,
             )
@@ -142,11 +143,12 @@ pub const BROKEN: &[Broken] = &[
     Broken {
         name: "shared-device",
         what: "a device (disk_mmio) mapped into two PDs (also audit)",
+        // Not at 0x30000000: audit's own device (the PL031) is mapped there.
         edit: |s| {
             once(
                 s,
                 r#"<map mr="heap_audit" vaddr="0x20000000""#,
-                r#"<map mr="disk_mmio" vaddr="0x30000000" perms="rw" cached="false" />
+                r#"<map mr="disk_mmio" vaddr="0x31000000" perms="rw" cached="false" />
         <map mr="heap_audit" vaddr="0x20000000""#,
             )
         },
