@@ -40,6 +40,14 @@ impl<D: BlockDevice> tlog::Storage for NamespaceStorage<'_, D> {
         self.store.get(self.ns, path, out)
     }
 
+    fn put_begin(&mut self, path: &str, len: usize) -> Result<(), Error> {
+        self.store.put_begin(self.ns, path, len as u64)
+    }
+
+    fn put_chunk(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.store.put_chunk(data).map(|_| ())
+    }
+
     fn checkpoint(&mut self, out: &mut Vec<u8>) -> Result<bool, Error> {
         self.store.checkpoint(self.ns, out)
     }

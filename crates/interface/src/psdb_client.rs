@@ -445,6 +445,32 @@ impl tlog::Storage for PsdbClient {
         let reply = self.call(Request::Checkpoint, "", &[])?;
         self.read_reply(reply, out)
     }
+
+    fn put_begin(&mut self, path: &str, len: usize) -> Result<(), PsdbError> {
+        PsdbClient::put_begin(self, path, len as u64)
+    }
+
+    /// `PutChunk`s of at most [`PsdbClient::max_object`] bytes.
+    fn put_chunk(&mut self, data: &[u8]) -> Result<(), PsdbError> {
+        let max = self.max_object();
+        if max == 0 {
+            return Err(PsdbError::TooLarge);
+        }
+        for piece in data.chunks(max) {
+            PsdbClient::put_chunk(self, piece)?;
+        }
+        Ok(())
+    }
+
+    /// One `ReadAt` (unverified bytes: the log checks them).
+    fn get_range(
+        &mut self,
+        path: &str,
+        offset: u64,
+        out: &mut [u8],
+    ) -> Result<Option<(u64, usize)>, PsdbError> {
+        PsdbClient::get_range(self, Some(path), offset, out)
+    }
 }
 
 #[cfg(test)]

@@ -17,24 +17,27 @@
 //!   tile's hashes (a `Vec` of capacity 256 × 32 B = 8 KiB, allocated the first time that
 //!   level is reached) and the at most 8 roots of the perfect subtrees those hashes form. At
 //!   most 8 × (8 KiB + 256 B) ≈ 66 KiB. Never proportional to the number of entries.
-//! - The pending entry bundle: the encoded entries of the rightmost bundle, at most
-//!   [`MAX_BUNDLE_SIZE`] = 256 × (2 + 65,535) = 16,777,472 bytes. With
-//!   [`Buffers::preallocated`] (what a PD with large entries and a fixed heap uses) its
-//!   capacity is reserved once, exactly [`MAX_BUNDLE_SIZE`], and never grows. With
-//!   [`Buffers::default`] it grows as entries need (so a log of small entries stays small),
-//!   by fallible reservations ([`Error::OutOfMemory`], never a panic) capped at exactly
-//!   [`MAX_BUNDLE_SIZE`] (plain doubling would end at 2^25 bytes, holding old and new copies
-//!   at once). Its capacity is kept when a full bundle is written, so steady-state appends
-//!   do not allocate.
-//! - One read buffer, as large as the largest object read (a tile: 8 KiB; a bundle: up to
-//!   [`MAX_BUNDLE_SIZE`]), used by `open`, reads and proofs. [`Buffers::preallocated`]
-//!   reserves it once at [`MAX_BUNDLE_SIZE`]; a [`Storage`] filling it should reserve
-//!   fallibly (the PD's psdb client does, and refuses objects above [`MAX_BUNDLE_SIZE`]).
+//! - The pending entry bundle: the encoded entries appended since the latest checkpoint to the
+//!   rightmost bundle (never the bundle's committed entries), at most [`MAX_BUNDLE_SIZE`] =
+//!   256 × (2 + 65,535) = 16,777,472 bytes, and no more than the caller appends between two
+//!   checkpoints. With [`Buffers::preallocated`] (what a PD with a fixed heap uses) its
+//!   capacity is reserved once at the caller's bound and, for a caller within it, never
+//!   grows. With [`Buffers::default`] it grows as entries need, by fallible reservations
+//!   ([`Error::OutOfMemory`], never a panic) capped at exactly [`MAX_BUNDLE_SIZE`]. Its
+//!   capacity is kept when a bundle is written, so steady-state appends do not allocate.
+//! - One read buffer of [`WINDOW`] = 2 + 65,535 bytes (also what a tile, 8 KiB, or the
+//!   checkpoint is read into), used by `open`, reads and proofs. **No bundle is ever held
+//!   whole**: a new bundle (partial at a checkpoint, or full when it completes) is written in
+//!   pieces ([`Storage::put_begin`], [`Storage::put_chunk`]): the committed partial bundle's
+//!   entries, read back by range ([`Storage::get_range`]) through the window and each checked
+//!   against its leaf hash in the log's level-0 tile (which the signed root covers: no
+//!   unchecked byte is copied into an object the log signs over), then the pending entries.
+//!   Reads and `open` read bundles by range through the window too.
 //!
-//! So with [`Buffers::preallocated`] the log's memory is fixed at 2 × [`MAX_BUNDLE_SIZE`]
-//! plus the append state, whatever entries arrive. `append` allocates nothing beyond that: no
-//! per-append allocation (the paths of full tiles are built on the stack). `checkpoint`
-//! allocates the checkpoint text and the signed note (a few hundred bytes).
+//! So with [`Buffers::preallocated`] the log's memory is fixed at the caller's pending bound
+//! plus [`WINDOW`] plus the append state, whatever entries arrive. `append` allocates nothing
+//! beyond that: no per-append allocation (the paths of full tiles are built on the stack).
+//! `checkpoint` allocates the checkpoint text and the signed note (a few hundred bytes).
 //!
 //! # Failures
 //!
@@ -53,9 +56,8 @@ use crate::hash::{leaf_hash, node_hash, perfect_root, Hash, EMPTY_ROOT};
 use crate::proof::{self, NodeSource, ProofError};
 use crate::storage::Storage;
 use crate::tile::{
-    bundle_entries, decode_bundle, encode_entry, full_tile_count, partial_tile_width, tile_hashes,
-    FormatError, Tile, TileKind, MAX_BUNDLE_SIZE, MAX_ENTRY_SIZE, MAX_LEVELS, TILE_HEIGHT,
-    TILE_WIDTH,
+    encode_entry, full_tile_count, partial_tile_width, tile_hashes, FormatError, Tile, TileKind,
+    MAX_BUNDLE_SIZE, MAX_ENTRY_SIZE, MAX_LEVELS, TILE_HEIGHT, TILE_WIDTH,
 };
 
 const FULL: u16 = TILE_WIDTH as u16;
@@ -113,21 +115,161 @@ pub struct Buffers {
 }
 
 impl Buffers {
-    /// Bytes [`Buffers::preallocated`] reserves: two of [`MAX_BUNDLE_SIZE`].
-    pub const PREALLOCATED: usize = 2 * MAX_BUNDLE_SIZE;
+    /// Bytes [`Buffers::preallocated`] reserves for a log whose appends between two
+    /// checkpoints encode to at most `max_pending` bytes: those, and the [`WINDOW`] reads go
+    /// through.
+    pub const fn preallocated_bytes(max_pending: usize) -> usize {
+        max_pending + WINDOW
+    }
 
-    /// Both buffers with exactly [`MAX_BUNDLE_SIZE`] bytes of capacity each, reserved
-    /// fallibly: an error, not a panic, if the heap cannot hold them.
-    pub fn preallocated() -> core::result::Result<Self, TryReserveError> {
+    /// The pending bundle with `max_pending` bytes of capacity (at most [`MAX_BUNDLE_SIZE`]:
+    /// what the caller appends between two checkpoints, encoded as 2 + length bytes an entry)
+    /// and the read buffer with [`WINDOW`], reserved fallibly: an error, not a panic, if the
+    /// heap cannot hold them. Appends past `max_pending` before a checkpoint grow the bundle
+    /// (fallibly); a caller that bounds its groups never does.
+    pub fn preallocated(max_pending: usize) -> core::result::Result<Self, TryReserveError> {
         let mut b = Buffers::default();
-        b.bundle.try_reserve_exact(MAX_BUNDLE_SIZE)?;
-        b.buf.try_reserve_exact(MAX_BUNDLE_SIZE)?;
+        b.bundle
+            .try_reserve_exact(max_pending.min(MAX_BUNDLE_SIZE))?;
+        b.buf.try_reserve_exact(WINDOW)?;
         Ok(b)
     }
 
     /// Bytes of capacity held (the pending bundle's and the read buffer's).
     pub fn capacity(&self) -> usize {
         self.bundle.capacity() + self.buf.capacity()
+    }
+}
+
+/// Bytes of the window an entry bundle is read through ([`Buffers`]' read buffer): one
+/// largest encoded entry, so every entry lies whole in it.
+pub const WINDOW: usize = 2 + MAX_ENTRY_SIZE;
+
+/// Reading an entry bundle by range through a [`WINDOW`]-byte buffer, entry by entry.
+struct Scan {
+    tile: Tile,
+    /// The object's size (from the first read; every later read must say the same).
+    size: u64,
+    /// Object offset of `buf[0]`, bytes of `buf` read, next entry's position in `buf`.
+    at: u64,
+    len: usize,
+    pos: usize,
+    /// With `copy`, the bytes of `buf` before `flushed` were passed to `put_chunk`.
+    copy: bool,
+    flushed: usize,
+}
+
+impl Scan {
+    fn open<S: Storage>(
+        storage: &mut S,
+        tile: Tile,
+        buf: &mut Vec<u8>,
+        copy: bool,
+    ) -> Result<Scan, S> {
+        if buf.len() != WINDOW {
+            buf.clear();
+            buf.try_reserve_exact(WINDOW)
+                .map_err(|_| Error::OutOfMemory(WINDOW))?;
+            buf.resize(WINDOW, 0);
+        }
+        let mut scan = Scan {
+            tile,
+            size: 0,
+            at: 0,
+            len: 0,
+            pos: 0,
+            copy,
+            flushed: 0,
+        };
+        match storage
+            .get_range(tile.path().as_str(), 0, &mut buf[..])
+            .map_err(Error::Storage)?
+        {
+            Some((size, n)) if n <= buf.len() && n as u64 <= size => {
+                scan.size = size;
+                scan.len = n;
+            }
+            Some(_) => return Err(scan.bad(FormatError::BundleTruncated)),
+            None => return Err(corrupt(Object::Tile(tile), Reason::Missing)),
+        }
+        scan.fill(storage, buf)?;
+        Ok(scan)
+    }
+
+    fn bad<E>(&self, e: FormatError) -> Error<E> {
+        corrupt(Object::Tile(self.tile), Reason::Format(e))
+    }
+
+    /// Reads on until the window is full or holds the object's end.
+    fn fill<S: Storage>(&mut self, storage: &mut S, buf: &mut [u8]) -> Result<(), S> {
+        while self.len < buf.len() && self.at + (self.len as u64) < self.size {
+            let off = self.at + self.len as u64;
+            match storage
+                .get_range(self.tile.path().as_str(), off, &mut buf[self.len..])
+                .map_err(Error::Storage)?
+            {
+                Some((size, n)) if size == self.size && n > 0 && n <= buf.len() - self.len => {
+                    self.len += n
+                }
+                Some(_) => return Err(self.bad(FormatError::BundleTruncated)),
+                None => return Err(corrupt(Object::Tile(self.tile), Reason::Missing)),
+            }
+        }
+        Ok(())
+    }
+
+    fn flush<S: Storage>(&mut self, storage: &mut S, buf: &[u8]) -> Result<(), S> {
+        if self.copy && self.pos > self.flushed {
+            storage
+                .put_chunk(&buf[self.flushed..self.pos])
+                .map_err(Error::Storage)?;
+        }
+        self.flushed = self.pos;
+        Ok(())
+    }
+
+    /// The next entry: where its bytes lie in `buf` (valid until the next call). Before
+    /// reading on it passes the entries returned so far to the open put (with `copy`): the
+    /// caller checks each entry before asking for the next.
+    fn next_entry<S: Storage>(
+        &mut self,
+        storage: &mut S,
+        buf: &mut [u8],
+    ) -> Result<(usize, usize), S> {
+        let mut refilled = false;
+        loop {
+            let avail = self.len - self.pos;
+            let need = match buf.get(self.pos..self.pos + 2) {
+                Some(l) if avail >= 2 => 2 + usize::from(u16::from_be_bytes([l[0], l[1]])),
+                _ => 2,
+            };
+            if avail >= need {
+                let start = self.pos + 2;
+                self.pos += need;
+                return Ok((start, self.pos));
+            }
+            if refilled || self.at + (self.len as u64) >= self.size {
+                return Err(self.bad(if self.at + self.pos as u64 == self.size {
+                    FormatError::BundleCount
+                } else {
+                    FormatError::BundleTruncated
+                }));
+            }
+            self.flush(storage, buf)?;
+            // Move the window to the entry's start: it holds any entry whole.
+            self.at += self.pos as u64;
+            (self.len, self.pos, self.flushed) = (0, 0, 0);
+            self.fill(storage, buf)?;
+            refilled = true;
+        }
+    }
+
+    /// Checks that nothing follows the last entry read and passes what is left to the put.
+    fn finish<S: Storage>(&mut self, storage: &mut S, buf: &[u8]) -> Result<(), S> {
+        if self.at + self.pos as u64 != self.size {
+            return Err(self.bad(FormatError::BundleCount));
+        }
+        self.flush(storage, buf)
     }
 }
 
@@ -145,8 +287,13 @@ pub struct Log<S: Storage> {
     committed: u64,
     committed_root: Hash,
     levels: [Level; MAX_LEVELS],
-    /// The encoded entries of bundle `size / 256`: `size % 256` of them.
+    /// The encoded entries of bundle `size / 256` appended since the latest checkpoint (those
+    /// after its first `base_w`).
     bundle: Vec<u8>,
+    /// Entries of bundle `size / 256` already on storage in the committed partial bundle
+    /// `tile/entries/<N>.p/<base_w>` (0 if none), and that object's length in bytes.
+    base_w: u16,
+    base_len: usize,
     /// Read buffer for storage gets.
     buf: Vec<u8>,
     poisoned: bool,
@@ -186,6 +333,8 @@ impl<S: Storage> Log<S> {
             levels: Default::default(),
             bundle,
             buf,
+            base_w: 0,
+            base_len: 0,
             poisoned: false,
             stray: None,
         }
@@ -291,19 +440,9 @@ impl<S: Storage> Log<S> {
         }
         let w = partial_tile_width(0, size);
         if w > 0 {
-            let tile = Tile::from_parts(TileKind::Entries, size / TILE_WIDTH, w);
-            log.get_tile(tile)?;
-            let entries = decode_bundle(&log.buf, w)
-                .map_err(|e| corrupt(Object::Tile(tile), Reason::Format(e)))?;
-            for (i, (e, h)) in entries.iter().zip(&log.levels[0].hashes).enumerate() {
-                if leaf_hash(e) != *h {
-                    return Err(corrupt(Object::Tile(tile), Reason::EntryMismatch(i as u16)));
-                }
-            }
-            // Copy once at open, into the bundle's one reservation; from here on the bundle
-            // grows by appends.
-            log.reserve_bundle(log.buf.len())?;
-            log.bundle.extend_from_slice(&log.buf);
+            // Read by range, each entry checked against its leaf hash; nothing is copied.
+            log.base_w = w;
+            log.base_len = log.scan_base(size / TILE_WIDTH, None)?;
         }
         log.size = size;
         if log.current_root() != root {
@@ -333,6 +472,50 @@ impl<S: Storage> Log<S> {
             .map_err(|_| Error::OutOfMemory(target))
     }
 
+    /// Reads the committed partial bundle `tile/entries/<n>.p/<base_w>` by range, checking
+    /// each of its entries against its leaf hash in the level-0 tile (which the checkpoint's
+    /// root covers) and that nothing follows them; returns its length. With `copy`, every
+    /// checked entry is also passed on, in order, to the open put ([`Storage::put_chunk`]):
+    /// only bytes that hash to the log's tree are ever copied into a new object.
+    fn scan_base(&mut self, n: u64, copy: Option<usize>) -> Result<usize, S> {
+        let tile = Tile::from_parts(TileKind::Entries, n, self.base_w);
+        let mut scan = Scan::open(&mut self.storage, tile, &mut self.buf, copy.is_some())?;
+        let len = usize::try_from(scan.size).unwrap_or(usize::MAX);
+        if copy.is_some_and(|want| want != len) || len > MAX_BUNDLE_SIZE {
+            return Err(corrupt(
+                Object::Tile(tile),
+                Reason::Format(FormatError::BundleTruncated),
+            ));
+        }
+        for i in 0..usize::from(self.base_w) {
+            let (a, b) = scan.next_entry(&mut self.storage, &mut self.buf)?;
+            if self.levels[0].hashes.get(i) != Some(&leaf_hash(&self.buf[a..b])) {
+                return Err(corrupt(Object::Tile(tile), Reason::EntryMismatch(i as u16)));
+            }
+        }
+        scan.finish(&mut self.storage, &self.buf)?;
+        Ok(len)
+    }
+
+    /// Writes entry bundle `tile` in pieces: the committed partial bundle's entries (read by
+    /// range and checked, [`Log::scan_base`]) then the pending ones. Never holds the bundle.
+    fn write_bundle(&mut self, tile: Tile) -> Result<(), S> {
+        let path = tile.path();
+        let len = self.base_len.saturating_add(self.bundle.len());
+        self.storage
+            .put_begin(path.as_str(), len)
+            .map_err(Error::Storage)?;
+        if self.base_w > 0 {
+            self.scan_base(tile.index(), Some(self.base_len))?;
+        }
+        if !self.bundle.is_empty() {
+            self.storage
+                .put_chunk(&self.bundle)
+                .map_err(Error::Storage)?;
+        }
+        Ok(())
+    }
+
     /// Reads `tile` into `self.buf`; a missing object is corruption.
     fn get_tile(&mut self, tile: Tile) -> Result<(), S> {
         let path = tile.path();
@@ -356,8 +539,9 @@ impl<S: Storage> Log<S> {
             let tile = Tile::from_parts(TileKind::Entries, n, w);
             if self
                 .storage
-                .get(tile.path().as_str(), &mut self.buf)
+                .get_range(tile.path().as_str(), 0, &mut [])
                 .map_err(Error::Storage)?
+                .is_some()
             {
                 self.stray = Some(tile);
                 break;
@@ -422,10 +606,10 @@ impl<S: Storage> Log<S> {
             // The bundle first: every hash tile derives from entries, so after a crash the
             // entries are there to redo the rest (`open`).
             let tile = Tile::from_parts(TileKind::Entries, index / TILE_WIDTH, FULL);
-            self.storage
-                .put(tile.path().as_str(), &self.bundle)
-                .map_err(Error::Storage)?;
+            self.write_bundle(tile)?;
             self.bundle.clear();
+            self.base_w = 0;
+            self.base_len = 0;
         }
         let mut level = 0;
         // size < 2^64 means level 7 never fills, so `level` stays below MAX_LEVELS.
@@ -477,12 +661,11 @@ impl<S: Storage> Log<S> {
         let signed = self.signer.sign(&text).map_err(Error::Note)?;
         self.poisoned = true;
         let w = partial_tile_width(0, size);
-        if w > 0 {
-            // Entries first, as in `append`.
+        if w > self.base_w {
+            // Entries first, as in `append`. (At `w == base_w` the committed partial bundle
+            // is this one already.)
             let tile = Tile::from_parts(TileKind::Entries, size / TILE_WIDTH, w);
-            self.storage
-                .put(tile.path().as_str(), &self.bundle)
-                .map_err(Error::Storage)?;
+            self.write_bundle(tile)?;
         }
         for level in 0..MAX_LEVELS as u8 {
             if partial_tile_width(level, size) == 0 {
@@ -500,6 +683,9 @@ impl<S: Storage> Log<S> {
             .map_err(Error::Storage)?;
         self.committed = size;
         self.committed_root = root;
+        self.base_len += self.bundle.len();
+        self.base_w = w;
+        self.bundle.clear();
         self.poisoned = false;
         Ok(signed)
     }
@@ -568,22 +754,17 @@ impl<S: Storage> Log<S> {
                 partial_tile_width(0, self.committed)
             };
             let tile = Tile::from_parts(TileKind::Entries, n, width);
-            self.get_tile(tile)?;
-            // Validate the whole bundle before handing out any of it.
-            let bad = |e| corrupt(Object::Tile(tile), Reason::Format(e));
-            let mut count = 0usize;
-            for e in bundle_entries(&self.buf) {
-                e.map_err(bad)?;
-                count += 1;
-            }
-            if count != usize::from(width) {
-                return Err(bad(FormatError::BundleCount));
-            }
-            for (j, e) in bundle_entries(&self.buf).flatten().enumerate() {
-                let at = n * TILE_WIDTH + j as u64;
-                if at >= i && at < end {
-                    f(at, e);
+            let mut scan = Scan::open(&mut self.storage, tile, &mut self.buf, false)?;
+            let whole = n * TILE_WIDTH + u64::from(width);
+            for at in n * TILE_WIDTH..end.min(whole) {
+                let (a, b) = scan.next_entry(&mut self.storage, &mut self.buf)?;
+                if at >= i {
+                    f(at, &self.buf[a..b]);
                 }
+            }
+            if end >= whole {
+                // Read to its end: no bytes may follow its last entry.
+                scan.finish(&mut self.storage, &self.buf)?;
             }
             i = end.min((n + 1) * TILE_WIDTH);
         }

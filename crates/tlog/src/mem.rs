@@ -24,6 +24,8 @@ pub enum MemError {
     Immutable(String),
     /// A fault injected with [`MemStorage::inject`].
     Injected,
+    /// A `put_chunk` with no put open, or past the length `put_begin` gave.
+    Chunk,
 }
 
 impl fmt::Display for MemError {
@@ -33,6 +35,7 @@ impl fmt::Display for MemError {
                 write!(f, "{p}: write-once object rewritten with other bytes")
             }
             MemError::Injected => f.write_str("injected fault"),
+            MemError::Chunk => f.write_str("chunk outside an open put"),
         }
     }
 }
@@ -55,6 +58,8 @@ pub struct MemStorage {
     checkpoint: Option<Vec<u8>>,
     writes: u64,
     fault: Option<(u64, Fault)>,
+    /// The put `put_begin` opened: path, length, bytes so far.
+    open: Option<(String, usize, Vec<u8>)>,
 }
 
 impl MemStorage {
@@ -70,6 +75,7 @@ impl MemStorage {
 
     /// Drops what was put since the last checkpoint, as a crash would.
     pub fn crash(&mut self) {
+        self.open = None;
         self.pending.clear();
     }
 
@@ -143,6 +149,8 @@ impl Storage for MemStorage {
     }
 
     fn set_checkpoint(&mut self, checkpoint: &[u8]) -> Result<(), MemError> {
+        // A put whose last byte never came is never stored.
+        self.open = None;
         let fault = self.next_write();
         if fault == Some(Fault::FailNotPersist) {
             self.pending.clear();
@@ -166,6 +174,46 @@ impl Storage for MemStorage {
             }
             None => Ok(false),
         }
+    }
+
+    fn put_begin(&mut self, path: &str, len: usize) -> Result<(), MemError> {
+        self.open = Some((path.to_string(), len, Vec::new()));
+        Ok(())
+    }
+
+    /// Counts as a write only with the last byte (the `put` it becomes).
+    fn put_chunk(&mut self, data: &[u8]) -> Result<(), MemError> {
+        let Some((_, len, got)) = self.open.as_mut() else {
+            self.pending.clear();
+            return Err(MemError::Chunk);
+        };
+        if data.len() > *len - got.len() {
+            self.open = None;
+            self.pending.clear();
+            return Err(MemError::Chunk);
+        }
+        got.extend_from_slice(data);
+        if got.len() == *len {
+            if let Some((path, _, got)) = self.open.take() {
+                return self.put(&path, &got);
+            }
+        }
+        Ok(())
+    }
+
+    fn get_range(
+        &mut self,
+        path: &str,
+        offset: u64,
+        out: &mut [u8],
+    ) -> Result<Option<(u64, usize)>, MemError> {
+        let Some(d) = self.objects.get(path).or_else(|| self.pending.get(path)) else {
+            return Ok(None);
+        };
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(d.len());
+        let n = (d.len() - start).min(out.len());
+        out[..n].copy_from_slice(&d[start..start + n]);
+        Ok(Some((d.len() as u64, n)))
     }
 
     fn checkpoint(&mut self, out: &mut Vec<u8>) -> Result<bool, MemError> {

@@ -43,6 +43,38 @@ pub trait Storage {
 
     /// Reads the latest checkpoint into `out`; `Ok(false)` if none was ever set.
     fn checkpoint(&mut self, out: &mut Vec<u8>) -> Result<bool, Self::Error>;
+
+    /// Starts a put of an object of `len` bytes at `path` whose bytes follow in
+    /// [`Storage::put_chunk`] calls (of any sizes, `len` bytes in all, in order). The object
+    /// is put, under the same contract as [`Storage::put`], when its last byte arrives; one
+    /// whose chunks never all arrive is never stored. While a put is open the log calls only
+    /// `put_chunk` and [`Storage::get_range`] (of committed objects).
+    fn put_begin(&mut self, path: &str, len: usize) -> Result<(), Self::Error>;
+
+    /// The next bytes of the object [`Storage::put_begin`] started.
+    fn put_chunk(&mut self, data: &[u8]) -> Result<(), Self::Error>;
+
+    /// Reads bytes `offset..` of the object at `path` into `out`, as many as fit (fewer only
+    /// at the object's end or if the storage moves fewer in one call, but at least one while
+    /// any remain and `out` is not empty): the object's size and how many bytes were copied,
+    /// or `None` if absent. The bytes are **unverified**: the log checks them against its
+    /// tree before using them. The default reads the whole object with `get` (for host
+    /// storages; a PD's storage reads the range itself).
+    fn get_range(
+        &mut self,
+        path: &str,
+        offset: u64,
+        out: &mut [u8],
+    ) -> Result<Option<(u64, usize)>, Self::Error> {
+        let mut all = Vec::new();
+        if !self.get(path, &mut all)? {
+            return Ok(None);
+        }
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(all.len());
+        let n = (all.len() - start).min(out.len());
+        out[..n].copy_from_slice(&all[start..start + n]);
+        Ok(Some((all.len() as u64, n)))
+    }
 }
 
 /// Reading objects by their tlog-tiles path: all that verification needs.

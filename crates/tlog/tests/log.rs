@@ -328,6 +328,12 @@ impl tlog::Storage for Lying {
     fn checkpoint(&mut self, out: &mut Vec<u8>) -> Result<bool, MemError> {
         self.inner.checkpoint(out)
     }
+    fn put_begin(&mut self, path: &str, len: usize) -> Result<(), MemError> {
+        self.inner.put_begin(path, len)
+    }
+    fn put_chunk(&mut self, data: &[u8]) -> Result<(), MemError> {
+        self.inner.put_chunk(data)
+    }
 }
 
 #[test]
@@ -690,8 +696,12 @@ fn bundle_buffer_is_capped_and_preallocated_buffers_are_kept() {
     );
     // Preallocated: the capacity never changes, through open (partial bundle of 255 large
     // entries), appends past the full bundle and reads of it.
-    let mut bufs = tlog::Buffers::preallocated().unwrap();
-    assert_eq!(bufs.capacity(), tlog::Buffers::PREALLOCATED);
+    // The pending bound: 3 large entries between two checkpoints.
+    let pending = 3 * (2 + 65_535);
+    let fixed = tlog::Buffers::preallocated_bytes(pending);
+    assert_eq!(fixed, pending + tlog::log::WINDOW);
+    let mut bufs = tlog::Buffers::preallocated(pending).unwrap();
+    assert_eq!(bufs.capacity(), fixed);
     let mut log = Log::open_in(storage, "example.com/log", signer.clone(), &mut bufs).unwrap();
     assert_eq!(bufs.capacity(), 0, "taken by the log");
     for _ in 0..3 {
@@ -700,10 +710,10 @@ fn bundle_buffer_is_capped_and_preallocated_buffers_are_kept() {
     log.checkpoint().unwrap();
     assert_eq!(log.read_since(0, 600).unwrap().len(), 514);
     let (storage, bufs) = log.into_parts();
-    assert_eq!(bufs.capacity(), tlog::Buffers::PREALLOCATED);
+    assert_eq!(bufs.capacity(), fixed);
     // A failed open gives the buffers back.
     let mut bufs = bufs;
     let other = note::Signer::generate("example.com/log", &[2; 32]).unwrap();
     assert!(Log::open_in(storage, "example.com/log", other, &mut bufs).is_err());
-    assert_eq!(bufs.capacity(), tlog::Buffers::PREALLOCATED);
+    assert_eq!(bufs.capacity(), fixed);
 }

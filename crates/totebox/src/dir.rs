@@ -50,6 +50,8 @@ impl core::fmt::Display for DirError {
 pub struct DirStorage {
     /// The directory's canonical path: every object read or written must resolve inside it.
     root: PathBuf,
+    /// The put `put_begin` opened: path, length, bytes so far (put whole at its last byte).
+    open: Option<(String, usize, Vec<u8>)>,
 }
 
 /// The most bytes the object at `path` may hold: a checkpoint is a signed note, a hash tile
@@ -84,7 +86,7 @@ impl DirStorage {
                 io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
             ));
         }
-        Ok(DirStorage { root })
+        Ok(DirStorage { root, open: None })
     }
 
     fn resolve(&self, path: &str) -> Result<PathBuf, DirError> {
@@ -173,6 +175,27 @@ impl tlog::Storage for DirStorage {
 
     fn get(&mut self, path: &str, out: &mut Vec<u8>) -> Result<bool, DirError> {
         self.read(path, out)
+    }
+
+    fn put_begin(&mut self, path: &str, len: usize) -> Result<(), DirError> {
+        self.resolve(path)?;
+        self.open = Some((path.into(), len, Vec::new()));
+        Ok(())
+    }
+
+    fn put_chunk(&mut self, data: &[u8]) -> Result<(), DirError> {
+        let Some((path, len, mut got)) = self.open.take() else {
+            return Err(DirError::Immutable("(no put open)".into()));
+        };
+        if data.len() > len - got.len() {
+            return Err(DirError::Immutable(path));
+        }
+        got.extend_from_slice(data);
+        if got.len() == len {
+            return self.put(&path, &got);
+        }
+        self.open = Some((path, len, got));
+        Ok(())
     }
 
     fn checkpoint(&mut self, out: &mut Vec<u8>) -> Result<bool, DirError> {

@@ -371,6 +371,14 @@ impl tlog::Storage for Bounded<'_> {
         Err("read-only".into())
     }
 
+    fn put_begin(&mut self, _: &str, _: usize) -> Result<(), String> {
+        Err("read-only".into())
+    }
+
+    fn put_chunk(&mut self, _: &[u8]) -> Result<(), String> {
+        Err("read-only".into())
+    }
+
     fn get(&mut self, path: &str, out: &mut Vec<u8>) -> Result<bool, String> {
         let max = match tlog::tile::parse_tile_path(path).map(|t| t.kind()) {
             Ok(tlog::TileKind::Entries) => crate::fsio::MAX_BUNDLE,

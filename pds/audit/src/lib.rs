@@ -142,6 +142,23 @@ impl Storage for AuditStorage {
         self.psdb.get(path, out)
     }
 
+    fn put_begin(&mut self, path: &str, len: usize) -> Result<(), PsdbError> {
+        Storage::put_begin(&mut self.psdb, path, len)
+    }
+
+    fn put_chunk(&mut self, data: &[u8]) -> Result<(), PsdbError> {
+        Storage::put_chunk(&mut self.psdb, data)
+    }
+
+    fn get_range(
+        &mut self,
+        path: &str,
+        offset: u64,
+        out: &mut [u8],
+    ) -> Result<Option<(u64, usize)>, PsdbError> {
+        Storage::get_range(&mut self.psdb, path, offset, out)
+    }
+
     fn checkpoint(&mut self, out: &mut Vec<u8>) -> Result<bool, PsdbError> {
         self.psdb.checkpoint(out)
     }

@@ -44,9 +44,10 @@
 //!
 //! # Memory
 //! Fixed, allocated once by [`init`] and never grown, whatever a peer sends: the log's pending
-//! bundle and read buffer ([`tlog::Buffers::preallocated`], exactly
-//! [`tlog::tile::MAX_BUNDLE_SIZE`] = 16,777,472 bytes each, handed back and reused when the
-//! log is reopened), and the request copy, the response and one answer buffer (entries read,
+//! bundle, [`MAX_PENDING`] (the most one commit appends), and read window
+//! ([`tlog::log::WINDOW`], one largest entry; the log writes and reads bundles in pieces and by
+//! range, never whole: [`tlog::Buffers::preallocated`], handed back and reused when the log is
+//! reopened), and the request copy, the response and one answer buffer (entries read,
 //! the checkpoint, one object chunk), [`protocol::MAX_PAYLOAD`] (128 KiB) each, and the stage
 //! buffer, [`ledger_call::MAX_STAGED`] (896 KiB): in all [`FIXED_HEAP`] bytes, plus the log's append state (at most 66 KiB) and a few small
 //! allocations per request. Objects are served chunk by chunk straight from the region
@@ -95,7 +96,11 @@ pub enum InitError {
 /// Bytes of buffers [`init`] allocates up front: the log's two bundle-sized buffers, then the
 /// request copy, the response, the answer buffer and the stage buffer.
 pub const FIXED_HEAP: usize =
-    tlog::Buffers::PREALLOCATED + 3 * MAX_PAYLOAD + ledger_call::MAX_STAGED;
+    tlog::Buffers::preallocated_bytes(MAX_PENDING) + 3 * MAX_PAYLOAD + ledger_call::MAX_STAGED;
+
+/// The most encoded entry bytes one commit appends to the log before its checkpoint: the
+/// staged entries and the request's own bundle. The log's pending bundle holds no more.
+pub const MAX_PENDING: usize = ledger_call::MAX_STAGED + MAX_PAYLOAD;
 
 /// Most entries one commit appends: what the stage buffer and one request can hold, at 2 bytes
 /// (an empty entry) each. Far below `u32::MAX` (an answer's count), and what psdb writes for
@@ -181,7 +186,7 @@ pub fn init(skey: &str) -> Result<LedgerPd, InitError> {
     let wire = WIRE.get().map_err(InitError::Region)?;
     let audit = AUDIT.get().map_err(InitError::Region)?;
     let psdb = PsdbClient::new(ledger::PSDB, PSDB.get().map_err(InitError::Region)?);
-    let bufs = tlog::Buffers::preallocated().map_err(|_| InitError::OutOfMemory)?;
+    let bufs = tlog::Buffers::preallocated(MAX_PENDING).map_err(|_| InitError::OutOfMemory)?;
     let (mut req, resp, mut obj, mut stage) = (
         buffer(MAX_PAYLOAD)?,
         buffer(MAX_PAYLOAD)?,

@@ -52,8 +52,10 @@ struct Box_ {
     audit: HostMemory,
     psdb: HostMemory,
     objects: RefCell<Vec<Object>>,
-    /// The object slot a `PutBegin` opened and the bytes it still expects.
-    open: Cell<Option<(usize, usize)>>,
+    /// The object slot a `PutBegin` opened, the bytes it still expects, and the slot of the
+    /// same family it replaces once whole (the ledger reads that one while it writes this one:
+    /// a new bundle is the previous partial's bytes, then the new entries).
+    open: Cell<Option<(usize, usize, Option<usize>)>>,
     /// Highest ledger heap use seen at a call out of the ledger (psdb or audit).
     peak: Cell<usize>,
     base: Cell<usize>,
@@ -88,22 +90,40 @@ impl Box_ {
         let slot = objects
             .iter()
             .position(|o| o.family_len == fam && o.path[..o.family_len] == path[..fam]);
-        let found = slot.filter(|i| objects[*i].path[..objects[*i].path_len] == *path);
+        let found = objects
+            .iter()
+            .position(|o| o.path_len > 0 && o.path[..o.path_len] == *path);
         let max_data = self.psdb.len() - DATA;
-        if !matches!(req, PsdbRequest::PutChunk { .. }) {
+        // Another write drops an open put (as psdb does); reads in between do not (the ledger
+        // reads the previous partial while it writes the next).
+        if matches!(
+            req,
+            PsdbRequest::Put { .. }
+                | PsdbRequest::PutBegin { .. }
+                | PsdbRequest::SetCheckpoint { .. }
+        ) {
             self.open.set(None);
         }
         let (i, start, len) = match req {
             PsdbRequest::Put { .. } | PsdbRequest::SetCheckpoint { .. } => (slot, 0, dlen),
-            PsdbRequest::PutBegin { size, .. } => (slot, 0, size as usize),
+            PsdbRequest::PutBegin { size, .. } => (None, 0, size as usize),
             PsdbRequest::PutChunk { .. } => {
-                let (i, left) = self.open.get().expect("fake psdb: chunk without a put");
+                let (i, left, old) = self.open.get().expect("fake psdb: chunk without a put");
                 assert!(dlen <= left);
-                self.open.set(Some((i, left - dlen)));
+                self.open.set(Some((i, left - dlen, old)));
                 let o = &mut objects[i];
                 let at = o.data.len();
                 o.data.resize(at + dlen, 0);
                 self.psdb.read(DATA, &mut o.data[at..]).unwrap();
+                if left == dlen {
+                    // Whole: it replaces the narrower one of its family.
+                    self.open.set(None);
+                    if let Some(old) = old.filter(|&old| old != i) {
+                        objects[old].path_len = 0;
+                        objects[old].family_len = 0;
+                        objects[old].data.clear();
+                    }
+                }
                 return self.reply(PsdbReply::Done.encode());
             }
             PsdbRequest::Get { .. } | PsdbRequest::Checkpoint => {
@@ -150,7 +170,7 @@ impl Box_ {
         o.data.clear();
         o.verified = false;
         if let PsdbRequest::PutBegin { .. } = req {
-            self.open.set(Some((i, len)));
+            self.open.set(Some((i, len, slot)));
         } else {
             o.data.resize(len, 0);
             self.psdb.read(DATA, &mut o.data[start..]).unwrap();
