@@ -76,7 +76,7 @@ CARGO         ?= cargo
 
 .PHONY: all setup fmt-check clippy host-test build host-tools provision image image-check \
 	qemu qemu-test sdk test bench bench-system fuzz sim sim-test install inspect inspect-test \
-	system.xml four-tenant-test template-test archive-identity
+	system.xml four-tenant-test template-test archive-identity footprint
 
 all: build
 
@@ -330,9 +330,18 @@ fuzz:
 		(cd $$dir && cargo +nightly fuzz run $$name -- -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
 	done
 
+# The README's footprint table, regenerated from the built image (the microkit tool's
+# report.txt: every frame the initialiser creates; the ELFs' sizes) and cross-checked against
+# system.xml (tests/footprint.rs). tests/tests/readme_footprint.rs, in `make test`, fails when
+# system.xml's sizes no longer match the README: then run this.
+footprint: image
+	$(CARGO) run -q -p system-tests --example footprint -- $(SYSTEM_XML) $(IMAGE_DIR) \
+		$(BUILD_DIR)/report.txt --readme README.md
+
 # System figures (benchmarks, not tests; tests/bench-system.sh): boot-to-ready in QEMU next to
 # the SDK's hello example, appends per second through the simulator, the ledger core and QEMU,
-# and each PD's ELF size and memory footprint.
+# where boot time goes (tests/boot-profile.sh, blank and populated disk), and each PD's ELF size
+# and memory footprint.
 bench-system: image
 	$(CARGO) build --release -p sim
 	$(CARGO) build --release -p system-tests --examples

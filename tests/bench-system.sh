@@ -5,7 +5,9 @@
 #   2. appends per second: the ledger core called directly, the simulator in-process, the
 #      simulator end to end over its socket, the image in QEMU end to end over its socket (one
 #      request at a time, then pipelined: requests in flight, stored together by the wire)
-#   3. each PD's ELF size and memory footprint (tests/examples/footprint.rs)
+#   3. where boot time goes (tests/boot-profile.sh): each phase's median of RUNS boots, on a
+#      blank disk and on the disk the QEMU appends above filled
+#   4. each PD's ELF size and memory footprint (tests/examples/footprint.rs, from report.txt)
 # Usage: tests/bench-system.sh BUILD_DIR RELEASE_DIR   (after `make image`; RELEASE_DIR holds
 # the release totebox-sim and examples/bench_client, bench_core, footprint)
 # Environment: MICROKIT_SDK, MICROKIT_BOARD, MICROKIT_CONFIG (debug), RUNS (boots each, 3).
@@ -118,11 +120,31 @@ printf 'QEMU end to end, pipelined: '
 printf 'QEMU end to end, pipelined: '
 "$REL/examples/bench_client" "unix:$T/qemu.sock" personnel 40 100 16
 qemu_stop
+cp "$T/qemu.img" "$T/populated.img"
 
 echo
-echo "== each PD's ELF and memory footprint (ELFs of $BUILD/image, sizes from system.xml)"
-"$REL/examples/footprint" "$ROOT/system.xml" "$BUILD/image"
+echo "== where boot time goes (tests/boot-profile.sh; medians of $RUNS boots, seconds)"
+n=0
+while [ $n -lt "$RUNS" ]; do
+    n=$((n + 1))
+    rm -f "$T/blank.img"
+    "$ROOT/tests/boot-profile.sh" "$BUILD/loader.img" "$T/blank.img" blank >>"$T/profile" || exit 1
+    "$ROOT/tests/boot-profile.sh" "$BUILD/loader.img" "$T/populated.img" populated >>"$T/profile" || exit 1
+done
+grep '# ' "$T/profile" | sort -u | sed 's/\t# /: /'
+grep -v '# ' "$T/profile" | awk -F'\t' '
+    { k = $2; if (!(k in seen)) { seen[k] = 1; order[++n] = k }
+      v[$1, k, ++c[$1, k]] = $3 }
+    function med(l, k,   m, i, j, t, a) {
+        m = c[l, k]; for (i = 1; i <= m; i++) a[i] = v[l, k, i]
+        for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+        return a[int((m + 1) / 2)]
+    }
+    END { printf "%-18s %8s %10s\n", "phase", "blank", "populated"
+          for (i = 1; i <= n; i++) printf "%-18s %8s %10s\n", order[i], med("blank", order[i]), med("populated", order[i]) }'
+
 echo
-echo "microkit tool (report.txt: $BUILD/report.txt):"
+echo "== each PD's ELF and memory footprint (report.txt of $BUILD/image; make footprint writes it into the README)"
 "$SDK/bin/microkit" "$ROOT/system.xml" --search-path "$BUILD/image" --board "$BOARD" \
-    --config "${MICROKIT_CONFIG:-debug}" -o "$T/loader.img" -r "$T/report.txt"
+    --config "${MICROKIT_CONFIG:-debug}" -o "$T/loader.img" -r "$T/report.txt" >/dev/null || exit 1
+"$REL/examples/footprint" "$ROOT/system.xml" "$BUILD/image" "$T/report.txt"

@@ -1,6 +1,8 @@
 //! Whole-system tests (see `tests/`) and benchmarks (`examples/`): what they share.
 #![forbid(unsafe_code)]
 
+pub mod footprint;
+
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 
