@@ -11,6 +11,7 @@
 //! totebox log verify --psdb IMAGE --namespace NS --vkey VKEY [--tiles-only]
 //! totebox log consistency OLD_CHECKPOINT DIR --vkey VKEY
 //! totebox image set-key IN.elf OUT.elf --skey FILE [--symbol NAME]   (prints the vkey)
+//! totebox image set-pairings IN.elf OUT.elf --pairings pairings.yaml [--public-metadata]
 //! totebox psdb create IMAGE --size SIZE                  (e.g. 64M)
 //! totebox psdb put IMAGE NAMESPACE PATH                  (content: stdin; exit 0 once durable)
 //! totebox psdb get IMAGE NAMESPACE PATH                  (content to stdout)
@@ -288,9 +289,24 @@ enum ImageCommand {
         /// File holding the signer key string (`PRIVATE+KEY+...`).
         #[arg(long)]
         skey: PathBuf,
-        /// The key slot's symbol.
+        /// The key slot's symbol: `totebox_signing_key` (the log's checkpoint key) or
+        /// `totebox_identity_key` (audit.elf: the archive identity key).
         #[arg(long, default_value = image::DEFAULT_SYMBOL)]
         symbol: String,
+    },
+    /// Write OUT: audit.elf IN with its pairings slot holding the initial pairing set of
+    /// --pairings (and the public-metadata flag); prints the pairings.
+    SetPairings {
+        /// audit.elf (built, or already given its keys).
+        input: PathBuf,
+        /// The provisioned copy to write.
+        output: PathBuf,
+        /// The pairings file (`totebox pair add --file ...`); must hold an ADMIN.
+        #[arg(long)]
+        pairings: PathBuf,
+        /// Answer unsigned metadata requests from anyone (as INTERFACE).
+        #[arg(long)]
+        public_metadata: bool,
     },
 }
 
@@ -412,6 +428,13 @@ fn main() -> ExitCode {
             skey,
             symbol,
         }) => image::set_key(&input, &output, &skey, &symbol),
+        Command::Image(ImageCommand::SetPairings {
+            input,
+            output,
+            pairings,
+            public_metadata,
+        }) => image::set_pairings(&input, &output, &pairings, public_metadata)
+            .map_err(|e| format!("image set-pairings: {e}")),
         Command::Psdb(cmd) => match cmd {
             PsdbCommand::Create { image, size } => psdb_cmd::create(&image, &size),
             PsdbCommand::Put {
