@@ -726,6 +726,10 @@ mod tests {
         /// Append requests still to succeed; later ones fail with `Storage`.
         appends_left: usize,
         fetched: usize,
+        /// `AuditObject` requests served (the same objects, tenant `""` only).
+        audit_calls: usize,
+        /// Each `PairChange`'s note and the authorization it came with.
+        changes: Vec<(Vec<u8>, Vec<u8>)>,
     }
 
     impl Write for FakeBox {
@@ -813,6 +817,33 @@ mod tests {
                             None => not_found,
                         }
                     }
+                    protocol::Op::AuditObject { .. } if !req.tenant.is_empty() => Body::Error {
+                        code: protocol::ErrorCode::BadRequest,
+                    },
+                    protocol::Op::AuditObject { path, offset } => {
+                        self.audit_calls += 1;
+                        let data = if path == "checkpoint" {
+                            Some(&self.checkpoint)
+                        } else {
+                            self.objects.get(path)
+                        };
+                        match data {
+                            Some(data) => {
+                                let (total, from, to) = chunk(data, offset);
+                                Body::Object {
+                                    total,
+                                    offset,
+                                    data: &data[from..to],
+                                }
+                            }
+                            None => not_found,
+                        }
+                    }
+                    protocol::Op::PairChange { change } => {
+                        self.changes
+                            .push((change.to_vec(), req.capability.to_vec()));
+                        Body::Pong
+                    }
                     protocol::Op::Status => Body::Status {
                         size: self.entries.len() as u64,
                         disk_used: 950,
@@ -857,6 +888,8 @@ mod tests {
             entries: Vec::new(),
             appends_left: 0,
             fetched: 0,
+            audit_calls: 0,
+            changes: Vec::new(),
         })
     }
 
@@ -917,6 +950,74 @@ mod tests {
     }
 
     use std::path::PathBuf;
+
+    #[test]
+    fn audit_export_fetches_the_audit_log_with_audit_object_and_it_verifies() {
+        let e = env();
+        let k = key(7);
+        let mut c = log_box(&k, 300, None);
+        let dir = e.root.join("audit-export");
+        let vkey = k.verifier().vkey();
+        audit_export_from(&mut c, &dir, &vkey, &e.state).unwrap();
+        // Every object through AuditObject, none through a tenant's GetObject.
+        assert_eq!(c.stream_mut().fetched, 0);
+        assert!(c.stream_mut().audit_calls >= 3);
+        crate::log_cmd::verify(&crate::log_cmd::Place::Dir(dir.clone()), &vkey, false).unwrap();
+        // Another key refuses the box's checkpoint before anything else is fetched.
+        let mut c = log_box(&k, 300, None);
+        let other = key(8).verifier().vkey();
+        let err = audit_export_from(&mut c, &e.root.join("x"), &other, &e.state).unwrap_err();
+        assert!(err.starts_with("client audit export:"), "{err}");
+        assert_eq!(c.stream_mut().audit_calls, 1);
+    }
+
+    #[test]
+    fn a_pair_change_is_sent_archive_wide_in_a_signed_request_the_archive_grants() {
+        use access::{Change, PairingSet, PairingType, SignedRequest, Tenants};
+        let admin = note::Signer::generate("admin", &[3; 32]).unwrap();
+        let archive = note::Signer::generate("archive", &[4; 32])
+            .unwrap()
+            .verifier();
+        let bob = note::Signer::generate("bob", &[5; 32]).unwrap().verifier();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let change = Change::Add {
+            kind: PairingType::Input,
+            tenants: Tenants::new(&["corporate"]).unwrap(),
+        };
+        let note =
+            crate::access_cmd::change_note(&admin, &archive, change, bob.clone(), now, [9; 16])
+                .unwrap();
+        let mut c = fake("unused", b"");
+        c.set_authorizer(Box::new(crate::access_cmd::Signing::from_parts(
+            admin.clone(),
+            archive.clone(),
+        )));
+        pair_change(&mut c, &note).unwrap();
+        let (sent, auth) = c.stream_mut().changes.pop().unwrap();
+        assert_eq!(sent, note);
+        // The archive's rules: the request is granted archive-wide, and the change applies.
+        let mut set = PairingSet::new();
+        set.insert(
+            access::Pairing::new(admin.verifier(), PairingType::Admin, Tenants::All).unwrap(),
+        )
+        .unwrap();
+        let req = SignedRequest::parse(&auth).unwrap();
+        access::authorize(&set, &archive, "", &req, Some(now), 0).unwrap();
+        let action = access::Action::from_op(&Op::PairChange { change: &sent })
+            .unwrap()
+            .unwrap();
+        req.matches_action("", &action).unwrap();
+        set.apply(&sent, &archive).unwrap();
+        assert_eq!(set.get(&bob).unwrap().kind, PairingType::Input);
+        // Another archive's request is refused.
+        let other = note::Signer::generate("other", &[6; 32])
+            .unwrap()
+            .verifier();
+        assert!(access::authorize(&set, &other, "", &req, Some(now), 0).is_err());
+    }
 
     #[test]
     fn an_unsigned_huge_checkpoint_is_refused_before_any_walk() {
