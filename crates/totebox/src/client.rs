@@ -746,7 +746,7 @@ mod tests {
                 };
                 let mut encoded = vec![0u8; MAX_CHUNK];
                 let not_found = Body::Error {
-                    code: protocol::ErrorCode::NotFound,
+                    code: ErrorCode::NotFound,
                 };
                 let chunk = |data: &'_ [u8], offset: u64| {
                     let from = (offset as usize).min(data.len());
@@ -754,15 +754,15 @@ mod tests {
                     (data.len() as u64, from, to)
                 };
                 let body = match req.op {
-                    protocol::Op::Hello => Body::Hello {
+                    Op::Hello => Body::Hello {
                         origin: ORIGIN,
                         vkey: &self.vkey,
                         size: 0,
                     },
-                    protocol::Op::Checkpoint => Body::Checkpoint {
+                    Op::Checkpoint => Body::Checkpoint {
                         note: &self.checkpoint,
                     },
-                    protocol::Op::Append { entries } if self.appends_left > 0 => {
+                    Op::Append { entries } if self.appends_left > 0 => {
                         self.appends_left -= 1;
                         let first = self.entries.len() as u64;
                         for e in protocol::entries(entries) {
@@ -774,10 +774,10 @@ mod tests {
                             size: self.entries.len() as u64,
                         }
                     }
-                    protocol::Op::Append { .. } => Body::Error {
-                        code: protocol::ErrorCode::Storage,
+                    Op::Append { .. } => Body::Error {
+                        code: ErrorCode::Storage,
                     },
-                    protocol::Op::Read { since, max } => {
+                    Op::Read { since, max } => {
                         let (mut len, mut n) = (0, since as usize);
                         while n < self.entries.len()
                             && n - (since as usize) < max as usize
@@ -790,7 +790,7 @@ mod tests {
                             entries: &encoded[..len],
                         }
                     }
-                    protocol::Op::GetObject {
+                    Op::GetObject {
                         path: "checkpoint",
                         offset,
                     } => {
@@ -801,7 +801,7 @@ mod tests {
                             data: &self.checkpoint[from..to],
                         }
                     }
-                    protocol::Op::GetObject { path, offset } => {
+                    Op::GetObject { path, offset } => {
                         if offset == 0 {
                             self.fetched += 1;
                         }
@@ -817,10 +817,10 @@ mod tests {
                             None => not_found,
                         }
                     }
-                    protocol::Op::AuditObject { .. } if !req.tenant.is_empty() => Body::Error {
-                        code: protocol::ErrorCode::BadRequest,
+                    Op::AuditObject { .. } if !req.tenant.is_empty() => Body::Error {
+                        code: ErrorCode::BadRequest,
                     },
-                    protocol::Op::AuditObject { path, offset } => {
+                    Op::AuditObject { path, offset } => {
                         self.audit_calls += 1;
                         let data = if path == "checkpoint" {
                             Some(&self.checkpoint)
@@ -839,12 +839,12 @@ mod tests {
                             None => not_found,
                         }
                     }
-                    protocol::Op::PairChange { change } => {
+                    Op::PairChange { change } => {
                         self.changes
                             .push((change.to_vec(), req.capability.to_vec()));
                         Body::Pong
                     }
-                    protocol::Op::Status => Body::Status {
+                    Op::Status => Body::Status {
                         size: self.entries.len() as u64,
                         disk_used: 950,
                         disk_quota: 1000,
