@@ -1,8 +1,8 @@
 # Totebox Envelope B: the one contributor interface. `make test` is exactly what CI runs.
 #
 #   make build      every PD's ELF for aarch64-unknown-none in $(ELF_DIR) (no SDK needed)
-#   make provision  the signing keys ($(KEYS_DIR)) and the per-PD ELFs holding them
-#                   ($(IMAGE_DIR)); no SDK needed
+#   make provision  the signing keys, the archive identity, the ADMIN key and pairings.yaml
+#                   ($(KEYS_DIR)) and the per-PD ELFs holding them ($(IMAGE_DIR)); no SDK needed
 #   make image      $(BUILD_DIR)/loader.img and report.txt (needs the Microkit SDK)
 #   make inspect    the capability graph and the isolation rules (`totebox inspect`) in
 #                   $(INSPECT_DIR): report.txt, capdl.json, the table, DOT (+ SVG with graphviz)
@@ -76,7 +76,7 @@ CARGO         ?= cargo
 
 .PHONY: all setup fmt-check clippy host-test build host-tools provision image image-check \
 	qemu qemu-test sdk test bench bench-system fuzz sim sim-test install inspect inspect-test \
-	system.xml four-tenant-test template-test archive-identity footprint
+	system.xml four-tenant-test template-test archive-identity access-keys footprint
 
 all: build
 
@@ -124,9 +124,8 @@ install:
 
 # The archive's identity key (docs/access.md): $(ARCHIVE_KEY) (secret, generated with
 # `totebox keygen archive` when absent, never committed) and $(ARCHIVE_VKEY) (what clients pass
-# as --archive). Not written into audit.elf yet, so the archive stays "not provisioned"
-# (access control off); phase 2's provisioning step does that. Not `archive.vkey`: a tenant
-# may be named `archive` (make four-tenant-test), and its checkpoint key is `archive.vkey`.
+# as --archive). Not `archive.vkey`: a tenant may be named `archive` (make four-tenant-test),
+# and its checkpoint key is `archive.vkey`.
 ARCHIVE_KEY   := $(KEYS_DIR)/archive-identity.key
 ARCHIVE_VKEY  := $(KEYS_DIR)/archive-identity.vkey
 archive-identity: host-tools
@@ -139,13 +138,43 @@ archive-identity: host-tools
 		echo "generated $(ARCHIVE_KEY)"; \
 	fi
 	@test -s $(ARCHIVE_VKEY) || { echo "$(ARCHIVE_KEY) has no $(ARCHIVE_VKEY)"; exit 1; }
-	@echo "archive identity $$(cat $(ARCHIVE_VKEY)) ($(ARCHIVE_VKEY); not enforced: the archive is not provisioned)"
+	@echo "archive identity $$(cat $(ARCHIVE_VKEY)) ($(ARCHIVE_VKEY))"
+
+# Access control's provisioning (docs/access.md): the identity key above, the operator's ADMIN
+# key $(ADMIN_SKEY) (secret, mode 0600, generated with `totebox keygen admin` when absent) and
+# $(ADMIN_VKEY), and the initial pairings $(PAIRINGS), created when absent with that ADMIN for
+# every tenant (`totebox pair add --type ADMIN --tenant '*'`). Point PAIRINGS at your own file
+# to provision other pairings (it must hold an ADMIN). PUBLIC_METADATA=1 answers unsigned
+# metadata requests from anyone (as INTERFACE); off by default. Clients sign with
+#   totebox client --skey $(ADMIN_SKEY) --archive $(ARCHIVE_VKEY) ...
+ADMIN_SKEY    := $(KEYS_DIR)/admin.skey
+ADMIN_VKEY    := $(KEYS_DIR)/admin.vkey
+PAIRINGS      ?= $(KEYS_DIR)/pairings.yaml
+PUBLIC_METADATA ?= 0
+PUBLIC_METADATA_FLAG := $(if $(filter 1 on yes true,$(PUBLIC_METADATA)),--public-metadata)
+access-keys: archive-identity
+	@if [ ! -f $(ADMIN_SKEY) ]; then \
+		(umask 077 && $(TOTEBOX) keygen admin >$(KEYS_DIR)/.keygen-admin && \
+		 head -n 1 $(KEYS_DIR)/.keygen-admin >$(ADMIN_SKEY) && \
+		 sed -n 2p $(KEYS_DIR)/.keygen-admin >$(ADMIN_VKEY) && chmod 644 $(ADMIN_VKEY) && \
+		 rm -f $(KEYS_DIR)/.keygen-admin) || exit 1; \
+		echo "generated $(ADMIN_SKEY)"; \
+	fi
+	@test -s $(ADMIN_VKEY) || { echo "$(ADMIN_SKEY) has no $(ADMIN_VKEY)"; exit 1; }
+	@if [ ! -f $(PAIRINGS) ]; then \
+		$(TOTEBOX) pair add --type ADMIN --tenant '*' --vkey $(ADMIN_VKEY) --file $(PAIRINGS) || exit 1; \
+	fi
+	@echo "pairings $(PAIRINGS) (public metadata $(if $(PUBLIC_METADATA_FLAG),on,off)):"
+	@$(TOTEBOX) pair list --file $(PAIRINGS)
 
 # The keys and the ELFs that hold them (crates/interface/src/keys.rs): an absent
 # $(KEYS_DIR)/<log>.skey is generated; ledger.elf is copied once per tenant with that tenant's
-# key in its key slot, audit.elf with audit's; the .vkey of each key patched in is (re)written
-# from the key itself. Nothing else of an ELF changes (`make image-check` proves it).
-provision: build host-tools archive-identity
+# key in its key slot; audit.elf with audit's key, the archive identity key (slot
+# totebox_identity_key) and the initial pairing set from $(PAIRINGS) (slot totebox_pairings,
+# `totebox image set-pairings`), so the image enforces access control; the .vkey of each key
+# patched in is (re)written from the key itself. Nothing else of an ELF changes (`make
+# image-check` proves it). $(BUILD_DIR)/pairings.txt: what audit.elf holds.
+provision: build host-tools access-keys
 	mkdir -p $(KEYS_DIR) $(IMAGE_DIR)
 	for log in $(TENANTS) audit; do \
 		if [ ! -f $(KEYS_DIR)/$$log.skey ]; then \
@@ -159,15 +188,22 @@ provision: build host-tools archive-identity
 		$(TOTEBOX) image set-key $(ELF_DIR)/ledger.elf $(IMAGE_DIR)/ledger_$$t.elf \
 			--skey $(KEYS_DIR)/$$t.skey >$(KEYS_DIR)/$$t.vkey || exit 1; \
 	done
-	$(TOTEBOX) image set-key $(ELF_DIR)/audit.elf $(IMAGE_DIR)/audit.elf \
+	$(TOTEBOX) image set-key $(ELF_DIR)/audit.elf $(BUILD_DIR)/.audit-1.elf \
 		--skey $(KEYS_DIR)/audit.skey >$(KEYS_DIR)/audit.vkey
+	$(TOTEBOX) image set-key $(BUILD_DIR)/.audit-1.elf $(BUILD_DIR)/.audit-2.elf \
+		--skey $(ARCHIVE_KEY) --symbol totebox_identity_key >$(ARCHIVE_VKEY)
+	$(TOTEBOX) image set-pairings $(BUILD_DIR)/.audit-2.elf $(IMAGE_DIR)/audit.elf \
+		--pairings $(PAIRINGS) $(PUBLIC_METADATA_FLAG) >$(BUILD_DIR)/pairings.txt
+	rm -f $(BUILD_DIR)/.audit-1.elf $(BUILD_DIR)/.audit-2.elf
 	cp $(addprefix $(ELF_DIR)/,$(PLAIN_IMAGES)) $(IMAGE_DIR)/
 
-# The provisioned ELFs differ from the built ones only inside the key slot, and each holds only
-# its own key (tests/tests/image_keys.rs).
+# The provisioned ELFs differ from the built ones only inside their slots, and each holds only
+# its own key; audit.elf also the identity key and the pairing set of $(PAIRINGS)
+# (tests/tests/image_keys.rs).
 image-check: provision
 	TOTEBOX_ELF_DIR=$(abspath $(ELF_DIR)) TOTEBOX_IMAGE_DIR=$(abspath $(IMAGE_DIR)) \
-	TOTEBOX_KEYS_DIR=$(abspath $(KEYS_DIR)) \
+	TOTEBOX_KEYS_DIR=$(abspath $(KEYS_DIR)) TOTEBOX_PAIRINGS=$(abspath $(PAIRINGS)) \
+	TOTEBOX_PUBLIC_METADATA=$(if $(PUBLIC_METADATA_FLAG),1,0) \
 		$(CARGO) test -p system-tests --test image_keys -- --ignored
 
 # The bootable image: $(BUILD_DIR)/loader.img and the tool's report.txt. The image holds every
@@ -181,6 +217,9 @@ image: provision
 	$(MICROKIT) $(SYSTEM_XML) --search-path $(IMAGE_DIR) --board $(MICROKIT_BOARD) \
 		--config $(MICROKIT_CONFIG) -o $(BUILD_DIR)/loader.img -r $(BUILD_DIR)/report.txt
 	chmod 600 $(BUILD_DIR)/loader.img  # it holds every PD's signing key
+	@echo "image: access control on: archive identity $$(cat $(ARCHIVE_VKEY)) (clients: --archive $(ARCHIVE_VKEY))"
+	@echo "image: audit.elf's pairings (from $(PAIRINGS)):"
+	@sed 's/^/image:   /' $(BUILD_DIR)/pairings.txt
 
 # Tenant isolation from capabilities (crates/inspect, `totebox inspect`). `make inspect` writes
 # into $(INSPECT_DIR) the microkit tool's report.txt and CapDL spec (capdl.json, ~14 MB) for
@@ -256,11 +295,14 @@ qemu-test: host-tools
 		$(BUILD_DIR) $(HOST_BIN)
 
 # Run the whole system on the host (no SDK needed): prints `SIM|INFO: connect with --connect ADDR`
-# for `totebox client --connect ADDR ...`. psdb's disk is $(SIM_DISK) (created if absent); the
-# signing keys are $(KEYS_DIR)'s (generated if absent), the same files `make image` uses.
-sim: archive-identity
+# for `totebox client --connect ADDR --skey $(ADMIN_SKEY) --archive $(ARCHIVE_VKEY) ...`. psdb's
+# disk is $(SIM_DISK) (created if absent); the signing keys are $(KEYS_DIR)'s (generated if
+# absent), the same files `make image` uses, and so are the identity key and $(PAIRINGS):
+# access control on, as in the image (PUBLIC_METADATA=1 as there).
+sim: access-keys
 	$(CARGO) run --release -p sim --bin totebox-sim -- --system $(SYSTEM_XML) \
-		--disk $(SIM_DISK) --keys $(KEYS_DIR) --listen $(SIM_LISTEN)
+		--disk $(SIM_DISK) --keys $(KEYS_DIR) --listen $(SIM_LISTEN) \
+		--pairings $(PAIRINGS) $(PUBLIC_METADATA_FLAG)
 
 # The simulator end to end through the real binaries (tests/sim-cli.sh).
 sim-test: host-tools

@@ -93,7 +93,10 @@ echo
 echo "== appends per second (64-byte entries; each request: append, sign a checkpoint, durable)"
 "$REL/examples/bench_core" 2000 1
 "$REL/examples/bench_core" 200 100
-"$REL/totebox-sim" --system "$ROOT/system.xml" --disk "$T/sim.img" --keys "$T/keys" \
+# Not provisioned (--open): bench_client sends unsigned requests, so these are the figures
+# without access control (issue 8 leaves the benchmark with checks on to do; the QEMU figures
+# below need a bench_client that signs, as the image is provisioned).
+"$REL/totebox-sim" --system "$ROOT/system.xml" --disk "$T/sim.img" --keys "$T/keys" --open \
     --listen "unix:$T/sim.sock" >"$T/sim.out" 2>"$T/sim.err" &
 PID=$!
 i=0

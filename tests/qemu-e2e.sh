@@ -1,9 +1,10 @@
 #!/bin/sh
 # The image end to end in QEMU (`make qemu-test`, part of `make test`):
 #   1. boot $(BUILD_DIR)/loader.img on a fresh disk; wait, with a timeout, for WIRE|INFO: ready
-#   2. the client script of the simulator test (tests/client-lib.sh): three tenants appended to,
-#      read, checkpointed, exported, `totebox log verify`-ed with the provisioned .vkey files;
-#      malformed input survived
+#   2. the client script of the simulator test (tests/client-lib.sh), every request signed by
+#      the provisioned ADMIN key (access control on): three tenants appended to, read,
+#      checkpointed, exported, `totebox log verify`-ed with the provisioned .vkey files; an
+#      unsigned append and an unpaired key's read and append refused; malformed input survived
 #   3. SIGKILL QEMU during a stream of appends; boot again on the same disk; every acknowledged
 #      append is there, and the log is consistent with the checkpoint taken before the stream
 #      (`totebox log consistency`: signed old root, verified new tree, RFC 9162 proof)
@@ -121,6 +122,8 @@ console_as_expected() {
     done <"$T/console.expected"
 }
 check "the console lines of qemu/console.txt" console_as_expected
+check "access control on: the console has no 'access control off' line" \
+    sh -c '! grep -q "access control off" "$1"' _ "$LOG"
 
 # 2b. Answers of every size up to the frame limit. corporate holds 300 entries; LOAD more short
 # ones make reads of up to ~11,000 entries fill a whole frame.
@@ -146,7 +149,7 @@ reads_of() {
     start=$(date +%s)
     while [ $i -lt "$READS" ] && [ $bad -lt 2 ]; do
         since=$(((i * 7919 + m * 13) % span))
-        timeout 15 "$BIN/totebox" client --connect "$ADDR" read --tenant corporate \
+        timeout 15 "$BIN/totebox" client --connect "$ADDR" --skey "$KEYS/admin.skey" --archive "$KEYS/archive-identity.vkey" read --tenant corporate \
             --since "$since" --max "$m" >"$T/read.out" 2>"$T/read.err"
         if ! sed -n "$((since + 1)),$((since + m))p" "$T/corporate.all" | cmp -s - "$T/read.out"; then
             bad=$((bad + 1))
@@ -233,7 +236,7 @@ check "no error lines on the copy's console" no_error_lines
 # 5. Ten SIGKILL/boot cycles on the copy, a full read of corporate right after each boot.
 cat "$T/corporate.all" "$T/acked" >"$T/expected"
 all_acked_read() {
-    timeout 60 "$BIN/totebox" client --connect "$ADDR" read --tenant corporate --since 0 \
+    timeout 60 "$BIN/totebox" client --connect "$ADDR" --skey "$KEYS/admin.skey" --archive "$KEYS/archive-identity.vkey" read --tenant corporate --since 0 \
         >"$T/full.read" || return 1
     LC_ALL=C sort "$T/expected" >"$T/expected.sorted"
     LC_ALL=C sort "$T/full.read" >"$T/full.sorted"
@@ -294,7 +297,7 @@ check "property answers Damaged and its ledger names the damage on the console" 
 others_carry_on() {
     # Every acknowledged corporate entry (a read can hold more: an append whose acknowledgement
     # a kill cut off may be stored).
-    timeout 60 "$BIN/totebox" client --connect "$ADDR" read --tenant corporate --since 0 \
+    timeout 60 "$BIN/totebox" client --connect "$ADDR" --skey "$KEYS/admin.skey" --archive "$KEYS/archive-identity.vkey" read --tenant corporate --since 0 \
         >"$T/tampered.read" || { echo "corporate read failed" >&2; return 1; }
     LC_ALL=C sort "$T/tampered.read" >"$T/tampered.sorted"
     LC_ALL=C comm -23 "$T/expected.sorted" "$T/tampered.sorted" >"$T/missing"

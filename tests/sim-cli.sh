@@ -19,8 +19,10 @@ PID=
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$T"; }
 trap cleanup EXIT
 . "$(dirname "$0")/client-lib.sh"
+# Access control on, as `make sim`: the identity, the ADMIN key and pairings.yaml in $KEYS.
+provision_access "$KEYS" || { echo "sim-cli: cannot create the access keys"; exit 1; }
 start() {
-    "$BIN/totebox-sim" --system "$SYSTEM_XML" --disk "$T/disk.img" --keys "$KEYS" --listen "unix:$T/wire.sock" >"$T/sim.out" 2>>"$T/sim.err" &
+    "$BIN/totebox-sim" --system "$SYSTEM_XML" --disk "${DISK:-$T/disk.img}" --keys "$KEYS" --listen "unix:$T/wire.sock" "$@" >"$T/sim.out" 2>>"$T/sim.err" &
     PID=$!
     i=0; until grep -q -- '--connect' "$T/sim.out" 2>/dev/null; do
         i=$((i+1)); [ $i -gt 100 ] && { echo "sim-cli: simulator did not start"; cat "$T/sim.err"; exit 1; }
@@ -31,19 +33,32 @@ start() {
 start
 client_script
 check "no faulting PD in the simulator" sh -c '! grep -q "MON|ERROR" "$1"' _ "$T/sim.err"
+check "access control on: no 'access control off' line" sh -c '! grep -q "access control off" "$1"' _ "$T/sim.err"
 kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
 rm -f "$T/sim.out"
 start
 restart_script
 kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
 # Offline, with the box stopped: the disk is consistent and the audit log reads back verified,
-# one line per audited read.
+# one line per decision: the ADMIN's granted reads, appends and entry bundles (export), and the
+# refusals above.
 check "psdb fsck: the disk is consistent" sh -c '"$1" psdb fsck "$2" >/dev/null' _ "$BIN/totebox" "$T/disk.img"
 audit_log_reads() {
     "$BIN/totebox" log read --psdb "$T/disk.img" --namespace audit --vkey "$KEYS/audit.vkey" >"$T/audit.txt" &&
-        grep -q "tenant=corporate op=read" "$T/audit.txt" && grep -q "op=bundle" "$T/audit.txt"
+        grep -q "type=admin tenant=corporate op=read .*outcome=granted" "$T/audit.txt" &&
+        grep -q "type=admin tenant=corporate op=append .*outcome=granted" "$T/audit.txt" &&
+        grep -q "op=get-object .*outcome=granted" "$T/audit.txt" &&
+        grep -q "key=- type=- tenant=corporate op=- .*outcome=unsigned" "$T/audit.txt" &&
+        grep -q "key=[0-9a-f]* type=- tenant=corporate op=hello .*outcome=unpaired" "$T/audit.txt"
 }
-check "the audit log verifies and reads back offline (log read)" audit_log_reads
+check "the audit log verifies and reads back offline (log read): grants and refusals recorded" audit_log_reads
+# Not provisioned only when asked (--open); without the keys the simulator refuses to start.
+refuses_unprovisioned() {
+    ! "$BIN/totebox-sim" --system "$SYSTEM_XML" --disk "$T/open.img" --keys "$T/nokeys" \
+        --listen "unix:$T/open.sock" >/dev/null 2>"$T/open.err" &&
+        grep -q "the archive is not provisioned" "$T/open.err" && [ ! -e "$T/open.img" ]
+}
+check "without an identity key and pairings the simulator refuses to start (no --open)" refuses_unprovisioned
 rm -f "$T/sim.out" "$T/disk.img"
 start
 rolled_back_refused() {
@@ -51,8 +66,22 @@ rolled_back_refused() {
         grep -q "rollback.*size 0.*size 301" "$T/rollback.err"
 }
 check "a blank disk with the same keys is refused as a rollback" rolled_back_refused
+kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
+# PUBLIC_METADATA (make sim PUBLIC_METADATA=1) on a fresh archive (the flag is the initial
+# set's, stored at first boot): unsigned metadata is answered, so the unsigned append itself
+# reaches the archive, and is refused.
+rm -f "$T/sim.out"
+rm -rf "$T/client-state" # another archive's logs from here on
+DISK=$T/public.img start --public-metadata
+public_metadata() {
+    unsigned checkpoint --tenant corporate >"$T/public.note" &&
+        tb note verify "$T/public.note" --vkey "$KEYS/corporate.vkey" >/dev/null &&
+        unsigned_append_refused corporate &&
+        ! unsigned read --tenant corporate --since 0 >/dev/null 2>&1
+}
+check "public metadata: an unsigned checkpoint is answered; the unsigned append itself and an unsigned read are refused" public_metadata
 if [ "$FAILED" -ne 0 ]; then
     echo "sim-cli: $PASSED passed, $FAILED failed"
     exit 1
 fi
-echo "sim-cli: PASS ($PASSED checks: $(echo $TENANTS | wc -w) tenants ($TENANTS) x 300 entries, exports verified with the key files, garbage survived, restart kept everything, the audit log read offline, a rolled-back disk refused)"
+echo "sim-cli: PASS ($PASSED checks: access control on, every request signed; $(echo $TENANTS | wc -w) tenants ($TENANTS) x 300 entries, exports verified with the key files, unsigned and unpaired requests refused, garbage survived, restart kept everything, the audit log read offline, a rolled-back disk refused)"

@@ -39,7 +39,8 @@ round_trip() {
         [ "$(client read --tenant "$FIRST" --since "$(cat "$T/idx")" | cut -f2)" = "written beside the template" ]
 }
 
-# 1-2. The simulator.
+# 1-2. The simulator, provisioned as `make sim` (access control on).
+provision_access "$KEYS" || echo "template: cannot create the access keys" >&2
 "$BIN/totebox-sim" --system "$SYSTEM_XML" --disk "$T/disk.img" --keys "$KEYS" \
     --listen "unix:$T/wire.sock" >"$T/sim.out" 2>"$T/sim.err" &
 PID=$!
@@ -74,6 +75,7 @@ else
     LOG=$T/qemu.log
     ADDR=unix:$T/qemu.sock
     rm -rf "$T/client-state" # another box: its own keys, so the client's own state
+    KEYS=$DIR/keys           # what `make image` provisioned DIR/loader.img with
     booted() {
         [ -f "$DIR/loader.img" ] || { echo "template: no $DIR/loader.img" >&2; return 1; }
         (cd "$ROOT" && QEMU_TIMEOUT=600 QEMU_PIDFILE="$T/qemu.pid" \

@@ -3,7 +3,16 @@
 //! ```text
 //! totebox-sim [--system system.xml] [--disk build/sim-disk.img] [--disk-size BYTES]
 //!             [--keys build/keys] [--listen 127.0.0.1:0 | --listen unix:PATH]
+//!             [--pairings FILE] [--public-metadata] | [--open]
 //! ```
+//!
+//! Access control (docs/access.md) is on: the archive is provisioned from the keys directory,
+//! as `make image` provisions audit.elf: the identity key `archive-identity.key` and the
+//! initial pairing set from `pairings.yaml` there (or `--pairings FILE`; it must hold an ADMIN),
+//! with `--public-metadata` making unsigned metadata requests public. `make sim` creates both
+//! when absent. Without them the simulator refuses to start, unless `--open` asks for the
+//! **not provisioned** mode (access control off; audit prints its WARN line, as an image
+//! built without provisioning does).
 //! The disk file is created (sparse) if absent and formatted by psdb on first use. The signing
 //! keys are `<log>.skey` in the keys directory (the same files `make image` provisions the ELFs
 //! from); absent ones are generated there, with their `<log>.vkey`. The line
@@ -19,10 +28,10 @@
 //! says so, rather than both writing to it.
 #![forbid(unsafe_code)]
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::TcpListener;
 use std::os::unix::net::UnixListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -30,7 +39,104 @@ use psdb::FileDevice;
 use sim::server::{Conn, Server};
 use sim::{Disk, Keys, Sim};
 
-const USAGE: &str = "usage: totebox-sim [--system FILE] [--disk FILE] [--disk-size BYTES] [--keys DIR] [--listen HOST:PORT|unix:PATH]";
+const USAGE: &str = "usage: totebox-sim [--system FILE] [--disk FILE] [--disk-size BYTES] [--keys DIR] [--listen HOST:PORT|unix:PATH] [--pairings FILE] [--public-metadata] [--open]";
+
+/// The identity key's file in the keys directory (`make archive-identity` writes it).
+const IDENTITY_FILE: &str = "archive-identity.key";
+/// The pairings file in the keys directory unless `--pairings` names another.
+const PAIRINGS_FILE: &str = "pairings.yaml";
+/// Largest key or pairings file read (as the host tool: 64 pairings take about 12 KiB).
+const MAX_FILE: u64 = 256 * 1024;
+
+/// A small file, read whole (at most [`MAX_FILE`] bytes).
+fn read_small(path: &Path) -> Result<String, String> {
+    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut text = String::new();
+    f.take(MAX_FILE + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if text.len() as u64 > MAX_FILE {
+        return Err(format!("{}: over {MAX_FILE} bytes", path.display()));
+    }
+    Ok(text)
+}
+
+/// The archive's provisioning from the keys directory: the identity signer key string and
+/// the initial pairing set's image form (what `make image` writes into audit.elf's slots).
+fn provisioning(
+    keys_dir: &Path,
+    pairings: Option<&Path>,
+    public_metadata: bool,
+) -> Result<(String, Vec<u8>, String), String> {
+    let id_path = keys_dir.join(IDENTITY_FILE);
+    let default_pairings = keys_dir.join(PAIRINGS_FILE);
+    let p_path = pairings.unwrap_or(&default_pairings);
+    let (has_id, has_p) = (id_path.exists(), p_path.exists());
+    if !has_id && !has_p {
+        return Err(format!(
+            "the archive is not provisioned: no {} and no {} (`make sim` creates both; \
+             --open runs with access control off)",
+            id_path.display(),
+            p_path.display()
+        ));
+    }
+    if !has_id {
+        return Err(format!(
+            "no identity key {} for the pairings in {} (`make archive-identity` creates it)",
+            id_path.display(),
+            p_path.display()
+        ));
+    }
+    if !has_p {
+        return Err(format!(
+            "no pairings file {} (create it with `totebox pair add --type ADMIN --tenant '*' \
+             --vkey admin.vkey --file {}`)",
+            p_path.display(),
+            p_path.display()
+        ));
+    }
+    let identity = read_small(&id_path)?
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_end()
+        .to_string();
+    let archive = note::Signer::from_skey(&identity)
+        .map_err(|e| format!("{}: not a signer key: {e}", id_path.display()))?
+        .verifier()
+        .vkey();
+    let mut set = access::yaml::parse(&read_small(p_path)?)
+        .map_err(|e| format!("{}: {e}", p_path.display()))?;
+    if !set
+        .pairings()
+        .iter()
+        .any(|p| p.kind == access::PairingType::Admin)
+    {
+        return Err(format!(
+            "{}: no ADMIN pairing: nobody could ever change the archive's pairings",
+            p_path.display()
+        ));
+    }
+    set.set_public_metadata(public_metadata);
+    let bytes = set.to_bytes();
+    // What would not fit audit.elf's slot is refused here too.
+    interface::keys::encode_pairings_slot(&bytes).map_err(|_| {
+        format!(
+            "{}: the pairing set's image form is {} bytes, over the {}-byte pairings slot",
+            p_path.display(),
+            bytes.len(),
+            interface::keys::PAIRINGS_SLOT_LEN
+        )
+    })?;
+    let said = format!(
+        "SIM|INFO: access control on: archive {archive} ({}), {} pairings from {}, public metadata {}",
+        id_path.display(),
+        set.pairings().len(),
+        p_path.display(),
+        if public_metadata { "on" } else { "off" }
+    );
+    Ok((identity, bytes, said))
+}
 
 fn main() -> ExitCode {
     match run() {
@@ -48,6 +154,9 @@ fn run() -> Result<(), String> {
     let mut keys_dir = PathBuf::from("build/keys");
     let mut disk_size: u64 = 256 << 20;
     let mut listen = String::from("127.0.0.1:0");
+    let mut pairings: Option<PathBuf> = None;
+    let mut public_metadata = false;
+    let mut open = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || {
@@ -60,6 +169,9 @@ fn run() -> Result<(), String> {
             "--disk-size" => disk_size = val()?.parse().map_err(|e| format!("--disk-size: {e}"))?,
             "--listen" => listen = val()?,
             "--keys" => keys_dir = val()?.into(),
+            "--pairings" => pairings = Some(val()?.into()),
+            "--public-metadata" => public_metadata = true,
+            "--open" => open = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -67,6 +179,21 @@ fn run() -> Result<(), String> {
             _ => return Err(format!("unknown argument {a}\n{USAGE}")),
         }
     }
+    if open && (pairings.is_some() || public_metadata) {
+        return Err(format!(
+            "--open (access control off) takes no --pairings or --public-metadata\n{USAGE}"
+        ));
+    }
+    // Before the disk is touched: a simulator that will not start changes nothing.
+    let access = if open {
+        None
+    } else {
+        Some(provisioning(
+            &keys_dir,
+            pairings.as_deref(),
+            public_metadata,
+        )?)
+    };
     let text =
         std::fs::read_to_string(&system).map_err(|e| format!("{}: {e}", system.display()))?;
     let desc = sysdesc::System::parse(&text).map_err(|e| format!("{}: {e}", system.display()))?;
@@ -79,7 +206,11 @@ fn run() -> Result<(), String> {
         FileDevice::create(&disk, disk_size)
     }
     .map_err(|e| format!("{}: {e}", disk.display()))?;
-    let keys = Keys::load_or_generate(&keys_dir).map_err(|e| e.to_string())?;
+    let mut keys = Keys::load_or_generate(&keys_dir).map_err(|e| e.to_string())?;
+    if let Some((identity, set, said)) = access {
+        println!("{said}");
+        keys = keys.with_access(identity, set);
+    }
     println!(
         "SIM|INFO: serving tenants {}; verifier keys in {}/<tenant>.vkey (audit: audit.vkey)",
         interface::TENANTS.join(", "),

@@ -9,8 +9,8 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use access::{
-    yaml, Action, CapOps, Capability, Class, Pairing, PairingSet, PairingType, RowRange,
-    SignedRequest, Tenants,
+    yaml, Action, CapOps, Capability, Change, Class, Pairing, PairingChange, PairingSet,
+    PairingType, RowRange, SignedRequest, Tenants,
 };
 use protocol::client::Authorizer;
 use protocol::Op;
@@ -60,11 +60,7 @@ fn store(file: &Path, set: &PairingSet) -> Result<(), String> {
 /// `totebox pair add --type TYPE --tenant T... --vkey VKEY [--file F]`: pairs the key (its
 /// pairing replaced if it had one).
 pub fn pair_add(file: &Path, kind: &str, tenants: &[String], vkey: &str) -> Result<(), String> {
-    let kind = PairingType::parse(kind)
-        .or_else(|| PairingType::parse(&kind.to_ascii_lowercase()))
-        .ok_or_else(|| {
-            format!("pair add: unknown type {kind:?} (ADMIN, INPUT, USER or INTERFACE)")
-        })?;
+    let kind = pairing_type(kind)?;
     let tenants = Tenants::new(tenants).map_err(|e| format!("pair add: {e}"))?;
     let key = verifier_arg(vkey)?;
     let mut set = load(file)?;
@@ -111,6 +107,110 @@ pub fn pair_list(file: &Path) -> Result<(), String> {
             p.key.vkey()
         );
     }
+    Ok(())
+}
+
+/// Where `pair add|remove --connect` sends its change.
+#[derive(Debug)]
+pub struct Remote<'a> {
+    /// `--connect ADDR`.
+    pub addr: &'a str,
+    /// `--skey`: an ADMIN's signer key file.
+    pub skey: &'a Path,
+    /// `--archive`: the archive's identity verifier key (string or file), if pinned.
+    pub archive: Option<&'a str>,
+}
+
+/// A `pair add` type argument, upper or lower case.
+fn pairing_type(kind: &str) -> Result<PairingType, String> {
+    PairingType::parse(kind)
+        .or_else(|| PairingType::parse(&kind.to_ascii_lowercase()))
+        .ok_or_else(|| format!("pair add: unknown type {kind:?} (ADMIN, INPUT, USER or INTERFACE)"))
+}
+
+/// The signed `totebox-pairing/v1` note of `change` to `key` on `archive`, by `admin`.
+pub fn change_note(
+    admin: &note::Signer,
+    archive: &note::Verifier,
+    change: Change,
+    key: note::Verifier,
+    now: u64,
+    nonce: [u8; 16],
+) -> Result<Vec<u8>, String> {
+    PairingChange {
+        archive: archive.clone(),
+        change,
+        key,
+        time: now,
+        nonce,
+    }
+    .sign(admin)
+    .map_err(|e| format!("cannot sign the pairing change: {e}"))
+}
+
+/// The archive's identity: `pinned` (`--archive`) if given, else the one the box proves over a
+/// fresh challenge (`Op::Identity`), with a warning that its word is taken for it.
+fn archive_of<S: std::io::Read + std::io::Write>(
+    c: &mut protocol::client::Client<S>,
+    pinned: Option<&str>,
+    what: &str,
+) -> Result<note::Verifier, String> {
+    if let Some(arg) = pinned {
+        return verifier_arg(arg);
+    }
+    let challenge = random16()?;
+    let (vkey, proof) = crate::client::identity(c, challenge)
+        .map_err(|e| format!("{what}: the archive's identity: {e}"))?;
+    let archive = note::Verifier::from_vkey(&vkey)
+        .map_err(|e| format!("{what}: the box states a malformed identity key: {e}"))?;
+    access::verify_identity_proof(&archive, &proof, challenge)
+        .map_err(|e| format!("{what}: the box's identity proof does not verify: {e}"))?;
+    eprintln!(
+        "{what}: warning: trusting the identity the box proves ({vkey}; pin it with --archive)"
+    );
+    Ok(archive)
+}
+
+/// Sends `change` to `key` to the archive at `r`, signed by its ADMIN key, in a signed
+/// `pair-change` request.
+fn pair_change_remote(
+    r: &Remote<'_>,
+    what: &str,
+    change: Change,
+    key: note::Verifier,
+) -> Result<(), String> {
+    let admin = signer_file(r.skey)?;
+    let mut c = crate::client::connect(r.addr)?;
+    let archive = archive_of(&mut c, r.archive, what)?;
+    let note = change_note(&admin, &archive, change, key, now()?, random16()?)?;
+    c.set_authorizer(Box::new(Signing::from_parts(admin, archive)));
+    crate::client::pair_change(&mut c, &note).map_err(|e| format!("{what}: {e}"))
+}
+
+/// `totebox pair add ... --connect ADDR --skey ADMIN_SKEY [--archive VKEY]`.
+pub fn pair_add_remote(
+    r: &Remote<'_>,
+    kind: &str,
+    tenants: &[String],
+    vkey: &str,
+) -> Result<(), String> {
+    let kind = pairing_type(kind)?;
+    let tenants = Tenants::new(tenants).map_err(|e| format!("pair add: {e}"))?;
+    let key = verifier_arg(vkey)?;
+    // The archive would refuse what a file would: checked before anything is sent.
+    Pairing::new(key.clone(), kind, tenants.clone()).map_err(|e| format!("pair add: {e}"))?;
+    let text = tenants.to_text();
+    let change = Change::Add { kind, tenants };
+    pair_change_remote(r, "pair add", change, key.clone())?;
+    println!("paired {} as {kind} for {text} on {}", key.vkey(), r.addr);
+    Ok(())
+}
+
+/// `totebox pair remove --vkey VKEY --connect ADDR --skey ADMIN_SKEY [--archive VKEY]`.
+pub fn pair_remove_remote(r: &Remote<'_>, vkey: &str) -> Result<(), String> {
+    let key = verifier_arg(vkey)?;
+    pair_change_remote(r, "pair remove", Change::Remove, key.clone())?;
+    println!("unpaired {} on {}", key.vkey(), r.addr);
     Ok(())
 }
 
@@ -244,6 +344,16 @@ impl Signing {
             capability,
             rows_end,
         })
+    }
+
+    /// Signs with `signer` for `archive`, no capability (`pair --connect`).
+    pub fn from_parts(signer: note::Signer, archive: note::Verifier) -> Signing {
+        Signing {
+            signer,
+            archive,
+            capability: Vec::new(),
+            rows_end: None,
+        }
     }
 
     /// One past the capability's last row, if it bounds them.

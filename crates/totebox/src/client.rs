@@ -10,7 +10,8 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use protocol::client::Client;
+use protocol::client::{Client, ClientError};
+use protocol::{Body, ErrorCode, Op, Response};
 use tlog::Storage;
 
 use crate::dir::DirStorage;
@@ -101,7 +102,7 @@ pub fn connect(addr: &str) -> Result<Client<Stream>, String> {
     Ok(Client::new(stream))
 }
 
-fn fail(what: &str) -> impl Fn(protocol::client::ClientError) -> String + '_ {
+fn fail(what: &str) -> impl Fn(ClientError) -> String + '_ {
     move |e| format!("client {what}: {e}")
 }
 
@@ -145,11 +146,125 @@ fn box_key<S: Read + Write>(
     }
 }
 
-/// The box's public hash tiles of `tenant`'s log, fetched on demand, each bounded by a hash
-/// tile's size: what a consistency proof is built from.
+/// Which log of the box: a tenant's (`GetObject`) or the audit log (`AuditObject`, ADMIN
+/// paired for `*` only).
+#[derive(Debug, Clone, Copy)]
+enum Log<'a> {
+    Tenant(&'a str),
+    Audit,
+}
+
+impl Log<'_> {
+    /// The whole object `path` of this log, at most `max` bytes; `None` if absent.
+    fn get<S: Read + Write>(
+        self,
+        c: &mut Client<S>,
+        path: &str,
+        max: u64,
+    ) -> Result<Option<Vec<u8>>, ClientError> {
+        match self {
+            Log::Tenant(t) => c.get_object_max(t, path, max),
+            Log::Audit => audit_object_max(c, path, max),
+        }
+    }
+}
+
+/// Sends `op` and hands the answer's body to `f` (`None`: not the answer expected); an error
+/// answer is [`ClientError::Remote`]. (What `Client`'s own calls do, for the archive-wide ops.)
+fn call_with<S: Read + Write, T>(
+    c: &mut Client<S>,
+    tenant: &str,
+    op: Op<'_>,
+    f: impl FnOnce(Body<'_>) -> Option<T>,
+) -> Result<T, ClientError> {
+    let payload = c.call_raw(tenant, op)?;
+    let resp = Response::decode(&payload).map_err(|e| ClientError::Unexpected(format!("{e}")))?;
+    match resp.body {
+        Body::Error { code } => Err(ClientError::Remote(code)),
+        body => {
+            let what = format!("{body:?}");
+            f(body).ok_or(ClientError::Unexpected(what))
+        }
+    }
+}
+
+/// The archive's identity ([`Op::Identity`], unsigned): its verifier key string and the proof
+/// over `challenge`.
+pub fn identity<S: Read + Write>(
+    c: &mut Client<S>,
+    challenge: [u8; 16],
+) -> Result<(String, Vec<u8>), ClientError> {
+    call_with(c, "", Op::Identity { challenge }, |b| match b {
+        Body::Identity { archive, proof } => Some((archive.to_string(), proof.to_vec())),
+        _ => None,
+    })
+}
+
+/// Sends a signed pairing change note ([`Op::PairChange`], archive-wide); `Ok` once the box
+/// says it is durable.
+pub fn pair_change<S: Read + Write>(c: &mut Client<S>, change: &[u8]) -> Result<(), ClientError> {
+    call_with(c, "", Op::PairChange { change }, |b| {
+        matches!(b, Body::Pong).then_some(())
+    })
+}
+
+/// A whole object of the audit log ([`Op::AuditObject`], in chunks), at most `max` bytes;
+/// `None` if absent. As `Client::get_object_max`: a box stating more than `max`, changing the
+/// size it stated, or sending chunks out of order or past it, is refused.
+pub fn audit_object_max<S: Read + Write>(
+    c: &mut Client<S>,
+    path: &str,
+    max: u64,
+) -> Result<Option<Vec<u8>>, ClientError> {
+    let mut out = Vec::new();
+    let mut stated = None;
+    loop {
+        let offset = out.len() as u64;
+        let r = call_with(c, "", Op::AuditObject { path, offset }, |b| match b {
+            Body::Object {
+                total,
+                offset,
+                data,
+            } => Some((total, offset, data.to_vec())),
+            _ => None,
+        });
+        let (total, at, data) = match r {
+            Err(ClientError::Remote(ErrorCode::NotFound)) if out.is_empty() => return Ok(None),
+            r => r?,
+        };
+        if total > max {
+            return Err(ClientError::ObjectTooLarge {
+                path: path.into(),
+                total,
+                max,
+            });
+        }
+        if *stated.get_or_insert(total) != total {
+            return Err(ClientError::Unexpected(format!(
+                "{path}: stated as {} bytes, then {total}",
+                stated.unwrap_or(total)
+            )));
+        }
+        if at != offset || (data.is_empty() && at < total) {
+            return Err(ClientError::Unexpected("object chunk out of order".into()));
+        }
+        out.extend_from_slice(&data);
+        if out.len() as u64 > total {
+            return Err(ClientError::Unexpected(format!(
+                "{path}: more bytes than the {total} stated"
+            )));
+        }
+        if out.len() as u64 == total {
+            return Ok(Some(out));
+        }
+    }
+}
+
+/// The box's public hash tiles of a log, fetched on demand, each bounded by a hash tile's
+/// size: what a consistency proof is built from.
 struct BoxTiles<'a, S> {
     c: &'a mut Client<S>,
-    tenant: &'a str,
+    log: Log<'a>,
 }
 
 impl<S: Read + Write> tlog::ObjectReader for BoxTiles<'_, S> {
@@ -158,8 +273,8 @@ impl<S: Read + Write> tlog::ObjectReader for BoxTiles<'_, S> {
     fn read_object(&mut self, path: &str, out: &mut Vec<u8>) -> Result<bool, String> {
         out.clear();
         match self
-            .c
-            .get_object_max(self.tenant, path, fsio::MAX_TILE)
+            .log
+            .get(self.c, path, fsio::MAX_TILE)
             .map_err(|e| e.to_string())?
         {
             Some(data) => {
@@ -186,7 +301,8 @@ fn check_latest<S: Read + Write>(
         Some(n) => n,
         None => c.checkpoint(tenant).map_err(fail(what))?,
     };
-    let cp = trust::advance(state, verifier, &note, &mut BoxTiles { c, tenant })
+    let log = Log::Tenant(tenant);
+    let cp = trust::advance(state, verifier, &note, &mut BoxTiles { c, log })
         .map_err(|e| format!("client {what}: {e}"))?;
     Ok((cp, note))
 }
@@ -264,7 +380,7 @@ pub fn append_on<S: Read + Write>(
             print(out, &f.stored.indices)?;
             let rest = entries.len() - stored;
             let fate = match f.error {
-                protocol::client::ClientError::Io(_) => {
+                ClientError::Io(_) => {
                     "were not acknowledged (the box may have stored the first request of them)"
                 }
                 _ => "were not stored",
@@ -422,17 +538,60 @@ pub fn export_from<S: Read + Write>(
     state: &StateDir,
 ) -> Result<(), String> {
     let verifier = box_key(c, "export", tenant, pinned, true)?;
-    let cp = c
-        .get_object_max(tenant, "checkpoint", fsio::MAX_NOTE)
-        .map_err(fail("export"))?
-        .ok_or("client export: the log has no checkpoint")?;
-    let (checkpoint, cp) = check_latest(c, "export", tenant, &verifier, state, Some(cp))?;
+    export_log(c, Log::Tenant(tenant), "export", dir, &verifier, state)
+}
+
+/// `client --skey ADMIN --archive VKEY audit export DIR --vkey AUDIT_VKEY`: the audit log's
+/// tlog-tiles directory, as [`export`] writes a tenant's (checkpoint verified with the audit
+/// log's key and checked against the one remembered first; an update only if it extends the
+/// earlier export), fetched with `AuditObject` (an ADMIN paired for `*` only). The key is
+/// required: the box states no key for its audit log. `totebox log verify DIR --vkey
+/// AUDIT_VKEY` accepts the directory. Records not yet in a checkpoint are not exported.
+pub fn audit_export(
+    conn: &Connect,
+    dir: &Path,
+    vkey: &str,
+    state: &StateDir,
+) -> Result<(), String> {
+    let mut c = conn.open()?;
+    audit_export_from(&mut c, dir, vkey, state)
+}
+
+/// [`audit_export`] over a connected client.
+pub fn audit_export_from<S: Read + Write>(
+    c: &mut Client<S>,
+    dir: &Path,
+    vkey: &str,
+    state: &StateDir,
+) -> Result<(), String> {
+    let verifier = crate::keys::verifier_arg(vkey)?;
+    export_log(c, Log::Audit, "audit export", dir, &verifier, state)
+}
+
+/// Writes `log`'s tlog-tiles directory to `dir` (see [`export`]), its checkpoint verified with
+/// `verifier`.
+fn export_log<S: Read + Write>(
+    c: &mut Client<S>,
+    log: Log<'_>,
+    what: &str,
+    dir: &Path,
+    verifier: &note::Verifier,
+    state: &StateDir,
+) -> Result<(), String> {
+    let cp = log
+        .get(c, "checkpoint", fsio::MAX_NOTE)
+        .map_err(fail(what))?
+        .ok_or_else(|| format!("client {what}: the log has no checkpoint"))?;
+    let checkpoint = trust::advance(state, verifier, &cp, &mut BoxTiles { c, log })
+        .map_err(|e| format!("client {what}: {e}"))?;
     let size = checkpoint.size();
-    let mut storage = DirStorage::open(dir).map_err(|e| format!("client export: {e}"))?;
-    if let Some(old) = existing_export(&storage, dir, &verifier)? {
+    let mut storage = DirStorage::open(dir).map_err(|e| format!("client {what}: {e}"))?;
+    if let Some(old) =
+        existing_export(&storage, dir, verifier).map_err(|e| e.replacen("export", what, 1))?
+    {
         // An update of an earlier export: only if this checkpoint extends that one.
         tlog::verify::verify_consistency_tiles(
-            &mut BoxTiles { c, tenant },
+            &mut BoxTiles { c, log },
             old.size(),
             old.root(),
             size,
@@ -440,7 +599,7 @@ pub fn export_from<S: Read + Write>(
         )
         .map_err(|e| {
             format!(
-                "client export: {} holds an export ({}) that the box's checkpoint ({}) does not \
+                "client {what}: {} holds an export ({}) that the box's checkpoint ({}) does not \
                  extend: {e}; refusing to write into it",
                 dir.display(),
                 trust::describe(old.size(), old.root()),
@@ -458,20 +617,20 @@ pub fn export_from<S: Read + Write>(
             tlog::TileKind::Entries => fsio::MAX_BUNDLE,
             tlog::TileKind::Hashes(_) => fsio::MAX_TILE,
         };
-        let data = c
-            .get_object_max(tenant, path.as_str(), max)
-            .map_err(fail("export"))?
-            .ok_or_else(|| format!("client export: {} missing", path.as_str()))?;
+        let data = log
+            .get(c, path.as_str(), max)
+            .map_err(fail(what))?
+            .ok_or_else(|| format!("client {what}: {} missing", path.as_str()))?;
         storage
             .put(path.as_str(), &data)
-            .map_err(|e| format!("client export: {}: {e}", dir.display()))?;
+            .map_err(|e| format!("client {what}: {}: {e}", dir.display()))?;
         n += 1;
     }
     // The checkpoint last: the directory never names a tree whose tiles are not all there.
     storage
         .set_checkpoint(&cp)
         .and_then(|()| storage.replace("vkey", format!("{}\n", verifier.vkey()).as_bytes()))
-        .map_err(|e| format!("client export: {}: {e}", dir.display()))?;
+        .map_err(|e| format!("client {what}: {}: {e}", dir.display()))?;
     println!(
         "exported {} ({size} entries, {n} tiles) to {}",
         checkpoint.origin(),
@@ -567,6 +726,10 @@ mod tests {
         /// Append requests still to succeed; later ones fail with `Storage`.
         appends_left: usize,
         fetched: usize,
+        /// `AuditObject` requests served (the same objects, tenant `""` only).
+        audit_calls: usize,
+        /// Each `PairChange`'s note and the authorization it came with.
+        changes: Vec<(Vec<u8>, Vec<u8>)>,
     }
 
     impl Write for FakeBox {
@@ -583,7 +746,7 @@ mod tests {
                 };
                 let mut encoded = vec![0u8; MAX_CHUNK];
                 let not_found = Body::Error {
-                    code: protocol::ErrorCode::NotFound,
+                    code: ErrorCode::NotFound,
                 };
                 let chunk = |data: &'_ [u8], offset: u64| {
                     let from = (offset as usize).min(data.len());
@@ -591,15 +754,15 @@ mod tests {
                     (data.len() as u64, from, to)
                 };
                 let body = match req.op {
-                    protocol::Op::Hello => Body::Hello {
+                    Op::Hello => Body::Hello {
                         origin: ORIGIN,
                         vkey: &self.vkey,
                         size: 0,
                     },
-                    protocol::Op::Checkpoint => Body::Checkpoint {
+                    Op::Checkpoint => Body::Checkpoint {
                         note: &self.checkpoint,
                     },
-                    protocol::Op::Append { entries } if self.appends_left > 0 => {
+                    Op::Append { entries } if self.appends_left > 0 => {
                         self.appends_left -= 1;
                         let first = self.entries.len() as u64;
                         for e in protocol::entries(entries) {
@@ -611,10 +774,10 @@ mod tests {
                             size: self.entries.len() as u64,
                         }
                     }
-                    protocol::Op::Append { .. } => Body::Error {
-                        code: protocol::ErrorCode::Storage,
+                    Op::Append { .. } => Body::Error {
+                        code: ErrorCode::Storage,
                     },
-                    protocol::Op::Read { since, max } => {
+                    Op::Read { since, max } => {
                         let (mut len, mut n) = (0, since as usize);
                         while n < self.entries.len()
                             && n - (since as usize) < max as usize
@@ -627,7 +790,7 @@ mod tests {
                             entries: &encoded[..len],
                         }
                     }
-                    protocol::Op::GetObject {
+                    Op::GetObject {
                         path: "checkpoint",
                         offset,
                     } => {
@@ -638,7 +801,7 @@ mod tests {
                             data: &self.checkpoint[from..to],
                         }
                     }
-                    protocol::Op::GetObject { path, offset } => {
+                    Op::GetObject { path, offset } => {
                         if offset == 0 {
                             self.fetched += 1;
                         }
@@ -654,7 +817,34 @@ mod tests {
                             None => not_found,
                         }
                     }
-                    protocol::Op::Status => Body::Status {
+                    Op::AuditObject { .. } if !req.tenant.is_empty() => Body::Error {
+                        code: ErrorCode::BadRequest,
+                    },
+                    Op::AuditObject { path, offset } => {
+                        self.audit_calls += 1;
+                        let data = if path == "checkpoint" {
+                            Some(&self.checkpoint)
+                        } else {
+                            self.objects.get(path)
+                        };
+                        match data {
+                            Some(data) => {
+                                let (total, from, to) = chunk(data, offset);
+                                Body::Object {
+                                    total,
+                                    offset,
+                                    data: &data[from..to],
+                                }
+                            }
+                            None => not_found,
+                        }
+                    }
+                    Op::PairChange { change } => {
+                        self.changes
+                            .push((change.to_vec(), req.capability.to_vec()));
+                        Body::Pong
+                    }
+                    Op::Status => Body::Status {
                         size: self.entries.len() as u64,
                         disk_used: 950,
                         disk_quota: 1000,
@@ -698,6 +888,8 @@ mod tests {
             entries: Vec::new(),
             appends_left: 0,
             fetched: 0,
+            audit_calls: 0,
+            changes: Vec::new(),
         })
     }
 
@@ -758,6 +950,74 @@ mod tests {
     }
 
     use std::path::PathBuf;
+
+    #[test]
+    fn audit_export_fetches_the_audit_log_with_audit_object_and_it_verifies() {
+        let e = env();
+        let k = key(7);
+        let mut c = log_box(&k, 300, None);
+        let dir = e.root.join("audit-export");
+        let vkey = k.verifier().vkey();
+        audit_export_from(&mut c, &dir, &vkey, &e.state).unwrap();
+        // Every object through AuditObject, none through a tenant's GetObject.
+        assert_eq!(c.stream_mut().fetched, 0);
+        assert!(c.stream_mut().audit_calls >= 3);
+        crate::log_cmd::verify(&crate::log_cmd::Place::Dir(dir.clone()), &vkey, false).unwrap();
+        // Another key refuses the box's checkpoint before anything else is fetched.
+        let mut c = log_box(&k, 300, None);
+        let other = key(8).verifier().vkey();
+        let err = audit_export_from(&mut c, &e.root.join("x"), &other, &e.state).unwrap_err();
+        assert!(err.starts_with("client audit export:"), "{err}");
+        assert_eq!(c.stream_mut().audit_calls, 1);
+    }
+
+    #[test]
+    fn a_pair_change_is_sent_archive_wide_in_a_signed_request_the_archive_grants() {
+        use access::{Change, PairingSet, PairingType, SignedRequest, Tenants};
+        let admin = note::Signer::generate("admin", &[3; 32]).unwrap();
+        let archive = note::Signer::generate("archive", &[4; 32])
+            .unwrap()
+            .verifier();
+        let bob = note::Signer::generate("bob", &[5; 32]).unwrap().verifier();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let change = Change::Add {
+            kind: PairingType::Input,
+            tenants: Tenants::new(&["corporate"]).unwrap(),
+        };
+        let note =
+            crate::access_cmd::change_note(&admin, &archive, change, bob.clone(), now, [9; 16])
+                .unwrap();
+        let mut c = fake("unused", b"");
+        c.set_authorizer(Box::new(crate::access_cmd::Signing::from_parts(
+            admin.clone(),
+            archive.clone(),
+        )));
+        pair_change(&mut c, &note).unwrap();
+        let (sent, auth) = c.stream_mut().changes.pop().unwrap();
+        assert_eq!(sent, note);
+        // The archive's rules: the request is granted archive-wide, and the change applies.
+        let mut set = PairingSet::new();
+        set.insert(
+            access::Pairing::new(admin.verifier(), PairingType::Admin, Tenants::All).unwrap(),
+        )
+        .unwrap();
+        let req = SignedRequest::parse(&auth).unwrap();
+        access::authorize(&set, &archive, "", &req, Some(now), 0).unwrap();
+        let action = access::Action::from_op(&Op::PairChange { change: &sent })
+            .unwrap()
+            .unwrap();
+        req.matches_action("", &action).unwrap();
+        set.apply(&sent, &archive).unwrap();
+        assert_eq!(set.get(&bob).unwrap().kind, PairingType::Input);
+        // Another archive's request is refused.
+        let other = note::Signer::generate("other", &[6; 32])
+            .unwrap()
+            .verifier();
+        assert!(access::authorize(&set, &other, "", &req, Some(now), 0).is_err());
+    }
 
     #[test]
     fn an_unsigned_huge_checkpoint_is_refused_before_any_walk() {

@@ -1,4 +1,6 @@
-//! `totebox image set-key`: gives one copy of a PD's ELF its own signing key.
+//! `totebox image set-key`: gives one copy of a PD's ELF its own signing key (or, with
+//! `--symbol totebox_identity_key`, audit.elf the archive's identity key); `totebox image
+//! set-pairings`: writes the archive's initial pairing set into audit.elf's pairings slot.
 //!
 //! `ledger.elf` and `audit.elf` are built with an empty key slot (`interface::keys`): a
 //! [`KEY_SLOT_LEN`]-byte object named [`KEY_SLOT_SYMBOL`] in `.data`. `set-key` finds that
@@ -9,10 +11,18 @@
 //! its directory, synced, then renamed over OUT: the key is never readable by others, and a
 //! symlink at OUT or at a guessed temporary name is never followed. It prints the key's verifier key (what clients
 //! verify checkpoints with), so `make image` writes the `.vkey` next to the key it patched in.
+//!
+//! The pairings slot ([`PAIRINGS_SLOT_SYMBOL`], [`PAIRINGS_SLOT_LEN`] bytes, the same header)
+//! is checked and written the same way by `set-pairings`: it holds `PairingSet::to_bytes` of
+//! `pairings.yaml` and the public-metadata flag (docs/access.md), refused if the set has no
+//! ADMIN (nobody could ever change it) or does not fit the slot.
 
 use std::path::Path;
 
-use interface::keys::{encode_slot, KEY_SLOT_LEN, KEY_SLOT_MAGIC, KEY_SLOT_SYMBOL};
+use interface::keys::{
+    encode_pairings_slot, encode_slot, IDENTITY_SLOT_SYMBOL, KEY_SLOT_LEN, KEY_SLOT_MAGIC,
+    KEY_SLOT_SYMBOL, PAIRINGS_SLOT_LEN, PAIRINGS_SLOT_SYMBOL,
+};
 use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
 use object::{Object, ObjectSection, ObjectSymbol};
 
@@ -21,8 +31,17 @@ use crate::{fsio, keys};
 /// The symbol `set-key` patches unless told otherwise.
 pub const DEFAULT_SYMBOL: &str = KEY_SLOT_SYMBOL;
 
-/// Where a key slot sits in an ELF file: its byte range.
+/// Where a key slot (of [`KEY_SLOT_LEN`] bytes) sits in an ELF file: its byte range.
 pub fn slot_range(elf: &[u8], symbol: &str) -> Result<std::ops::Range<usize>, String> {
+    slot_range_len(elf, symbol, KEY_SLOT_LEN)
+}
+
+/// Where a slot of `len` bytes named `symbol` sits in an ELF file: its byte range.
+pub fn slot_range_len(
+    elf: &[u8],
+    symbol: &str,
+    len: usize,
+) -> Result<std::ops::Range<usize>, String> {
     let file = ElfFile64::<object::Endianness>::parse(elf)
         .map_err(|e| format!("not an ELF64 file: {e}"))?;
     let endian = file.endian();
@@ -40,10 +59,15 @@ pub fn slot_range(elf: &[u8], symbol: &str) -> Result<std::ops::Range<usize>, St
     if found.next().is_some() {
         return Err(format!("symbol `{symbol}` is defined more than once"));
     }
-    if sym.size() != KEY_SLOT_LEN as u64 {
+    if sym.size() != len as u64 {
         return Err(format!(
-            "symbol `{symbol}` is {} bytes, a key slot is {KEY_SLOT_LEN}",
-            sym.size()
+            "symbol `{symbol}` is {} bytes, a {} slot is {len}",
+            sym.size(),
+            if len == KEY_SLOT_LEN {
+                "key"
+            } else {
+                "pairings"
+            }
         ));
     }
     let index = sym
@@ -55,7 +79,7 @@ pub fn slot_range(elf: &[u8], symbol: &str) -> Result<std::ops::Range<usize>, St
     let (sec_off, sec_len) = section.file_range().ok_or_else(|| {
         format!("symbol `{symbol}` is in a section with no bytes in the file (.bss?)")
     })?;
-    let slot_len = KEY_SLOT_LEN as u64;
+    let slot_len = len as u64;
     let outside = || format!("symbol `{symbol}` lies outside its section");
     let rel = sym
         .address()
@@ -90,8 +114,20 @@ pub fn slot_range(elf: &[u8], symbol: &str) -> Result<std::ops::Range<usize>, St
     Ok(range)
 }
 
-/// `totebox image set-key IN OUT --skey FILE [--symbol NAME]`.
+/// `totebox image set-key IN OUT --skey FILE [--symbol NAME]`: the checkpoint signing key
+/// slot by default; [`IDENTITY_SLOT_SYMBOL`] for the archive identity key (audit.elf). The
+/// pairings slot is `set-pairings`'.
 pub fn set_key(input: &Path, output: &Path, skey: &Path, symbol: &str) -> Result<(), String> {
+    if symbol == PAIRINGS_SLOT_SYMBOL {
+        return Err(format!(
+            "image set-key: `{symbol}` is the pairings slot, not a key slot: use `totebox image set-pairings`"
+        ));
+    }
+    if symbol != KEY_SLOT_SYMBOL && symbol != IDENTITY_SLOT_SYMBOL {
+        return Err(format!(
+            "image set-key: unknown key slot `{symbol}` (the key slots are {KEY_SLOT_SYMBOL} and {IDENTITY_SLOT_SYMBOL})"
+        ));
+    }
     let signer = keys::signer_file(skey)?;
     let slot = encode_slot(&signer.skey()).map_err(|e| format!("{}: {e}", skey.display()))?;
     let mut elf = fsio::read_file(input, fsio::MAX_ELF)?;
@@ -101,6 +137,76 @@ pub fn set_key(input: &Path, output: &Path, skey: &Path, symbol: &str) -> Result
     let mode = fsio::mode_of(input)?;
     fsio::write_new(output, &elf, (mode & 0o700) | 0o600)?;
     println!("{}", signer.verifier().vkey());
+    Ok(())
+}
+
+/// The pairing set `set-pairings` writes: `pairings.yaml` with the public-metadata flag,
+/// refused without an ADMIN. Returns the set and its image form.
+pub fn pairings_image(
+    pairings: &Path,
+    public_metadata: bool,
+) -> Result<(access::PairingSet, Vec<u8>), String> {
+    if !fsio::exists(pairings) {
+        return Err(format!(
+            "{}: no such file (create it with `totebox pair add --type ADMIN --tenant '*' --vkey admin.vkey --file {}`)",
+            pairings.display(),
+            pairings.display()
+        ));
+    }
+    let mut set = crate::access_cmd::load(pairings)?;
+    if !set
+        .pairings()
+        .iter()
+        .any(|p| p.kind == access::PairingType::Admin)
+    {
+        return Err(format!(
+            "{}: no ADMIN pairing: nobody could ever change the archive's pairings (add one with `totebox pair add --type ADMIN ...`)",
+            pairings.display()
+        ));
+    }
+    set.set_public_metadata(public_metadata);
+    let bytes = set.to_bytes();
+    Ok((set, bytes))
+}
+
+/// `totebox image set-pairings IN OUT --pairings FILE [--public-metadata]`: OUT is IN with its
+/// pairings slot holding the set's image form; prints each pairing as `pair list` does and the
+/// public-metadata flag.
+pub fn set_pairings(
+    input: &Path,
+    output: &Path,
+    pairings: &Path,
+    public_metadata: bool,
+) -> Result<(), String> {
+    let (set, bytes) = pairings_image(pairings, public_metadata)?;
+    let slot = encode_pairings_slot(&bytes).map_err(|_| {
+        format!(
+            "{}: the pairing set's image form is {} bytes, over the {}-byte pairings slot ({} bytes of data)",
+            pairings.display(),
+            bytes.len(),
+            PAIRINGS_SLOT_LEN,
+            PAIRINGS_SLOT_LEN - KEY_SLOT_MAGIC.len() - 2
+        )
+    })?;
+    let mut elf = fsio::read_file(input, fsio::MAX_ELF)?;
+    let range = slot_range_len(&elf, PAIRINGS_SLOT_SYMBOL, PAIRINGS_SLOT_LEN)
+        .map_err(|e| format!("{}: {e}", input.display()))?;
+    elf[range].copy_from_slice(&slot);
+    let mode = fsio::mode_of(input)?;
+    fsio::write_new(output, &elf, (mode & 0o700) | 0o600)?;
+    for p in set.pairings() {
+        println!(
+            "pairing {}\t{}\t{:08x}\t{}",
+            p.kind,
+            p.tenants.to_text(),
+            p.key.key_id(),
+            p.key.vkey()
+        );
+    }
+    println!(
+        "public-metadata {}",
+        if public_metadata { "on" } else { "off" }
+    );
     Ok(())
 }
 
@@ -308,5 +414,102 @@ mod tests {
         assert!(slot_range(b"not an elf", KEY_SLOT_SYMBOL)
             .unwrap_err()
             .contains("ELF"));
+    }
+
+    #[test]
+    fn set_key_writes_the_identity_slot_and_refuses_other_symbols() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("audit.elf");
+        std::fs::write(
+            &input,
+            elf_with(IDENTITY_SLOT_SYMBOL, &interface::keys::EMPTY_SLOT),
+        )
+        .unwrap();
+        let signer = note::Signer::generate("archive", &[9; 32]).unwrap();
+        let skey = dir.path().join("archive-identity.key");
+        std::fs::write(&skey, format!("{}\n", signer.skey())).unwrap();
+        let out = dir.path().join("out.elf");
+        set_key(&input, &out, &skey, IDENTITY_SLOT_SYMBOL).unwrap();
+        let patched = std::fs::read(&out).unwrap();
+        let range = slot_range(&patched, IDENTITY_SLOT_SYMBOL).unwrap();
+        assert_eq!(
+            interface::keys::slot_skey(&patched[range]).unwrap(),
+            signer.skey()
+        );
+        let other = dir.path().join("other.elf");
+        let e = set_key(&input, &other, &skey, PAIRINGS_SLOT_SYMBOL).unwrap_err();
+        assert!(e.contains("set-pairings"), "{e}");
+        let e = set_key(&input, &other, &skey, "totebox_nothing").unwrap_err();
+        assert!(e.contains("unknown key slot"), "{e}");
+        assert!(!other.exists());
+    }
+
+    fn admin_yaml(dir: &Path, kind: &str) -> std::path::PathBuf {
+        let admin = note::Signer::generate("admin", &[5; 32]).unwrap();
+        let f = dir.join("pairings.yaml");
+        crate::access_cmd::pair_add(&f, kind, &["*".into()], &admin.verifier().vkey()).unwrap();
+        f
+    }
+
+    #[test]
+    fn set_pairings_writes_the_set_and_its_flag_into_the_pairings_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("audit.elf");
+        let elf = elf_with(PAIRINGS_SLOT_SYMBOL, &interface::keys::EMPTY_PAIRINGS_SLOT);
+        std::fs::write(&input, &elf).unwrap();
+        let yaml = admin_yaml(dir.path(), "ADMIN");
+        for public in [false, true] {
+            let out = dir.path().join(format!("out-{public}.elf"));
+            set_pairings(&input, &out, &yaml, public).unwrap();
+            let patched = std::fs::read(&out).unwrap();
+            let range = slot_range_len(&patched, PAIRINGS_SLOT_SYMBOL, PAIRINGS_SLOT_LEN).unwrap();
+            assert_eq!(patched.len(), elf.len());
+            for (i, (a, b)) in elf.iter().zip(&patched).enumerate() {
+                assert!(
+                    a == b || range.contains(&i),
+                    "byte {i} changed outside the slot"
+                );
+            }
+            let bytes = interface::keys::slot_pairings(&patched[range]).unwrap();
+            let set = access::PairingSet::from_bytes(bytes).unwrap();
+            assert_eq!(set.public_metadata(), public);
+            assert_eq!(set.pairings().len(), 1);
+            assert_eq!(set.pairings()[0].kind, access::PairingType::Admin);
+        }
+        // The key slot is not the pairings slot.
+        let e = slot_range_len(&elf, PAIRINGS_SLOT_SYMBOL, KEY_SLOT_LEN).unwrap_err();
+        assert!(e.contains("16384 bytes"), "{e}");
+    }
+
+    #[test]
+    fn set_pairings_refuses_what_cannot_be_provisioned() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("audit.elf");
+        std::fs::write(
+            &input,
+            elf_with(PAIRINGS_SLOT_SYMBOL, &interface::keys::EMPTY_PAIRINGS_SLOT),
+        )
+        .unwrap();
+        let out = dir.path().join("out.elf");
+        // No file.
+        let e = set_pairings(&input, &out, &dir.path().join("none.yaml"), false).unwrap_err();
+        assert!(e.contains("no such file"), "{e}");
+        // No ADMIN.
+        let yaml = admin_yaml(dir.path(), "USER");
+        let e = set_pairings(&input, &out, &yaml, false).unwrap_err();
+        assert!(e.contains("no ADMIN"), "{e}");
+        // An ELF without the slot.
+        let yaml = admin_yaml(dir.path(), "ADMIN");
+        let keyonly = dir.path().join("ledger.elf");
+        std::fs::write(
+            &keyonly,
+            elf_with(KEY_SLOT_SYMBOL, &interface::keys::EMPTY_SLOT),
+        )
+        .unwrap();
+        let e = set_pairings(&keyonly, &out, &yaml, false).unwrap_err();
+        assert!(e.contains("no symbol `totebox_pairings`"), "{e}");
+        assert!(!out.exists());
+        // Too big for the slot: the slot's data bound, stated.
+        assert!(encode_pairings_slot(&vec![b'x'; PAIRINGS_SLOT_LEN]).is_err());
     }
 }

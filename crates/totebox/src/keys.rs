@@ -7,9 +7,12 @@ pub fn keygen(name: &str) -> Result<(), String> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| format!("keygen: no randomness from the OS: {e}"))?;
     let signer = note::Signer::generate(name, &seed).map_err(|e| format!("keygen: {e}"))?;
-    println!("{}", signer.skey());
-    println!("{}", signer.verifier().vkey());
-    Ok(())
+    // Written, not println!: a closed stdout (`| head -n 1`) is an error, not a panic.
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}\n{}", signer.skey(), signer.verifier().vkey())
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("keygen: stdout: {e}"))
 }
 
 /// A verifier key argument: the key string itself, or a file whose first line is one.

@@ -11,6 +11,7 @@
 //! totebox log verify --psdb IMAGE --namespace NS --vkey VKEY [--tiles-only]
 //! totebox log consistency OLD_CHECKPOINT DIR --vkey VKEY
 //! totebox image set-key IN.elf OUT.elf --skey FILE [--symbol NAME]   (prints the vkey)
+//! totebox image set-pairings IN.elf OUT.elf --pairings pairings.yaml [--public-metadata]
 //! totebox psdb create IMAGE --size SIZE                  (e.g. 64M)
 //! totebox psdb put IMAGE NAMESPACE PATH                  (content: stdin; exit 0 once durable)
 //! totebox psdb get IMAGE NAMESPACE PATH                  (content to stdout)
@@ -25,6 +26,8 @@
 //! totebox client --connect ADDR --skey FILE --archive VKEY [--cap FILE] ...   (signs every request)
 //! totebox pair add --type TYPE --tenant T [--tenant T ...] --vkey VKEY [--file pairings.yaml]
 //! totebox pair remove --vkey VKEY [--file pairings.yaml]
+//! totebox pair add|remove ... --connect ADDR --skey ADMIN_SKEY [--archive VKEY]   (a running archive)
+//! totebox client --connect ADDR --skey ADMIN_SKEY --archive VKEY audit export DIR --vkey AUDIT_VKEY
 //! totebox pair list [--file pairings.yaml]
 //! totebox grant --skey ADMIN_SKEY --to VKEY --archive VKEY --tenant T --op OP [--op OP]
 //!               [--rows A..B] --expires DURATION                (prints a capability note)
@@ -183,6 +186,37 @@ enum ClientCommand {
         #[arg(long)]
         vkey: Option<String>,
     },
+    /// The archive's audit log (needs --skey of an ADMIN paired for `*`).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Write the audit log's tlog-tiles directory (and DIR/vkey), its checkpoint verified with
+    /// --vkey first; `totebox log verify DIR --vkey VKEY` accepts it.
+    Export {
+        dir: PathBuf,
+        /// The audit log's verifier key (`make image` writes it: build/keys/audit.vkey).
+        #[arg(long)]
+        vkey: String,
+    },
+}
+
+/// `pair add|remove --connect`: send the change to a running archive instead of editing a file.
+#[derive(clap::Args, Debug)]
+struct PairRemote {
+    /// Send the change, signed, to the archive at `HOST:PORT` or `unix:PATH` (the file is then
+    /// not touched: the initial pairings are provisioned, changes live on the archive's disk).
+    #[arg(long, requires = "skey")]
+    connect: Option<String>,
+    /// File holding the signer key of an ADMIN paired on the archive (with --connect).
+    #[arg(long, requires = "connect")]
+    skey: Option<PathBuf>,
+    /// The archive's identity verifier key (string or file); without it the identity the box
+    /// proves is used, with a warning.
+    #[arg(long, requires = "connect")]
+    archive: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -198,15 +232,19 @@ enum PairCommand {
         /// Its verifier key (the key string, or a file whose first line is one).
         #[arg(long)]
         vkey: String,
-        #[arg(long, default_value = "pairings.yaml")]
+        #[arg(long, default_value = "pairings.yaml", conflicts_with = "connect")]
         file: PathBuf,
+        #[command(flatten)]
+        remote: PairRemote,
     },
     /// Unpair a key.
     Remove {
         #[arg(long)]
         vkey: String,
-        #[arg(long, default_value = "pairings.yaml")]
+        #[arg(long, default_value = "pairings.yaml", conflicts_with = "connect")]
         file: PathBuf,
+        #[command(flatten)]
+        remote: PairRemote,
     },
     /// Print each pairing: TYPE, tenants, key id (as audit records name it), key.
     List {
@@ -288,10 +326,39 @@ enum ImageCommand {
         /// File holding the signer key string (`PRIVATE+KEY+...`).
         #[arg(long)]
         skey: PathBuf,
-        /// The key slot's symbol.
+        /// The key slot's symbol: `totebox_signing_key` (the log's checkpoint key) or
+        /// `totebox_identity_key` (audit.elf: the archive identity key).
         #[arg(long, default_value = image::DEFAULT_SYMBOL)]
         symbol: String,
     },
+    /// Write OUT: audit.elf IN with its pairings slot holding the initial pairing set of
+    /// --pairings (and the public-metadata flag); prints the pairings.
+    SetPairings {
+        /// audit.elf (built, or already given its keys).
+        input: PathBuf,
+        /// The provisioned copy to write.
+        output: PathBuf,
+        /// The pairings file (`totebox pair add --file ...`); must hold an ADMIN.
+        #[arg(long)]
+        pairings: PathBuf,
+        /// Answer unsigned metadata requests from anyone (as INTERFACE).
+        #[arg(long)]
+        public_metadata: bool,
+    },
+}
+
+impl PairRemote {
+    /// Where to send the change, if `--connect` was given (clap requires `--skey` with it).
+    fn target(&self) -> Option<access_cmd::Remote<'_>> {
+        match (&self.connect, &self.skey) {
+            (Some(addr), Some(skey)) => Some(access_cmd::Remote {
+                addr,
+                skey,
+                archive: self.archive.as_deref(),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// A log inside a PSDB disk image instead of a directory.
@@ -412,6 +479,13 @@ fn main() -> ExitCode {
             skey,
             symbol,
         }) => image::set_key(&input, &output, &skey, &symbol),
+        Command::Image(ImageCommand::SetPairings {
+            input,
+            output,
+            pairings,
+            public_metadata,
+        }) => image::set_pairings(&input, &output, &pairings, public_metadata)
+            .map_err(|e| format!("image set-pairings: {e}")),
         Command::Psdb(cmd) => match cmd {
             PsdbCommand::Create { image, size } => psdb_cmd::create(&image, &size),
             PsdbCommand::Put {
@@ -447,8 +521,15 @@ fn main() -> ExitCode {
             tenants,
             vkey,
             file,
-        }) => access_cmd::pair_add(&file, &kind, &tenants, &vkey),
-        Command::Pair(PairCommand::Remove { vkey, file }) => access_cmd::pair_remove(&file, &vkey),
+            remote,
+        }) => match remote.target() {
+            Some(r) => access_cmd::pair_add_remote(&r, &kind, &tenants, &vkey),
+            None => access_cmd::pair_add(&file, &kind, &tenants, &vkey),
+        },
+        Command::Pair(PairCommand::Remove { vkey, file, remote }) => match remote.target() {
+            Some(r) => access_cmd::pair_remove_remote(&r, &vkey),
+            None => access_cmd::pair_remove(&file, &vkey),
+        },
         Command::Pair(PairCommand::List { file }) => access_cmd::pair_list(&file),
         Command::Grant {
             skey,
@@ -492,6 +573,9 @@ fn main() -> ExitCode {
                     client::export(&conn, &tenant, &dir, vkey.as_deref(), &state)
                 }
                 ClientCommand::Status { tenant } => client::status(&conn, &tenant),
+                ClientCommand::Audit(AuditCommand::Export { dir, vkey }) => {
+                    client::audit_export(&conn, &dir, &vkey, &state)
+                }
             }),
     };
     match result {
