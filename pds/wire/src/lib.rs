@@ -27,10 +27,14 @@
 //! checkpoint that commits them all is durable), every checkpoint is still one the ledger
 //! signed over what it stored, and the disk is written the same way, only less often.
 //!
-//! - A group holds only requests the ledger would accept as they are: decoded, known tenant,
-//!   no capability, a valid non-empty entry bundle. Anything else (a bad frame, a request of
-//!   another kind or for another tenant, a bad append) ends the group and is answered as
-//!   before, in its place. So does the end of the input: nothing complete is held back for
+//! - Every request but `Ping` is first Checked with audit (docs/access.md, "Where each check
+//!   happens"): a refusal is answered its code in its place (ending the group before it), no
+//!   ledger called and no tenant looked up; archive-wide requests are answered by audit
+//!   (Serve). With access control off audit answers `Open` and nothing else changes.
+//! - A group holds only requests the ledger would accept as they are: decoded, Checked, known
+//!   tenant, a valid non-empty entry bundle, all unsigned or all signed. Anything else (a bad
+//!   frame, a request of another kind or for another tenant, a bad append) ends the group and
+//!   is answered as before, in its place. So does the end of the input: nothing complete is held back for
 //!   more input (no added latency), every group is sent before `on_bytes` returns, and the
 //!   answers come in request order.
 //! - A group is at most [`MAX_GROUP`] requests, sent in at most [`MAX_GROUP_CALLS`] protected
@@ -56,6 +60,15 @@
 //!   entries twice: each is answered [`ErrorCode::Unavailable`] instead, as a lone request
 //!   would be.
 //! - A group of one is sent as the single request it is.
+//! - **Signed appends** keep their authorizations with their entries ([`AUTH_BYTES`]). A group
+//!   of them goes as one [`Stage`](LedgerCall::Stage) per request under the group's id, each
+//!   with its own authorization, which the ledger Authorizes (audit remembers the nonce and
+//!   records the grant) before keeping its entries; a refused one is answered its code, stores
+//!   nothing and keeps what was staged; then one [`Commit`](LedgerCall::Commit) with no entries
+//!   and no authorization, one checkpoint. Each request is acknowledged only then, with its own
+//!   range. A commit refused whole, or a stage without a valid answer, leaves every request
+//!   Authorized so far unanswerable but by its code (`Unavailable` when unknown): their nonces
+//!   are taken, so they are never sent again; requests not yet staged are sent alone.
 //! - What the wire sees at once is what its front end hands over: the simulator's socket front
 //!   end gathers what the socket already holds, up to a group's worth (`sim::server`'s
 //!   `GATHER_MAX`), so 32 pipelined appends of 100 entries written at once form one group; the
