@@ -226,8 +226,10 @@ fn malformed_input_is_answered_and_the_wire_keeps_serving() {
     ] {
         assert!(sim(&mut rig).is_running(pd), "{pd} stopped");
     }
-    // Rejected by the wire itself: two bad frames, a non-request, an oversize, an unknown tenant.
-    assert_eq!(sim(&mut rig).wire_stats().rejected, 5);
+    // Rejected by the wire itself: two bad frames, a non-request, an oversize, an unknown
+    // tenant; and the non-empty capability, refused by audit at the wire's Check (an archive
+    // that is not provisioned refuses one `BadRequest`) before any ledger saw it.
+    assert_eq!(sim(&mut rig).wire_stats().rejected, 6);
 }
 
 #[test]
@@ -404,19 +406,19 @@ fn the_archive_survives_a_restart() {
     }
 }
 
-/// A PD that faults inside a protected call never replies: on seL4 its caller (a passive
-/// ledger, then the wire below it) stays blocked forever and the box serves nothing more. The
+/// A PD that faults inside a protected call never replies: on seL4 its caller (the wire,
+/// whose Check reaches audit first) stays blocked forever and the box serves nothing more. The
 /// simulator shows exactly that: no invented reply, a `SIM|ERROR` report, and every later
-/// request fails.
+/// request fails. (A fault two calls down, a ledger's callee: `a_psdb_fault_blocks_a_ledger_and_the_wire`.)
 #[test]
 fn a_fault_during_a_call_blocks_the_chain_and_stops_the_system() {
     let mut rig = boot();
     rig.client.append("property", &[b"a", b"b"]).unwrap();
     assert!(sim(&mut rig).inject_fault("audit", "injected fault"));
-    // The read reaches audit, which faults before recording: the ledger never gets an answer,
-    // so neither does the wire, so neither does the client. No content leaves.
+    // The read's Check reaches audit, which faults: the wire never gets an answer, so
+    // neither does the client, and no ledger is called. No content leaves.
     let err = rig.client.read("property", 0, 10).unwrap_err().to_string();
-    let report = "SIM|ERROR: PD audit faulted during a call from ledger_property: injected fault";
+    let report = "SIM|ERROR: PD audit faulted during a call from wire: injected fault";
     assert!(err.contains(report), "{err}");
     assert!(
         rig.client.stream_mut().inbox.is_empty(),
@@ -430,11 +432,14 @@ fn a_fault_during_a_call_blocks_the_chain_and_stops_the_system() {
         .any(|l| l == "MON|ERROR: faulting PD: audit: injected fault"));
     assert!(console.iter().any(|l| l == report), "{console:?}");
     assert!(s.has_faulted("audit") && !s.is_running("audit"));
-    for pd in ["ledger_property", "wire"] {
-        assert!(s.is_blocked(pd) && !s.is_running(pd), "{pd} is not blocked");
-    }
+    assert!(s.is_blocked("wire") && !s.is_running("wire"));
     // Untouched, but unreachable: nothing reaches them through the blocked wire.
-    for pd in ["ledger_corporate", "ledger_personnel", "psdb"] {
+    for pd in [
+        "ledger_corporate",
+        "ledger_personnel",
+        "ledger_property",
+        "psdb",
+    ] {
         assert!(s.is_running(pd), "{pd} stopped");
     }
     // Nothing else is ever answered, for any tenant.
@@ -448,6 +453,30 @@ fn a_fault_during_a_call_blocks_the_chain_and_stops_the_system() {
     assert!(out.is_empty());
     // Nothing was recorded: the read never happened as far as the audit log knows.
     assert!(audit_records(&rig.disk).is_empty());
+}
+
+/// A fault two calls down (psdb, while a ledger reads its log for the wire) blocks the whole
+/// chain: the ledger and the wire below it.
+#[test]
+fn a_psdb_fault_blocks_a_ledger_and_the_wire() {
+    let mut rig = boot();
+    rig.client.append("property", &[b"a", b"b"]).unwrap();
+    assert!(sim(&mut rig).inject_fault("psdb", "injected fault"));
+    let err = rig.client.read("property", 0, 10).unwrap_err().to_string();
+    let report = "SIM|ERROR: PD psdb faulted during a call from ledger_property: injected fault";
+    assert!(err.contains(report), "{err}");
+    assert!(
+        rig.client.stream_mut().inbox.is_empty(),
+        "no reply was made up"
+    );
+    let s = sim(&mut rig);
+    assert_eq!(s.halted().as_deref(), Some(report));
+    for pd in ["ledger_property", "wire"] {
+        assert!(s.is_blocked(pd) && !s.is_running(pd), "{pd} is not blocked");
+    }
+    for pd in ["ledger_corporate", "ledger_personnel", "audit"] {
+        assert!(s.is_running(pd), "{pd} stopped");
+    }
 }
 
 /// A ledger (the wire's callee) faulting blocks the wire directly.

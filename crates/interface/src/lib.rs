@@ -93,6 +93,13 @@ const _: () = assert!(size::WIRE_LEDGER >= protocol::MAX_PAYLOAD);
 /// discard everything staged; a commit with nothing staged is refused (`BadRequest`). So a
 /// stage never stores anything: a wire whose group failed part way sends the requests again
 /// one by one and each gets the answer it would alone.
+///
+/// A **signed** stage (a request with an authorization, the wire's group of signed appends)
+/// is Authorized on its own by the ledger before it is kept; if it is refused (its Authorize,
+/// another tenant's, no room) the reply is `Ok` with its error response and what was staged
+/// before **stays staged**, so the group's other requests go on. Once a signed stage is kept,
+/// the commit may carry no entries and no authorization: it appends what was staged (each
+/// request Authorized) and signs one checkpoint.
 pub mod ledger_call {
     /// Most [`Stage`](crate::msg::ledger::Call::Stage) calls one group makes (the wire's
     /// limit): with the commit, a group is at most this plus one region's worth of requests.

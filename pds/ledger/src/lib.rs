@@ -155,6 +155,9 @@ pub struct LedgerPd {
     stage: Vec<u8>,
     staged: u32,
     stage_id: Option<u64>,
+    /// Whether what is staged came in signed stages, each Authorized on its own: the commit
+    /// then needs no authorization of its own (it carries no entries).
+    stage_signed: bool,
 }
 
 /// What a well-formed call produced, before the response is copied to the wire.
@@ -173,6 +176,9 @@ enum Outcome {
     Response(usize),
     /// A stage was kept: entries staged so far.
     Staged(u32),
+    /// A signed stage refused on its own: the error response of this length is in `resp`,
+    /// and what was staged before stays staged.
+    Refused(usize),
 }
 
 /// Builds the PD: tenant from the PD name, regions from system.xml, the signer from `skey` (the
@@ -213,6 +219,7 @@ pub fn init(skey: &str) -> Result<LedgerPd, InitError> {
         stage,
         staged: 0,
         stage_id: None,
+        stage_signed: false,
     };
     let _ = pd.open();
     Ok(pd)
@@ -430,15 +437,18 @@ impl LedgerPd {
             Err(_) => Err(wire_msg::Reply::BadCall),
         };
         self.req = req;
-        if call.call == Call::Commit || !matches!(outcome, Ok(Outcome::Staged(_))) {
+        let keep = matches!(outcome, Ok(Outcome::Staged(_) | Outcome::Refused(_)));
+        if call.call == Call::Commit || !keep {
             self.discard_stage();
         }
         match outcome {
             Ok(Outcome::Staged(count)) => wire_msg::Reply::Staged { count },
-            Ok(Outcome::Response(n)) => match self.wire.write(0, &self.resp[..n]) {
-                Ok(()) => wire_msg::Reply::Ok { len: n },
-                Err(_) => wire_msg::Reply::BadCall,
-            },
+            Ok(Outcome::Response(n) | Outcome::Refused(n)) => {
+                match self.wire.write(0, &self.resp[..n]) {
+                    Ok(()) => wire_msg::Reply::Ok { len: n },
+                    Err(_) => wire_msg::Reply::BadCall,
+                }
+            }
             Err(reply) => reply,
         }
     }
@@ -448,6 +458,7 @@ impl LedgerPd {
         self.stage.clear();
         self.staged = 0;
         self.stage_id = None;
+        self.stage_signed = false;
     }
 
     /// Entries staged so far (tests and the simulator's reports).
@@ -468,6 +479,11 @@ impl LedgerPd {
     /// only, for the commit. Validated as an append is; it must carry the group's id, and fit
     /// the stage buffer. Refused: an error response (and the caller discards the stage).
     fn stage(&mut self, req: &[u8]) -> Result<Outcome, wire_msg::Reply> {
+        if let Ok(r) = Request::decode(req) {
+            if !r.capability.is_empty() {
+                return self.stage_signed(req);
+            }
+        }
         let (id, code) = match self.decode(req) {
             Ok(r) => match self
                 .gate(r.capability, &r.op)
@@ -479,6 +495,43 @@ impl LedgerPd {
             Err(e) => e,
         };
         self.respond(id, Err(code)).map(Outcome::Response)
+    }
+
+    /// A signed stage (group commit of signed appends): checked first for what keeping it
+    /// needs (this tenant's, an append of a valid bundle under the group's id, room in the
+    /// stage buffer), then Authorized with its own authorization (audit remembers its nonce
+    /// and records the grant), then kept. A refusal at any step answers its code and changes
+    /// nothing: what was staged before stays staged, so one refused request does not stop the
+    /// others of its group.
+    fn stage_signed(&mut self, req: &[u8]) -> Result<Outcome, wire_msg::Reply> {
+        let (id, code) = match self.decode(req) {
+            Err(e) => e,
+            Ok(r) => {
+                let fits = match r.op {
+                    Op::Append { entries: bundle } => bundle_count(bundle).and_then(|_| {
+                        if self.stage_id.is_some_and(|g| g != r.id) {
+                            Err(ErrorCode::BadRequest)
+                        } else if bundle.len() > ledger_call::MAX_STAGED - self.stage.len() {
+                            Err(ErrorCode::TooLarge)
+                        } else {
+                            Ok(())
+                        }
+                    }),
+                    _ => Err(ErrorCode::BadRequest),
+                };
+                match fits
+                    .and_then(|()| self.gate(r.capability, &r.op))
+                    .and_then(|_| self.keep(r.id, r.op))
+                {
+                    Ok(total) => {
+                        self.stage_signed = true;
+                        return Ok(Outcome::Staged(total));
+                    }
+                    Err(code) => (r.id, code),
+                }
+            }
+        };
+        self.respond(id, Err(code)).map(Outcome::Refused)
     }
 
     /// Adds a stage's entries to the stage buffer; entries staged so far.
@@ -506,6 +559,14 @@ impl LedgerPd {
         let (id, body) = match self.decode(req) {
             Ok(r) => match r.op {
                 _ if self.stage_id != Some(r.id) => (r.id, Err(ErrorCode::BadRequest)),
+                // The commit of signed stages, each Authorized when it was kept: it adds no
+                // entries, so it needs no authorization of its own.
+                Op::Append { entries: [] } if self.stage_signed && r.capability.is_empty() => {
+                    let stage = core::mem::take(&mut self.stage);
+                    let done = self.append(&stage, &[]);
+                    self.stage = stage;
+                    (r.id, done)
+                }
                 _ if self.gate(r.capability, &r.op).is_err() => (r.id, Err(ErrorCode::BadRequest)),
                 Op::Append { entries: bundle } => {
                     let stage = core::mem::take(&mut self.stage);
@@ -623,7 +684,10 @@ impl LedgerPd {
     /// Appends the entries of `staged` (a group's stages, already validated), then those of
     /// `bundle`, and signs one checkpoint.
     fn append(&mut self, staged: &[u8], bundle: &[u8]) -> R<Answer> {
-        bundle_count(bundle)?;
+        // A signed group's commit adds nothing of its own to what it staged.
+        if !bundle.is_empty() || staged.is_empty() {
+            bundle_count(bundle)?;
+        }
         let log = self.open()?;
         let first = log.size();
         let mut count = 0u32;

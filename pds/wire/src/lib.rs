@@ -27,10 +27,14 @@
 //! checkpoint that commits them all is durable), every checkpoint is still one the ledger
 //! signed over what it stored, and the disk is written the same way, only less often.
 //!
-//! - A group holds only requests the ledger would accept as they are: decoded, known tenant,
-//!   no capability, a valid non-empty entry bundle. Anything else (a bad frame, a request of
-//!   another kind or for another tenant, a bad append) ends the group and is answered as
-//!   before, in its place. So does the end of the input: nothing complete is held back for
+//! - Every request but `Ping` is first Checked with audit (docs/access.md, "Where each check
+//!   happens"): a refusal is answered its code in its place (ending the group before it), no
+//!   ledger called and no tenant looked up; archive-wide requests are answered by audit
+//!   (Serve). With access control off audit answers `Open` and nothing else changes.
+//! - A group holds only requests the ledger would accept as they are: decoded, Checked, known
+//!   tenant, a valid non-empty entry bundle, all unsigned or all signed. Anything else (a bad
+//!   frame, a request of another kind or for another tenant, a bad append) ends the group and
+//!   is answered as before, in its place. So does the end of the input: nothing complete is held back for
 //!   more input (no added latency), every group is sent before `on_bytes` returns, and the
 //!   answers come in request order.
 //! - A group is at most [`MAX_GROUP`] requests, sent in at most [`MAX_GROUP_CALLS`] protected
@@ -56,6 +60,15 @@
 //!   entries twice: each is answered [`ErrorCode::Unavailable`] instead, as a lone request
 //!   would be.
 //! - A group of one is sent as the single request it is.
+//! - **Signed appends** keep their authorizations with their entries ([`AUTH_BYTES`]). A group
+//!   of them goes as one [`Stage`](LedgerCall::Stage) per request under the group's id, each
+//!   with its own authorization, which the ledger Authorizes (audit remembers the nonce and
+//!   records the grant) before keeping its entries; a refused one is answered its code, stores
+//!   nothing and keeps what was staged; then one [`Commit`](LedgerCall::Commit) with no entries
+//!   and no authorization, one checkpoint. Each request is acknowledged only then, with its own
+//!   range. A commit refused whole, or a stage without a valid answer, leaves every request
+//!   Authorized so far unanswerable but by its code (`Unavailable` when unknown): their nonces
+//!   are taken, so they are never sent again; requests not yet staged are sent alone.
 //! - What the wire sees at once is what its front end hands over: the simulator's socket front
 //!   end gathers what the socket already holds, up to a group's worth (`sim::server`'s
 //!   `GATHER_MAX`), so 32 pipelined appends of 100 entries written at once form one group; the
@@ -92,6 +105,7 @@ extern crate alloc;
 
 pub mod session;
 
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use interface::msg::ledger::{Call as LedgerCall, Reply as LedgerReply, Request as LedgerRequest};
@@ -106,9 +120,7 @@ use protocol::{
 
 interface::wire_regions!();
 
-// The region shared with audit (system.xml maps it into the wire as `audit_vaddr`, so the
-// image must hold the symbol). Unused until the wire's Check and Serve land (docs/access.md,
-// "What phase 2 does").
+// The region shared with audit: Check calls and the archive-wide requests (docs/access.md).
 interface::wire_audit_region!();
 
 /// The console line the wire prints when it serves (tests wait for it).
@@ -134,6 +146,16 @@ pub const GROUP_ENTRIES: usize = MAX_PAYLOAD - GROUP_HEADER;
 /// worth, 1,047,936 bytes.
 pub const GROUP_BYTES: usize = MAX_GROUP_CALLS * GROUP_ENTRIES;
 
+/// Most authorization bytes a group holds (the buffer allocated once): the signed requests'
+/// [`Request::capability`] fields, kept with their entries until each is answered. At about
+/// 600 bytes an authorization, some 200 signed appends; a signed request whose authorization
+/// does not fit ends the group and starts the next.
+pub const AUTH_BYTES: usize = MAX_PAYLOAD;
+
+/// Most entry bytes a group of signed requests holds: what the ledger can stage
+/// ([`ledger_call::MAX_STAGED`]), each request being one stage (see "Group commit").
+pub const SIGNED_GROUP_BYTES: usize = ledger_call::MAX_STAGED;
+
 /// The longest payload of an answer to an append: `Appended` (id, tag, first, count, size:
 /// varints of at most 10, 1, 10, 5, 10 bytes); an error answer is shorter.
 const APPEND_ANSWER_PAYLOAD: usize = 10 + 1 + 10 + 5 + 10;
@@ -151,10 +173,11 @@ pub const ANSWER_MAX: usize = MAX_ENCODED + 1;
 /// would rarely fill; the simulator's socket front end reads more (`crates/sim`).
 pub const GATHER: usize = 64 * 1024;
 
-/// Bytes of buffers [`Wire::new`] allocates (see "Memory"): about 1.27 MiB.
+/// Bytes of buffers [`Wire::new`] allocates (see "Memory"): about 1.39 MiB.
 pub const FIXED_HEAP: usize = MAX_ENCODED
     + MAX_PAYLOAD
     + GROUP_BYTES
+    + AUTH_BYTES
     + MAX_GROUP * size_of::<Member>()
     + MAX_GROUP_CALLS * size_of::<Part>();
 
@@ -191,6 +214,8 @@ pub struct Wire {
 #[derive(Debug)]
 struct Core {
     ledgers: [Region<ReadWrite>; TENANT_COUNT],
+    /// Shared with audit: Check calls and the archive-wide requests (docs/access.md).
+    audit: Region<ReadWrite>,
     /// A response from a ledger, or a request being encoded for one.
     resp: Vec<u8>,
     group: Group,
@@ -204,6 +229,12 @@ struct Group {
     /// Their entries, concatenated: `entries[..len]` (capacity [`GROUP_BYTES`]).
     entries: Vec<u8>,
     len: usize,
+    /// Whether its requests are signed (each then carries its own authorization, and is
+    /// Authorized by the ledger on its own): a group is all signed or all unsigned.
+    signed: bool,
+    /// Their authorizations, concatenated: `auths[..auth_len]` (capacity [`AUTH_BYTES`]).
+    auths: Vec<u8>,
+    auth_len: usize,
     /// Each request, in order (capacity [`MAX_GROUP`], never grown).
     members: Vec<Member>,
     /// The calls the group is sent in, in order (capacity [`MAX_GROUP_CALLS`], never grown):
@@ -225,7 +256,12 @@ struct Member {
     id: u64,
     /// Where its entries end in [`Group::entries`] (they start where the previous one's end).
     end: u32,
+    /// Where its authorization ends in [`Group::auths`] (likewise).
+    auth_end: u32,
     count: u32,
+    /// A signed group's request the ledger refused on its own (its Authorize, or its
+    /// stage): the code it is answered.
+    refused: Option<ErrorCode>,
 }
 
 /// Where the wire's answers go, counted.
@@ -251,21 +287,26 @@ impl Sink<'_> {
 
 /// Gets the regions shared with the ledgers and builds the state machine.
 pub fn init() -> Result<Wire, RegionError> {
-    Ok(Wire::new(interface::regions(&REGIONS)?))
+    Ok(Wire::new(interface::regions(&REGIONS)?, AUDIT.get()?))
 }
 
 impl Wire {
-    /// A wire over the regions shared with each tenant's ledger (in `TENANTS` order).
-    pub fn new(ledgers: [Region<ReadWrite>; TENANT_COUNT]) -> Self {
+    /// A wire over the regions shared with each tenant's ledger (in `TENANTS` order) and
+    /// with audit.
+    pub fn new(ledgers: [Region<ReadWrite>; TENANT_COUNT], audit: Region<ReadWrite>) -> Self {
         Wire {
             decoder: Decoder::new(alloc::vec![0; MAX_ENCODED]),
             core: Core {
                 ledgers,
+                audit,
                 resp: alloc::vec![0; MAX_PAYLOAD],
                 group: Group {
                     tenant: 0,
                     entries: alloc::vec![0; GROUP_BYTES],
                     len: 0,
+                    signed: false,
+                    auths: alloc::vec![0; AUTH_BYTES],
+                    auth_len: 0,
                     members: Vec::with_capacity(MAX_GROUP),
                     parts: Vec::with_capacity(MAX_GROUP_CALLS),
                 },
@@ -357,26 +398,59 @@ impl Group {
         !self.parts.is_empty() && len <= GROUP_ENTRIES - self.last_part_len()
     }
 
-    /// Whether a request of `len` entry bytes for tenant `t` can join: the group's table has
-    /// room, and its entries fit the last call or a new one.
-    fn admits(&self, t: usize, len: usize) -> bool {
-        self.members() < MAX_GROUP
-            && (self.members.is_empty() || self.tenant == t)
-            && len <= GROUP_ENTRIES
-            && (self.fits_last(len) || self.parts.len() < MAX_GROUP_CALLS)
+    /// Whether a request of `len` entry bytes and `auth` authorization bytes (0: unsigned)
+    /// for tenant `t` can join: the group's table has room, it is of the group's tenant and
+    /// kind, and its entries fit the last call or a new one (unsigned), or its own stage and
+    /// what the ledger stages (signed).
+    fn admits(&self, t: usize, len: usize, auth: usize) -> bool {
+        let signed = auth > 0;
+        let joins = self.members.is_empty() || (self.tenant == t && self.signed == signed);
+        if !(self.members() < MAX_GROUP && joins) {
+            return false;
+        }
+        if signed {
+            // Sent as a stage of its own: its request, under the group's id (up to 10 bytes)
+            // and with its authorization (a length of up to 2 bytes), fits one call.
+            len.saturating_add(auth).saturating_add(GROUP_HEADER + 2) <= MAX_PAYLOAD
+                && len <= SIGNED_GROUP_BYTES - self.len.min(SIGNED_GROUP_BYTES)
+                && auth <= AUTH_BYTES - self.auth_len
+        } else {
+            len <= GROUP_ENTRIES && (self.fits_last(len) || self.parts.len() < MAX_GROUP_CALLS)
+        }
     }
 
     /// Adds a request the group [`Group::admits`] (false, nothing added, if it does not).
-    fn push(&mut self, t: usize, id: u64, bundle: &[u8], count: u32) -> bool {
-        if !self.admits(t, bundle.len()) {
+    fn push(&mut self, t: usize, id: u64, bundle: &[u8], count: u32, auth: &[u8]) -> bool {
+        if !self.admits(t, bundle.len(), auth.len()) {
             return false;
         }
         let end = self.len + bundle.len();
-        let (Some(dst), Ok(end32)) = (self.entries.get_mut(self.len..end), u32::try_from(end))
-        else {
+        let auth_end = self.auth_len + auth.len();
+        let (Some(dst), Some(adst), Ok(end32), Ok(auth_end32)) = (
+            self.entries.get_mut(self.len..end),
+            self.auths.get_mut(self.auth_len..auth_end),
+            u32::try_from(end),
+            u32::try_from(auth_end),
+        ) else {
             return false;
         };
         dst.copy_from_slice(bundle);
+        adst.copy_from_slice(auth);
+        self.signed = !auth.is_empty();
+        self.auth_len = auth_end;
+        if self.signed {
+            // A signed group is sent a request a call: no parts.
+            self.tenant = t;
+            self.len = end;
+            self.members.push(Member {
+                id,
+                end: end32,
+                auth_end: auth_end32,
+                count,
+                refused: None,
+            });
+            return true;
+        }
         let before = self.parts.last().map_or(0, |p| p.total);
         if self.fits_last(bundle.len()) {
             if let Some(p) = self.parts.last_mut() {
@@ -394,7 +468,9 @@ impl Group {
         self.members.push(Member {
             id,
             end: end32,
+            auth_end: auth_end32,
             count,
+            refused: None,
         });
         true
     }
@@ -417,26 +493,48 @@ impl Group {
         self.entries.get(start..end).unwrap_or_default()
     }
 
+    /// Request `i`'s authorization (empty: unsigned).
+    fn auth_of(&self, i: usize) -> &[u8] {
+        let start = match i.checked_sub(1) {
+            Some(p) => self.members.get(p).map_or(0, |m| m.auth_end as usize),
+            None => 0,
+        };
+        let end = self.members.get(i).map_or(start, |m| m.auth_end as usize);
+        self.auths.get(start..end).unwrap_or_default()
+    }
+
     fn clear(&mut self) {
         self.len = 0;
+        self.auth_len = 0;
+        self.signed = false;
         self.members.clear();
         self.parts.clear();
     }
 }
 
-/// A request that may join a group: a decoded append the ledger accepts as it is (known
-/// tenant, no capability, a valid non-empty bundle). Its tenant's index, id, entries and count.
-fn groupable(payload: &[u8]) -> Option<(usize, u64, &[u8], u32)> {
+/// A request that may join a group: a decoded append (Checked) for a known tenant with a
+/// valid non-empty bundle. Its tenant's index, id, entries, count and authorization (empty:
+/// unsigned).
+type Groupable<'a> = (usize, u64, &'a [u8], u32, &'a [u8]);
+
+fn groupable(payload: &[u8]) -> Option<Groupable<'_>> {
     let req = Request::decode(payload).ok()?;
     let Op::Append { entries } = req.op else {
         return None;
     };
-    if !req.capability.is_empty() {
-        return None;
-    }
     let t = interface::tenant_index(req.tenant)?;
     let count = u32::try_from(count_entries(entries)?).ok()?;
-    (count > 0).then_some((t, req.id, entries, count))
+    (count > 0).then_some((t, req.id, entries, count, req.capability))
+}
+
+/// What audit said of a request before it is routed.
+enum Checked {
+    /// Route it (Check granted, or access control is off).
+    Go,
+    /// Audit answered it itself (archive-wide): the response's length in `resp`.
+    Answered(usize),
+    /// Refused (recorded by audit): answer this code.
+    Refused(u64, ErrorCode),
 }
 
 /// What a ledger made of a combined append.
@@ -467,11 +565,28 @@ impl Core {
                 return;
             }
         };
-        if let Some((t, id, bundle, count)) = groupable(payload) {
-            if !self.group.admits(t, bundle.len()) {
+        // Access control first (docs/access.md): audit Checks every request but Ping before
+        // anything is routed, and before an unknown tenant is named; archive-wide requests
+        // are audit's to answer.
+        match self.check(payload) {
+            Checked::Go => {}
+            Checked::Answered(n) => {
+                self.flush(sink);
+                self.stats.forwarded += 1;
+                encode_frame(&self.resp[..n], |b| sink.put(b));
+                return;
+            }
+            Checked::Refused(id, code) => {
+                self.flush(sink);
+                self.reject(id, code, sink);
+                return;
+            }
+        }
+        if let Some((t, id, bundle, count, auth)) = groupable(payload) {
+            if !self.group.admits(t, bundle.len(), auth.len()) {
                 self.flush(sink);
             }
-            if self.group.push(t, id, bundle, count) {
+            if self.group.push(t, id, bundle, count, auth) {
                 return;
             }
             // Too large to share a request with any other: sent alone, as it came.
@@ -486,6 +601,80 @@ impl Core {
         }
     }
 
+    /// Check (or, for an archive-wide request, Serve) with audit (docs/access.md, "Where
+    /// each check happens"). Every decoded request but `Ping` is Checked: audit decides it
+    /// (and records a refusal) before any ledger sees it or the tenant is looked up.
+    fn check(&mut self, payload: &[u8]) -> Checked {
+        use interface::msg::audit::{AccessCall, Reply as AuditReply, Request as AuditRequest};
+        // What does not decode is answered as before (`BadMessage`, no tenant named); Ping
+        // never reaches audit.
+        let Ok(req) = Request::decode(payload) else {
+            return Checked::Go;
+        };
+        let id = req.id;
+        let failed = Checked::Refused(id, ErrorCode::AuditFailed);
+        if req.op == Op::Ping {
+            return Checked::Go;
+        }
+        if matches!(
+            req.op,
+            Op::PairChange { .. } | Op::AuditObject { .. } | Op::Identity { .. }
+        ) {
+            // Archive-wide: audit answers it with a protocol response, relayed as it is.
+            if self.audit.write(0, payload).is_err() {
+                return Checked::Refused(id, ErrorCode::TooLarge);
+            }
+            let call = AuditRequest::Serve { len: payload.len() };
+            let m = call.encode().call(wire::AUDIT);
+            return match AuditReply::decode(&call, m.info(), m.mrs()) {
+                Ok(AuditReply::Served { len }) if len <= self.resp.len() => {
+                    match self.audit.read(0, &mut self.resp[..len]) {
+                        // Only an answer to this request goes back.
+                        Ok(()) if Response::decode(&self.resp[..len]).is_ok_and(|r| r.id == id) => {
+                            Checked::Answered(len)
+                        }
+                        _ => failed,
+                    }
+                }
+                _ => failed,
+            };
+        }
+        // An append whose entries are no bundle has no action: it is Checked with none, which
+        // audit refuses (`MalformedAuth`) when access control is on and lets through when it
+        // is off (the ledger then answers `BadEntries`, as before).
+        let text = match access::Action::from_op(&req.op) {
+            Ok(Some(a)) => a.to_text(),
+            Ok(None) | Err(_) => String::new(),
+        };
+        let mut buf = [0u8; interface::msg::audit::ACCESS_CALL_MAX];
+        let Some(n) = (AccessCall {
+            tenant: req.tenant,
+            action: text.as_bytes(),
+            auth: req.capability,
+        })
+        .encode(&mut buf) else {
+            return Checked::Refused(id, ErrorCode::MalformedAuth);
+        };
+        if self.audit.write(0, &buf[..n]).is_err() {
+            return failed;
+        }
+        let call = AuditRequest::Check { len: n };
+        let m = call.encode().call(wire::AUDIT);
+        match AuditReply::decode(&call, m.info(), m.mrs()) {
+            Ok(AuditReply::Open | AuditReply::Granted { .. }) => Checked::Go,
+            // An audit PD that could not start (no audit key; identity and pairings slots half
+            // provisioned or unreadable): the ledger decides as it does then (its Authorize
+            // gets the same answer: an unsigned request goes on, a read still fails closed at
+            // its Record, a signed one is refused).
+            Ok(AuditReply::NotServing) => Checked::Go,
+            Ok(AuditReply::Refused { code }) => Checked::Refused(
+                id,
+                ErrorCode::try_from(code).unwrap_or(ErrorCode::AuditFailed),
+            ),
+            _ => failed,
+        }
+    }
+
     fn reject(&mut self, id: u64, code: ErrorCode, sink: &mut Sink<'_>) {
         self.stats.rejected += 1;
         sink.answer(&Response::error(id, code));
@@ -496,6 +685,11 @@ impl Core {
     fn flush(&mut self, sink: &mut Sink<'_>) {
         let n = self.group.members();
         if n == 0 {
+            return;
+        }
+        if self.group.signed && n > 1 {
+            self.flush_signed(sink);
+            self.group.clear();
             return;
         }
         let combined = if n > 1 {
@@ -612,6 +806,178 @@ impl Core {
         }
     }
 
+    /// Sends a group of signed requests (see "Group commit"): each as a stage of its own,
+    /// carrying its own authorization, which the ledger Authorizes before keeping its
+    /// entries; then one commit of what was kept, with no entries of its own. Each request is
+    /// answered in order: its part of the committed range, or its own refusal.
+    fn flush_signed(&mut self, sink: &mut Sink<'_>) {
+        let n = self.group.members();
+        let (Some(head), Some(tenant)) =
+            (self.group.members.first(), TENANTS.get(self.group.tenant))
+        else {
+            return;
+        };
+        let (id, t) = (head.id, self.group.tenant);
+        // Entries the ledger holds staged, and how many requests it kept.
+        let (mut staged, mut kept) = (0u64, 0usize);
+        let mut stopped = None;
+        for i in 0..n {
+            let count = self.group.members.get(i).map_or(0, |m| m.count);
+            let req = Request {
+                id,
+                tenant,
+                capability: self.group.auth_of(i),
+                op: Op::Append {
+                    entries: self.group.entries_of(i),
+                },
+            };
+            let Ok(len) = req.encode(&mut self.resp) else {
+                stopped = Some(i);
+                break;
+            };
+            self.stats.stages += 1;
+            let reply = raw_call(
+                &self.ledgers,
+                t,
+                LedgerCall::Stage,
+                &self.resp[..len],
+                &mut self.stats,
+            );
+            let refused = match reply {
+                Ok(Ok(LedgerReply::Staged { count: total }))
+                    if u64::from(total) == staged + u64::from(count) =>
+                {
+                    staged += u64::from(count);
+                    kept += 1;
+                    None
+                }
+                // Refused on its own (its Authorize, or its stage): the ledger keeps what it
+                // had staged (interface::ledger_call).
+                Ok(Ok(LedgerReply::Ok { len })) => {
+                    match response(&self.ledgers, t, &mut self.resp, len)
+                        .ok()
+                        .and_then(|b| Response::decode(b).ok())
+                    {
+                        Some(Response {
+                            id: rid,
+                            body: Body::Error { code },
+                        }) if rid == id => Some(code),
+                        _ => {
+                            // It reached the ledger: never sent again.
+                            if let Some(m) = self.group.members.get_mut(i) {
+                                m.refused = Some(ErrorCode::Unavailable);
+                            }
+                            stopped = Some(i + 1);
+                            break;
+                        }
+                    }
+                }
+                Err(Sent::No) => {
+                    stopped = Some(i);
+                    break;
+                }
+                _ => {
+                    // No valid answer: whether it was Authorized is unknown; nothing is
+                    // sent again.
+                    if let Some(m) = self.group.members.get_mut(i) {
+                        m.refused = Some(ErrorCode::Unavailable);
+                    }
+                    stopped = Some(i + 1);
+                    break;
+                }
+            };
+            if let Some(m) = self.group.members.get_mut(i) {
+                m.refused = refused;
+            }
+        }
+        // What the kept requests come to: committed as one (`Ok((first, size))`), or the
+        // code each is answered.
+        let done = match stopped {
+            // The group broke off: what was kept is never committed (the ledger discards it
+            // at the next call), and those requests cannot be sent again (their nonces are
+            // remembered): unavailable.
+            Some(_) => Err(ErrorCode::Unavailable),
+            None if kept == 0 => Err(ErrorCode::Unavailable),
+            None => self.commit_signed(id, t, staged),
+        };
+        let end = stopped.unwrap_or(n);
+        let mut next = done.map_or(0, |(first, _)| first);
+        for i in 0..end {
+            let Some(m) = self.group.members.get(i).copied() else {
+                continue;
+            };
+            let body = match (m.refused, done) {
+                (Some(code), _) => Err(code),
+                (None, Ok((_, size))) => {
+                    let b = Body::Appended {
+                        first: next,
+                        count: m.count,
+                        size,
+                    };
+                    next += u64::from(m.count);
+                    Ok(b)
+                }
+                (None, Err(code)) => Err(code),
+            };
+            match body {
+                Ok(body) => {
+                    self.stats.forwarded += 1;
+                    self.stats.grouped += 1;
+                    sink.answer(&Response { id: m.id, body });
+                }
+                Err(code) => self.reject(m.id, code, sink),
+            }
+        }
+        if done.is_ok() {
+            self.stats.combined += 1;
+        }
+        // Requests never sent (the group broke off before them): each on its own.
+        for i in end..n {
+            self.send_alone(i, sink);
+        }
+    }
+
+    /// The commit of a signed group's `staged` entries: `(first, size)`, or the code every
+    /// kept request is answered (nothing of them stored, or unknown).
+    fn commit_signed(&mut self, id: u64, t: usize, staged: u64) -> Result<(u64, u64), ErrorCode> {
+        let tenant = TENANTS.get(t).ok_or(ErrorCode::Unavailable)?;
+        let len = Request {
+            id,
+            tenant,
+            capability: &[],
+            op: Op::Append { entries: &[] },
+        }
+        .encode(&mut self.resp)
+        .map_err(|_| ErrorCode::Unavailable)?;
+        let n = call_in_place(
+            &self.ledgers,
+            t,
+            LedgerCall::Commit,
+            &mut self.resp,
+            len,
+            &mut self.stats,
+        )
+        .map_err(|_| ErrorCode::Unavailable)?;
+        match Response::decode(&self.resp[..n]) {
+            Ok(Response {
+                id: rid,
+                body: Body::Appended { first, count, size },
+            }) if rid == id
+                && u64::from(count) == staged
+                && first.checked_add(staged).is_some_and(|end| end <= size) =>
+            {
+                Ok((first, size))
+            }
+            // Refused whole: nothing stored. The requests are not sent again (their nonces
+            // are remembered): each is answered the refusal.
+            Ok(Response {
+                id: rid,
+                body: Body::Error { code },
+            }) if rid == id => Err(code),
+            _ => Err(ErrorCode::Unavailable),
+        }
+    }
+
     /// Sends request `i` of the group on its own and answers it with what its ledger said.
     fn send_alone(&mut self, i: usize, sink: &mut Sink<'_>) {
         let (Some(m), Some(tenant)) = (
@@ -623,7 +989,7 @@ impl Core {
         let req = Request {
             id: m.id,
             tenant,
-            capability: &[],
+            capability: self.group.auth_of(i),
             op: Op::Append {
                 entries: self.group.entries_of(i),
             },

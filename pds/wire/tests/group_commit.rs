@@ -48,7 +48,15 @@ struct Call {
     /// Entries in the request (0 for other ops).
     entries: usize,
     len: usize,
+    /// The request's authorization (empty: unsigned).
+    auth: Vec<u8>,
 }
+
+/// The authorization the fake audit refuses at Check (`Unpaired`), and the one the fake
+/// ledger's Authorize refuses at a signed stage (`Replayed`: a second use of a nonce the
+/// wire's Check could not know was taken).
+const REFUSED_AT_CHECK: &[u8] = b"unpaired";
+const REFUSED_AT_AUTHORIZE: &[u8] = b"replayed";
 
 struct Fake {
     regions: Vec<HostMemory>,
@@ -62,6 +70,16 @@ struct Fake {
     stage: RefCell<Option<(usize, u64, Vec<u8>)>>,
     /// Commits (and plain appends) that stored something: the checkpoints a ledger signs.
     checkpoints: Cell<usize>,
+    /// What reached audit and the ledgers, in order: `check <tenant> <action>`, `serve <id>`,
+    /// `ledger <tenant index>`.
+    events: RefCell<Vec<String>>,
+    /// The region shared with audit.
+    audit: HostMemory,
+    /// Audit's answer to a Check (other than [`REFUSED_AT_CHECK`]): `None` is `Open` (access
+    /// control off), else `Refused` with this code.
+    check_refuses: Cell<Option<ErrorCode>>,
+    /// Audit answers Serve for another request id than asked (an audit gone wrong).
+    serve_wrong_id: Cell<bool>,
 }
 
 /// What a call is answered with: a response in the region, or a stage kept.
@@ -83,8 +101,15 @@ impl Fake {
             id: r.id,
             entries: n_entries,
             len: req.len(),
+            auth: r.capability.to_vec(),
         });
         let staged = self.stage.borrow_mut().take();
+        // A signed stage refused at its Authorize: its error, and what was staged stays
+        // (interface::ledger_call).
+        if label == ledger_labels::STAGE && r.capability == REFUSED_AT_AUTHORIZE {
+            *self.stage.borrow_mut() = staged;
+            return self.respond(r.id, err_body(ErrorCode::Replayed));
+        }
         match (label, r.op) {
             (ledger_labels::STAGE, Op::Append { entries: bundle }) => {
                 let (mut bytes, before) = match staged {
@@ -168,6 +193,62 @@ impl Fake {
     }
 }
 
+impl Fake {
+    /// Audit on the wire's channel: Check (Open, or a refusal) and Serve (a `Pong` to the
+    /// archive-wide request, standing for audit's answer).
+    fn audit_call(&self, info: MessageInfo) -> MessageInfo {
+        use interface::msg::audit::{label, AccessCall};
+        let len = self.mrs.borrow()[0] as usize;
+        let mut buf = vec![0u8; len];
+        self.audit.read(0, &mut buf).unwrap();
+        match info.label() {
+            label::CHECK => {
+                let c = AccessCall::decode(&buf).expect("a Check carries an AccessCall");
+                self.events.borrow_mut().push(format!(
+                    "check {} {}",
+                    c.tenant,
+                    String::from_utf8_lossy(c.action)
+                        .lines()
+                        .find_map(|l| l.strip_prefix("op "))
+                        .unwrap_or("-")
+                ));
+                let code = if c.auth == REFUSED_AT_CHECK {
+                    Some(ErrorCode::Unpaired)
+                } else {
+                    self.check_refuses.get()
+                };
+                match code {
+                    None => MessageInfo::new(label::OPEN, 0),
+                    Some(code) => {
+                        self.mrs.borrow_mut()[0] = u64::from(u8::from(code));
+                        MessageInfo::new(label::REFUSED, 1)
+                    }
+                }
+            }
+            label::SERVE => {
+                let r = Request::decode(&buf).expect("Serve carries the request");
+                self.events.borrow_mut().push(format!("serve {}", r.id));
+                let id = if self.serve_wrong_id.get() {
+                    r.id + 1
+                } else {
+                    r.id
+                };
+                let mut out = vec![0u8; 64];
+                let n = Response {
+                    id,
+                    body: Body::Pong,
+                }
+                .encode(&mut out)
+                .unwrap();
+                self.audit.write(0, &out[..n]).unwrap();
+                self.mrs.borrow_mut()[0] = n as u64;
+                MessageInfo::new(label::SERVED, 1)
+            }
+            l => panic!("the wire called audit with label {l}"),
+        }
+    }
+}
+
 fn err_body(code: ErrorCode) -> Body<'static> {
     Body::Error { code }
 }
@@ -178,6 +259,9 @@ impl Backend for Fake {
     }
     fn notify(&self, _: Channel) {}
     fn pp_call(&self, ch: Channel, info: MessageInfo) -> MessageInfo {
+        if ch.index() == interface::wire::AUDIT.index() {
+            return self.audit_call(info);
+        }
         let t = interface::wire::LEDGERS
             .iter()
             .position(|c| c.index() == ch.index())
@@ -189,6 +273,7 @@ impl Backend for Fake {
         );
         let mut req = vec![0u8; len];
         self.regions[t].read(0, &mut req).unwrap();
+        self.events.borrow_mut().push(format!("ledger {t}"));
         match self.call(t, info.label(), &req) {
             Reply::Response(out) => {
                 self.regions[t].write(0, &out).unwrap();
@@ -214,6 +299,9 @@ impl Backend for Fake {
     }
     fn debug_put_str(&self, _: &str) {}
     fn memory_region(&self, setvar_vaddr: &str) -> Option<HostMemory> {
+        if setvar_vaddr == interface::wire::AUDIT_REGION {
+            return Some(self.audit.clone());
+        }
         let i = interface::wire::LEDGER_REGIONS
             .iter()
             .position(|v| *v == setvar_vaddr)?;
@@ -232,6 +320,10 @@ fn boot() -> (Wire, Rc<Fake>) {
         calls: RefCell::new(Vec::new()),
         stage: RefCell::new(None),
         checkpoints: Cell::new(0),
+        events: RefCell::new(Vec::new()),
+        audit: HostMemory::new(interface::size::WIRE_AUDIT),
+        check_refuses: Cell::new(None),
+        serve_wrong_id: Cell::new(false),
     });
     set_backend(Some(f.clone()));
     (wire_pd::init().unwrap(), f)
@@ -784,4 +876,276 @@ fn a_commit_without_a_valid_answer_is_not_sent_again() {
     // Two stages and the commit (which stored them all, then answered garbage): nothing again.
     assert_eq!(ledger.calls.borrow().len(), 3);
     assert_eq!(ledger.logs.borrow()[1].len(), 300);
+}
+
+// The wire's Check (docs/access.md, "Where each check happens"): audit is asked before any
+// ledger, and before a tenant is looked up; archive-wide requests are audit's to answer.
+
+fn request(id: u64, tenant: &str, auth: &[u8], op: Op<'_>) -> Vec<u8> {
+    frame_of(&Request {
+        id,
+        tenant,
+        capability: auth,
+        op,
+    })
+}
+
+fn signed_append(id: u64, tenant: &str, auth: &[u8], es: &[&[u8]]) -> Vec<u8> {
+    request(
+        id,
+        tenant,
+        auth,
+        Op::Append {
+            entries: &bundle(es),
+        },
+    )
+}
+
+#[test]
+fn every_request_but_ping_is_checked_by_audit_before_any_ledger_sees_it() {
+    let (mut wire, ledger) = boot();
+    let mut input = request(1, "corporate", &[], Op::Ping);
+    input.extend(request(2, "personnel", &[], Op::Hello));
+    input.extend(request(3, "corporate", &[], Op::Read { since: 0, max: 5 }));
+    input.extend(append(4, "corporate", &[b"a"]));
+    input.extend(request(5, "nobody", &[], Op::Checkpoint));
+    let got = feed(&mut wire, &input);
+    assert_eq!(got[0], (1, Ans::Other("Pong".into())));
+    assert_eq!(got[4], err(5, ErrorCode::UnknownTenant));
+    assert_eq!(
+        *ledger.events.borrow(),
+        [
+            "check personnel hello",
+            "ledger 1",
+            "check corporate read",
+            "ledger 0",
+            // The append waits in a group until the next request ends it (after that
+            // request's Check); the answers still go in request order.
+            "check corporate append",
+            // An unknown tenant is named only after audit let the request go on.
+            "check nobody checkpoint",
+            "ledger 0",
+        ]
+    );
+}
+
+#[test]
+fn a_refusal_at_check_is_answered_its_code_and_reaches_no_ledger() {
+    let (mut wire, ledger) = boot();
+    // Refused at Check, in a group's middle: the group before it is sent and answered first,
+    // the refusal in its place, the requests after it form the next group.
+    let mut input = append(1, "corporate", &[b"a"]);
+    input.extend(append(2, "corporate", &[b"b"]));
+    input.extend(signed_append(3, "corporate", REFUSED_AT_CHECK, &[b"x"]));
+    input.extend(request(
+        4,
+        "corporate",
+        REFUSED_AT_CHECK,
+        Op::Read { since: 0, max: 1 },
+    ));
+    // An unknown tenant refused at Check: its refusal, not `UnknownTenant`.
+    input.extend(request(5, "nobody", REFUSED_AT_CHECK, Op::Hello));
+    input.extend(append(6, "corporate", &[b"c"]));
+    input.extend(append(7, "corporate", &[b"d"]));
+    let got = feed(&mut wire, &input);
+    assert_eq!(
+        got,
+        vec![
+            ok(1, 0, 1, 2),
+            ok(2, 1, 1, 2),
+            err(3, ErrorCode::Unpaired),
+            err(4, ErrorCode::Unpaired),
+            err(5, ErrorCode::Unpaired),
+            ok(6, 2, 1, 4),
+            ok(7, 3, 1, 4),
+        ]
+    );
+    // Two combined appends, nothing else reached a ledger; the refused entries are nowhere.
+    let calls = ledger.calls.borrow().clone();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert!(calls.iter().all(|c| c.auth.is_empty()));
+    assert_eq!(ledger.logs.borrow()[0].len(), 4);
+    assert!(!ledger.logs.borrow()[0].contains(&b"x".to_vec()));
+    // Audit refusing everything (an archive that requires signatures, unsigned requests):
+    // no ledger is called at all, and every request gets audit's code.
+    ledger.check_refuses.set(Some(ErrorCode::Unsigned));
+    let before = ledger.calls.borrow().len();
+    let mut input = append(8, "corporate", &[b"e"]);
+    input.extend(append(9, "corporate", &[b"f"]));
+    input.extend(request(10, "nobody", &[], Op::Status));
+    input.extend(request(
+        11,
+        "personnel",
+        &[],
+        Op::GetObject {
+            path: "checkpoint",
+            offset: 0,
+        },
+    ));
+    let got = feed(&mut wire, &input);
+    assert_eq!(
+        got,
+        [8, 9, 10, 11].map(|i| err(i, ErrorCode::Unsigned)).to_vec()
+    );
+    assert_eq!(ledger.calls.borrow().len(), before);
+    assert_eq!(ledger.logs.borrow()[0].len(), 4);
+}
+
+#[test]
+fn archive_wide_requests_are_served_by_audit_and_relayed() {
+    let (mut wire, ledger) = boot();
+    let mut input = request(1, "", &[], Op::Identity { challenge: [7; 16] });
+    input.extend(request(
+        2,
+        "",
+        b"auth",
+        Op::AuditObject {
+            path: "checkpoint",
+            offset: 0,
+        },
+    ));
+    input.extend(request(3, "", b"auth", Op::PairChange { change: b"note" }));
+    let got = feed(&mut wire, &input);
+    assert_eq!(
+        got,
+        [1, 2, 3].map(|i| (i, Ans::Other("Pong".into()))).to_vec()
+    );
+    assert_eq!(*ledger.events.borrow(), ["serve 1", "serve 2", "serve 3"]);
+    assert!(ledger.calls.borrow().is_empty());
+    // An answer for another request is not relayed.
+    ledger.serve_wrong_id.set(true);
+    let got = feed(
+        &mut wire,
+        &request(4, "", &[], Op::Identity { challenge: [7; 16] }),
+    );
+    assert_eq!(got, vec![err(4, ErrorCode::AuditFailed)]);
+}
+
+#[test]
+fn signed_appends_are_grouped_each_staged_with_its_own_authorization() {
+    let (mut wire, ledger) = boot();
+    // Five signed appends for one tenant; the third's Authorize is refused at its stage.
+    let auths: [&[u8]; 5] = [
+        b"auth-1",
+        b"auth-2",
+        REFUSED_AT_AUTHORIZE,
+        b"auth-4",
+        b"auth-5",
+    ];
+    let mut input = Vec::new();
+    for (k, a) in auths.iter().enumerate() {
+        let e = format!("s{k}").into_bytes();
+        input.extend(signed_append(10 + k as u64, "corporate", a, &[&e, b"z"]));
+    }
+    let got = feed(&mut wire, &input);
+    assert_eq!(
+        got,
+        vec![
+            ok(10, 0, 2, 8),
+            ok(11, 2, 2, 8),
+            err(12, ErrorCode::Replayed),
+            ok(13, 4, 2, 8),
+            ok(14, 6, 2, 8),
+        ]
+    );
+    // Each request a stage of its own with its own authorization, under the group's id, then
+    // one commit with no entries and no authorization: one checkpoint.
+    let calls = ledger.calls.borrow().clone();
+    assert_eq!(calls.len(), 6, "{calls:?}");
+    for (c, a) in calls.iter().zip(auths) {
+        assert_eq!(
+            (c.label, c.id, c.entries, c.auth.as_slice()),
+            (ledger_labels::STAGE, 10, 2, a)
+        );
+    }
+    assert_eq!(
+        (calls[5].label, calls[5].entries),
+        (ledger_labels::COMMIT, 0)
+    );
+    assert!(calls[5].auth.is_empty());
+    assert_eq!(ledger.checkpoints.get(), 1);
+    let log = ledger.logs.borrow()[0].clone();
+    assert_eq!(log.len(), 8);
+    assert!(
+        !log.contains(&b"s2".to_vec()),
+        "the refused request stored nothing"
+    );
+    let s = wire.stats();
+    assert_eq!((s.combined, s.grouped, s.stages), (1, 4, 5));
+}
+
+#[test]
+fn signed_and_unsigned_appends_never_share_a_group() {
+    let (mut wire, ledger) = boot();
+    let mut input = append(1, "corporate", &[b"a"]);
+    input.extend(append(2, "corporate", &[b"b"]));
+    input.extend(signed_append(3, "corporate", b"auth-3", &[b"c"]));
+    input.extend(signed_append(4, "corporate", b"auth-4", &[b"d"]));
+    input.extend(signed_append(5, "personnel", b"auth-5", &[b"e"]));
+    let got = feed(&mut wire, &input);
+    assert_eq!(
+        got,
+        vec![
+            ok(1, 0, 1, 2),
+            ok(2, 1, 1, 2),
+            ok(3, 2, 1, 4),
+            ok(4, 3, 1, 4),
+            ok(5, 0, 1, 1),
+        ]
+    );
+    let calls: Vec<(u64, u64)> = ledger
+        .calls
+        .borrow()
+        .iter()
+        .map(|c| (c.label, c.id))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            (ledger_labels::REQUEST, 1),
+            (ledger_labels::STAGE, 3),
+            (ledger_labels::STAGE, 3),
+            (ledger_labels::COMMIT, 3),
+            // A group of one goes as the request it is, its authorization with it.
+            (ledger_labels::REQUEST, 5),
+        ]
+    );
+    assert_eq!(ledger.calls.borrow()[4].auth, b"auth-5");
+}
+
+#[test]
+fn a_signed_group_refused_at_its_commit_stores_nothing_and_is_not_sent_again() {
+    let (mut wire, ledger) = boot();
+    ledger.quota.set(3);
+    let mut input = Vec::new();
+    for k in 0..3u64 {
+        input.extend(signed_append(
+            k + 1,
+            "corporate",
+            format!("auth-{k}").as_bytes(),
+            &[b"a", b"b"],
+        ));
+    }
+    let got = feed(&mut wire, &input);
+    // Their nonces are taken at their stages: sent again they would be refused `Replayed`,
+    // so each gets the commit's refusal, and the client signs again.
+    assert_eq!(got, [1, 2, 3].map(|i| err(i, ErrorCode::Full)).to_vec());
+    assert_eq!(ledger.calls.borrow().len(), 4);
+    assert!(ledger.logs.borrow()[0].is_empty());
+    assert_eq!(ledger.checkpoints.get(), 0);
+}
+
+#[test]
+fn a_signed_group_whose_every_stage_is_refused_sends_no_commit() {
+    let (mut wire, ledger) = boot();
+    let mut input = signed_append(1, "corporate", REFUSED_AT_AUTHORIZE, &[b"a"]);
+    input.extend(signed_append(2, "corporate", REFUSED_AT_AUTHORIZE, &[b"b"]));
+    let got = feed(&mut wire, &input);
+    assert_eq!(
+        got,
+        vec![err(1, ErrorCode::Replayed), err(2, ErrorCode::Replayed)]
+    );
+    let labels: Vec<u64> = ledger.calls.borrow().iter().map(|c| c.label).collect();
+    assert_eq!(labels, [ledger_labels::STAGE, ledger_labels::STAGE]);
+    assert!(ledger.logs.borrow()[0].is_empty());
 }

@@ -62,6 +62,10 @@ impl Backend for Ledgers {
     }
     fn notify(&self, _: Channel) {}
     fn pp_call(&self, ch: Channel, info: MessageInfo) -> MessageInfo {
+        // Audit, with access control off: every Check is answered Open.
+        if ch.index() == interface::wire::AUDIT.index() {
+            return MessageInfo::new(interface::msg::audit::label::OPEN, 0);
+        }
         self.sample();
         let t = interface::wire::LEDGERS
             .iter()
@@ -116,6 +120,9 @@ impl Backend for Ledgers {
         eprint!("{s}");
     }
     fn memory_region(&self, setvar_vaddr: &str) -> Option<HostMemory> {
+        if setvar_vaddr == interface::wire::AUDIT_REGION {
+            return Some(HostMemory::new(interface::size::WIRE_AUDIT));
+        }
         let i = interface::wire::LEDGER_REGIONS
             .iter()
             .position(|v| *v == setvar_vaddr)?;

@@ -36,6 +36,10 @@ impl Backend for Box3 {
     }
     fn notify(&self, _: Channel) {}
     fn pp_call(&self, ch: Channel, _: MessageInfo) -> MessageInfo {
+        // Audit, with access control off: every Check is answered Open.
+        if ch.index() == interface::wire::AUDIT.index() {
+            return MessageInfo::new(interface::msg::audit::label::OPEN, 0);
+        }
         self.calls.set(self.calls.get() + 1);
         let t = interface::wire::LEDGERS
             .iter()
@@ -74,6 +78,9 @@ impl Backend for Box3 {
     }
     fn debug_put_str(&self, _: &str) {}
     fn memory_region(&self, setvar_vaddr: &str) -> Option<HostMemory> {
+        if setvar_vaddr == interface::wire::AUDIT_REGION {
+            return Some(HostMemory::new(interface::size::WIRE_AUDIT));
+        }
         let i = interface::wire::LEDGER_REGIONS
             .iter()
             .position(|v| *v == setvar_vaddr)?;
