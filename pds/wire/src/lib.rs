@@ -1116,6 +1116,11 @@ fn route(
         Request::decode(payload).map_err(|_| (peek_request_id(payload), ErrorCode::BadMessage))?;
     let id = req.id;
     if req.op == Op::Ping {
+        // Pings are never signed (docs/access.md): one carrying an authorization is malformed,
+        // in either mode, and is answered without reaching audit or a ledger.
+        if !req.capability.is_empty() {
+            return Err((id, ErrorCode::BadRequest));
+        }
         let n = Response {
             id,
             body: Body::Pong,

@@ -930,6 +930,21 @@ fn every_request_but_ping_is_checked_by_audit_before_any_ledger_sees_it() {
 }
 
 #[test]
+fn a_ping_carrying_an_authorization_is_refused_and_reaches_nobody() {
+    let (mut wire, ledger) = boot();
+    let got = feed(
+        &mut wire,
+        &request(7, "corporate", b"not a signature", Op::Ping),
+    );
+    assert_eq!(got, [err(7, ErrorCode::BadRequest)]);
+    assert!(
+        ledger.events.borrow().is_empty(),
+        "{:?}",
+        ledger.events.borrow()
+    );
+}
+
+#[test]
 fn a_refusal_at_check_is_answered_its_code_and_reaches_no_ledger() {
     let (mut wire, ledger) = boot();
     // Refused at Check, in a group's middle: the group before it is sent and answered first,
