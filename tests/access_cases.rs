@@ -278,7 +278,6 @@ impl<'w, X: Transport> Runner<'w, X> {
     }
 
     fn fail(&mut self, what: String) {
-        eprintln!("FAIL: {what}");
         self.failures.push(what);
     }
 
