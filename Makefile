@@ -291,6 +291,7 @@ qemu-test: host-tools
 	@if [ -x $(MICROKIT) ] && command -v qemu-system-aarch64 >/dev/null 2>&1; then \
 		$(MAKE) --no-print-directory image; \
 	fi
+	$(CARGO) build -p system-tests --example access_table_client
 	MICROKIT_SDK=$(MICROKIT_SDK) MICROKIT_CONFIG=$(MICROKIT_CONFIG) tests/qemu-e2e.sh \
 		$(BUILD_DIR) $(HOST_BIN)
 
@@ -306,6 +307,7 @@ sim: access-keys
 
 # The simulator end to end through the real binaries (tests/sim-cli.sh).
 sim-test: host-tools
+	$(CARGO) build -p system-tests --example access_table_client
 	tests/sim-cli.sh $(HOST_BIN)
 
 # Adding a tenant is one name in system.toml: this builds the simulator and the host tool from a

@@ -1,6 +1,7 @@
 //! Whole-system tests (see `tests/`) and benchmarks (`examples/`): what they share.
 #![forbid(unsafe_code)]
 
+pub mod access_cases;
 pub mod footprint;
 
 use std::collections::VecDeque;

@@ -13,57 +13,51 @@ mod common;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use access::{
-    Action, CapOps, Capability, Change, Pairing, PairingChange, PairingSet, PairingType, Refusal,
-    RowRange, SignedRequest, Tenants,
-};
+use access::{Pairing, PairingSet, PairingType, RowRange, Tenants};
 use common::*;
 use interface::msg::ledger::{Call, Reply as LedgerReply, Request as LedgerRequest};
 use interface::msg::Message;
 use interface::TENANTS;
-use note::{Signer, Verifier};
-use protocol::{encode_frame, Authorization, Body, Decoder, ErrorCode, Op, Request, Response};
+use note::Signer;
+use protocol::{Authorization, Body, ErrorCode, Op, Request, Response};
 use psdb::RamDevice;
 use sim::{Disk, Keys, Sim};
+use system_tests::access_cases::{
+    self as cases, answers, bundle, frame, Ans, Runner, Transport, BAD_REQUESTS, T, TABLE_CASES,
+};
 
-const T: &str = "corporate";
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// The archive's keys and pairings: ADMIN for every tenant, INPUT, USER and INTERFACE for
-/// corporate, and a stranger nobody paired.
+/// The archive's keys (the shared table's [`cases::World`]) and its identity's signer.
 struct World {
     identity: Signer,
-    archive: Verifier,
-    admin: Signer,
-    input: Signer,
-    user: Signer,
-    iface: Signer,
-    stranger: Signer,
-    nonce: Cell<u64>,
+    w: cases::World,
+}
+
+impl std::ops::Deref for World {
+    type Target = cases::World;
+    fn deref(&self) -> &cases::World {
+        &self.w
+    }
 }
 
 impl World {
     fn new() -> World {
         let s = |name: &str, seed: u8| Signer::generate(name, &[seed; 32]).unwrap();
         let identity = s("archive", 40);
+        let keys = [
+            s("admin", 41),
+            s("input", 42),
+            s("user", 43),
+            s("iface", 44),
+            s("stranger", 45),
+        ];
+        let salt = std::process::id().to_be_bytes().repeat(2);
         World {
-            archive: identity.verifier(),
+            w: cases::World::new(identity.verifier(), keys, salt.try_into().unwrap()),
             identity,
-            admin: s("admin", 41),
-            input: s("input", 42),
-            user: s("user", 43),
-            iface: s("iface", 44),
-            stranger: s("stranger", 45),
-            nonce: Cell::new(1),
         }
     }
 
+    /// The initial set: ADMIN for every tenant, INPUT, USER and INTERFACE for corporate.
     fn keys(&self, public_metadata: bool) -> Keys {
         let mut set = PairingSet::new();
         let t = |n: &[&str]| Tenants::new(n).unwrap();
@@ -79,76 +73,12 @@ impl World {
         set.set_public_metadata(public_metadata);
         keys().with_access(self.identity.skey(), set.to_bytes())
     }
-
-    fn fresh_nonce(&self) -> [u8; 16] {
-        let n = self.nonce.get();
-        self.nonce.set(n + 1);
-        let mut out = [0u8; 16];
-        out[..8].copy_from_slice(&n.to_be_bytes());
-        out[8..].copy_from_slice(&std::process::id().to_be_bytes().repeat(2));
-        out
-    }
-
-    /// A capability from `issuer` to `holder` for corporate, edited by `f`.
-    fn cap(&self, issuer: &Signer, holder: &Signer, f: impl FnOnce(&mut Capability)) -> Vec<u8> {
-        let mut c = Capability {
-            archive: self.archive.clone(),
-            tenant: T.into(),
-            holder: holder.verifier(),
-            ops: CapOps::parse("read,bundle", true).unwrap(),
-            rows: RowRange::parse("0..").unwrap(),
-            not_before: now() - 60,
-            expires: now() + 3600,
-            nonce: self.fresh_nonce(),
-        };
-        f(&mut c);
-        c.sign(issuer).unwrap()
-    }
-
-    /// `who`'s signed request for `op` on `tenant` ("" archive-wide) with `cap`.
-    fn sign(&self, who: &Signer, tenant: &str, op: &Op<'_>, cap: &[u8]) -> Vec<u8> {
-        self.sign_with(who, &self.archive, tenant, op, cap, now())
-    }
-
-    fn sign_with(
-        &self,
-        who: &Signer,
-        archive: &Verifier,
-        tenant: &str,
-        op: &Op<'_>,
-        cap: &[u8],
-        time: u64,
-    ) -> Vec<u8> {
-        let action = Action::from_op(op).unwrap().unwrap();
-        SignedRequest::sign(who, archive, tenant, &action, time, self.fresh_nonce(), cap).unwrap()
-    }
-
-    /// A valid pairing change by the ADMIN: a new USER key for corporate.
-    fn pair_change(&self) -> Vec<u8> {
-        let n = self.fresh_nonce();
-        PairingChange {
-            archive: self.archive.clone(),
-            change: Change::Add {
-                kind: PairingType::User,
-                tenants: Tenants::new(&[T]).unwrap(),
-            },
-            key: Signer::generate("new", &[n[7]; 32]).unwrap().verifier(),
-            time: now(),
-            nonce: n,
-        }
-        .sign(&self.admin)
-        .unwrap()
-    }
 }
 
 /// The simulated box on a RAM disk that outlives it.
 struct Box_ {
     sim: Sim,
     disk: Rc<RefCell<RamDevice>>,
-    next_id: u64,
-    /// What each audited request should have left in the audit log, in order: its key id
-    /// (`-` unsigned) and its outcome (`granted` or the refusal's name).
-    expected: Vec<(String, String)>,
 }
 
 fn boot_box(keys: &Keys, disk: Rc<RefCell<RamDevice>>) -> Box_ {
@@ -160,63 +90,12 @@ fn boot_box(keys: &Keys, disk: Rc<RefCell<RamDevice>>) -> Box_ {
     )
     .unwrap();
     assert!(problems(&sim.console()).is_empty(), "{:?}", sim.console());
-    Box_ {
-        sim,
-        disk,
-        next_id: 1,
-        expected: Vec::new(),
-    }
-}
-
-/// An answer, owned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Ans {
-    Ok(String),
-    Err(ErrorCode),
-}
-
-fn frame(id: u64, tenant: &str, auth: &[u8], op: Op<'_>) -> Vec<u8> {
-    let mut buf = vec![0u8; protocol::MAX_PAYLOAD];
-    let n = Request {
-        id,
-        tenant,
-        capability: auth,
-        op,
-    }
-    .encode(&mut buf)
-    .unwrap();
-    let mut out = Vec::new();
-    encode_frame(&buf[..n], |b| out.extend_from_slice(b));
-    out
-}
-
-fn answers(bytes: &[u8]) -> Vec<(u64, Ans)> {
-    let mut d = Decoder::new(vec![0u8; protocol::MAX_ENCODED]);
-    let mut got = Vec::new();
-    d.feed(bytes, |f| {
-        let r = Response::decode(f.unwrap()).unwrap();
-        let a = match r.body {
-            Body::Error { code } => Ans::Err(code),
-            b => Ans::Ok(
-                format!("{b:?}")
-                    .split([' ', '{', '('])
-                    .next()
-                    .unwrap()
-                    .into(),
-            ),
-        };
-        got.push((r.id, a));
-    });
-    got
-}
-
-fn key_of(who: Option<&Signer>) -> String {
-    who.map_or("-".into(), |s| format!("{:08x}", s.verifier().key_id()))
+    Box_ { sim, disk }
 }
 
 impl Box_ {
     /// Every tenant's checkpoint, read from the disk as a fresh mount sees it.
-    fn state(&self) -> Vec<Vec<u8>> {
+    fn disk_state(&self) -> Vec<Vec<u8>> {
         let image = self.disk.borrow().image().to_vec();
         let (mut store, _) =
             psdb::Store::mount(RamDevice::from_image(image), psdb::Mode::ReadOnly).unwrap();
@@ -240,445 +119,85 @@ impl Box_ {
             .unwrap();
         answers(&out)
     }
+}
 
-    /// Sends one request; its answer. `who` signed it (`None`: unsigned): an audited request
-    /// leaves one record, except an unsigned one that is granted (public metadata).
-    fn send(&mut self, who: Option<&Signer>, tenant: &str, auth: &[u8], op: Op<'_>) -> Ans {
-        let id = self.next_id;
-        self.next_id += 1;
-        let got = self.feed(&frame(id, tenant, auth, op));
-        assert_eq!(got.len(), 1, "{got:?}");
-        assert_eq!(got[0].0, id);
-        let ans = got[0].1.clone();
-        let outcome = match &ans {
-            Ans::Ok(_) => "granted".to_string(),
-            Ans::Err(code) => Refusal::from_code(*code)
-                .map_or_else(|| format!("{code:?}"), |r| r.name().to_string()),
-        };
-        if !(who.is_none() && outcome == "granted") {
-            self.expected.push((key_of(who), outcome));
-        }
-        ans
+/// The simulated wire as the table's transport; the state read from the disk directly (a
+/// fresh mount), so no request of the check itself reaches the box.
+impl Transport for &mut Box_ {
+    fn exchange(&mut self, frames: &[u8], _n: usize) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        self.sim
+            .feed(frames, &mut |b| out.extend_from_slice(b))
+            .map_err(|e| e.0)?;
+        Ok(out)
     }
-
-    /// Sends a request expected to be refused `code`: no tenant's state changes.
-    fn refused(
-        &mut self,
-        who: Option<&Signer>,
-        tenant: &str,
-        auth: &[u8],
-        op: Op<'_>,
-        code: ErrorCode,
-        what: &str,
-    ) {
-        let before = self.state();
-        let got = self.send(who, tenant, auth, op);
-        assert_eq!(got, Ans::Err(code), "{what}");
-        assert_eq!(
-            self.state(),
-            before,
-            "{what}: a refusal changed a tenant's state"
-        );
-    }
-
-    /// The audit log verifies (signatures of the tlog and of every journal record) and holds
-    /// exactly the records expected, in order, each with its key id and outcome.
-    fn check_audit_log(&self) -> usize {
-        let log = audit_log(&self.disk);
-        let got: Vec<(String, String)> = log
-            .iter()
-            .map(|(_, l)| {
-                let field = |k: &str| {
-                    l.split(' ')
-                        .find_map(|f| f.strip_prefix(k))
-                        .unwrap_or_else(|| panic!("{l}: no {k}"))
-                        .to_string()
-                };
-                (field("key="), field("outcome="))
-            })
-            .collect();
-        assert_eq!(got.len(), self.expected.len(), "{log:#?}");
-        for (i, (g, e)) in got.iter().zip(&self.expected).enumerate() {
-            assert_eq!(g, e, "record {i}: {}", log[i].1);
-        }
-        got.len()
+    fn state(&mut self) -> Option<Vec<Vec<u8>>> {
+        Some(self.disk_state())
     }
 }
 
-/// The operations of the table, for `tenant` (a log of 300 entries: bundle 0 and level-0
-/// tile 0 are whole). Each: its name, the op, and whether a capability is relevant (tenant
-/// operations; the archive-wide ones take none).
-fn ops<'a>(change: &'a [u8], entries: &'a [u8]) -> Vec<(&'static str, Op<'a>, bool)> {
-    vec![
-        ("hello", Op::Hello, true),
-        ("checkpoint", Op::Checkpoint, true),
-        ("status", Op::Status, true),
-        (
-            "get-object checkpoint",
-            Op::GetObject {
-                path: "checkpoint",
-                offset: 0,
-            },
-            true,
-        ),
-        (
-            "get-object tile",
-            Op::GetObject {
-                path: "tile/0/000",
-                offset: 0,
-            },
-            true,
-        ),
-        (
-            "get-object bundle",
-            Op::GetObject {
-                path: "tile/entries/000",
-                offset: 0,
-            },
-            true,
-        ),
-        ("read", Op::Read { since: 0, max: 10 }, true),
-        ("append", Op::Append { entries }, true),
-        ("pair-change", Op::PairChange { change }, false),
-        (
-            "audit-object",
-            Op::AuditObject {
-                path: "checkpoint",
-                offset: 0,
-            },
-            false,
-        ),
-    ]
-}
-
-fn bundle(es: &[&[u8]]) -> Vec<u8> {
-    let mut buf = vec![0u8; protocol::MAX_PAYLOAD];
-    let mut len = 0;
-    for e in es {
-        assert!(protocol::push_entry(&mut buf, &mut len, e));
+/// The audit log verifies (signatures of the tlog and of every journal record) and holds
+/// exactly the records `expected`, in order, each with its key id and outcome.
+fn check_audit_log(b: &Box_, expected: &[(String, String)]) -> usize {
+    let log = audit_log(&b.disk);
+    let got: Vec<(String, String)> = log
+        .iter()
+        .map(|(_, l)| {
+            let field = |k: &str| {
+                l.split(' ')
+                    .find_map(|f| f.strip_prefix(k))
+                    .unwrap_or_else(|| panic!("{l}: no {k}"))
+                    .to_string()
+            };
+            (field("key="), field("outcome="))
+        })
+        .collect();
+    assert_eq!(got.len(), expected.len(), "{log:#?}");
+    for (i, (g, e)) in got.iter().zip(expected).enumerate() {
+        assert_eq!(g, e, "record {i}: {}", log[i].1);
     }
-    buf.truncate(len);
-    buf
+    got.len()
 }
 
 /// Appends 300 entries to corporate as the ADMIN (so its first bundle and tile are whole).
 fn fill(w: &World, b: &mut Box_) {
-    let es: Vec<Vec<u8>> = (0..300).map(|i| format!("row {i}").into_bytes()).collect();
-    let refs: Vec<&[u8]> = es.iter().map(Vec::as_slice).collect();
-    let entries = bundle(&refs);
-    let op = Op::Append { entries: &entries };
-    let auth = w.sign(&w.admin, T, &op, &[]);
-    assert_eq!(
-        b.send(Some(&w.admin), T, &auth, op),
-        Ans::Ok("Appended".into())
-    );
-}
-
-use Refusal::{CapabilityRequired as CapReq, Unpaired, Unsigned, WrongOperation as WrongOp};
-
-/// The expected refusal of `who` (a type) for op `i` of [`ops`], without and with a
-/// capability (read,bundle on every row, from the ADMIN): docs/access.md's table.
-fn expect(who: &str, i: usize, public_metadata: bool) -> [Option<Refusal>; 2] {
-    let metadata = i <= 4;
-    let content = i == 5 || i == 6;
-    match (who, i) {
-        ("ADMIN", _) => [None, None],
-        ("INPUT" | "USER", _) if content => [Some(CapReq), None],
-        ("USER", 7) => [Some(WrongOp); 2],
-        ("INPUT" | "USER" | "INTERFACE", 8) => [Some(WrongOp); 2],
-        ("INPUT" | "USER" | "INTERFACE", 9) => [Some(Unpaired); 2],
-        ("INTERFACE", _) if !metadata => [Some(WrongOp); 2],
-        ("INPUT" | "USER" | "INTERFACE", _) => [None, None],
-        ("unpaired", _) => [Some(Unpaired); 2],
-        ("unsigned", _) if metadata && public_metadata => [None, None],
-        ("unsigned", _) => [Some(Unsigned); 2],
-        _ => unreachable!(),
-    }
-}
-
-fn run_table(w: &World, b: &mut Box_, public_metadata: bool) -> usize {
-    let mut cases = 0;
-    let who: [(&str, Option<&Signer>); 6] = [
-        ("ADMIN", Some(&w.admin)),
-        ("INPUT", Some(&w.input)),
-        ("USER", Some(&w.user)),
-        ("INTERFACE", Some(&w.iface)),
-        ("unpaired", Some(&w.stranger)),
-        ("unsigned", None),
-    ];
-    for (name, signer) in who {
-        for i in 0..10 {
-            let change = w.pair_change();
-            let entries = bundle(&[format!("{name} {i}").as_bytes()]);
-            let (op_name, op, cap_relevant) = ops(&change, &entries).swap_remove(i);
-            let want = expect(name, i, public_metadata);
-            let with_cap = [false, true];
-            for (k, cap_on) in with_cap.into_iter().enumerate() {
-                if cap_on && (!cap_relevant || signer.is_none()) {
-                    continue;
-                }
-                let cap = match (cap_on, signer) {
-                    (true, Some(s)) => w.cap(&w.admin, s, |_| {}),
-                    _ => Vec::new(),
-                };
-                let change = w.pair_change();
-                let op = match &op {
-                    Op::PairChange { .. } => Op::PairChange { change: &change },
-                    o => o.clone(),
-                };
-                let tenant = if cap_relevant { T } else { "" };
-                let auth = signer.map_or(Vec::new(), |s| w.sign(s, tenant, &op, &cap));
-                let what = format!(
-                    "{name} {op_name} (capability: {cap_on}, public metadata: {public_metadata})"
-                );
-                match want[k] {
-                    Some(r) => b.refused(signer, tenant, &auth, op.clone(), r.code(), &what),
-                    None => {
-                        let before = b.state();
-                        let got = b.send(signer, tenant, &auth, op.clone());
-                        assert!(matches!(got, Ans::Ok(_)), "{what}: {got:?}");
-                        // Only a granted append changes its tenant's state.
-                        if i != 7 {
-                            assert_eq!(b.state(), before, "{what}");
-                        } else {
-                            assert_ne!(b.state(), before, "{what}");
-                        }
-                    }
-                }
-                cases += 1;
-            }
-        }
-    }
-    cases
+    let mut r = Runner::new(b, w);
+    r.fill();
+    assert!(r.failures.is_empty(), "{:?}", r.failures);
 }
 
 fn disk() -> Rc<RefCell<RamDevice>> {
     Rc::new(RefCell::new(RamDevice::new(32 << 11)))
 }
 
-/// The table, then every bad request, then the audit log (docs/access.md "Audit records").
+/// The table (tests/access_cases.rs: the same cases `access_table_client` runs against a live
+/// box), then every bad request, then the audit log (docs/access.md "Audit records").
 #[test]
 fn every_pairing_type_against_every_operation_and_every_bad_request() {
     let w = World::new();
     let mut total = 0;
     for public_metadata in [false, true] {
         let mut b = boot_box(&w.keys(public_metadata), disk());
-        fill(&w, &mut b);
-        let cases = run_table(&w, &mut b, public_metadata);
+        let mut r = Runner::new(&mut b, &w);
+        r.fill();
+        let cases = r.run_table(public_metadata);
         println!("access table (public metadata {public_metadata}): {cases} cases");
+        assert_eq!(cases, TABLE_CASES);
         total += cases;
         if !public_metadata {
-            total += bad_requests(&w, &mut b);
+            let bad = r.bad_requests();
+            assert_eq!(bad, BAD_REQUESTS);
+            total += bad;
         }
-        let records = b.check_audit_log();
+        assert!(r.failures.is_empty(), "{:#?}", r.failures);
+        let expected = std::mem::take(&mut r.expected);
+        let records = check_audit_log(&b, &expected);
         println!("audit log verifies: {records} records, one per audited request");
     }
     println!("access table: {total} cases in all");
     // 6 types x 10 ops, plus a capability for 4 signed paired types and the unpaired key on 8
     // tenant ops, twice (without and with public metadata); and the bad requests.
     assert_eq!(total, 2 * (60 + 5 * 8) + BAD_REQUESTS);
-}
-
-const BAD_REQUESTS: usize = 14;
-
-/// Each bad request is refused its code and changes nothing. The number of cases.
-fn bad_requests(w: &World, b: &mut Box_) -> usize {
-    let read = Op::Read { since: 0, max: 10 };
-    let n = Cell::new(0);
-    let bad = |b: &mut Box_, who: &Signer, tenant: &str, auth: &[u8], op, code, what| {
-        b.refused(Some(who), tenant, auth, op, code, what);
-        n.set(n.get() + 1);
-    };
-    // Replayed: the same frame's authorization twice; the first is granted.
-    let auth = w.sign(&w.admin, T, &read, &[]);
-    assert!(matches!(
-        b.send(Some(&w.admin), T, &auth, read.clone()),
-        Ans::Ok(_)
-    ));
-    bad(
-        b,
-        &w.admin,
-        T,
-        &auth,
-        read.clone(),
-        ErrorCode::Replayed,
-        "replayed",
-    );
-    // Capabilities: expired, not yet valid, rows out of range, another holder's, issued by a
-    // USER (not an ADMIN).
-    let cap = w.cap(&w.admin, &w.user, |c| {
-        c.not_before = now() - 7200;
-        c.expires = now() - 3600;
-    });
-    let auth = w.sign(&w.user, T, &read, &cap);
-    bad(
-        b,
-        &w.user,
-        T,
-        &auth,
-        read.clone(),
-        ErrorCode::Expired,
-        "expired capability",
-    );
-    let cap = w.cap(&w.admin, &w.user, |c| {
-        c.not_before = now() + 3600;
-        c.expires = now() + 7200;
-    });
-    let auth = w.sign(&w.user, T, &read, &cap);
-    bad(
-        b,
-        &w.user,
-        T,
-        &auth,
-        read.clone(),
-        ErrorCode::NotYetValid,
-        "not-yet-valid capability",
-    );
-    let cap = w.cap(&w.admin, &w.user, |c| {
-        c.rows = RowRange::parse("100..200").unwrap()
-    });
-    let auth = w.sign(&w.user, T, &read, &cap);
-    bad(
-        b,
-        &w.user,
-        T,
-        &auth,
-        read.clone(),
-        ErrorCode::OutOfRange,
-        "out-of-range rows",
-    );
-    let cap = w.cap(&w.admin, &w.user, |_| {});
-    let auth = w.sign(&w.input, T, &read, &cap);
-    bad(
-        b,
-        &w.input,
-        T,
-        &auth,
-        read.clone(),
-        ErrorCode::WrongHolder,
-        "wrong holder",
-    );
-    let cap = w.cap(&w.user, &w.user, |_| {});
-    let auth = w.sign(&w.user, T, &read, &cap);
-    bad(
-        b,
-        &w.user,
-        T,
-        &auth,
-        read.clone(),
-        ErrorCode::UntrustedIssuer,
-        "untrusted issuer",
-    );
-    // Requests: for another archive, signed for another tenant, an operation the type may
-    // not do, a damaged signature, not an authorization at all, outside the time window.
-    let other = Signer::generate("archive", &[99; 32]).unwrap().verifier();
-    let auth = w.sign_with(&w.admin, &other, T, &read, &[], now());
-    bad(
-        b,
-        &w.admin,
-        T,
-        &auth,
-        read.clone(),
-        ErrorCode::WrongArchive,
-        "wrong archive",
-    );
-    let auth = w.sign(&w.admin, "personnel", &read, &[]);
-    bad(
-        b,
-        &w.admin,
-        T,
-        &auth,
-        read.clone(),
-        ErrorCode::WrongTenant,
-        "wrong tenant",
-    );
-    let entries = bundle(&[b"user may not append"]);
-    let app = Op::Append { entries: &entries };
-    let auth = w.sign(&w.user, T, &app, &[]);
-    bad(
-        b,
-        &w.user,
-        T,
-        &auth,
-        app.clone(),
-        ErrorCode::WrongOperation,
-        "wrong operation",
-    );
-    let auth = w.sign(&w.admin, T, &read, &[]);
-    let auth = damage_signature(&auth);
-    bad(
-        b,
-        &w.admin,
-        T,
-        &auth,
-        read.clone(),
-        ErrorCode::BadSignature,
-        "bad signature",
-    );
-    let before = b.state();
-    let id = b.next_id;
-    b.next_id += 1;
-    let got = b.feed(&frame(id, T, b"\x00\x07not an authorization", read.clone()));
-    assert_eq!(got, vec![(id, Ans::Err(ErrorCode::MalformedAuth))]);
-    assert_eq!(b.state(), before, "malformed");
-    b.expected.push(("-".into(), "malformed".into()));
-    n.set(n.get() + 1);
-    let auth = w.sign_with(&w.admin, &w.archive, T, &read, &[], now() - 1000);
-    bad(
-        b,
-        &w.admin,
-        T,
-        &auth,
-        read.clone(),
-        ErrorCode::StaleRequest,
-        "stale time",
-    );
-    let auth = w.sign_with(&w.admin, &w.archive, T, &read, &[], now() + 1000);
-    bad(
-        b,
-        &w.admin,
-        T,
-        &auth,
-        read.clone(),
-        ErrorCode::StaleRequest,
-        "time ahead",
-    );
-    // Entries changed after signing.
-    let signed = bundle(&[b"what was signed"]);
-    let auth = w.sign(&w.admin, T, &Op::Append { entries: &signed }, &[]);
-    let sent = bundle(&[b"what was sent!!"]);
-    let op = Op::Append { entries: &sent };
-    bad(
-        b,
-        &w.admin,
-        T,
-        &auth,
-        op.clone(),
-        ErrorCode::RequestMismatch,
-        "request mismatch",
-    );
-    assert_eq!(n.get(), BAD_REQUESTS);
-    n.get()
-}
-
-/// The authorization with one character of its request note's signature changed.
-fn damage_signature(auth: &[u8]) -> Vec<u8> {
-    let Authorization::V1 {
-        request,
-        capability,
-    } = Authorization::decode(auth).unwrap();
-    let mut note = request.to_vec();
-    let at = note.len() - 10;
-    note[at] = if note[at] == b'A' { b'B' } else { b'A' };
-    let mut out = vec![0u8; protocol::MAX_AUTH];
-    let n = Authorization::V1 {
-        request: &note,
-        capability,
-    }
-    .encode(&mut out)
-    .unwrap();
-    out.truncate(n);
-    out
 }
 
 /// A frame captured on the wire, replayed after a reboot on the same disk and against a copy
@@ -694,19 +213,19 @@ fn a_captured_frame_is_refused_after_a_reboot_and_on_a_copy_of_the_disk() {
     let auth = w.sign(&w.admin, T, &op, &[]);
     let captured = frame(7, T, &auth, op.clone());
     assert_eq!(b.feed(&captured), vec![(7, Ans::Ok("Appended".into()))]);
-    let after = b.state();
+    let after = b.disk_state();
     drop(b);
     // The same disk, rebooted.
     let mut b = boot_box(&keys, d.clone());
     assert_eq!(b.feed(&captured), vec![(7, Ans::Err(ErrorCode::Replayed))]);
-    assert_eq!(b.state(), after);
+    assert_eq!(b.disk_state(), after);
     // A copy of the disk, booted elsewhere.
     let copy = Rc::new(RefCell::new(RamDevice::from_image(
         d.borrow().image().to_vec(),
     )));
     let mut c = boot_box(&keys, copy);
     assert_eq!(c.feed(&captured), vec![(7, Ans::Err(ErrorCode::Replayed))]);
-    assert_eq!(c.state(), after);
+    assert_eq!(c.disk_state(), after);
     // A fresh request from the same key still works on both.
     for x in [&mut b, &mut c] {
         let auth = w.sign(&w.admin, T, &op, &[]);
@@ -759,7 +278,7 @@ fn a_compromised_wire_cannot_act_for_a_tenant() {
     let read = Op::Read { since: 0, max: 10 };
     let mut cases = 0;
     let mut trick = |b: &mut Box_, tenant: &str, auth: &[u8], op: Op<'_>, code, what: &str| {
-        let before = b.state();
+        let before = b.disk_state();
         let req = Request {
             id: 9,
             tenant,
@@ -767,7 +286,7 @@ fn a_compromised_wire_cannot_act_for_a_tenant() {
             op,
         };
         assert_eq!(as_wire(b, tenant, &req), Ans::Err(code), "{what}");
-        assert_eq!(b.state(), before, "{what}: changed a tenant's state");
+        assert_eq!(b.disk_state(), before, "{what}: changed a tenant's state");
         cases += 1;
     };
     // Corporate's authorization sent to personnel's ledger (the request names personnel).
@@ -823,7 +342,7 @@ fn a_compromised_wire_cannot_act_for_a_tenant() {
         "changed entries",
     );
     // A replay of a request the ledger already acted on.
-    let before = b.state();
+    let before = b.disk_state();
     let req = Request {
         id: 9,
         tenant: T,
@@ -831,7 +350,7 @@ fn a_compromised_wire_cannot_act_for_a_tenant() {
         op: app.clone(),
     };
     assert_eq!(as_wire(&mut b, T, &req), Ans::Ok("Appended".into()));
-    assert_ne!(b.state(), before);
+    assert_ne!(b.disk_state(), before);
     trick(&mut b, T, &auth, app.clone(), ErrorCode::Replayed, "replay");
     println!("compromised wire: {cases} tricks refused");
     assert_eq!(cases, 5);
@@ -887,7 +406,7 @@ fn signed_appends_share_one_group_and_a_refused_one_stops_nothing() {
             .parse()
             .unwrap()
     };
-    assert_eq!(size(&b.state()[0]), 10);
+    assert_eq!(size(&b.disk_state()[0]), 10);
     // Each request left one record: five grants and the replay's refusal.
     let log = audit_log(&b.disk);
     let outcomes: Vec<&str> = log
