@@ -31,7 +31,11 @@ start=$EPOCHREALTIME
 (cd "$ROOT" && QEMU_TIMEOUT=300 QEMU_PIDFILE="$T/pid" exec qemu/run.sh "$IMG" "$DISK" "$T/sock") \
     </dev/null 2>&1 | while IFS= read -r line; do
     printf '%s %s\n' "$EPOCHREALTIME" "$line"
-    case $line in "WIRE|INFO: ready"* | *"|ERROR"* | *"|PANIC"*) break ;; esac
+    # Stop QEMU here: it writes nothing more, so the pipe alone would not end it.
+    case $line in "WIRE|INFO: ready"* | *"|ERROR"* | *"|PANIC"*)
+        kill -KILL "$(cat "$T/pid" 2>/dev/null)" 2>/dev/null
+        break ;;
+    esac
 done >"$T/log"
 [ -f "$T/pid" ] && kill -KILL "$(cat "$T/pid")" 2>/dev/null
 
