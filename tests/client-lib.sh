@@ -144,11 +144,17 @@ paired_at_run_time() {
     tb pair add --type INPUT --tenant "$1" --vkey "$T/writer.vkey" --connect "$ADDR" \
         --skey "$KEYS/admin.skey" --archive "$KEYS/archive-identity.vkey" >/dev/null || return 1
     echo "paired writer" | w append --tenant "$1" >/dev/null || { echo "paired writer refused" >&2; return 1; }
+    wv=$(cat "$T/writer.vkey")
+    admin_list() {
+        tb pair list --connect "$ADDR" --skey "$KEYS/admin.skey" --archive "$KEYS/archive-identity.vkey"
+    }
+    admin_list | grep -q "^INPUT	$1	.*	$wv\$" || { echo "pair list --connect does not show the writer" >&2; return 1; }
     echo 1 >"$T/$1.extra" # one entry more than the 300 of fill_tenant (kept, below)
     tb pair remove --vkey "$T/writer.vkey" --connect "$ADDR" \
         --skey "$KEYS/admin.skey" --archive "$KEYS/archive-identity.vkey" >/dev/null || return 1
     ! echo "after unpairing" | w append --tenant "$1" >/dev/null 2>"$T/writer.err" &&
-        grep -q "not paired" "$T/writer.err"
+        grep -q "not paired" "$T/writer.err" && ! admin_list | grep -q "$wv" &&
+        admin_list | grep -q "^# 2 change(s) applied"
 }
 audit_export_verifies() {
     rm -rf "${T:?}/audit-export"
@@ -159,7 +165,7 @@ audit_export_verifies() {
 # The archive-wide operations, which the wire hands to audit: pairing changes at run time and
 # the audit log's export.
 archive_wide_script() {
-    check "pair add --connect pairs an INPUT key at run time, pair remove --connect unpairs it" \
+    check "pair add --connect pairs an INPUT key at run time, pair list --connect shows it, pair remove --connect unpairs it" \
         paired_at_run_time "$(echo $TENANTS | awk '{ print $NF }')" # the last: qemu-e2e loads the first
     check "client audit export (ADMIN for *) verifies with audit.vkey; an unpaired key's is refused" \
         audit_export_verifies

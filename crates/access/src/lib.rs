@@ -44,7 +44,10 @@ pub use authorize::{authorize, authorize_unsigned, Grant, KeyRef};
 pub use capability::{CapOps, Capability, RowRange};
 pub use identity::{verify_identity_proof, Identity};
 pub use nonce::NonceWindow;
-pub use pairing::{Change, Pairing, PairingChange, PairingError, PairingSet, PairingType, Tenants};
+pub use pairing::{
+    pairing_change_path, Change, Pairing, PairingChange, PairingError, PairingSet, PairingType,
+    Tenants, INITIAL_PAIRINGS_PATH,
+};
 pub use refusal::Refusal;
 pub use request::{Action, Class, SignedRequest};
 pub use text::valid_tenant;

@@ -573,3 +573,14 @@ pub(crate) fn verify_note(bytes: &[u8], key: &Verifier) -> Result<(), Refusal> {
         .map(|_| ())
         .map_err(|_| Refusal::BadSignature)
 }
+
+/// The audit namespace's object holding the archive's initial pairing set
+/// ([`PairingSet::to_bytes`]), written by audit at first boot (docs/access.md, "What is stored
+/// where").
+pub const INITIAL_PAIRINGS_PATH: &str = "pairings/initial";
+
+/// The audit namespace's object holding accepted pairing change `n` (0, 1, ...): the signed
+/// change note verbatim, replayed in order onto the initial set.
+pub fn pairing_change_path(n: u64) -> String {
+    alloc::format!("pairings/{n:016x}")
+}

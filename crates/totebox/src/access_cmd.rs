@@ -98,7 +98,61 @@ pub fn pair_remove(file: &Path, vkey: &str) -> Result<(), String> {
 /// `totebox pair list [--file F]`: one line per pairing, `TYPE<TAB>TENANTS<TAB>KEY ID<TAB>VKEY`
 /// (the key id is what audit records name).
 pub fn pair_list(file: &Path) -> Result<(), String> {
-    for p in load(file)?.pairings() {
+    print_set(&load(file)?);
+    Ok(())
+}
+
+/// `totebox pair list --connect ADDR --skey ADMIN_SKEY [--archive VKEY]`: the running
+/// archive's **effective** set, as its audit PD holds it: the initial set stored at first boot
+/// (`pairings/initial`), then every accepted change (`pairings/<n>`) applied in order with the
+/// same rules the archive applies ([`PairingSet::apply`]: each change ADMIN-signed, for this
+/// archive). Fetched with `AuditObject`, so an ADMIN paired for `*` only, and audited. Prints
+/// what `pair list` prints, then one `# ...` line: how many changes were applied.
+pub fn pair_list_remote(r: &Remote<'_>) -> Result<(), String> {
+    let what = "pair list";
+    let admin = signer_file(r.skey)?;
+    let mut c = crate::client::connect(r.addr)?;
+    let archive = archive_of(&mut c, r.archive, what)?;
+    c.set_authorizer(Box::new(Signing::from_parts(admin, archive.clone())));
+    let (set, changes) = effective_set(&mut c, &archive).map_err(|e| format!("{what}: {e}"))?;
+    print_set(&set);
+    println!(
+        "# {} change(s) applied to the initial set, archive {}",
+        changes,
+        archive.vkey()
+    );
+    Ok(())
+}
+
+/// The initial set and the changes the box holds, applied in order; the count of changes.
+pub fn effective_set<S: std::io::Read + std::io::Write>(
+    c: &mut protocol::client::Client<S>,
+    archive: &note::Verifier,
+) -> Result<(PairingSet, u64), String> {
+    // Bounds: the set's image form fits audit.elf's slot; a change note is one auth note.
+    let max_set = interface::keys::PAIRINGS_SLOT_LEN as u64;
+    let initial = crate::client::audit_object_max(c, access::INITIAL_PAIRINGS_PATH, max_set)
+        .map_err(|e| format!("{}: {e}", access::INITIAL_PAIRINGS_PATH))?
+        .ok_or_else(|| format!("the box has no {}", access::INITIAL_PAIRINGS_PATH))?;
+    let mut set = PairingSet::from_bytes(&initial)
+        .map_err(|e| format!("{}: {e}", access::INITIAL_PAIRINGS_PATH))?;
+    let mut n = 0u64;
+    loop {
+        let path = access::pairing_change_path(n);
+        let max = protocol::MAX_AUTH_NOTE as u64;
+        let Some(note) =
+            crate::client::audit_object_max(c, &path, max).map_err(|e| format!("{path}: {e}"))?
+        else {
+            return Ok((set, n));
+        };
+        set.apply(&note, archive)
+            .map_err(|r| format!("{path}: the archive holds a change its rules refuse: {r}"))?;
+        n += 1;
+    }
+}
+
+fn print_set(set: &PairingSet) {
+    for p in set.pairings() {
         println!(
             "{}\t{}\t{:08x}\t{}",
             p.kind,
@@ -107,7 +161,6 @@ pub fn pair_list(file: &Path) -> Result<(), String> {
             p.key.vkey()
         );
     }
-    Ok(())
 }
 
 /// Where `pair add|remove --connect` sends its change.

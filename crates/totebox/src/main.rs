@@ -246,10 +246,14 @@ enum PairCommand {
         #[command(flatten)]
         remote: PairRemote,
     },
-    /// Print each pairing: TYPE, tenants, key id (as audit records name it), key.
+    /// Print each pairing: TYPE, tenants, key id (as audit records name it), key. With
+    /// --connect: the running archive's effective set (its initial set and every change made
+    /// at run time), fetched by an ADMIN paired for `*`.
     List {
-        #[arg(long, default_value = "pairings.yaml")]
+        #[arg(long, default_value = "pairings.yaml", conflicts_with = "connect")]
         file: PathBuf,
+        #[command(flatten)]
+        remote: PairRemote,
     },
 }
 
@@ -530,7 +534,10 @@ fn main() -> ExitCode {
             Some(r) => access_cmd::pair_remove_remote(&r, &vkey),
             None => access_cmd::pair_remove(&file, &vkey),
         },
-        Command::Pair(PairCommand::List { file }) => access_cmd::pair_list(&file),
+        Command::Pair(PairCommand::List { file, remote }) => match remote.target() {
+            Some(r) => access_cmd::pair_list_remote(&r),
+            None => access_cmd::pair_list(&file),
+        },
         Command::Grant {
             skey,
             to,

@@ -137,13 +137,13 @@ impl Authority {
     }
 }
 
-/// The object path of pairing change `n`.
+/// The object path of pairing change `n` (stated once, in `access`).
 pub fn change_path(n: u64) -> String {
-    alloc::format!("pairings/{n:016x}")
+    access::pairing_change_path(n)
 }
 
-/// The object holding the initial pairing set.
-pub const INITIAL_PATH: &str = "pairings/initial";
+/// The object holding the initial pairing set (stated once, in `access`).
+pub const INITIAL_PATH: &str = access::INITIAL_PAIRINGS_PATH;
 
 /// What a decision comes to.
 #[allow(clippy::large_enum_variant)] // one on the stack per call, never stored
