@@ -162,9 +162,16 @@ audit_export_verifies() {
         tb log verify "$T/audit-export" --vkey "$KEYS/audit.vkey" >/dev/null &&
         ! stranger audit export "$T/audit-stranger" --vkey "$KEYS/audit.vkey" >/dev/null 2>&1
 }
-# The archive-wide operations, which the wire hands to audit: pairing changes at run time and
-# the audit log's export.
+# The archive proves the identity it was provisioned with, over a fresh challenge, to anyone.
+identity_proved() {
+    [ "$(tb client --connect "$ADDR" identity --expect "$KEYS/archive-identity.vkey")" = \
+        "archive $(cat "$KEYS/archive-identity.vkey")" ] &&
+        ! tb client --connect "$ADDR" identity --expect "$KEYS/admin.vkey" >/dev/null 2>&1
+}
+# The archive-wide operations, which the wire hands to audit: its identity, pairing changes at
+# run time and the audit log's export.
 archive_wide_script() {
+    check "client identity: the archive proves its provisioned identity (unsigned)" identity_proved
     check "pair add --connect pairs an INPUT key at run time, pair list --connect shows it, pair remove --connect unpairs it" \
         paired_at_run_time "$(echo $TENANTS | awk '{ print $NF }')" # the last: qemu-e2e loads the first
     check "client audit export (ADMIN for *) verifies with audit.vkey; an unpaired key's is refused" \

@@ -163,6 +163,32 @@ fn print_set(set: &PairingSet) {
     }
 }
 
+/// `totebox client --connect ADDR identity [--expect VKEY]`: the identity the archive proves
+/// over a fresh challenge (`Op::Identity`), printed as `archive VKEY`; with `--expect`, any
+/// other identity is refused.
+pub fn identity(addr: &str, expect: Option<&str>) -> Result<(), String> {
+    let mut c = crate::client::connect(addr)?;
+    let challenge = random16()?;
+    let (vkey, proof) =
+        crate::client::identity(&mut c, challenge).map_err(|e| format!("identity: {e}"))?;
+    let archive = note::Verifier::from_vkey(&vkey)
+        .map_err(|e| format!("identity: the box states a malformed identity key: {e}"))?;
+    access::verify_identity_proof(&archive, &proof, challenge)
+        .map_err(|e| format!("identity: the box's proof does not verify: {e}"))?;
+    if let Some(e) = expect {
+        let want = verifier_arg(e)?;
+        if want.vkey() != archive.vkey() {
+            return Err(format!(
+                "identity: the box is archive {}, not the expected {}",
+                archive.vkey(),
+                want.vkey()
+            ));
+        }
+    }
+    println!("archive {}", archive.vkey());
+    Ok(())
+}
+
 /// Where `pair add|remove --connect` sends its change.
 #[derive(Debug)]
 pub struct Remote<'a> {

@@ -189,6 +189,13 @@ enum ClientCommand {
     /// The archive's audit log (needs --skey of an ADMIN paired for `*`).
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Ask the archive for its identity (unsigned; anyone may): it signs a proof over a fresh
+    /// random challenge with its identity key; prints `archive VKEY` once the proof verifies.
+    Identity {
+        /// Refuse an archive whose identity is not this verifier key (string or file).
+        #[arg(long)]
+        expect: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -582,6 +589,9 @@ fn main() -> ExitCode {
                 ClientCommand::Status { tenant } => client::status(&conn, &tenant),
                 ClientCommand::Audit(AuditCommand::Export { dir, vkey }) => {
                     client::audit_export(&conn, &dir, &vkey, &state)
+                }
+                ClientCommand::Identity { expect } => {
+                    access_cmd::identity(&conn.addr, expect.as_deref())
                 }
             }),
     };
