@@ -216,7 +216,7 @@ every_ack_kept() {
     done <"$T/acked"
 }
 check "every acknowledged append survived the kill" every_ack_kept
-check "the captured frame replayed after the reboot is refused (Replayed within 120 s, else StaleRequest), state unchanged" \
+check "the captured frame replayed after the reboot is refused (Replayed within the 30 s window, else StaleRequest), state unchanged" \
     timeout 60 "$TABLE" "$ADDR" "$KEYS" --replay "$T/captured.frame"
 consistent() {
     rm -rf "$T/after-export"

@@ -49,7 +49,7 @@ const PADDING: usize = 257;
 /// The archive's window back (`access::WINDOW_BACK`, docs/access.md): a replay within it is
 /// `Replayed`, after it `StaleRequest`; within `SLACK` s of the edge either is accepted (the
 /// two clocks' seconds need not tick together).
-const WINDOW_BACK: u64 = 120;
+const WINDOW_BACK: u64 = access::WINDOW_BACK;
 const SLACK: u64 = 3;
 
 /// A box's client socket.
