@@ -20,9 +20,9 @@ pub const END: &str = "<!-- footprint: end -->";
 /// An exact size, as the table prints what system.xml declares (page multiples): so a change
 /// of one page shows in the README's cells.
 pub fn exact(b: u64) -> String {
-    if b != 0 && b % (1 << 20) == 0 {
+    if b != 0 && b.is_multiple_of(1 << 20) {
         format!("{} MiB", b >> 20)
-    } else if b % 1024 == 0 {
+    } else if b.is_multiple_of(1024) {
         format!("{} KiB", b >> 10)
     } else {
         format!("{b} B")
