@@ -31,7 +31,12 @@ start=$EPOCHREALTIME
 (cd "$ROOT" && QEMU_TIMEOUT=300 QEMU_PIDFILE="$T/pid" exec qemu/run.sh "$IMG" "$DISK" "$T/sock") \
     </dev/null 2>&1 | while IFS= read -r line; do
     printf '%s %s\n' "$EPOCHREALTIME" "$line"
-    case $line in "WIRE|INFO: ready"* | *"|ERROR"* | *"|PANIC"*) break ;; esac
+    # Stop QEMU here: the pipeline ends only when run.sh does, and a box that prints nothing
+    # after `ready` would otherwise run until QEMU_TIMEOUT.
+    case $line in "WIRE|INFO: ready"* | *"|ERROR"* | *"|PANIC"*)
+        [ -f "$T/pid" ] && kill -KILL "$(cat "$T/pid")" 2>/dev/null
+        break ;;
+    esac
 done >"$T/log"
 [ -f "$T/pid" ] && kill -KILL "$(cat "$T/pid")" 2>/dev/null
 
