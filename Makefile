@@ -390,7 +390,8 @@ bench-system: image
 	$(CARGO) build --release -p sim
 	$(CARGO) build --release -p system-tests --examples
 	MICROKIT_SDK=$(MICROKIT_SDK) MICROKIT_BOARD=$(MICROKIT_BOARD) \
-	MICROKIT_CONFIG=$(MICROKIT_CONFIG) tests/bench-system.sh $(BUILD_DIR) $(TARGET_DIR)/release
+	MICROKIT_CONFIG=$(MICROKIT_CONFIG) TOTEBOX=$(abspath $(TOTEBOX)) KEYS_DIR=$(abspath $(KEYS_DIR)) \
+		tests/bench-system.sh $(BUILD_DIR) $(TARGET_DIR)/release
 
 # ---------------------------------------------------------------------------------------------
 # The SDK: the official release for this host, from seL4/microkit's GitHub releases, unpacked so

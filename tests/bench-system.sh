@@ -4,13 +4,20 @@
 #      SDK's own `hello` example (to "hello, world"), alternated in the same run, same machine
 #   2. appends per second: the ledger core called directly, the simulator in-process, the
 #      simulator end to end over its socket, the image in QEMU end to end over its socket (one
-#      request at a time, then pipelined: requests in flight, stored together by the wire)
+#      request at a time, then pipelined: requests in flight, stored together by the wire),
+#      each end to end workload with access control off (not provisioned: totebox-sim --open,
+#      an image of the same ELFs without the access slots) and on (provisioned, every request
+#      signed by bench_client --skey), then for each pair requests/s, ms per request, the
+#      ratio on/off and the added ms per request; and the checks' pure CPU cost per request
+#      (examples/bench_access)
 #   3. where boot time goes (tests/boot-profile.sh): each phase's median of RUNS boots, on a
 #      blank disk and on the disk the QEMU appends above filled
 #   4. each PD's ELF size and memory footprint (tests/examples/footprint.rs, from report.txt)
 # Usage: tests/bench-system.sh BUILD_DIR RELEASE_DIR   (after `make image`; RELEASE_DIR holds
-# the release totebox-sim and examples/bench_client, bench_core, footprint)
-# Environment: MICROKIT_SDK, MICROKIT_BOARD, MICROKIT_CONFIG (debug), RUNS (boots each, 3).
+# the release totebox-sim and examples/bench_client, bench_core, bench_access, footprint)
+# Environment: MICROKIT_SDK, MICROKIT_BOARD, MICROKIT_CONFIG (debug), RUNS (boots each, 3),
+# TOTEBOX (the host tool, target/debug/totebox), KEYS_DIR (the keys `make image` provisioned
+# the image from, BUILD_DIR/keys: its ADMIN pairs the benchmark's key at run time).
 set -u
 BUILD=${1:?usage: bench-system.sh BUILD_DIR RELEASE_DIR}
 REL=${2:?usage: bench-system.sh BUILD_DIR RELEASE_DIR}
@@ -18,12 +25,15 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SDK=${MICROKIT_SDK:-$HOME/.cache/totebox/microkit-sdk-2.3.0}
 BOARD=${MICROKIT_BOARD:-qemu_virt_aarch64}
 RUNS=${RUNS:-3}
+# The host tool (keys, pairings, the open image's audit.elf) and the keys `make image` used.
+TOTEBOX=${TOTEBOX:-$ROOT/target/debug/totebox}
+KEYS=${KEYS_DIR:-$BUILD/keys}
 command -v qemu-system-aarch64 >/dev/null || { echo "bench-system: no qemu-system-aarch64"; exit 1; }
 T=$(mktemp -d "${TMPDIR:-/tmp}/bench-system.XXXXXX")
 PID=
 cleanup() {
     [ -f "$T/qemu.pid" ] && kill -KILL "$(cat "$T/qemu.pid")" 2>/dev/null
-    [ -n "$PID" ] && kill "$PID" 2>/dev/null
+    for p in $PID; do kill "$p" 2>/dev/null; done
     rm -rf "$T"
 }
 trap cleanup EXIT
@@ -93,36 +103,135 @@ echo
 echo "== appends per second (64-byte entries; each request: append, sign a checkpoint, durable)"
 "$REL/examples/bench_core" 2000 1
 "$REL/examples/bench_core" 200 100
-# Not provisioned (--open): bench_client sends unsigned requests, so these are the figures
-# without access control (issue 8 leaves the benchmark with checks on to do; the QEMU figures
-# below need a bench_client that signs, as the image is provisioned).
-"$REL/totebox-sim" --system "$ROOT/system.xml" --disk "$T/sim.img" --keys "$T/keys" --open \
-    --listen "unix:$T/sim.sock" >"$T/sim.out" 2>"$T/sim.err" &
-PID=$!
-i=0
-until grep -q -- --connect "$T/sim.out" 2>/dev/null; do
-    i=$((i + 1)); [ $i -gt 200 ] && { echo "bench-system: simulator did not start"; exit 1; }
-    sleep 0.05
-done
-printf 'simulator end to end (socket, disk file, fdatasync): '
-"$REL/examples/bench_client" "unix:$T/sim.sock" corporate 500 1
-printf 'simulator end to end (socket, disk file, fdatasync): '
-"$REL/examples/bench_client" "unix:$T/sim.sock" personnel 100 100
-printf 'simulator end to end, pipelined: '
-"$REL/examples/bench_client" "unix:$T/sim.sock" corporate 2000 1 64
-printf 'simulator end to end, pipelined: '
-"$REL/examples/bench_client" "unix:$T/sim.sock" personnel 100 100 16
-kill "$PID"; wait "$PID" 2>/dev/null; PID=
-boot "$BUILD/loader.img" "WIRE|INFO: ready" qemu >/dev/null
-printf 'QEMU end to end (virtio-console, virtio-blk, fdatasync): '
-"$REL/examples/bench_client" "unix:$T/qemu.sock" corporate 100 1
-printf 'QEMU end to end (virtio-console, virtio-blk, fdatasync): '
-"$REL/examples/bench_client" "unix:$T/qemu.sock" personnel 20 100
-printf 'QEMU end to end, pipelined: '
-"$REL/examples/bench_client" "unix:$T/qemu.sock" corporate 1000 1 64
-printf 'QEMU end to end, pipelined: '
-"$REL/examples/bench_client" "unix:$T/qemu.sock" personnel 40 100 16
-qemu_stop
+
+# Access control (docs/access.md) costs, in the simulator: two simulators, one --open (checks
+# off, unsigned requests) and one provisioned (checks on, every request signed), each on its
+# own blank disk, the same workloads alternated between them. The provisioned one's keys are
+# made here ($T/keys): the archive identity, an ADMIN for every tenant and the INPUT key
+# bench-input (paired for corporate and personnel) that bench_client signs with.
+K="$T/keys"
+mkdir -p "$K"
+keypair() { # NAME FILE_STEM: FILE_STEM.skey and FILE_STEM.vkey
+    "$TOTEBOX" keygen "$1" >"$T/keygen" || exit 1
+    head -n 1 "$T/keygen" >"$2.skey"
+    sed -n 2p "$T/keygen" >"$2.vkey"
+}
+keypair archive "$K/archive-identity"
+mv "$K/archive-identity.skey" "$K/archive-identity.key"
+keypair admin "$K/admin"
+keypair bench-input "$K/bench-input"
+"$TOTEBOX" pair add --type ADMIN --tenant '*' --vkey "$K/admin.vkey" --file "$K/pairings.yaml" || exit 1
+"$TOTEBOX" pair add --type INPUT --tenant corporate --tenant personnel --vkey "$K/bench-input.vkey" \
+    --file "$K/pairings.yaml" || exit 1
+SIGN="--skey $K/bench-input.skey --archive $K/archive-identity.vkey"
+
+# sim_start NAME ARGS...: a simulator on $T/NAME.img listening on $T/NAME.sock (its pid added to PID).
+sim_start() {
+    name=$1; shift
+    "$REL/totebox-sim" --system "$ROOT/system.xml" --disk "$T/$name.img" --keys "$K" "$@" \
+        --listen "unix:$T/$name.sock" >"$T/$name.out" 2>"$T/$name.err" &
+    PID="$PID $!"
+    i=0
+    until grep -q -- --connect "$T/$name.out" 2>/dev/null; do
+        i=$((i + 1)); [ $i -gt 200 ] && { echo "bench-system: simulator $name did not start"; cat "$T/$name.err"; exit 1; }
+        sleep 0.05
+    done
+}
+sim_start open --open
+sim_start signed
+cat "$T/signed.out" "$T/signed.err" | grep -m 1 'access control on'
+SIGNED=0
+# figures LINE: "APPENDS REQS MS" of one bench_client line
+figures() { printf '%s\n' "$1" | sed -n 's|^\([0-9]*\) appends/s, \([0-9.]*\) requests/s .* \([0-9.]*\) ms/request.*|\1 \2 \3|p'; }
+: >"$T/pairs"
+# pair LABEL TENANT REQUESTS BATCH [WINDOW]: the workload checks off, then on; prints both lines.
+pair() {
+    label=$1; shift
+    off=$("$REL/examples/bench_client" "unix:$T/open.sock" "$@") || exit 1
+    # shellcheck disable=SC2086
+    on=$("$REL/examples/bench_client" $SIGN "unix:$T/signed.sock" "$@") || exit 1
+    echo "simulator end to end, $label, checks off (--open): $off"
+    echo "simulator end to end, $label, checks on (signed):  $on"
+    printf '%s\t%s\t%s\n' "$label" "$(figures "$off")" "$(figures "$on")" >>"$T/pairs"
+    SIGNED=$((SIGNED + $2 + 1)) # and the warm-up request
+}
+# One key is enough: bench_client signs every request with a fresh nonce, and the archive
+# remembers at most access::NONCE_PER_KEY = 16,384 nonces per key over its window (requests
+# dated within WINDOW_BACK = 120 s): these runs sign far fewer (printed below), so none is
+# refused NonceMemoryFull. (bench_client takes several --skey, in turns, for longer runs.)
+signing() { # COUNT KEY
+    echo "signing: every request as 'totebox client --skey' signs it (host clock, fresh random nonce),"
+    echo "  with one key, $2: $1 signed requests, within the archive's bound of"
+    echo "  16,384 nonces per key in 120 s (access::NONCE_PER_KEY, WINDOW_BACK)"
+}
+echo "(simulator end to end: socket, disk file, fdatasync)"
+pair "1 entry/request" corporate 500 1
+pair "100 entries/request" personnel 100 100
+pair "1 entry/request, 64 in flight" corporate 2000 1 64
+pair "100 entries/request, 16 in flight" personnel 100 100 16
+for p in $PID; do kill "$p"; wait "$p" 2>/dev/null; done
+PID=
+signing "$SIGNED" "bench-input (INPUT for corporate and personnel)"
+echo
+echo "== access control's cost in the simulator (checks on = provisioned, signed; off = --open)"
+awk -F'\t' '
+    BEGIN { printf "%-34s %10s %10s %7s %10s %10s %11s\n", "workload", "off req/s", "on req/s", "on/off", "off ms/req", "on ms/req", "added ms/req" }
+    { split($2, a, " "); split($3, b, " ")
+      printf "%-34s %10.1f %10.1f %7.2f %10.3f %10.3f %11.3f\n", $1, a[2], b[2], b[2] / a[2], a[3], b[3], b[3] - a[3] }' "$T/pairs"
+echo "(ms/req: wall time / requests; pipelined, that is the time per request at that throughput, not one request's latency)"
+echo "pure CPU cost of the checks per request (tests/examples/bench_access.rs):"
+"$REL/examples/bench_access" 2000
+
+# QEMU: the image `make image` built is provisioned (checks on): bench_client signs with the
+# ADMIN key it was provisioned with (KEYS_DIR/admin.skey; ADMIN may append). Not a bench-input
+# pairing made at run time (`totebox pair add --connect`): this wire answers a pair change
+# UnknownTenant (it routes no archive-wide op to audit yet). The same image with access control
+# off (audit.elf without the identity and pairings slots: not provisioned, docs/access.md) is
+# built here with the SDK's tool, for the figures checks off.
+mkdir -p "$T/open-image"
+cp "$BUILD"/image/*.elf "$T/open-image/"
+"$TOTEBOX" image set-key "$BUILD/elf/audit.elf" "$T/open-image/audit.elf" \
+    --skey "$KEYS/audit.skey" >/dev/null || exit 1
+"$SDK/bin/microkit" "$ROOT/system.xml" --search-path "$T/open-image" --board "$BOARD" \
+    --config "${MICROKIT_CONFIG:-debug}" -o "$T/open-loader.img" -r "$T/open-report.txt" >/dev/null || exit 1
+: >"$T/qpairs"
+# qemu_run IMG NAME SIGN: boots IMG on a blank disk $T/NAME.img and runs the QEMU workloads.
+qemu_run() {
+    boot "$1" "WIRE|INFO: ready" "$2" >/dev/null
+    if [ -n "$3" ]; then
+        sign="--skey $KEYS/admin.skey --archive $KEYS/archive-identity.vkey"
+    else
+        sign=
+    fi
+    signed=0
+    for w in "1 entry/request:corporate 100 1" "100 entries/request:personnel 20 100" \
+        "1 entry/request, 64 in flight:corporate 1000 1 64" "100 entries/request, 16 in flight:personnel 40 100 16"; do
+        # shellcheck disable=SC2086
+        line=$("$REL/examples/bench_client" $sign "unix:$T/$2.sock" ${w#*:}) || exit 1
+        echo "QEMU end to end, ${w%%:*}, checks $([ -n "$3" ] && echo "on (signed):  " || echo "off (open):   ")$line"
+        printf '%s\t%s\t%s\n' "${w%%:*}" "$2" "$(figures "$line")" >>"$T/qpairs"
+        n=$(echo "${w#*:}" | cut -d' ' -f2)
+        signed=$((signed + n + 1))
+    done
+    if [ -n "$3" ]; then
+        signing "$signed" "the image's ADMIN ($KEYS/admin.skey)"
+    else
+        grep -q 'access control off' "$T/$2.log" || { echo "bench-system: the open image is not open"; exit 1; }
+    fi
+    qemu_stop
+}
+echo
+echo "(QEMU end to end: virtio-console, virtio-blk, fdatasync; provisioned image: $BUILD/loader.img)"
+qemu_run "$T/open-loader.img" qemu-open ""
+qemu_run "$BUILD/loader.img" qemu signed
+echo
+echo "== access control's cost in QEMU (checks on = the provisioned image, signed; off = the same ELFs not provisioned)"
+awk -F'\t' '
+    BEGIN { printf "%-34s %10s %10s %7s %10s %10s %11s\n", "workload", "off req/s", "on req/s", "on/off", "off ms/req", "on ms/req", "added ms/req" }
+    $2 == "qemu-open" { off[$1] = $3; order[++n] = $1 }
+    $2 == "qemu" { on[$1] = $3 }
+    END { for (i = 1; i <= n; i++) { k = order[i]; split(off[k], a, " "); split(on[k], b, " ")
+          printf "%-34s %10.1f %10.1f %7.2f %10.3f %10.3f %11.3f\n", k, a[2], b[2], b[2] / a[2], a[3], b[3], b[3] - a[3] } }' "$T/qpairs"
 cp "$T/qemu.img" "$T/populated.img"
 
 echo

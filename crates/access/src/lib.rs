@@ -14,6 +14,9 @@
 //! - [`authorize`]: the permission table, a pure function; [`NonceWindow`]: the replay memory;
 //!   [`AuditRecord`]: the audit line that makes a grant's nonce durable.
 //!
+//! - [`host`] (feature `std`): [`host::HostSigner`] signs a protocol client's requests with
+//!   the host clock and a fresh random nonce each.
+//!
 //! Every note type is a C2SP signed note whose first line names its type and version
 //! (`totebox-request/v1`, `totebox-capability/v1`, `totebox-pairing/v1`,
 //! `totebox-identity/v1`): a signature over one type's text can never be taken for another's.
@@ -22,15 +25,19 @@
 //! them mutated inputs). Bounds: notes of at most [`protocol::MAX_AUTH_NOTE`] bytes,
 //! [`MAX_PAIRINGS`] pairings of at most [`MAX_TENANTS_PER_PAIRING`] tenants, a nonce window
 //! of at most [`NONCE_CAPACITY`] entries ([`NonceWindow`] states its memory).
-#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
 
 mod audit;
 mod authorize;
 mod capability;
+#[cfg(feature = "std")]
+pub mod host;
 mod identity;
 mod nonce;
 mod pairing;

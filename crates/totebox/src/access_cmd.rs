@@ -6,11 +6,11 @@
 //! OS's randomness.
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use access::host::{now, random16, HostSigner};
 use access::{
-    yaml, Action, CapOps, Capability, Change, Class, Pairing, PairingChange, PairingSet,
-    PairingType, RowRange, SignedRequest, Tenants,
+    yaml, CapOps, Capability, Change, Pairing, PairingChange, PairingSet, PairingType, RowRange,
+    Tenants,
 };
 use protocol::client::Authorizer;
 use protocol::Op;
@@ -20,20 +20,6 @@ use crate::keys::{signer_file, verifier_arg};
 
 /// Largest `pairings.yaml` read: 64 pairings take about 12 KiB.
 const MAX_PAIRINGS_FILE: u64 = 256 * 1024;
-
-/// The host clock, Unix seconds (what requests and capabilities are dated with).
-fn now() -> Result<u64, String> {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .map_err(|_| "the host clock is before 1970".to_string())
-}
-
-fn random16() -> Result<[u8; 16], String> {
-    let mut n = [0u8; 16];
-    getrandom::fill(&mut n).map_err(|e| format!("no randomness from the OS: {e}"))?;
-    Ok(n)
-}
 
 /// Reads `pairings.yaml` at `file`; an absent file is an empty set.
 pub fn load(file: &Path) -> Result<PairingSet, String> {
@@ -372,24 +358,13 @@ pub fn grant(a: &GrantArgs<'_>) -> Result<(), String> {
     Ok(())
 }
 
-/// Signs each request `totebox client --skey FILE [--cap FILE] --archive VKEY` sends: dated
-/// by the host clock, with a fresh random nonce, the capability attached to content reads
-/// (the only requests that use one).
-#[derive(Clone)]
+/// Signs each request `totebox client --skey FILE [--cap FILE] --archive VKEY` sends
+/// ([`HostSigner`]: dated by the host clock, with a fresh random nonce, the capability
+/// attached to content reads, the only requests that use one).
+#[derive(Clone, Debug)]
 pub struct Signing {
-    signer: note::Signer,
-    archive: note::Verifier,
-    capability: Vec<u8>,
+    signer: HostSigner,
     rows_end: Option<u64>,
-}
-
-impl std::fmt::Debug for Signing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signing")
-            .field("key", &self.signer.verifier().vkey())
-            .field("archive", &self.archive.vkey())
-            .finish_non_exhaustive()
-    }
 }
 
 impl Signing {
@@ -418,9 +393,7 @@ impl Signing {
             }
         };
         Ok(Signing {
-            signer,
-            archive,
-            capability,
+            signer: HostSigner::new(signer, archive, capability),
             rows_end,
         })
     }
@@ -428,9 +401,7 @@ impl Signing {
     /// Signs with `signer` for `archive`, no capability (`pair --connect`).
     pub fn from_parts(signer: note::Signer, archive: note::Verifier) -> Signing {
         Signing {
-            signer,
-            archive,
-            capability: Vec::new(),
+            signer: HostSigner::new(signer, archive, Vec::new()),
             rows_end: None,
         }
     }
@@ -443,27 +414,14 @@ impl Signing {
 
 impl Authorizer for Signing {
     fn authorize(&mut self, tenant: &str, op: &Op<'_>) -> Result<Vec<u8>, String> {
-        let action = Action::from_op(op)
-            .map_err(|e| e.to_string())?
-            .ok_or("a ping is not signed")?;
-        let content = matches!(action.class(), Ok(Class::Content { .. }));
-        let cap: &[u8] = if content { &self.capability } else { &[] };
-        SignedRequest::sign(
-            &self.signer,
-            &self.archive,
-            tenant,
-            &action,
-            now()?,
-            random16()?,
-            cap,
-        )
-        .map_err(|e| e.to_string())
+        self.signer.authorize(tenant, op)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use access::SignedRequest;
 
     fn key_files(dir: &Path, name: &str, seed: u8) -> (std::path::PathBuf, String) {
         let s = note::Signer::generate(name, &[seed; 32]).unwrap();
