@@ -103,6 +103,65 @@ fn nonce_memory_is_bounded_per_key_and_in_all() {
     assert_eq!(win.insert(&anon, NOW), Ok(()));
 }
 
+#[test]
+fn a_rebuild_of_a_full_key_keeps_every_nonce_once_and_refuses_each_replay() {
+    // A key's whole bound (16,384 entries), restored newest first as audit reads them, with
+    // every 7th record read twice (a rebuild that restores a record again), then
+    // `restored`: each nonce once, with its latest time, and each one's replay refused.
+    // (Before issue 13 each restore scanned the key's entries: this took seconds.)
+    let w = World::new();
+    let base = grant(&w, &w.user, [0; 16], NOW);
+    let id = base.key.as_ref().unwrap().key_id;
+    let n = |i: usize| {
+        let mut n = [0u8; 16];
+        n[8..].copy_from_slice(&(i as u64).to_le_bytes());
+        n
+    };
+    let time = |i: usize| NOW - (i as u64 * WINDOW_BACK) / NONCE_PER_KEY as u64;
+    let mut win = NonceWindow::new();
+    for i in 0..NONCE_PER_KEY {
+        win.restore(id, n(i), time(i), NOW).unwrap();
+        if i % 7 == 0 {
+            win.restore(id, n(i), time(i), NOW).unwrap();
+        }
+    }
+    // The same nonce reused once its first use had expired: kept at its latest time.
+    win.restore(id, n(10_000), NOW, NOW).unwrap();
+    win.restored();
+    assert_eq!(win.len(), NONCE_PER_KEY);
+    for i in [0, 1, 5, 7, 8_000, NONCE_PER_KEY - 1] {
+        let g = Grant {
+            nonce: Some(n(i)),
+            time: time(i),
+            ..base.clone()
+        };
+        assert_eq!(win.check(&g, NOW), Err(Refusal::Replayed), "nonce {i}");
+    }
+    // The key is full: a fresh nonce is refused for memory, not taken.
+    let fresh = Grant {
+        nonce: Some(n(NONCE_PER_KEY)),
+        ..base.clone()
+    };
+    assert_eq!(win.check(&fresh, NOW), Err(Refusal::NonceMemoryFull));
+    // n(10,000)'s latest time (NOW, not NOW - 18) is what was kept: still remembered at
+    // NOW + WINDOW_BACK, when every entry older than NOW has expired.
+    assert!(time(10_000) < NOW);
+    let reused = Grant {
+        nonce: Some(n(10_000)),
+        ..base.clone()
+    };
+    assert_eq!(
+        win.check(&reused, NOW + WINDOW_BACK),
+        Err(Refusal::Replayed)
+    );
+    let at_now = (0..NONCE_PER_KEY).filter(|&i| time(i) == NOW).count();
+    assert_eq!(win.len(), at_now + 1);
+    // A rebuild with nothing in it.
+    let mut empty = NonceWindow::new();
+    empty.restored();
+    assert!(empty.is_empty());
+}
+
 fn change(w: &World, by: &note::Signer, key: &note::Signer, c: Change) -> Vec<u8> {
     PairingChange {
         archive: w.archive_key(),

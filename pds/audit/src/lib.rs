@@ -465,7 +465,10 @@ impl AuditPd {
         }
         a.changes = n;
         // The window: the current journal's lines, then the tlog's entries backwards, a
-        // bundle at a time, until a record older than the window.
+        // bundle at a time, until a record older than the window. From an empty window (a
+        // rebuild that failed part way is done again whole: `restore` does not look for
+        // repeats), repeats removed at the end (`NonceWindow::restored`).
+        a.nonces = access::NonceWindow::new();
         let now = self.clock.read().unwrap_or(0);
         let restore = |a: &mut Authority, line: &[u8]| -> bool {
             let Some((_, rec)) = core::str::from_utf8(line)
@@ -498,6 +501,7 @@ impl AuditPd {
             }
             end = start;
         }
+        a.nonces.restored();
         a.loaded = true;
         Ok(())
     }

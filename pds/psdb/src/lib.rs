@@ -75,16 +75,17 @@ pub const MAX_MANIFEST: u64 = 1 << 20;
 
 /// Heap held outside the index in the worst case, on top of the index budget (psdb's
 /// `Limits`: a running store holds budget + manifest limit + 8 KiB, + 64 KiB during `verify`;
-/// mount budget + 3 x manifest limit + 96 KiB):
+/// mount budget + 3 x manifest limit + 160 KiB):
 /// - mount's two manifests and their parsed records, 3 x [`MAX_MANIFEST`] (running holds one);
-/// - mount's check and scan buffers, 96 KiB (running: the write buffer and `verify`'s);
+/// - mount's check and scan buffers and its chain walk's read-ahead window, 160 KiB
+///   (running: the write buffer and `verify`'s);
 /// - the piece buffer, allocated once at init: [`MAX_OBJECT`] + 1 KiB (65 KiB);
 /// - a margin of [`HEAP_MARGIN`] for small buffers and first-fit fragmentation.
 ///
 /// The worst-case test (`tests/heap.rs`) runs all of it with the index at its budget and checks
 /// the peak.
 pub const NON_INDEX_BYTES: u64 =
-    3 * MAX_MANIFEST + (96 << 10) + MAX_OBJECT as u64 + 1024 + HEAP_MARGIN;
+    3 * MAX_MANIFEST + (160 << 10) + MAX_OBJECT as u64 + 1024 + HEAP_MARGIN;
 
 /// The margin in [`NON_INDEX_BYTES`].
 pub const HEAP_MARGIN: u64 = 2 << 20;

@@ -41,8 +41,8 @@ pub fn manifest_limit(max_batch: u64) -> u64 {
 /// max_manifest)`). A running store's heap use is at most `index_bytes + M + 8 KiB` (the
 /// manifest lines, allocated once at `M` and written from there; one write buffer) plus a
 /// 64 KiB check buffer while [`Store::verify`](super::Store::verify) runs; during mount `index_bytes + 3 x M +
-/// 64 KiB + 32 KiB` (two manifests and the parsed records of one, the member check buffer, a
-/// sector scan buffer). No batch data is held. Add whatever the caller reads into
+/// 64 KiB + 32 KiB + 64 KiB` (two manifests and the parsed records of one, the member check
+/// buffer, a sector scan buffer, the chain walk's read-ahead window). No batch data is held. Add whatever the caller reads into
 /// ([`Store::get`](super::Store::get) returns a whole object; [`Store::read_next`](super::Store::read_next) and [`Store::read_at`](super::Store::read_at) fill
 /// the caller's buffer only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
