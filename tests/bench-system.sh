@@ -156,13 +156,13 @@ pair() {
     SIGNED=$((SIGNED + $2 + 1)) # and the warm-up request
 }
 # One key is enough: bench_client signs every request with a fresh nonce, and the archive
-# remembers at most access::NONCE_PER_KEY = 16,384 nonces per key over its window (requests
-# dated within WINDOW_BACK = 120 s): these runs sign far fewer (printed below), so none is
+# remembers at most access::NONCE_PER_KEY = 16,384 nonces per key over its window (a nonce is
+# kept until its request is WINDOW_BACK = 30 s old, at most 40 s): these runs sign far fewer (printed below), so none is
 # refused NonceMemoryFull. (bench_client takes several --skey, in turns, for longer runs.)
 signing() { # COUNT KEY
     echo "signing: every request as 'totebox client --skey' signs it (host clock, fresh random nonce),"
     echo "  with one key, $2: $1 signed requests, within the archive's bound of"
-    echo "  16,384 nonces per key in 120 s (access::NONCE_PER_KEY, WINDOW_BACK)"
+    echo "  16,384 nonces per key over the window, at most 40 s (access::NONCE_PER_KEY, WINDOW_BACK + WINDOW_AHEAD)"
 }
 echo "(simulator end to end: socket, disk file, fdatasync)"
 pair "1 entry/request" corporate 500 1
