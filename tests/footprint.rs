@@ -120,6 +120,8 @@ pub struct Report {
     pub frames: BTreeMap<String, u64>,
     /// `CNode` -> count, ...
     pub objects: BTreeMap<String, usize>,
+    /// How many frames (each one object the initialiser creates and maps at every boot).
+    pub pages: usize,
 }
 
 impl Report {
@@ -161,6 +163,7 @@ impl Report {
                     _ => name,
                 };
                 *r.frames.entry(base.to_string()).or_default() += bytes;
+                r.pages += 1;
             } else {
                 *r.objects.entry(kind.to_string()).or_default() += 1;
             }
@@ -297,11 +300,12 @@ pub fn render(sys: &sysdesc::System, rows: &[Row], rep: &Report) -> String {
     let _ = writeln!(
         s,
         "Memory regions of system.xml, each counted once: **{}** ({} bytes). Every frame the image's \
-         initialiser creates (report.txt: ELF pages, stacks, IPC buffers, regions): {}, of which \
-         {} are device registers. Other kernel objects: {}.",
+         initialiser creates (report.txt: ELF pages, stacks, IPC buffers, regions): {} in {} \
+         frames, of which {} are device registers. Other kernel objects: {}.",
         size(regions),
         regions,
         size(rep.all_frames()),
+        rep.pages,
         size(device_regs),
         objects.join(", "),
     );
