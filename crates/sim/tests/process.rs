@@ -47,7 +47,10 @@ fn command(dir: &Path, sock: &str) -> Command {
         .arg("--keys")
         .arg(dir.join("keys"))
         .arg("--listen")
-        .arg(format!("unix:{}", dir.join(sock).display()));
+        .arg(format!("unix:{}", dir.join(sock).display()))
+        // Not provisioned: these tests are about the process (one client at a time, the disk
+        // lock), and send unsigned requests; tests/sim-cli.sh runs the provisioned binary.
+        .arg("--open");
     c
 }
 
