@@ -92,9 +92,7 @@ impl HttpServer {
                     if self.conns.len() >= MAX_CONNS {
                         let mut s = stream;
                         let mut out = Vec::new();
-                        tiles_http::error_response(503, false, &mut |b| {
-                            out.extend_from_slice(b)
-                        });
+                        tiles_http::error_response(503, false, &mut |b| out.extend_from_slice(b));
                         let _ = s.write(&out);
                         continue;
                     }
@@ -126,7 +124,12 @@ impl HttpServer {
     }
 
     /// One round of connection `i`: whether to keep it, and whether anything happened.
-    fn step_conn(&mut self, i: usize, sim: &mut Sim, now: Millis) -> Result<(bool, bool), SimError> {
+    fn step_conn(
+        &mut self,
+        i: usize,
+        sim: &mut Sim,
+        now: Millis,
+    ) -> Result<(bool, bool), SimError> {
         let next_id = &mut self.next_id;
         let Some(c) = self.conns.get_mut(i) else {
             return Ok((false, false));
