@@ -189,7 +189,10 @@ fn fake(size: usize, chunk: usize, fail_at: Option<u64>) -> impl FnMut(&[u8]) ->
             Op::GetObject { offset, .. } if Some(offset) == fail_at => Body::Error {
                 code: ErrorCode::Storage,
             },
-            Op::GetObject { path, offset } if path == "tile/entries/000" => {
+            Op::GetObject {
+                path: "tile/entries/000",
+                offset,
+            } => {
                 let start = (offset as usize).min(size);
                 let end = (start + chunk).min(size);
                 Body::Object {
