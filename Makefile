@@ -72,6 +72,9 @@ QEMU_SOCKET   ?= $(abspath $(BUILD_DIR))/wire.sock
 # Where the simulator listens: HOST:PORT (port 0: any free port) or unix:PATH.
 SIM_LISTEN    ?= 127.0.0.1:0
 SIM_DISK      ?= $(BUILD_DIR)/sim-disk.img
+# Where the simulator serves the tlog-tiles read endpoints over HTTP/1.1 (README, "HTTP
+# (simulator)"); empty: no HTTP. It prints `SIM|INFO: http on http://ADDR`.
+SIM_HTTP      ?= 127.0.0.1:8080
 CARGO         ?= cargo
 
 .PHONY: all setup fmt-check clippy host-test build host-tools provision image image-check \
@@ -299,11 +302,12 @@ qemu-test: host-tools
 # for `totebox client --connect ADDR --skey $(ADMIN_SKEY) --archive $(ARCHIVE_VKEY) ...`. psdb's
 # disk is $(SIM_DISK) (created if absent); the signing keys are $(KEYS_DIR)'s (generated if
 # absent), the same files `make image` uses, and so are the identity key and $(PAIRINGS):
-# access control on, as in the image (PUBLIC_METADATA=1 as there).
+# access control on, as in the image (PUBLIC_METADATA=1 as there). With SIM_HTTP (default
+# 127.0.0.1:8080; `SIM_HTTP=` for none) it also serves HTTP: `SIM|INFO: http on http://ADDR`.
 sim: access-keys
 	$(CARGO) run --release -p sim --bin totebox-sim -- --system $(SYSTEM_XML) \
 		--disk $(SIM_DISK) --keys $(KEYS_DIR) --listen $(SIM_LISTEN) \
-		--pairings $(PAIRINGS) $(PUBLIC_METADATA_FLAG)
+		--pairings $(PAIRINGS) $(PUBLIC_METADATA_FLAG) $(if $(SIM_HTTP),--http $(SIM_HTTP))
 
 # The simulator end to end through the real binaries (tests/sim-cli.sh).
 sim-test: host-tools

@@ -88,7 +88,8 @@ kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
 # reaches the archive, and is refused.
 rm -f "$T/sim.out"
 rm -rf "$T/client-state" # another archive's logs from here on
-DISK=$T/public.img start --public-metadata
+DISK=$T/public.img start --public-metadata --http 127.0.0.1:0
+HTTP=$(sed -n 's/^SIM|INFO: http on //p' "$T/sim.out")
 public_metadata() {
     unsigned checkpoint --tenant corporate >"$T/public.note" &&
         tb note verify "$T/public.note" --vkey "$KEYS/corporate.vkey" >/dev/null &&
@@ -96,6 +97,19 @@ public_metadata() {
         ! unsigned read --tenant corporate --since 0 >/dev/null 2>&1
 }
 check "public metadata: an unsigned checkpoint is answered; the unsigned append itself and an unsigned read are refused" public_metadata
+# The tlog-tiles read endpoints over HTTP (sim::http): curl fetches the checkpoint unsigned and
+# it verifies; an entry bundle is refused without a capability.
+if command -v curl >/dev/null 2>&1; then
+    http_checkpoint() {
+        curl -sf "$HTTP/corporate/checkpoint" >"$T/http.note" &&
+            tb note verify "$T/http.note" --vkey "$KEYS/corporate.vkey" >/dev/null &&
+            code=$(curl -s -o /dev/null -w '%{http_code}' "$HTTP/corporate/tile/entries/000") &&
+            { [ "$code" = 401 ] || [ "$code" = 403 ]; }
+    }
+    check "HTTP: curl $HTTP/corporate/checkpoint verifies with totebox note verify; an entry bundle is refused" http_checkpoint
+else
+    echo "SKIPPED: HTTP checks (no curl)"
+fi
 check "the access table with its public-metadata column (--public-metadata) through the socket" \
     sh -c '"$1" "$2" "$3" --public-metadata >"$4" && tail -n 1 "$4"' _ "$TABLE" "$ADDR" "$KEYS" "$T/table-public.out"
 if [ "$FAILED" -ne 0 ]; then

@@ -41,6 +41,7 @@ use microkit::{Channel, ChannelSet, Handler, IrqAckError, MessageInfo};
 use psdb::{BlockDevice, FileDevice, IoError, RamDevice};
 use sysdesc::System;
 
+pub mod http;
 pub mod server;
 
 mod disk;
@@ -268,6 +269,39 @@ impl Sim {
         }
         self.deliver_notifications();
         Ok(taken)
+    }
+
+    /// Sends one encoded [`protocol::Request`] (`payload`) through the wire
+    /// ([`wire_pd::Wire::on_request`]: Checked with audit and routed as a console frame, the
+    /// console's partial frame untouched) and returns the response's encoding. An error once
+    /// the system has stopped, or if the wire's answer is not one frame.
+    pub fn request(&mut self, payload: &[u8]) -> Result<Vec<u8>, SimError> {
+        if let Some(why) = self.halted() {
+            return Err(SimError(why));
+        }
+        let backend = self.wire_backend.clone();
+        let wire = &mut self.wire;
+        let mut framed = Vec::new();
+        as_pd(&backend, || {
+            wire.on_request(payload, &mut |b| framed.extend_from_slice(b))
+        });
+        if let Some(why) = self.halted() {
+            return Err(SimError(why));
+        }
+        self.deliver_notifications();
+        let mut dec = protocol::Decoder::new(vec![0u8; protocol::MAX_ENCODED]);
+        let mut answer = None;
+        let mut frames = 0;
+        dec.feed(&framed, |f| {
+            frames += 1;
+            if let Ok(p) = f {
+                answer = Some(p.to_vec());
+            }
+        });
+        match answer {
+            Some(a) if frames == 1 => Ok(a),
+            _ => Err(SimError("the wire gave no single answer".into())),
+        }
     }
 
     /// Why the system stopped (`SIM|ERROR: PD <callee> faulted during a call from <caller>:

@@ -3,7 +3,7 @@
 //! ```text
 //! totebox-sim [--system system.xml] [--disk build/sim-disk.img] [--disk-size BYTES]
 //!             [--keys build/keys] [--listen 127.0.0.1:0 | --listen unix:PATH]
-//!             [--pairings FILE] [--public-metadata] | [--open]
+//!             [--pairings FILE] [--public-metadata] | [--open] [--http HOST:PORT]
 //! ```
 //!
 //! Access control (docs/access.md) is on: the archive is provisioned from the keys directory,
@@ -23,6 +23,10 @@
 //! stalls (half a frame, answers it does not read, an idle connection) is dropped after the
 //! wire's idle limit (`wire_pd::session::IDLE_LIMIT_MS`), and the next connection is served.
 //!
+//! `--http HOST:PORT` also serves the C2SP tlog-tiles read endpoints over plain HTTP/1.1
+//! ([`sim::http`]), each request sent through the same wire as the console's (so unsigned:
+//! public with `--public-metadata`); `SIM|INFO: http on http://ADDR` says where.
+//!
 //! The disk is locked while the simulator runs (exclusively: see `psdb::FileDevice`): a
 //! second simulator, or a `totebox psdb` command, on the same disk is refused at once and
 //! says so, rather than both writing to it.
@@ -36,10 +40,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use psdb::FileDevice;
+use sim::http::HttpServer;
 use sim::server::{Conn, Server};
 use sim::{Disk, Keys, Sim};
 
-const USAGE: &str = "usage: totebox-sim [--system FILE] [--disk FILE] [--disk-size BYTES] [--keys DIR] [--listen HOST:PORT|unix:PATH] [--pairings FILE] [--public-metadata] [--open]";
+const USAGE: &str = "usage: totebox-sim [--system FILE] [--disk FILE] [--disk-size BYTES] [--keys DIR] [--listen HOST:PORT|unix:PATH] [--pairings FILE] [--public-metadata] [--open] [--http HOST:PORT]";
 
 /// The identity key's file in the keys directory (`make archive-identity` writes it).
 const IDENTITY_FILE: &str = "archive-identity.key";
@@ -157,6 +162,7 @@ fn run() -> Result<(), String> {
     let mut pairings: Option<PathBuf> = None;
     let mut public_metadata = false;
     let mut open = false;
+    let mut http: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || {
@@ -172,6 +178,7 @@ fn run() -> Result<(), String> {
             "--pairings" => pairings = Some(val()?.into()),
             "--public-metadata" => public_metadata = true,
             "--open" => open = true,
+            "--http" => http = Some(val()?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -217,12 +224,22 @@ fn run() -> Result<(), String> {
         keys_dir.display()
     );
     let mut sim = Sim::new(desc, Disk::File(dev), &keys, true).map_err(|e| e.to_string())?;
+    let mut http = match http {
+        Some(addr) => {
+            let l = TcpListener::bind(&addr).map_err(|e| format!("--http {addr}: {e}"))?;
+            let h = HttpServer::new(l).map_err(|e| format!("--http {addr}: {e}"))?;
+            let bound = h.local_addr().map_err(|e| e.to_string())?;
+            println!("SIM|INFO: http on http://{bound}");
+            Some(h)
+        }
+        None => None,
+    };
 
     if let Some(path) = listen.strip_prefix("unix:") {
         let _ = std::fs::remove_file(path);
         let l = UnixListener::bind(path).map_err(|e| format!("{path}: {e}"))?;
         announce(&format!("unix:{path}"));
-        serve(&mut sim, |block| {
+        serve(&mut sim, http.as_mut(), |block| {
             l.set_nonblocking(!block)?;
             l.accept().map(|(s, _)| s)
         });
@@ -230,7 +247,7 @@ fn run() -> Result<(), String> {
         let l = TcpListener::bind(&listen).map_err(|e| format!("{listen}: {e}"))?;
         let addr = l.local_addr().map_err(|e| e.to_string())?;
         announce(&addr.to_string());
-        serve(&mut sim, |block| {
+        serve(&mut sim, http.as_mut(), |block| {
             l.set_nonblocking(!block)?;
             let (s, _) = l.accept()?;
             let _ = s.set_nodelay(true);
@@ -250,13 +267,19 @@ const NAP: Duration = Duration::from_millis(5);
 
 /// Serves connections from `accept` (`true`: wait for one) for ever, through the front end
 /// [`Server`]; exits (status 1) if the system stopped (a PD faulted during a call).
-fn serve<C: Conn>(sim: &mut Sim, mut accept: impl FnMut(bool) -> io::Result<C>) -> ! {
+///
+/// With an HTTP front end, nothing blocks: the loop naps [`NAP`] when nothing happened.
+fn serve<C: Conn>(
+    sim: &mut Sim,
+    mut http: Option<&mut HttpServer>,
+    mut accept: impl FnMut(bool) -> io::Result<C>,
+) -> ! {
     let start = Instant::now();
     let now = || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     let mut server = Server::new(now());
     loop {
         // Nobody to serve and nobody to answer: wait for a connection.
-        let block = !server.serving() && server.refusing() == 0;
+        let block = !server.serving() && server.refusing() == 0 && http.is_none();
         let mut progress = false;
         loop {
             match accept(block && !progress) {
@@ -276,6 +299,12 @@ fn serve<C: Conn>(sim: &mut Sim, mut accept: impl FnMut(bool) -> io::Result<C>) 
         match server.step(sim, now()) {
             Ok(p) => progress |= p,
             Err(e) => halted(&e),
+        }
+        if let Some(h) = http.as_deref_mut() {
+            match h.step(sim, now()) {
+                Ok(p) => progress |= p,
+                Err(e) => halted(&e),
+            }
         }
         if !progress && !server.serving() {
             std::thread::sleep(NAP);

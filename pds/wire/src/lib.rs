@@ -366,6 +366,19 @@ impl Wire {
         core.flush(&mut sink);
         used
     }
+
+    /// Handles one whole request `payload` (a [`protocol::Request`]'s encoding, not framed)
+    /// from a front end other than the byte stream (the simulator's HTTP front end): Checked
+    /// with audit and routed exactly as a frame of the stream would be, its answer framed to
+    /// `out` (at most [`ANSWER_MAX`] bytes) before this returns. The stream's partial frame,
+    /// if any, is left as it was, and no group is held across the call.
+    pub fn on_request(&mut self, payload: &[u8], out: &mut dyn FnMut(&[u8])) {
+        let core = &mut self.core;
+        let mut sink = Sink { out, written: 0 };
+        core.flush(&mut sink);
+        core.frame(Ok(payload), &mut sink);
+        core.flush(&mut sink);
+    }
 }
 
 impl Group {
