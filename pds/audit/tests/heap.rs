@@ -11,10 +11,10 @@
 //! - the nonce window at its capacity ([`access::NONCE_CAPACITY`]: 4 keys x
 //!   [`access::NONCE_PER_KEY`]), filled by the **boot rebuild**: the disk's audit tlog ends in
 //!   65,536 granted records of the last 30 s (the clock is fake), read back a bundle at a time
-//!   (`load_into`, `NonceWindow::restore`/`restored`). Filling it through 65,536 Authorize calls
-//!   instead would grow the same vectors by the same pushes (`NonceWindow::push`), at a few
-//!   minutes of signing and verifying per run; the window is refilled through Authorize only
-//!   in part (the entries that expire when the clock moves on);
+//!   (`load_into`, `NonceWindow::restore`/`restored`), and then again **at run time**: the
+//!   clock moved past every restored entry, 65,536 Authorize calls with real signed requests
+//!   (presigned; about 25 s in a debug build) fill it through `NonceWindow::insert`, each
+//!   grant journaled (256 folds);
 //! - a journal fold with the longest record lines audit writes here (the journal pre-filled on
 //!   disk with 254 of them, then records until the 257th folds: 256 lines -> one entry bundle,
 //!   its tiles, a checkpoint, the next journal);
@@ -57,9 +57,9 @@ static HEAP: Heap = Heap::from_arena(&ARENA);
 /// The archive clock at boot.
 const T0: u64 = 1_750_000_000;
 /// Object slots free for what audit writes while it runs, each of this capacity.
-const SPARE_OBJECTS: usize = 160;
+const SPARE_OBJECTS: usize = 640;
 const SPARE_CAPACITY: usize = 128 << 10;
-const SPARE_JOURNALS: usize = 24;
+const SPARE_JOURNALS: usize = 4;
 
 struct Object {
     path: [u8; 96],
@@ -92,6 +92,13 @@ struct Fake {
     base: Cell<usize>,
 }
 
+fn family(path: &[u8]) -> &[u8] {
+    match path.windows(3).position(|w| w == b".p/") {
+        Some(i) => &path[..i],
+        None => path,
+    }
+}
+
 fn fixed(s: &[u8]) -> ([u8; 96], usize) {
     let mut p = [0u8; 96];
     p[..s.len()].copy_from_slice(s);
@@ -121,7 +128,7 @@ impl Fake {
                 if self.running.get() {
                     objects
                         .iter()
-                        .position(|o| o.path_len == 0)
+                        .position(|o| o.path_len == 0 && o.data.capacity() >= SPARE_CAPACITY)
                         .expect("fake psdb: out of object slots")
                 } else {
                     objects.push(Object {
@@ -136,10 +143,35 @@ impl Fake {
         let o = &mut objects[i];
         (o.path, o.path_len) = fixed(path);
         if self.running.get() {
-            assert!(data.len() <= o.data.capacity(), "fake psdb: object too large");
+            assert!(
+                data.len() <= o.data.capacity(),
+                "fake psdb: object too large"
+            );
         }
         o.data.clear();
         o.data.extend_from_slice(data);
+        drop(objects);
+        if self.running.get() && self.open.get().is_none() {
+            self.drop_narrower(i);
+        }
+    }
+
+    /// A whole tile replaces the narrower partials of its family (`<path>.p/<W>`): all that
+    /// is ever read back.
+    fn drop_narrower(&self, i: usize) {
+        let mut objects = self.objects.borrow_mut();
+        let p = objects[i].path;
+        let fam = family(&p[..objects[i].path_len]);
+        for (j, o) in objects.iter_mut().enumerate() {
+            if j != i
+                && o.path_len > 0
+                && family(&o.path[..o.path_len]) == fam
+                && fam.starts_with(b"tile/")
+            {
+                o.path_len = 0;
+                o.data.clear();
+            }
+        }
     }
 
     fn find(&self, path: &[u8]) -> Option<usize> {
@@ -191,9 +223,14 @@ impl Fake {
                 let (i, left) = self.open.get().expect("fake psdb: chunk without a put");
                 assert!(dlen <= left);
                 self.open.set((left > dlen).then_some((i, left - dlen)));
-                let o = &mut self.objects.borrow_mut()[i];
+                let mut objects = self.objects.borrow_mut();
+                let o = &mut objects[i];
                 assert!(o.data.len() + dlen <= o.data.capacity());
                 o.data.extend_from_slice(data);
+                drop(objects);
+                if left == dlen {
+                    self.drop_narrower(i);
+                }
                 PsdbReply::Done
             }
             PsdbRequest::Get { .. } | PsdbRequest::Checkpoint => {
@@ -240,10 +277,10 @@ impl Fake {
             PsdbRequest::JournalCreate { slots, .. } => {
                 self.open.set(None);
                 let mut js = self.journals.borrow_mut();
-                let i = js
-                    .iter()
-                    .position(|j| j.path_len == 0)
-                    .expect("fake psdb: out of journals");
+                // Only the current journal is ever read again: reuse the oldest.
+                let i = (0..js.len())
+                    .min_by_key(|&i| (js[i].path_len > 0, js[i].path))
+                    .unwrap();
                 let j = &mut js[i];
                 (j.path, j.path_len) = fixed(path);
                 j.slots = slots;
@@ -264,7 +301,9 @@ impl Fake {
                 let j = &self.journals.borrow()[i];
                 match j.lens.get(slot as usize) {
                     Some(&n) => {
-                        self.psdb.write(DATA, &j.records[slot as usize][..n]).unwrap();
+                        self.psdb
+                            .write(DATA, &j.records[slot as usize][..n])
+                            .unwrap();
                         PsdbReply::Found(Some(n))
                     }
                     None => PsdbReply::Found(None),
@@ -494,9 +533,8 @@ fn main() {
     let others: Vec<note::Signer> = (0..access::MAX_PAIRINGS - 5)
         .map(|i| note::Signer::generate(&key_name("other", i), &[(40 + i) as u8; 32]).unwrap())
         .collect();
-    let pairing = |s: &note::Signer, kind, t: &Tenants| {
-        Pairing::new(s.verifier(), kind, t.clone()).unwrap()
-    };
+    let pairing =
+        |s: &note::Signer, kind, t: &Tenants| Pairing::new(s.verifier(), kind, t.clone()).unwrap();
     // The image's set: the ADMIN, the requesters, then others while it fits the slot.
     let mut image_set = PairingSet::new();
     image_set
@@ -558,9 +596,13 @@ fn main() {
     }
     assert_eq!(set.pairings().len(), access::MAX_PAIRINGS);
     let origin = interface::keys::origin(AUDIT_NAMESPACE);
-    let mut log = tlog::Log::create(SetupStorage(sys.clone(), String::new(), Vec::new()), &origin, log_signer.clone())
-        .map_err(|_| "create")
-        .unwrap();
+    let mut log = tlog::Log::create(
+        SetupStorage(sys.clone(), String::new(), Vec::new()),
+        &origin,
+        log_signer.clone(),
+    )
+    .map_err(|_| "create")
+    .unwrap();
     let per_key = access::NONCE_PER_KEY;
     let total = access::NONCE_CAPACITY;
     let mut longest = 0;
@@ -658,12 +700,36 @@ fn main() {
     let sign = |s: &note::Signer, tenant: &str, action: &Action, time: u64, n: [u8; 16]| {
         SignedRequest::sign(s, &archive, tenant, action, time, n, &[]).unwrap()
     };
-    // Refilling what expires when the clock moves on 15 s: about half the window.
-    let refill: Vec<Vec<u8>> = (0..4 * 512)
-        .map(|i| sign(&requesters[i % 4], "corporate", &read, T0 + 15, nonce(i % 4, 1_000_000 + i)))
+    // The window filled again at run time, once the clock has moved past every restored entry:
+    // 4 keys x 16,384 grants.
+    let refill: Vec<Vec<u8>> = (0..total)
+        .map(|i| {
+            let mut a = sign(
+                &requesters[i % 4],
+                "corporate",
+                &read,
+                T0 + 31,
+                nonce(i % 4, 1_000_000 + i),
+            );
+            a.shrink_to_fit();
+            a
+        })
         .collect();
+    let over = sign(
+        &requesters[3],
+        "corporate",
+        &read,
+        T0 + 31,
+        nonce(3, 2_000_000),
+    );
     let at_capacity = sign(&requesters[1], "corporate", &read, T0, nonce(1, 999_999));
-    let replay = sign(&requesters[2], "corporate", &read, T0, nonce(2, per_key - 1));
+    let replay = sign(
+        &requesters[2],
+        "corporate",
+        &read,
+        T0,
+        nonce(2, per_key - 1),
+    );
     let serve_req = |op: Op<'_>, id: u64, n: usize| {
         let action = Action::from_op(&op).unwrap().unwrap();
         let auth = sign(&admin, "", &action, T0 + 15, nonce(9, n));
@@ -699,7 +765,10 @@ fn main() {
     let pair_replace = serve_req(Op::PairChange { change: &replace }, 1, 1);
     let pair_over = serve_req(Op::PairChange { change: &one_more }, 2, 2);
     // Bundle 256: the folded journal, the longest lines.
-    let bundle_path = tlog::tile::entries_path(256, 256).unwrap().as_str().to_string();
+    let bundle_path = tlog::tile::entries_path(256, 256)
+        .unwrap()
+        .as_str()
+        .to_string();
     let audit_bundle = serve_req(
         Op::AuditObject {
             path: &bundle_path,
@@ -760,28 +829,60 @@ fn main() {
     sys.sample();
     assert!(!pd.refusing());
     assert_eq!(pd.size(), first + 254);
-    assert_eq!(pd.pairings().unwrap().pairings().len(), access::MAX_PAIRINGS);
+    assert_eq!(
+        pd.pairings().unwrap().pairings().len(),
+        access::MAX_PAIRINGS
+    );
 
     // At capacity: a fresh nonce is refused (and recorded: the journal is full then), a
     // replay too, and Check's refusal is recorded as well: the third record folds the journal
     // (256 lines -> an entry bundle, its tiles, a checkpoint, the next journal).
     let refused = |r: AuditReply| matches!(r, AuditReply::Refused { .. });
-    assert!(refused(caller.access(&mut pd, Some(0), "corporate", &read_text, &at_capacity)));
-    assert!(refused(caller.access(&mut pd, None, "corporate", &read_text, &at_capacity)));
+    assert!(refused(caller.access(
+        &mut pd,
+        Some(0),
+        "corporate",
+        &read_text,
+        &at_capacity
+    )));
+    assert!(refused(caller.access(
+        &mut pd,
+        None,
+        "corporate",
+        &read_text,
+        &at_capacity
+    )));
     assert_eq!(pd.size(), first + 256);
-    assert!(refused(caller.access(&mut pd, Some(0), "corporate", &read_text, &replay)));
+    assert!(refused(caller.access(
+        &mut pd,
+        Some(0),
+        "corporate",
+        &read_text,
+        &replay
+    )));
     assert_eq!(pd.size(), first + 257);
     caller.record(&mut pd, 1);
-    // 15 s on: the older half of the window expires; grants refill it (each journaled).
-    clock.set(T0 + 15);
-    for (i, auth) in refill.iter().enumerate() {
+    // 31 s on: every restored entry has expired; grants fill the window again (each
+    // journaled: 256 folds), all but 8 places first: the ADMIN's archive-wide requests below
+    // take 5 of them (at capacity they too are refused `NonceMemoryFull`).
+    clock.set(T0 + 31);
+    let (most, last) = refill.split_at(total - 8);
+    for (i, auth) in most.iter().enumerate() {
         let r = caller.access(&mut pd, Some(0), "corporate", &read_text, auth);
         assert!(matches!(r, AuditReply::Granted { .. }), "refill {i}: {r:?}");
     }
-    // A pairing change at the bound (replacing one of 64), and one over it (refused).
-    caller.serve(&mut pd, &pair_replace, |b| assert!(matches!(b, Body::Pong), "{b:?}"));
-    caller.serve(&mut pd, &pair_over, |b| assert!(matches!(b, Body::Error { .. }), "{b:?}"));
-    assert_eq!(pd.pairings().unwrap().pairings().len(), access::MAX_PAIRINGS);
+    // A pairing change at the bound (replacing one of 64; the set is cloned to apply it),
+    // and one over it (refused).
+    caller.serve(&mut pd, &pair_replace, |b| {
+        assert!(matches!(b, Body::Pong), "{b:?}")
+    });
+    caller.serve(&mut pd, &pair_over, |b| {
+        assert!(matches!(b, Body::Error { .. }), "{b:?}")
+    });
+    assert_eq!(
+        pd.pairings().unwrap().pairings().len(),
+        access::MAX_PAIRINGS
+    );
     // The largest AuditObject reads: a whole entry bundle of the longest lines, its tail, the
     // checkpoint.
     caller.serve(&mut pd, &audit_bundle, |b| match b {
@@ -790,8 +891,28 @@ fn main() {
         }
         other => panic!("{other:?}"),
     });
-    caller.serve(&mut pd, &audit_tail, |b| assert!(matches!(b, Body::Object { .. })));
-    caller.serve(&mut pd, &audit_cp, |b| assert!(matches!(b, Body::Object { .. })));
+    caller.serve(&mut pd, &audit_tail, |b| {
+        assert!(matches!(b, Body::Object { .. }))
+    });
+    caller.serve(&mut pd, &audit_cp, |b| {
+        assert!(matches!(b, Body::Object { .. }))
+    });
+    // The window's last places, then it is full.
+    let granted = last
+        .iter()
+        .filter(|auth| {
+            let r = caller.access(&mut pd, Some(0), "corporate", &read_text, auth);
+            matches!(r, AuditReply::Granted { .. })
+        })
+        .count();
+    assert_eq!(granted, 3);
+    assert!(refused(caller.access(
+        &mut pd,
+        Some(0),
+        "corporate",
+        &read_text,
+        &over
+    )));
     let size = pd.size();
 
     // Reboot over the same disk: the rebuild again (now with the runtime records).
@@ -800,7 +921,24 @@ fn main() {
     sys.sample();
     assert!(!pd.refusing());
     assert_eq!(pd.size(), size);
-    assert!(refused(caller.access(&mut pd, Some(0), "corporate", &read_text, &refill[0])));
+    assert!(refused(caller.access(
+        &mut pd,
+        Some(0),
+        "corporate",
+        &read_text,
+        &refill[0]
+    )));
+    // One place is free after the rebuild: the refused pair change's nonce was remembered
+    // while running (decided before the change was applied) but has no grant record.
+    let r = caller.access(&mut pd, Some(0), "corporate", &read_text, &over);
+    assert!(matches!(r, AuditReply::Granted { .. }), "{r:?}");
+    assert!(refused(caller.access(
+        &mut pd,
+        Some(0),
+        "corporate",
+        &read_text,
+        &last[7]
+    )));
     caller.record(&mut pd, 2);
     drop(pd);
     drop(filler);
