@@ -48,7 +48,8 @@
 //! [`interface::psdb_call::JOURNAL_RECORD`] (363) bytes = 92,928 bytes, allocated once at init
 //! and never grown, plus the log's append state and buffers (its bundle grows to one bundle of
 //! these lines, under 40 KiB). Per record: the line and its signed note, a few hundred bytes,
-//! freed when the call returns. System.xml's `heap_audit` is 4 MiB.
+//! freed when the call returns. With the access state ([`ACCESS_HEAP`]) the worst case peaks at
+//! 2,332,776 bytes (`tests/heap.rs`, run in a heap of system.xml's `heap_audit`, 3 MiB).
 //!
 //! A ledger may also ask what the audit log uses of its quota ([`Request::Usage`], for a
 //! tenant's status request): audit asks psdb on its own channel (so it can only learn the
