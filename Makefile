@@ -325,6 +325,8 @@ four-tenant-test:
 	$(CARGO) run -q -p sysdesc --bin gen-system -- $(FOUR_DIR)/system.toml >$(FOUR_DIR)/system.xml
 	TOTEBOX_SYSTEM=$(abspath $(FOUR_DIR)/system.toml) CARGO_TARGET_DIR=$(TARGET_DIR)/four-tenants \
 		$(CARGO) build -q -p sim -p totebox
+	TOTEBOX_SYSTEM=$(abspath $(FOUR_DIR)/system.toml) CARGO_TARGET_DIR=$(TARGET_DIR)/four-tenants \
+		$(CARGO) build -q -p system-tests --example access_table_client
 	SYSTEM_XML=$(FOUR_DIR)/system.xml tests/sim-cli.sh $(TARGET_DIR)/four-tenants/debug
 
 # Adding a PD (docs/adding-a-pd.md): the system of system.toml plus pds/template/add.toml in
