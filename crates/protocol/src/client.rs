@@ -659,24 +659,30 @@ impl<S: Read + Write> Client<S> {
         path: &str,
         max: u64,
     ) -> Result<Option<Vec<u8>>, ClientError> {
+        self.fetch_object_max(tenant, path, max, |offset| Op::GetObject { path, offset })
+    }
+
+    /// A whole object fetched in chunks by `op(offset)` (`Op::GetObject`, or `Op::AuditObject`
+    /// for the audit log), with [`Client::get_object_max`]'s checks: at most `max` bytes, the
+    /// stated size never changing, chunks in order and never past it; `None` if absent.
+    pub fn fetch_object_max<'p>(
+        &mut self,
+        tenant: &str,
+        path: &str,
+        max: u64,
+        op: impl Fn(u64) -> Op<'p>,
+    ) -> Result<Option<Vec<u8>>, ClientError> {
         let mut out = Vec::new();
         let mut stated = None;
         loop {
-            let r = self.call(
-                tenant,
-                Op::GetObject {
-                    path,
-                    offset: out.len() as u64,
-                },
-                |b| match b {
-                    Body::Object {
-                        total,
-                        offset,
-                        data,
-                    } => Some((total, offset, data.to_vec())),
-                    _ => None,
-                },
-            );
+            let r = self.call(tenant, op(out.len() as u64), |b| match b {
+                Body::Object {
+                    total,
+                    offset,
+                    data,
+                } => Some((total, offset, data.to_vec())),
+                _ => None,
+            });
             let (total, offset, data) = match r {
                 Err(ClientError::Remote(ErrorCode::NotFound)) if out.is_empty() => return Ok(None),
                 r => r?,

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use protocol::client::{Client, ClientError};
-use protocol::{Body, ErrorCode, Op, Response};
+use protocol::{Body, Op, Response};
 use tlog::Storage;
 
 use crate::dir::DirStorage;
@@ -216,48 +216,7 @@ pub fn audit_object_max<S: Read + Write>(
     path: &str,
     max: u64,
 ) -> Result<Option<Vec<u8>>, ClientError> {
-    let mut out = Vec::new();
-    let mut stated = None;
-    loop {
-        let offset = out.len() as u64;
-        let r = call_with(c, "", Op::AuditObject { path, offset }, |b| match b {
-            Body::Object {
-                total,
-                offset,
-                data,
-            } => Some((total, offset, data.to_vec())),
-            _ => None,
-        });
-        let (total, at, data) = match r {
-            Err(ClientError::Remote(ErrorCode::NotFound)) if out.is_empty() => return Ok(None),
-            r => r?,
-        };
-        if total > max {
-            return Err(ClientError::ObjectTooLarge {
-                path: path.into(),
-                total,
-                max,
-            });
-        }
-        if *stated.get_or_insert(total) != total {
-            return Err(ClientError::Unexpected(format!(
-                "{path}: stated as {} bytes, then {total}",
-                stated.unwrap_or(total)
-            )));
-        }
-        if at != offset || (data.is_empty() && at < total) {
-            return Err(ClientError::Unexpected("object chunk out of order".into()));
-        }
-        out.extend_from_slice(&data);
-        if out.len() as u64 > total {
-            return Err(ClientError::Unexpected(format!(
-                "{path}: more bytes than the {total} stated"
-            )));
-        }
-        if out.len() as u64 == total {
-            return Ok(Some(out));
-        }
-    }
+    c.fetch_object_max("", path, max, |offset| Op::AuditObject { path, offset })
 }
 
 /// The box's public hash tiles of a log, fetched on demand, each bounded by a hash tile's
@@ -710,7 +669,9 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
     use protocol::frame::encode_frame_vec;
-    use protocol::{Body, Decoder, Request, Response, MAX_CHUNK, MAX_ENCODED, MAX_PAYLOAD};
+    use protocol::{
+        Body, Decoder, ErrorCode, Request, Response, MAX_CHUNK, MAX_ENCODED, MAX_PAYLOAD,
+    };
     use std::collections::{BTreeMap, VecDeque};
 
     /// A box that states `vkey` and serves `checkpoint` and `objects` (a log's tiles and
