@@ -35,7 +35,12 @@ MICROKIT_VERSION := 2.3.0
 MICROKIT_SDK    ?= $(HOME)/.cache/totebox/microkit-sdk-$(MICROKIT_VERSION)
 MICROKIT_BOARD  ?= qemu_virt_aarch64
 MICROKIT_CONFIG ?= debug
-BUILD_DIR       ?= build
+# The boards system.toml describes, the default first (its `boards`).
+BOARDS          := $(shell sed -n 's/^boards = \[\(.*\)\]$$/\1/p' system.toml | tr -d '",')
+DEFAULT_BOARD   := $(firstword $(BOARDS))
+# The default board's build in build/, another board's in build/<board>/ (its own keys, disk
+# and image: an image for one board never picks up another's ELFs).
+BUILD_DIR       ?= $(if $(filter $(DEFAULT_BOARD),$(MICROKIT_BOARD)),build,build/$(MICROKIT_BOARD))
 MICROKIT        := $(MICROKIT_SDK)/bin/microkit
 
 # Cargo's output directory (CARGO_TARGET_DIR if set) and the PD images' profile there: one per
@@ -55,7 +60,8 @@ KEYS_DIR      ?= $(BUILD_DIR)/keys
 # tools built from its own system.toml, in their own directories: TOTEBOX_SYSTEM=<its
 # system.toml> CARGO_TARGET_DIR=<a target dir> BUILD_DIR=<a build dir> (docs/adding-a-pd.md;
 # `make template-test` prints the whole command for the template's system).
-SYSTEM_XML    ?= system.xml
+# For another board than the default, the description's system.$(MICROKIT_BOARD).xml.
+SYSTEM_XML    ?= $(if $(filter $(DEFAULT_BOARD),$(MICROKIT_BOARD)),system.xml,system.$(MICROKIT_BOARD).xml)
 # The tenants, as $(SYSTEM_XML) names their ledgers' program images (ledger_<tenant>.elf).
 TENANTS       := $(shell sed -n 's/.*program_image path="ledger_\([a-z0-9_]*\)\.elf".*/\1/p' $(SYSTEM_XML))
 # Its other program images, copied into $(IMAGE_DIR) as built (no key slot): wire.elf, psdb.elf
@@ -83,10 +89,15 @@ CARGO         ?= cargo
 
 all: build
 
-# system.xml is generated from system.toml, the one description of tenants and PDs
-# (crates/sysdesc/src/topology.rs states the rules); a host test fails when they disagree.
+# system.xml (the default board's) and system.<board>.xml (every other board's) are generated
+# from system.toml, the one description of tenants and PDs (crates/sysdesc/src/topology.rs
+# states the rules); a host test fails when they disagree. `make system.xml` writes them all.
 system.xml:
 	$(CARGO) run -q -p sysdesc --bin gen-system -- system.toml > $@.tmp && mv $@.tmp $@
+	for b in $(filter-out $(DEFAULT_BOARD),$(BOARDS)); do \
+		$(CARGO) run -q -p sysdesc --bin gen-system -- system.toml --board $$b > system.$$b.xml.tmp && \
+		mv system.$$b.xml.tmp system.$$b.xml || exit 1; \
+	done
 
 # Everything a fresh machine needs before the rest: the pinned toolchain and the target.
 setup:

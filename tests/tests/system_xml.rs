@@ -248,6 +248,55 @@ fn committed_system_xml_is_what_system_toml_generates() {
     assert_eq!(topo.tenants, TENANTS, "the tenants the Rust code serves");
 }
 
+/// Every other board's system.<board>.xml is what system.toml generates for it, and differs
+/// from the default board's only in devices: the PDs, channels and shared regions the code
+/// relies on are the same (the description's board rules, checked here on the real files).
+#[test]
+fn every_boards_system_xml_is_generated_and_differs_only_in_devices() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let text = std::fs::read_to_string(format!("{dir}/system.toml")).unwrap();
+    let desc = sysdesc::topology::Description::parse(&text).unwrap();
+    assert_eq!(desc.default_board(), Some("qemu_virt_aarch64"));
+    assert!(
+        desc.boards.iter().any(|b| b == "zcu102"),
+        "{:?}",
+        desc.boards
+    );
+    let default = system();
+    for board in &desc.boards[1..] {
+        let topo = sysdesc::topology::Topology::expand_for(&desc, board).unwrap();
+        let path = format!("{dir}/system.{board}.xml");
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == topo.to_xml(),
+            "{path} is not what system.toml generates for {board}: run `make system.xml`"
+        );
+        let sys = System::parse(&committed).unwrap();
+        assert!(sys.problems().is_empty(), "{board}: {:?}", sys.problems());
+        assert_eq!(sys.channels, default.channels, "{board}: channels");
+        let shared = |s: &System| {
+            s.regions
+                .iter()
+                .filter(|r| r.phys_addr.is_none())
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            shared(&sys),
+            shared(&default),
+            "{board}: shared regions and heaps"
+        );
+        for (a, b) in sys.pds.iter().zip(&default.pds) {
+            assert_eq!(
+                (&a.name, a.priority, a.passive),
+                (&b.name, b.priority, b.passive)
+            );
+            let ids = |p: &sysdesc::Pd| p.irqs.iter().map(|i| i.id).collect::<Vec<_>>();
+            assert_eq!(ids(a), ids(b), "{board}: {} IRQ channel ids", a.name);
+        }
+    }
+}
+
 /// psdb's manifest limit holds the largest batch a ledger writes: one group commit of
 /// `MAX_GROUP_ENTRIES` empty entries from an empty log, every object of it one manifest line
 /// of at most 178 bytes (`#o <size>\n`, 64 hex digits, two spaces, a tar name of at most 99

@@ -17,7 +17,12 @@
 //!   channel-id order, each at the next multiple of [`SHARED_ALIGN`] after the previous one;
 //! - symbols: a shared region `<peer>_vaddr`/`<peer>_size` (peer: the other end's short name),
 //!   the heap `heap_vaddr`/`heap_size`, a PD's first device `mmio_vaddr`, `mmio_size`,
-//!   `dma_vaddr`, `dma_size`, `dma_paddr` (later devices prefixed `<device>_`).
+//!   `dma_vaddr`, `dma_size`, `dma_paddr` (later devices prefixed `<device>_`);
+//! - boards: `boards` lists the Microkit boards the system is built for, the first the default;
+//!   a device with `board = "<b>"` exists only on that board, one without on every board. On
+//!   every board each PD has the same device names, in the same order, the same ones taking an
+//!   IRQ: so channel ids, region names and symbols are the same on every board, and only
+//!   physical addresses and interrupt numbers differ (the per-board device map, stated once).
 
 use std::fmt::Write as _;
 
@@ -44,6 +49,8 @@ pub const SHARED_ALIGN: u64 = 0x200_0000;
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Description {
+    /// The boards, the default first.
+    pub boards: Vec<String>,
     /// The tenants, in channel order.
     pub tenants: Vec<String>,
     /// Protection domains, in order.
@@ -76,12 +83,15 @@ pub struct PdDesc {
     pub devices: Vec<DeviceDesc>,
 }
 
-/// A memory-mapped device (virtio-mmio) owned by one PD.
+/// A memory-mapped device owned by one PD.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceDesc {
     /// Its name.
     pub name: String,
+    /// The one board it is on; none: every board.
+    #[serde(default)]
+    pub board: Option<String>,
     /// Physical address of its MMIO page.
     pub mmio: u64,
     /// Size of the MMIO mapping.
@@ -150,9 +160,11 @@ pub struct PdFacts {
     pub channels: Vec<ChannelFact>,
 }
 
-/// The expanded system.
+/// The expanded system, for one board.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topology {
+    /// The board.
+    pub board: String,
     /// The tenants.
     pub tenants: Vec<String>,
     /// Per PD, in declaration order.
@@ -165,6 +177,73 @@ impl Description {
     /// Parses `system.toml`.
     pub fn parse(text: &str) -> Result<Description, String> {
         toml::from_str(text).map_err(|e| format!("system.toml: {e}"))
+    }
+
+    /// The default board (the first).
+    pub fn default_board(&self) -> Option<&str> {
+        self.boards.first().map(String::as_str)
+    }
+
+    /// PD `pd`'s devices on `board`.
+    fn devices_on<'a>(
+        &'a self,
+        pd: &'a PdDesc,
+        board: &'a str,
+    ) -> impl Iterator<Item = &'a DeviceDesc> {
+        pd.devices
+            .iter()
+            .filter(move |d| d.board.as_deref().is_none_or(|b| b == board))
+    }
+
+    /// Checks the board rules (module docs): known boards only, and on every board the same
+    /// device names in the same order, the same ones with an IRQ.
+    fn check_boards(&self) -> Result<(), String> {
+        if self.boards.is_empty() {
+            return Err("no boards".into());
+        }
+        for (i, b) in self.boards.iter().enumerate() {
+            if self.boards[..i].contains(b) {
+                return Err(format!("board `{b}` named twice"));
+            }
+        }
+        for p in &self.pds {
+            for d in &p.devices {
+                if let Some(b) = &d.board {
+                    if !self.boards.contains(b) {
+                        return Err(format!(
+                            "PD `{}` device `{}`: board `{b}` is not in `boards`",
+                            p.name, d.name
+                        ));
+                    }
+                }
+            }
+            let shape = |b: &str| -> Vec<(String, bool)> {
+                self.devices_on(p, b)
+                    .map(|d| (d.name.clone(), d.irq.is_some()))
+                    .collect()
+            };
+            let first = shape(&self.boards[0]);
+            for (i, (n, _)) in first.iter().enumerate() {
+                if first[..i].iter().any(|(m, _)| m == n) {
+                    return Err(format!(
+                        "PD `{}`: device `{n}` named twice on board `{}`",
+                        p.name, self.boards[0]
+                    ));
+                }
+            }
+            for b in &self.boards[1..] {
+                let other = shape(b);
+                if other != first {
+                    return Err(format!(
+                        "PD `{}`: its devices on board `{b}` ({other:?}) are not those on `{}` \
+                         ({first:?}): each board must give a PD the same device names, in the \
+                         same order, the same ones with an IRQ",
+                        p.name, self.boards[0]
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -181,8 +260,22 @@ fn align_up(v: u64, a: u64) -> u64 {
 }
 
 impl Topology {
-    /// Expands a description by the rules of this module; every inconsistency is an error.
+    /// Expands a description for its default board by the rules of this module; every
+    /// inconsistency is an error.
     pub fn expand(desc: &Description) -> Result<Topology, String> {
+        let board = desc.default_board().ok_or("no boards")?.to_owned();
+        Topology::expand_for(desc, &board)
+    }
+
+    /// Expands a description for `board` (one of its `boards`).
+    pub fn expand_for(desc: &Description, board: &str) -> Result<Topology, String> {
+        desc.check_boards()?;
+        if !desc.boards.iter().any(|b| b == board) {
+            return Err(format!(
+                "board `{board}` is not one of the description's boards ({})",
+                desc.boards.join(", ")
+            ));
+        }
         if desc.tenants.is_empty() {
             return Err("no tenants".into());
         }
@@ -295,7 +388,7 @@ impl Topology {
             .collect();
         let mut next_id = vec![0u8; insts.len()];
         for (k, inst) in insts.iter().enumerate() {
-            for dev in &desc.pds[inst.desc].devices {
+            for dev in desc.devices_on(&desc.pds[inst.desc], board) {
                 if let Some(irq) = dev.irq {
                     facts[k].irqs.push((next_id[k], irq, dev.name.clone()));
                     next_id[k] += 1;
@@ -340,7 +433,7 @@ impl Topology {
         sys.regions
             .extend(chans.iter().filter(|c| c.tenant.is_none()).map(shared));
         for inst in &insts {
-            for dev in &desc.pds[inst.desc].devices {
+            for dev in desc.devices_on(&desc.pds[inst.desc], board) {
                 sys.regions.push(MemoryRegion {
                     name: format!("{}_mmio", dev.name),
                     size: dev.mmio_size,
@@ -392,7 +485,7 @@ impl Topology {
                     setvar_size: Some(format!("{}_size", c.peer_short)),
                 });
             }
-            for (d, dev) in p.devices.iter().enumerate() {
+            for (d, dev) in desc.devices_on(p, board).enumerate() {
                 let prefix = if d == 0 {
                     String::new()
                 } else {
@@ -459,15 +552,21 @@ impl Topology {
             ));
         }
         Ok(Topology {
+            board: board.to_owned(),
             tenants: desc.tenants.clone(),
             pds: facts,
             system: sys,
         })
     }
 
-    /// Parses and expands `system.toml`'s text.
+    /// Parses and expands `system.toml`'s text for its default board.
     pub fn from_toml(text: &str) -> Result<Topology, String> {
         Topology::expand(&Description::parse(text)?)
+    }
+
+    /// Parses and expands `system.toml`'s text for `board`.
+    pub fn from_toml_for(text: &str, board: &str) -> Result<Topology, String> {
+        Topology::expand_for(&Description::parse(text)?, board)
     }
 
     /// The PD called `name`.
@@ -485,6 +584,7 @@ impl Topology {
              do not edit. system.toml describes the topology and the rules that derive this file;\n  \
              tests/tests/system_xml.rs fails when this file is not what it generates.\n-->\n",
         );
+        let _ = writeln!(x, "<!-- board: {} -->", self.board);
         x.push_str("<system>\n");
         x.push_str("    <!-- ===== regions shared between two PDs ===== -->\n");
         let mut section = 0;
@@ -580,6 +680,7 @@ mod tests {
     use super::*;
 
     const SMALL: &str = r#"
+boards = ["virt", "other"]
 tenants = ["a", "b"]
 [[pd]]
 name = "front"
@@ -672,6 +773,103 @@ region = 0x3000000
         ];
         for (text, want) in bad {
             let e = Topology::from_toml(&text).unwrap_err();
+            assert!(e.contains(want), "{want}: got {e}");
+        }
+    }
+
+    /// SMALL with `front`'s console on `virt` only, and its `other` board twin at another
+    /// address and interrupt.
+    fn two_boards() -> String {
+        SMALL.replace(
+            "[[pd.device]]\nname = \"con\"\n",
+            "[[pd.device]]\nname = \"con\"\nboard = \"other\"\nmmio = 0xff010000\nmmio_size = 0x1000\nirq = 54\n\
+             [[pd.device]]\nname = \"con\"\nboard = \"virt\"\n",
+        )
+    }
+
+    #[test]
+    fn each_board_gets_its_own_devices_and_the_same_ids_and_symbols() {
+        let text = two_boards();
+        let virt = Topology::from_toml(&text).unwrap();
+        assert_eq!(virt.board, "virt", "the first board is the default");
+        assert_eq!(virt, Topology::from_toml_for(&text, "virt").unwrap());
+        let other = Topology::from_toml_for(&text, "other").unwrap();
+        assert_eq!(other.board, "other");
+        let con = |t: &Topology| {
+            t.system
+                .regions
+                .iter()
+                .find(|r| r.name == "con_mmio")
+                .and_then(|r| r.phys_addr)
+        };
+        assert_eq!(con(&virt), Some(0x0a00_0000));
+        assert_eq!(con(&other), Some(0xff01_0000));
+        // No DMA on the other board's console: no region, no map, no paddr setvar.
+        assert!(virt.system.regions.iter().any(|r| r.name == "con_dma"));
+        assert!(!other.system.regions.iter().any(|r| r.name == "con_dma"));
+        let front = |t: &Topology| {
+            t.system
+                .pds
+                .iter()
+                .find(|p| p.name == "front")
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(front(&virt).irqs, vec![Irq { irq: 48, id: 0 }]);
+        assert_eq!(front(&other).irqs, vec![Irq { irq: 54, id: 0 }]);
+        assert!(front(&other).paddr_setvars.is_empty());
+        // What the code relies on is the same: ids, regions, symbols of every channel.
+        for (a, b) in virt.pds.iter().zip(&other.pds) {
+            assert_eq!(a.channels, b.channels, "{}", a.name);
+            let ids = |f: &PdFacts| {
+                f.irqs
+                    .iter()
+                    .map(|(id, _, n)| (*id, n.clone()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(ids(a), ids(b), "{}", a.name);
+        }
+        assert!(other.to_xml().contains("<!-- board: other -->"));
+        let e = Topology::from_toml_for(&text, "rpi4").unwrap_err();
+        assert!(e.contains("not one of the description's boards"), "{e}");
+    }
+
+    #[test]
+    fn boards_that_would_change_what_the_code_sees_are_refused() {
+        let text = two_boards();
+        let bad = [
+            // A device the other board lacks.
+            (
+                text.replace(
+                    "board = \"other\"\nmmio = 0xff010000",
+                    "board = \"virt\"\nmmio = 0xff010000",
+                ),
+                "named twice on board",
+            ),
+            // The other board's console without its IRQ: ids would shift.
+            (
+                text.replace("mmio_size = 0x1000\nirq = 54\n", "mmio_size = 0x1000\n"),
+                "are not those on",
+            ),
+            // A board not in the list.
+            (
+                text.replace("board = \"other\"", "board = \"zcu104\""),
+                "not in `boards`",
+            ),
+            (
+                text.replace(r#"boards = ["virt", "other"]"#, "boards = []"),
+                "no boards",
+            ),
+            (
+                text.replace(
+                    r#"boards = ["virt", "other"]"#,
+                    r#"boards = ["virt", "virt"]"#,
+                ),
+                "named twice",
+            ),
+        ];
+        for (t, want) in bad {
+            let e = Topology::from_toml(&t).unwrap_err();
             assert!(e.contains(want), "{want}: got {e}");
         }
     }
