@@ -30,7 +30,8 @@ PD_BINS       := wire ledger audit psdb template
 
 # The Microkit world's variables. The SDK comes from the environment, else the per-user cache
 # `make sdk` fills; board and configuration are passed to the microkit tool as they are (the
-# PDs are built with the matching runtime feature, microkit/config-$(MICROKIT_CONFIG)).
+# PDs are built with the matching runtime features, microkit/config-$(MICROKIT_CONFIG) and
+# microkit/board-$(MICROKIT_BOARD)).
 MICROKIT_VERSION := 2.3.0
 MICROKIT_SDK    ?= $(HOME)/.cache/totebox/microkit-sdk-$(MICROKIT_VERSION)
 MICROKIT_BOARD  ?= qemu_virt_aarch64
@@ -121,7 +122,7 @@ host-test:
 build:
 	$(CARGO) build --release --target $(TARGET) $(addprefix -p ,$(TARGET_CRATES))
 	$(CARGO) build --profile $(PD_PROFILE) --target $(TARGET) $(addprefix -p ,$(PD_CRATES)) \
-		--features microkit/config-$(MICROKIT_CONFIG)
+		--features microkit/config-$(MICROKIT_CONFIG),microkit/board-$(MICROKIT_BOARD)
 	mkdir -p $(ELF_DIR)
 	for pd in $(PD_BINS); do \
 		cp $(TARGET_DIR)/$(TARGET)/$(PD_PROFILE)/$$pd $(ELF_DIR)/$$pd.elf || exit 1; \
@@ -228,6 +229,8 @@ image: provision
 		echo "make image: no Microkit SDK at $(MICROKIT_SDK) (no $(MICROKIT)):"; \
 		echo "  run 'make sdk', or set MICROKIT_SDK to a Microkit $(MICROKIT_VERSION) SDK with board $(MICROKIT_BOARD)"; \
 		exit 1; }
+	@# The runtime's board constants (IPC buffer, invocation labels) are the SDK's, or no image.
+	MICROKIT_SDK=$(abspath $(MICROKIT_SDK)) $(CARGO) test -q -p microkit --test sdk_constants -- --ignored
 	$(MICROKIT) $(SYSTEM_XML) --search-path $(IMAGE_DIR) --board $(MICROKIT_BOARD) \
 		--config $(MICROKIT_CONFIG) -o $(BUILD_DIR)/loader.img -r $(BUILD_DIR)/report.txt
 	chmod 600 $(BUILD_DIR)/loader.img  # it holds every PD's signing key

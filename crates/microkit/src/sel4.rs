@@ -29,10 +29,10 @@ compile_error!(
      `config-release` (the same as `microkit --config`)"
 );
 
-#[cfg(feature = "config-debug")]
-const IRQ_ACK_IRQ: u64 = invocation::IRQ_ACK_IRQ_DEBUG;
-#[cfg(not(feature = "config-debug"))]
-const IRQ_ACK_IRQ: u64 = invocation::IRQ_ACK_IRQ_RELEASE;
+#[cfg(all(feature = "board-qemu_virt_aarch64", feature = "board-zcu102"))]
+compile_error!("microkit: enable at most one `board-*` feature (the same as `microkit --board`)");
+
+const IRQ_ACK_IRQ: u64 = invocation::IRQ_ACK_IRQ;
 
 // ---------------------------------------------------------------------------------------------
 // Symbols the microkit tool writes into the ELF file (it aborts if one is missing). They are
