@@ -90,7 +90,7 @@ pub fn declared(sys: &sysdesc::System) -> Result<Vec<Row>, String> {
                     pd.name, m.mr
                 )
             })?;
-            if r.phys_addr.is_some() {
+            if sys.is_device_region(&m.mr) {
                 devices += r.size;
             } else if m.setvar_vaddr.as_deref() == Some("heap_vaddr") {
                 heap += r.size;
@@ -288,7 +288,7 @@ pub fn render(sys: &sysdesc::System, rows: &[Row], rep: &Report) -> String {
     let device_regs: u64 = sys
         .regions
         .iter()
-        .filter(|r| r.phys_addr.is_some() && r.size < (1 << 20))
+        .filter(|r| r.phys_addr.is_some() && !r.name.ends_with("_dma"))
         .map(|r| r.size)
         .sum();
     let objects: Vec<String> = rep

@@ -187,7 +187,7 @@ fn regions_match_the_code_and_are_shared_by_channel_peers_only() {
     // two ends (checked by `problems`); every map tells the PD its address and size.
     for (mr, pds) in sys.mappers() {
         let region = sys.region(mr).unwrap();
-        if mr.starts_with("heap_") || region.phys_addr.is_some() {
+        if mr.starts_with("heap_") || sys.is_device_region(mr) {
             assert_eq!(pds.len(), 1, "{mr} is private but mapped into {pds:?}");
         } else {
             assert_eq!(pds.len(), 2, "{mr} is mapped into {pds:?}");
@@ -277,7 +277,7 @@ fn every_boards_system_xml_is_generated_and_differs_only_in_devices() {
         let shared = |s: &System| {
             s.regions
                 .iter()
-                .filter(|r| r.phys_addr.is_none())
+                .filter(|r| !s.is_device_region(&r.name))
                 .cloned()
                 .collect::<Vec<_>>()
         };

@@ -607,7 +607,7 @@ impl Model {
             }
             m.mems.push(Mem {
                 label: r.name.clone(),
-                kind: if r.phys_addr.is_some() {
+                kind: if sys.is_device_region(&r.name) {
                     MemKind::Device
                 } else {
                     MemKind::Region
@@ -1335,7 +1335,7 @@ impl<'a> CapdlBuilder<'a> {
                     let r = &sys.regions[*ri];
                     (
                         r.name.clone(),
-                        if r.phys_addr.is_some() {
+                        if sys.is_device_region(&r.name) {
                             MemKind::Device
                         } else {
                             MemKind::Region

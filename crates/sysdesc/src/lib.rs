@@ -225,6 +225,17 @@ impl System {
         self.regions.iter().find(|r| r.name == name)
     }
 
+    /// Whether region `name` belongs to a device: it has a fixed physical address (MMIO, or DMA
+    /// pinned in RAM), or a PD learns where the tool placed it (`<setvar region_paddr>`: a DMA
+    /// region). Such a region is one PD's only.
+    pub fn is_device_region(&self, name: &str) -> bool {
+        self.region(name).is_some_and(|r| r.phys_addr.is_some())
+            || self
+                .pds
+                .iter()
+                .any(|p| p.paddr_setvars.iter().any(|(_, r)| r == name))
+    }
+
     /// The other end of the channel that `pd` knows as `id`.
     pub fn peer(&self, pd: &str, id: u8) -> Option<(&End, &End)> {
         self.channels.iter().find_map(|c| {
@@ -322,11 +333,11 @@ impl System {
             }
         }
         for (mr, pds) in self.mappers() {
-            let Some(region) = self.region(mr) else {
+            if self.region(mr).is_none() {
                 continue;
-            };
+            }
             let v: Vec<&str> = pds.iter().copied().collect();
-            if region.phys_addr.is_some() && v.len() != 1 {
+            if self.is_device_region(mr) && v.len() != 1 {
                 p.push(format!(
                     "device/DMA region `{mr}` mapped into {v:?}, not exactly one PD"
                 ));
