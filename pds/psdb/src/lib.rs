@@ -193,18 +193,29 @@ pub fn open_store<D: BlockDevice>(dev: D) -> Result<(Store<D>, Opened), psdb::Er
 /// it. A fresh disk image is sparse, all zeros.
 pub const BLANK_CHECK_BYTES: u64 = 1 << 20;
 
+/// The piece [`blank`] reads at a time: a device request costs about the same in QEMU whatever
+/// its size (`tests/mount_reads.rs`), so the check of a blank disk is 16 requests, not 256 (it
+/// was 22 ms of a 0.25 s boot in 4 KiB pieces, tested byte by byte). Freed before the volume
+/// is formatted or mounted, so it adds nothing to the heap's worst case (`NON_INDEX_BYTES`).
+pub const BLANK_CHECK_PIECE: usize = 64 << 10;
+
 /// Whether the first [`BLANK_CHECK_BYTES`] of `dev` (or all of it, if smaller) are zeros.
 fn blank<D: BlockDevice>(dev: &mut D) -> Result<bool, psdb::Error> {
-    let mut chunk = [0u8; 8 * SECTOR_SIZE];
-    let per = chunk.len() as u64 / SECTOR_SIZE as u64;
+    let mut piece = Vec::new();
+    piece
+        .try_reserve_exact(BLANK_CHECK_PIECE)
+        .map_err(|_| psdb::Error::OutOfMemory)?;
+    piece.resize(BLANK_CHECK_PIECE, 0);
+    let per = (BLANK_CHECK_PIECE / SECTOR_SIZE) as u64;
     let sectors = dev
         .sector_count()
         .min(BLANK_CHECK_BYTES / SECTOR_SIZE as u64);
     let mut lba = 0;
     while lba < sectors {
         let n = per.min(sectors - lba) as usize * SECTOR_SIZE;
-        dev.read(lba, &mut chunk[..n])?;
-        if chunk[..n].iter().any(|&b| b != 0) {
+        dev.read(lba, &mut piece[..n])?;
+        // OR of every byte, no early exit: the compiler does it a vector at a time.
+        if piece[..n].iter().fold(0u8, |acc, &b| acc | b) != 0 {
             return Ok(false);
         }
         lba += per;
