@@ -10,7 +10,9 @@
 //! - [`blk`]: a [`psdb::BlockDevice`] with a real flush, by polling;
 //! - [`console`]: a non-blocking byte stream with IRQ acknowledgement;
 //! - [`counter`]: the generic timer's counter, for measuring;
-//! - [`rtc`]: the PL031 real-time clock (the audit PD's clock), read only.
+//! - [`rtc`]: the PL031 real-time clock (the audit PD's clock), read only;
+//! - [`cadence_uart`]: the Cadence UART of the Zynq UltraScale+ (the ZCU102's serial ports, for
+//!   the wire on that board): interrupt-driven receive, bounded polled transmit, no DMA.
 //!
 //! A driver PD (see `examples/virtio-smoke`):
 //! ```ignore
@@ -36,6 +38,7 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod blk;
+pub mod cadence_uart;
 pub mod console;
 pub mod counter;
 pub mod dma;
