@@ -10,7 +10,9 @@
 //! - [`blk`]: a [`psdb::BlockDevice`] with a real flush, by polling;
 //! - [`console`]: a non-blocking byte stream with IRQ acknowledgement;
 //! - [`counter`]: the generic timer's counter, for measuring;
-//! - [`rtc`]: the PL031 real-time clock (the audit PD's clock), read only.
+//! - [`rtc`]: the PL031 real-time clock (the audit PD's clock), read only;
+//! - [`sdhci`]: an SD card behind an SD host controller (the ZCU102's Arasan SD1), a
+//!   [`psdb::BlockDevice`] by polled PIO, for boards without virtio.
 //!
 //! A driver PD (see `examples/virtio-smoke`):
 //! ```ignore
@@ -40,6 +42,7 @@ pub mod console;
 pub mod counter;
 pub mod dma;
 pub mod rtc;
+pub mod sdhci;
 pub mod transport;
 
 pub use virtio_drivers::{transport::DeviceType, Error as VirtioError};
