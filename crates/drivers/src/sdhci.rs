@@ -254,6 +254,8 @@ pub const EIS_CURRENT_LIMIT: u16 = 1 << 7;
 pub const EIS_AUTO_CMD: u16 = 1 << 8;
 /// Error Interrupt Status: ADMA Error.
 pub const EIS_ADMA: u16 = 1 << 9;
+/// The command-line errors: timeout, CRC, end bit, index.
+pub const EIS_CMD_ERRORS: u16 = EIS_CMD_TIMEOUT | EIS_CMD_CRC | EIS_CMD_END_BIT | EIS_CMD_INDEX;
 /// The error events latched: bits 0..9 (not tuning, not vendor bits).
 pub const EIS_ENABLE_ALL: u16 = 0x03FF;
 
@@ -1067,6 +1069,10 @@ impl<R: Registers, D: Delay> Sdhci<R, D> {
         })?;
         let eis = self.r16(ERROR_INT_STATUS)?;
         if nis & NIS_ERROR != 0 || eis != 0 {
+            // A data error can already be latched when the response arrives.
+            if data.is_some() && eis & EIS_CMD_ERRORS == 0 {
+                return Err(SdError::Data { cmd, status: eis });
+            }
             return Err(SdError::Command { cmd, status: eis });
         }
         self.w16(NORMAL_INT_STATUS, NIS_CMD_COMPLETE)?;
@@ -1479,6 +1485,1377 @@ impl<R: Registers, D: Delay> BlockDevice for SdCard<R, D> {
         match self.wait_transfer_state() {
             Ok(_) => Ok(()),
             Err(e) => Err(self.failed(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+
+    // ---------------------------------------------------------------------------------------
+    // A fake SD card: the SD state machine, R1/R3/R6/R7/R2 answers, a Vec<u8> disk.
+    // ---------------------------------------------------------------------------------------
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum St {
+        Idle,
+        Ready,
+        Ident,
+        Stby,
+        Tran,
+        Data,
+        Rcv,
+        Prg,
+    }
+
+    impl St {
+        fn code(self) -> u32 {
+            match self {
+                St::Idle => 0,
+                St::Ready => 1,
+                St::Ident => 2,
+                St::Stby => 3,
+                St::Tran => 4,
+                St::Data => 5,
+                St::Rcv => 6,
+                St::Prg => 7,
+            }
+        }
+    }
+
+    const ILLEGAL_COMMAND: u32 = 1 << 22;
+    const CID: u128 = 0xAA58_5951_454D_5521_01DE_ADBE_EF00_6201;
+    const RCA: u16 = 0x4567;
+
+    enum Answer {
+        Nothing,
+        Short(u32),
+        Long(u128),
+    }
+
+    #[derive(Debug, Clone)]
+    struct Card {
+        disk: Vec<u8>,
+        /// What the CSD claims (normally the disk's sectors).
+        claimed_sectors: u64,
+        high_capacity: bool,
+        /// Answers CMD8 (physical layer 2.00 or later).
+        v2: bool,
+        /// READ_BL_LEN of a version 1 CSD.
+        bl_len: u32,
+        state: St,
+        rca: u16,
+        app: bool,
+        acmd41: u32,
+        /// ACMD41 calls answered busy before ready; `None`: never ready.
+        ready_after: Option<u32>,
+        /// Error bits for the next R1 (clear on read).
+        errors: u32,
+        /// Commands the card never answers.
+        silent: Vec<u8>,
+        wrong_echo: bool,
+        /// A sector whose read fails with a data CRC error.
+        crc_error_at: Option<u64>,
+        /// Polls the card stays busy (DAT0 low) after a write.
+        busy_polls: u32,
+        stuck_busy: bool,
+        bus_width_4: bool,
+        block_len: u32,
+        data_lba: u64,
+    }
+
+    impl Card {
+        fn sdhc(sectors: u64) -> Card {
+            assert!(
+                sectors.is_multiple_of(1024),
+                "SDHC capacity is in 512 KiB units"
+            );
+            Card {
+                disk: vec![0; sectors as usize * SECTOR_SIZE],
+                claimed_sectors: sectors,
+                high_capacity: true,
+                v2: true,
+                bl_len: 9,
+                state: St::Idle,
+                rca: 0,
+                app: false,
+                acmd41: 0,
+                ready_after: Some(3),
+                errors: 0,
+                silent: Vec::new(),
+                wrong_echo: false,
+                crc_error_at: None,
+                busy_polls: 5,
+                stuck_busy: false,
+                bus_width_4: false,
+                block_len: 512,
+                data_lba: 0,
+            }
+        }
+
+        fn sdsc(sectors: u64, bl_len: u32) -> Card {
+            Card {
+                high_capacity: false,
+                bl_len,
+                ..Card::sdhc(1024)
+            }
+            .with_disk(vec![0; sectors as usize * SECTOR_SIZE])
+        }
+
+        fn with_disk(mut self, disk: Vec<u8>) -> Card {
+            self.claimed_sectors = (disk.len() / SECTOR_SIZE) as u64;
+            self.disk = disk;
+            self
+        }
+
+        fn sectors(&self) -> u64 {
+            (self.disk.len() / SECTOR_SIZE) as u64
+        }
+
+        fn csd(&self) -> u128 {
+            let mut v = 0u128;
+            let mut set = |hi: u32, lo: u32, val: u64| {
+                let mask = (1u128 << (hi - lo + 1)) - 1;
+                assert!(u128::from(val) <= mask, "CSD field {hi}:{lo} overflows");
+                v = (v & !(mask << lo)) | (u128::from(val) << lo);
+            };
+            set(0, 0, 1); // end bit
+            if self.high_capacity {
+                set(127, 126, 1);
+                set(83, 80, 9);
+                set(69, 48, self.claimed_sectors / 1024 - 1);
+            } else {
+                let bytes = self.claimed_sectors * SECTOR_SIZE as u64;
+                let mult = 7u32;
+                let unit = 1u64 << (mult + 2 + self.bl_len);
+                assert!(bytes.is_multiple_of(unit), "SDSC capacity not expressible");
+                set(83, 80, u64::from(self.bl_len));
+                set(73, 62, bytes / unit - 1);
+                set(49, 47, u64::from(mult));
+            }
+            v
+        }
+
+        fn status(&mut self, at: St, app: bool) -> u32 {
+            let mut s = self.errors | (at.code() << R1_STATE_SHIFT);
+            if at != St::Prg && at != St::Rcv {
+                s |= R1_READY_FOR_DATA;
+            }
+            if app {
+                s |= R1_APP_CMD;
+            }
+            self.errors = 0;
+            s
+        }
+
+        /// The sector a data command addresses, or why not (error bits).
+        fn sector_of(&self, arg: u32) -> Result<u64, u32> {
+            let lba = if self.high_capacity {
+                u64::from(arg)
+            } else if !arg.is_multiple_of(512) {
+                return Err(R1_ADDRESS_ERROR);
+            } else {
+                u64::from(arg) / 512
+            };
+            if lba >= self.sectors() {
+                return Err(R1_OUT_OF_RANGE);
+            }
+            Ok(lba)
+        }
+
+        fn command(&mut self, idx: u8, arg: u32) -> Option<Answer> {
+            let app = std::mem::take(&mut self.app);
+            if self.silent.contains(&idx) {
+                return None;
+            }
+            let at = self.state;
+            let for_me = (arg >> 16) as u16 == self.rca;
+            match (idx, app) {
+                (0, _) => {
+                    self.state = St::Idle;
+                    self.bus_width_4 = false;
+                    Some(Answer::Nothing)
+                }
+                (8, false) if at == St::Idle => {
+                    if !self.v2 {
+                        self.errors |= ILLEGAL_COMMAND;
+                        return None;
+                    }
+                    let echo = if self.wrong_echo { 0x2AA } else { arg & 0xFFF };
+                    Some(Answer::Short(echo))
+                }
+                (55, _) if at == St::Idle || for_me => {
+                    self.app = true;
+                    Some(Answer::Short(self.status(at, true)))
+                }
+                (41, true) if at == St::Idle => {
+                    self.acmd41 += 1;
+                    let ready = self.ready_after.is_some_and(|n| self.acmd41 > n)
+                        && (arg & OCR_HCS != 0 || !self.high_capacity)
+                        && arg & 0x00FF_8000 != 0;
+                    let mut ocr = 0x00FF_8000;
+                    if ready {
+                        ocr |= OCR_READY;
+                        if self.high_capacity {
+                            ocr |= OCR_CCS;
+                        }
+                        self.state = St::Ready;
+                    }
+                    Some(Answer::Short(ocr))
+                }
+                (2, false) if at == St::Ready => {
+                    self.state = St::Ident;
+                    Some(Answer::Long(CID))
+                }
+                (3, false) if matches!(at, St::Ident | St::Stby) => {
+                    self.state = St::Stby;
+                    self.rca = RCA;
+                    let s = self.status(at, false);
+                    Some(Answer::Short((u32::from(RCA) << 16) | (s & 0x1FFF)))
+                }
+                (9, false) if at == St::Stby && for_me => Some(Answer::Long(self.csd())),
+                (7, false) if for_me && matches!(at, St::Stby | St::Tran) => {
+                    self.state = St::Tran;
+                    Some(Answer::Short(self.status(at, false)))
+                }
+                (13, false) if for_me => Some(Answer::Short(self.status(at, false))),
+                (16, false) if at == St::Tran => {
+                    if arg != 512 {
+                        self.errors |= R1_BLOCK_LEN_ERROR;
+                    } else {
+                        self.block_len = arg;
+                    }
+                    Some(Answer::Short(self.status(at, false)))
+                }
+                (6, true) if at == St::Tran => {
+                    self.bus_width_4 = arg == 2;
+                    Some(Answer::Short(self.status(at, true)))
+                }
+                (17 | 18 | 24 | 25, false) if at == St::Tran => {
+                    match self.sector_of(arg) {
+                        Ok(lba) => {
+                            self.data_lba = lba;
+                            self.state = if idx < 20 { St::Data } else { St::Rcv };
+                        }
+                        Err(bits) => self.errors |= bits,
+                    }
+                    Some(Answer::Short(self.status(at, false)))
+                }
+                (12, false) if matches!(at, St::Data | St::Rcv) => {
+                    self.state = St::Tran;
+                    Some(Answer::Short(self.status(at, false)))
+                }
+                _ => {
+                    self.errors |= ILLEGAL_COMMAND;
+                    None
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // A fake SDHCI controller: the register semantics the driver relies on.
+    // ---------------------------------------------------------------------------------------
+
+    const BASE_HZ: u64 = 100_000_000;
+
+    #[derive(Debug)]
+    struct Xfer {
+        read: bool,
+        lba: u64,
+        left: u32,
+        auto12: bool,
+        buf: Vec<u8>,
+        pos: usize,
+        ready: bool,
+    }
+
+    #[derive(Debug)]
+    struct Ctl {
+        card: Option<Card>,
+        caps: u64,
+        version: u16,
+        blksize: u16,
+        blkcnt: u16,
+        arg: u32,
+        mode: u16,
+        resp: [u32; 4],
+        hc1: u8,
+        power: u8,
+        clock: u16,
+        timeout: u8,
+        nis: u16,
+        eis: u16,
+        nisen: u16,
+        eisen: u16,
+        acmd_err: u16,
+        reset_bits: u8,
+        reset_reads: u32,
+        reset_stuck: bool,
+        clock_never_stable: bool,
+        xfer: Option<Xfer>,
+        busy: u32,
+        write_protect: bool,
+        commands: Vec<(u8, u32)>,
+        violations: Vec<String>,
+    }
+
+    struct Fake(RefCell<Ctl>);
+
+    impl Fake {
+        fn new(card: Option<Card>) -> Fake {
+            Fake(RefCell::new(Ctl {
+                card,
+                // QEMU's xlnx-zynqmp capabilities.
+                caps: 0x2807_37EC_6481,
+                version: 0x0002,
+                blksize: 0,
+                blkcnt: 0,
+                arg: 0,
+                mode: 0,
+                resp: [0; 4],
+                hc1: 0,
+                power: 0,
+                clock: 0,
+                timeout: 0,
+                nis: 0,
+                eis: 0,
+                nisen: 0,
+                eisen: 0,
+                acmd_err: 0,
+                reset_bits: 0,
+                reset_reads: 0,
+                reset_stuck: false,
+                clock_never_stable: false,
+                xfer: None,
+                busy: 0,
+                write_protect: false,
+                commands: Vec::new(),
+                violations: Vec::new(),
+            }))
+        }
+        fn ctl(&self) -> std::cell::RefMut<'_, Ctl> {
+            self.0.borrow_mut()
+        }
+        fn card<T>(&self, f: impl FnOnce(&mut Card) -> T) -> T {
+            f(self.ctl().card.as_mut().expect("a card"))
+        }
+        fn commands(&self) -> Vec<u8> {
+            self.ctl().commands.iter().map(|c| c.0).collect()
+        }
+        fn clean(&self) {
+            let v = &self.ctl().violations;
+            assert!(v.is_empty(), "the driver broke the protocol: {v:?}");
+        }
+    }
+
+    impl Ctl {
+        fn raise(&mut self, bit: u16) {
+            if self.nisen & bit != 0 {
+                self.nis |= bit;
+            }
+        }
+        fn raise_error(&mut self, bit: u16) {
+            if self.eisen & bit != 0 {
+                self.eis |= bit;
+            }
+        }
+        fn nis(&self) -> u16 {
+            self.nis | if self.eis != 0 { NIS_ERROR } else { 0 }
+        }
+
+        fn sd_clock(&self) -> u64 {
+            let on = CC_INTERNAL_CLOCK_ENABLE | CC_SD_CLOCK_ENABLE;
+            if self.clock & on != on || self.clock_never_stable {
+                return 0;
+            }
+            let n = u64::from((self.clock >> 8) & 0xFF) | (u64::from((self.clock >> 6) & 3) << 8);
+            if n == 0 {
+                return BASE_HZ;
+            }
+            BASE_HZ / (2 * n)
+        }
+
+        /// Time passes when the driver polls: a busy card finishes after `busy` polls.
+        fn tick(&mut self) {
+            let stuck = self.card.as_ref().is_some_and(|c| c.stuck_busy);
+            if self.busy > 0 && !stuck {
+                self.busy -= 1;
+                if self.busy == 0 {
+                    if let Some(c) = self.card.as_mut() {
+                        if c.state == St::Prg {
+                            c.state = St::Tran;
+                        }
+                    }
+                    self.raise(NIS_TRANSFER_COMPLETE);
+                }
+            }
+        }
+
+        fn present_state(&mut self) -> u32 {
+            self.tick();
+            let mut ps = 1 << 24; // CMD line high
+            if self.xfer.is_some() || self.busy > 0 {
+                ps |= PS_DAT_INHIBIT | PS_DAT_LINE_ACTIVE;
+            }
+            if let Some(x) = &self.xfer {
+                if x.ready {
+                    ps |= if x.read {
+                        PS_BUFFER_READ_ENABLE
+                    } else {
+                        PS_BUFFER_WRITE_ENABLE
+                    };
+                }
+            }
+            ps |= PS_CARD_STATE_STABLE;
+            if self.card.is_some() {
+                ps |= PS_CARD_INSERTED | (1 << 18);
+            }
+            if !self.write_protect {
+                ps |= PS_WRITE_PROTECT_PIN;
+            }
+            ps |= if self.busy > 0 { 0xE << 20 } else { 0xF << 20 };
+            ps
+        }
+
+        fn software_reset(&mut self, bits: u8) {
+            if bits & SR_ALL != 0 {
+                self.blksize = 0;
+                self.blkcnt = 0;
+                self.arg = 0;
+                self.mode = 0;
+                self.resp = [0; 4];
+                self.hc1 = 0;
+                self.power = 0;
+                self.clock = 0;
+                self.timeout = 0;
+                self.nis = 0;
+                self.eis = 0;
+                self.nisen = 0;
+                self.eisen = 0;
+                self.acmd_err = 0;
+                self.xfer = None;
+            }
+            if bits & SR_CMD != 0 {
+                self.nis &= !NIS_CMD_COMPLETE;
+            }
+            if bits & SR_DAT != 0 {
+                self.xfer = None;
+                self.nis &= !(NIS_TRANSFER_COMPLETE | NIS_BUF_RD_READY | NIS_BUF_WR_READY);
+            }
+            self.reset_bits = bits;
+            self.reset_reads = 3;
+        }
+
+        fn load_block(&mut self) {
+            let (Some(x), Some(card)) = (self.xfer.as_mut(), self.card.as_mut()) else {
+                return;
+            };
+            if card.crc_error_at == Some(x.lba) {
+                x.ready = false;
+                if !x.auto12 {
+                    // The card sent its one block and is back in tran; the host saw bad CRC.
+                    card.state = St::Tran;
+                }
+                self.raise_error(EIS_DATA_CRC);
+                return;
+            }
+            let s = x.lba as usize * SECTOR_SIZE;
+            x.buf.copy_from_slice(&card.disk[s..s + SECTOR_SIZE]);
+            x.pos = 0;
+            x.ready = true;
+            self.raise(NIS_BUF_RD_READY);
+        }
+
+        fn finish(&mut self) {
+            let Some(x) = self.xfer.take() else { return };
+            let card = self.card.as_mut().expect("a card");
+            let mut auto12_failed = false;
+            if x.auto12 {
+                match card.command(CMD12, 0) {
+                    Some(Answer::Short(s)) => self.resp[3] = s,
+                    _ => auto12_failed = true,
+                }
+            } else if card.state == St::Data || card.state == St::Rcv {
+                card.state = St::Tran;
+            }
+            let busy = if x.read { 0 } else { card.busy_polls };
+            if busy > 0 {
+                card.state = St::Prg;
+            }
+            if auto12_failed {
+                self.acmd_err |= 1;
+                self.raise_error(EIS_AUTO_CMD);
+            }
+            if busy == 0 {
+                self.raise(NIS_TRANSFER_COMPLETE);
+            } else {
+                self.busy = busy;
+            }
+        }
+
+        fn command(&mut self, word: u16) {
+            let idx = ((word >> CMD_INDEX_SHIFT) & 0x3F) as u8;
+            let rtype = word & 0b11;
+            let data = word & CMD_DATA_PRESENT != 0;
+            self.commands.push((idx, self.arg));
+            let clk = self.sd_clock();
+            if self.power & PC_BUS_POWER == 0 || clk == 0 {
+                // QEMU ignores a command with the clock off: nothing completes.
+                self.violations.push(format!(
+                    "CMD{idx} with the bus powered off or the clock stopped"
+                ));
+                return;
+            }
+            if self.clock & 0xFFC0 == 0 {
+                self.violations
+                    .push("SD clock divisor 0 (broken on ZynqMP)".into());
+            }
+            let identifying = self
+                .card
+                .as_ref()
+                .is_some_and(|c| matches!(c.state, St::Idle | St::Ready | St::Ident));
+            if identifying && clk > u64::from(IDENT_CLOCK_HZ) {
+                self.violations
+                    .push(format!("CMD{idx} in identification at {clk} Hz"));
+            }
+            if clk > u64::from(DEFAULT_SPEED_HZ) {
+                self.violations.push(format!("CMD{idx} at {clk} Hz"));
+            }
+            if (data || rtype == 0b11) && (self.xfer.is_some() || self.busy > 0) {
+                self.violations
+                    .push(format!("CMD{idx} while the DAT lines are busy"));
+            }
+            let Some(card) = self.card.as_mut() else {
+                self.raise_error(EIS_CMD_TIMEOUT);
+                return;
+            };
+            let answer = card.command(idx, self.arg);
+            let accepted = matches!(card.state, St::Data | St::Rcv);
+            match (answer, rtype) {
+                (Some(Answer::Nothing), 0) => {}
+                (None, _) => {
+                    self.raise_error(EIS_CMD_TIMEOUT);
+                    return;
+                }
+                (Some(Answer::Short(s)), 0b10 | 0b11) => self.resp = [s, 0, 0, 0],
+                (Some(Answer::Long(v)), 0b01) => {
+                    let v = v >> 8;
+                    self.resp = [
+                        v as u32,
+                        (v >> 32) as u32,
+                        (v >> 64) as u32,
+                        (v >> 96) as u32,
+                    ];
+                }
+                _ => {
+                    self.violations
+                        .push(format!("CMD{idx} with response type {rtype}"));
+                    return;
+                }
+            }
+            let crc_index = word & (CMD_CRC_CHECK | CMD_INDEX_CHECK);
+            let want = match idx {
+                2 | 9 => CMD_CRC_CHECK,
+                41 | 0 => 0,
+                _ => CMD_CRC_CHECK | CMD_INDEX_CHECK,
+            };
+            if crc_index != want {
+                self.violations
+                    .push(format!("CMD{idx} with checks {crc_index:#x}"));
+            }
+            self.raise(NIS_CMD_COMPLETE);
+            if rtype == 0b11 {
+                self.raise(NIS_TRANSFER_COMPLETE);
+            }
+            if !data {
+                return;
+            }
+            let read = self.mode & TM_READ != 0;
+            let multi = self.mode & TM_MULTI_BLOCK != 0;
+            if self.blksize != 512 {
+                self.violations.push(format!("block size {}", self.blksize));
+            }
+            if self.mode & TM_DMA_ENABLE != 0 {
+                self.violations.push("DMA enabled".into());
+            }
+            if read != matches!(idx, 17 | 18) || multi != matches!(idx, 18 | 25) {
+                self.violations
+                    .push(format!("CMD{idx} with transfer mode {:#x}", self.mode));
+            }
+            if multi && self.mode & (TM_BLOCK_COUNT_ENABLE | TM_AUTO_CMD12) == 0 {
+                self.violations
+                    .push("open-ended multi-block transfer".into());
+            }
+            let card = self.card.as_ref().expect("a card");
+            self.xfer = Some(Xfer {
+                read,
+                lba: card.data_lba,
+                left: if multi { u32::from(self.blkcnt) } else { 1 },
+                auto12: self.mode & TM_AUTO_CMD12 != 0,
+                buf: vec![0; SECTOR_SIZE],
+                pos: 0,
+                ready: false,
+            });
+            if !accepted {
+                // The card refused: no data ever comes (the driver must reset the DAT line).
+                return;
+            }
+            if read {
+                self.load_block();
+            } else {
+                self.xfer.as_mut().expect("xfer").ready = true;
+                self.raise(NIS_BUF_WR_READY);
+            }
+        }
+
+        fn read_port(&mut self) -> u32 {
+            let Some(x) = self.xfer.as_mut().filter(|x| x.read && x.ready) else {
+                self.violations
+                    .push("Buffer Data Port read with no data".into());
+                return 0;
+            };
+            let b = &x.buf[x.pos..x.pos + 4];
+            let w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            x.pos += 4;
+            if x.pos == SECTOR_SIZE {
+                x.left -= 1;
+                x.lba += 1;
+                x.ready = false;
+                if x.left > 0 {
+                    self.load_block();
+                } else {
+                    self.finish();
+                }
+            }
+            w
+        }
+
+        fn write_port(&mut self, w: u32) {
+            let Some(x) = self.xfer.as_mut().filter(|x| !x.read && x.ready) else {
+                self.violations
+                    .push("Buffer Data Port write with no space".into());
+                return;
+            };
+            x.buf[x.pos..x.pos + 4].copy_from_slice(&w.to_le_bytes());
+            x.pos += 4;
+            if x.pos == SECTOR_SIZE {
+                let card = self.card.as_mut().expect("a card");
+                let s = x.lba as usize * SECTOR_SIZE;
+                card.disk[s..s + SECTOR_SIZE].copy_from_slice(&x.buf);
+                x.left -= 1;
+                x.lba += 1;
+                x.pos = 0;
+                if x.left > 0 {
+                    self.raise(NIS_BUF_WR_READY);
+                } else {
+                    x.ready = false;
+                    self.finish();
+                }
+            }
+        }
+    }
+
+    impl Registers for &Fake {
+        fn read8(&self, offset: usize) -> Option<u8> {
+            let mut c = self.ctl();
+            Some(match offset {
+                HOST_CONTROL_1 => c.hc1,
+                POWER_CONTROL => c.power,
+                TIMEOUT_CONTROL => c.timeout,
+                SOFTWARE_RESET => {
+                    if c.reset_reads > 0 && !c.reset_stuck {
+                        c.reset_reads -= 1;
+                    }
+                    if c.reset_reads == 0 && !c.reset_stuck {
+                        c.reset_bits = 0;
+                    }
+                    c.reset_bits
+                }
+                _ => return None,
+            })
+        }
+        fn read16(&self, offset: usize) -> Option<u16> {
+            let mut c = self.ctl();
+            Some(match offset {
+                HOST_CONTROLLER_VERSION => c.version,
+                CLOCK_CONTROL => {
+                    if c.clock & CC_INTERNAL_CLOCK_ENABLE != 0 && !c.clock_never_stable {
+                        c.clock | CC_INTERNAL_CLOCK_STABLE
+                    } else {
+                        c.clock & !CC_INTERNAL_CLOCK_STABLE
+                    }
+                }
+                NORMAL_INT_STATUS => {
+                    c.tick();
+                    c.nis()
+                }
+                ERROR_INT_STATUS => c.eis,
+                AUTO_CMD_ERROR_STATUS => c.acmd_err,
+                _ => return None,
+            })
+        }
+        fn read32(&self, offset: usize) -> Option<u32> {
+            let mut c = self.ctl();
+            Some(match offset {
+                PRESENT_STATE => c.present_state(),
+                CAPABILITIES => c.caps as u32,
+                o if o == CAPABILITIES + 4 => (c.caps >> 32) as u32,
+                o if (RESPONSE..RESPONSE + 16).contains(&o) && o.is_multiple_of(4) => {
+                    c.resp[(o - RESPONSE) / 4]
+                }
+                BUFFER_DATA_PORT => c.read_port(),
+                _ => return None,
+            })
+        }
+        fn write8(&self, offset: usize, value: u8) -> Option<()> {
+            let mut c = self.ctl();
+            match offset {
+                HOST_CONTROL_1 => c.hc1 = value,
+                POWER_CONTROL => {
+                    c.power = value;
+                    // As QEMU: no power without a card, or at a voltage it cannot supply.
+                    if c.card.is_none() || value & 0b1110 != PC_BUS_VOLTAGE_3V3 {
+                        c.power &= !PC_BUS_POWER;
+                    }
+                }
+                TIMEOUT_CONTROL => c.timeout = value,
+                SOFTWARE_RESET => c.software_reset(value),
+                _ => return None,
+            }
+            Some(())
+        }
+        fn write16(&self, offset: usize, value: u16) -> Option<()> {
+            let mut c = self.ctl();
+            match offset {
+                BLOCK_SIZE => c.blksize = value,
+                BLOCK_COUNT => c.blkcnt = value,
+                TRANSFER_MODE => c.mode = value,
+                COMMAND => c.command(value),
+                CLOCK_CONTROL => c.clock = value,
+                NORMAL_INT_STATUS => c.nis &= !value,
+                ERROR_INT_STATUS => {
+                    c.eis &= !value;
+                    if c.eis & EIS_AUTO_CMD == 0 {
+                        c.acmd_err = 0;
+                    }
+                }
+                NORMAL_INT_STATUS_ENABLE => {
+                    c.nisen = value;
+                    c.nis &= value;
+                }
+                ERROR_INT_STATUS_ENABLE => {
+                    c.eisen = value;
+                    c.eis &= value;
+                }
+                NORMAL_INT_SIGNAL_ENABLE | ERROR_INT_SIGNAL_ENABLE => {
+                    if value != 0 {
+                        c.violations.push("interrupt signals enabled".into());
+                    }
+                }
+                _ => return None,
+            }
+            Some(())
+        }
+        fn write32(&self, offset: usize, value: u32) -> Option<()> {
+            let mut c = self.ctl();
+            match offset {
+                ARGUMENT => c.arg = value,
+                BUFFER_DATA_PORT => c.write_port(value),
+                _ => return None,
+            }
+            Some(())
+        }
+    }
+
+    /// A delay that only counts (microseconds "slept").
+    #[derive(Debug, Clone, Default)]
+    struct Clock(Rc<Cell<u64>>);
+
+    impl Delay for Clock {
+        fn delay_us(&mut self, us: u32) {
+            self.0.set(self.0.get() + u64::from(us));
+        }
+    }
+
+    fn init_with(f: &Fake, options: Options) -> (Result<SdCard<&Fake, Clock>, SdError>, Clock) {
+        let clock = Clock::default();
+        (SdCard::init(Sdhci::new(f, clock.clone()), options), clock)
+    }
+
+    fn init(f: &Fake) -> SdCard<&Fake, Clock> {
+        let card = init_with(f, Options::default()).0.expect("the card starts");
+        f.clean();
+        card
+    }
+
+    fn pattern(seed: u64, sectors: usize) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..sectors * SECTOR_SIZE)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    fn write_all(card: &mut SdCard<&Fake, Clock>, mut lba: u64, mut data: &[u8]) {
+        while !data.is_empty() {
+            let n = card.write(lba, data).expect("write");
+            assert!((1..=MAX_BLOCKS).contains(&n), "wrote {n} sectors");
+            data = &data[n * SECTOR_SIZE..];
+            lba += n as u64;
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
+
+    #[test]
+    fn init_brings_an_sdhc_card_to_tran_and_reports_its_capacity() {
+        let f = Fake::new(Some(Card::sdhc(2048)));
+        let card = init(&f);
+        assert_eq!(card.sectors(), 2048);
+        assert_eq!(card.sector_count(), 2048);
+        assert!(card.high_capacity());
+        assert_eq!(card.rca(), RCA);
+        assert_eq!(card.cid(), CID & !0xFF, "the CRC byte is not kept");
+        assert_eq!(card.clock_hz(), 25_000_000);
+        assert_eq!(
+            f.commands(),
+            [0, 8, 55, 41, 55, 41, 55, 41, 55, 41, 2, 3, 9, 7, 55, 6, 13],
+            "three busy ACMD41s, then ready; no CMD16 for SDHC"
+        );
+        let c = f.ctl();
+        assert_eq!(c.commands[1], (CMD8, 0x1AA));
+        assert_eq!(c.commands[3], (ACMD41, OCR_HCS | OCR_VDD_3V3));
+        assert_eq!(c.commands[12], (CMD9, u32::from(RCA) << 16));
+        assert_eq!(c.hc1 & HC1_DATA_WIDTH_4BIT, HC1_DATA_WIDTH_4BIT);
+        assert_eq!(c.timeout, TIMEOUT_MAX);
+        assert!(c.card.as_ref().unwrap().bus_width_4);
+        assert_eq!(c.card.as_ref().unwrap().state, St::Tran);
+    }
+
+    #[test]
+    fn init_reads_version_1_csds_and_sets_the_block_length() {
+        for bl_len in [9, 10, 11] {
+            let f = Fake::new(Some(Card::sdsc(8192, bl_len)));
+            let card = init(&f);
+            assert_eq!(card.sectors(), 8192, "READ_BL_LEN {bl_len}");
+            assert!(!card.high_capacity());
+            assert!(f.commands().contains(&CMD16));
+            assert_eq!(f.card(|c| c.block_len), 512);
+        }
+        // A version 1.x card does not know CMD8: ACMD41 then goes without HCS.
+        let mut old = Card::sdsc(4096, 9);
+        old.v2 = false;
+        let f = Fake::new(Some(old));
+        let card = init(&f);
+        assert_eq!(card.sectors(), 4096);
+        let c = f.ctl();
+        assert!(c.commands.contains(&(ACMD41, OCR_VDD_3V3)));
+        assert!(!c
+            .commands
+            .iter()
+            .any(|&(cmd, arg)| cmd == ACMD41 && arg & OCR_HCS != 0));
+    }
+
+    #[test]
+    fn a_one_bit_bus_skips_acmd6() {
+        let f = Fake::new(Some(Card::sdhc(1024)));
+        let options = Options {
+            four_bit_bus: false,
+            ..Options::default()
+        };
+        let card = init_with(&f, options).0.unwrap();
+        f.clean();
+        assert!(!f.commands().contains(&ACMD6));
+        assert_eq!(f.ctl().hc1 & HC1_DATA_WIDTH_4BIT, 0);
+        drop(card);
+    }
+
+    #[test]
+    fn reads_and_writes_round_trip_at_the_right_card_addresses() {
+        for mut card in [Card::sdhc(2048), Card::sdsc(2048, 9), Card::sdsc(2048, 10)] {
+            card.busy_polls = 7;
+            let high = card.high_capacity;
+            let f = Fake::new(Some(card));
+            let mut sd = init(&f);
+            let cases: [(u64, usize); 9] = [
+                (0, 1),
+                (1, 2),
+                (7, 3),
+                (100, 17),
+                (300, 128),
+                (500, 129),
+                (700, 300),
+                (2047, 1),
+                (2040, 8),
+            ];
+            for (i, &(lba, n)) in cases.iter().enumerate() {
+                let data = pattern(i as u64 + 1, n);
+                let before = f.ctl().commands.len();
+                write_all(&mut sd, lba, &data);
+                // On the medium, at that sector: a wrong SDSC byte address would land elsewhere.
+                let s = lba as usize * SECTOR_SIZE;
+                assert!(
+                    f.card(|c| c.disk[s..s + data.len()] == data[..]),
+                    "lba {lba} x {n} (high capacity {high})"
+                );
+                let cmds: Vec<(u8, u32)> = f.ctl().commands[before..].to_vec();
+                let first = if n == 1 { CMD24 } else { CMD25 };
+                let addr = if high { lba as u32 } else { lba as u32 * 512 };
+                assert_eq!(cmds[0], (first, addr));
+                assert_eq!(cmds.last().unwrap().0, CMD13, "each write ends with CMD13");
+                let mut back = vec![0u8; data.len()];
+                let before = f.ctl().commands.len();
+                sd.read(lba, &mut back).unwrap();
+                assert_eq!(back, data, "lba {lba} x {n}");
+                let reads: Vec<u8> = f.commands()[before..].to_vec();
+                let want: Vec<u8> = (0..n)
+                    .step_by(MAX_BLOCKS)
+                    .map(|i| if n - i == 1 { CMD17 } else { CMD18 })
+                    .collect();
+                assert_eq!(reads, want, "{n} sectors in chunks of at most {MAX_BLOCKS}");
+            }
+            sd.flush().unwrap();
+            // Nothing else was touched: sector 2 still zero... except where written above.
+            assert!(f.card(|c| c.disk[4 * SECTOR_SIZE..7 * SECTOR_SIZE]
+                .iter()
+                .all(|&b| b == 0)));
+            f.clean();
+        }
+    }
+
+    #[test]
+    fn a_write_returns_only_after_the_card_finished_programming() {
+        let mut card = Card::sdhc(1024);
+        card.busy_polls = 200;
+        let f = Fake::new(Some(card));
+        let mut sd = init(&f);
+        for n in [1, 5] {
+            assert_eq!(sd.write(10, &pattern(3, n)), Ok(n));
+            let c = f.ctl();
+            assert_eq!(c.busy, 0, "DAT0 released before write returned");
+            assert_eq!(c.card.as_ref().unwrap().state, St::Tran);
+            assert_eq!(c.commands.last().unwrap().0, CMD13);
+        }
+        assert_eq!(sd.flush(), Ok(()));
+        assert_eq!(f.commands().last(), Some(&CMD13), "flush asks the card");
+        f.clean();
+    }
+
+    #[test]
+    fn a_card_stuck_busy_fails_the_write_within_its_budget() {
+        let f = Fake::new(Some(Card::sdhc(1024)));
+        let mut sd = init(&f);
+        f.card(|c| c.stuck_busy = true);
+        assert_eq!(sd.write(0, &[7; 512]), Err(IoError::Failed));
+        assert_eq!(
+            sd.last_error(),
+            Some(SdError::Timeout(Wait::TransferComplete { cmd: CMD24 }))
+        );
+        // It gets better: the next write goes through.
+        f.card(|c| c.stuck_busy = false);
+        assert_eq!(sd.write(0, &[8; 512]), Ok(1));
+        assert!(f.card(|c| c.disk[..512].iter().all(|&b| b == 8)));
+    }
+
+    #[test]
+    fn out_of_range_and_misaligned_requests_are_refused_before_the_card_sees_them() {
+        let f = Fake::new(Some(Card::sdhc(1024)));
+        let mut sd = init(&f);
+        let before = f.commands().len();
+        let mut buf = vec![0u8; 1024];
+        assert_eq!(sd.read(1023, &mut buf), Err(IoError::OutOfRange));
+        assert_eq!(sd.read(1024, &mut buf[..512]), Err(IoError::OutOfRange));
+        assert_eq!(sd.read(u64::MAX, &mut buf[..512]), Err(IoError::OutOfRange));
+        assert_eq!(sd.read(0, &mut buf[..100]), Err(IoError::Misaligned));
+        assert_eq!(sd.write(1023, &buf), Err(IoError::OutOfRange));
+        assert_eq!(sd.write(u64::MAX, &buf), Err(IoError::OutOfRange));
+        assert_eq!(sd.write(0, &buf[..513]), Err(IoError::Misaligned));
+        assert_eq!(sd.write(0, &[]), Ok(0));
+        assert_eq!(sd.read(0, &mut []), Ok(()));
+        assert_eq!(f.commands().len(), before, "nothing reached the card");
+    }
+
+    #[test]
+    fn a_card_reporting_out_of_range_fails_the_read_and_the_next_one_works() {
+        // The CSD claims twice the sectors the card has: the card answers OUT_OF_RANGE.
+        let mut card = Card::sdhc(1024);
+        card.claimed_sectors = 2048;
+        let f = Fake::new(Some(card));
+        let mut sd = init(&f);
+        assert_eq!(sd.sectors(), 2048);
+        let mut buf = vec![0u8; 2048];
+        assert_eq!(sd.read(1500, &mut buf), Err(IoError::Failed));
+        match sd.last_error() {
+            Some(SdError::CardStatus { cmd: CMD18, status }) => {
+                assert_ne!(status & R1_OUT_OF_RANGE, 0)
+            }
+            e => panic!("{e:?}"),
+        }
+        assert!(f.ctl().xfer.is_none(), "the DAT line was reset");
+        f.card(|c| c.disk[512..1024].fill(0x5A));
+        sd.read(1, &mut buf[..512]).unwrap();
+        assert!(buf[..512].iter().all(|&b| b == 0x5A));
+        f.clean();
+    }
+
+    #[test]
+    fn a_data_crc_error_fails_the_read_stops_the_card_and_leaves_it_usable() {
+        let mut card = Card::sdhc(1024);
+        card.crc_error_at = Some(5);
+        let f = Fake::new(Some(card));
+        let mut sd = init(&f);
+        f.card(|c| c.disk[..8 * SECTOR_SIZE].copy_from_slice(&pattern(9, 8)));
+        let mut buf = vec![0u8; 4 * SECTOR_SIZE];
+        assert_eq!(sd.read(4, &mut buf), Err(IoError::Failed));
+        match sd.last_error() {
+            Some(SdError::Data { cmd: CMD18, status }) => assert_ne!(status & EIS_DATA_CRC, 0),
+            e => panic!("{e:?}"),
+        }
+        assert_eq!(
+            f.commands().last(),
+            Some(&CMD12),
+            "the multi-block read was stopped"
+        );
+        assert_eq!(f.card(|c| c.state), St::Tran);
+        assert_eq!(sd.read(0, &mut buf), Ok(()));
+        assert_eq!(buf, pattern(9, 8)[..4 * SECTOR_SIZE]);
+        // A single-block read of the bad sector fails too, without a CMD12.
+        assert_eq!(sd.read(5, &mut buf[..512]), Err(IoError::Failed));
+        assert!(
+            matches!(sd.last_error(), Some(SdError::Data { cmd: CMD17, .. })),
+            "{:?}",
+            sd.last_error()
+        );
+        assert_eq!(f.commands().last(), Some(&CMD17));
+        assert_eq!(sd.flush(), Ok(()));
+        f.clean();
+    }
+
+    #[test]
+    fn a_card_that_never_powers_up_fails_after_one_second() {
+        let mut card = Card::sdhc(1024);
+        card.ready_after = None;
+        let f = Fake::new(Some(card));
+        let (r, clock) = init_with(&f, Options::default());
+        assert_eq!(r.err(), Some(SdError::Timeout(Wait::CardPowerUp)));
+        assert_eq!(f.card(|c| c.acmd41), POWER_UP_TRIES);
+        let slept = clock.0.get();
+        assert!(
+            (1_000_000..1_100_000).contains(&slept),
+            "{slept} us: the ACMD41 budget"
+        );
+        // An SDHC card asked without HCS never powers up either: the driver always sends HCS
+        // to a version 2 card, so this one does.
+        let f = Fake::new(Some(Card::sdhc(1024)));
+        assert!(init_with(&f, Options::default()).0.is_ok());
+    }
+
+    #[test]
+    fn a_command_timeout_fails_init_or_the_request_naming_the_command() {
+        for cmd in [CMD2, CMD3, CMD9, CMD7, CMD55] {
+            let mut card = Card::sdhc(1024);
+            card.silent.push(cmd);
+            let f = Fake::new(Some(card));
+            match init_with(&f, Options::default()).0.err() {
+                Some(SdError::Command { cmd: c, status }) => {
+                    assert_eq!(c, cmd);
+                    assert_ne!(status & EIS_CMD_TIMEOUT, 0);
+                }
+                e => panic!("CMD{cmd}: {e:?}"),
+            }
+            f.clean();
+        }
+        // After init: the card stops answering CMD13 (flush), then CMD17.
+        let f = Fake::new(Some(Card::sdhc(1024)));
+        let mut sd = init(&f);
+        f.card(|c| c.silent.push(CMD13));
+        assert_eq!(sd.flush(), Err(IoError::Failed));
+        assert!(matches!(
+            sd.last_error(),
+            Some(SdError::Command { cmd: CMD13, .. })
+        ));
+        f.card(|c| c.silent = vec![CMD17]);
+        assert_eq!(sd.read(0, &mut [0; 512]), Err(IoError::Failed));
+        assert!(matches!(
+            sd.last_error(),
+            Some(SdError::Command { cmd: CMD17, .. })
+        ));
+        f.card(|c| c.silent.clear());
+        assert_eq!(sd.read(0, &mut [0; 512]), Ok(()));
+    }
+
+    #[test]
+    fn broken_controllers_and_cards_fail_init_with_what_went_wrong() {
+        let f = Fake::new(None);
+        assert_eq!(
+            init_with(&f, Options::default()).0.err(),
+            Some(SdError::NoCard)
+        );
+
+        let f = Fake::new(Some(Card::sdhc(1024)));
+        f.ctl().clock_never_stable = true;
+        let (r, clock) = init_with(&f, Options::default());
+        assert_eq!(r.err(), Some(SdError::Timeout(Wait::InternalClockStable)));
+        assert!(clock.0.get() >= u64::from(CLOCK_POLLS * POLL_INTERVAL_US));
+
+        let f = Fake::new(Some(Card::sdhc(1024)));
+        f.ctl().reset_stuck = true;
+        assert_eq!(
+            init_with(&f, Options::default()).0.err(),
+            Some(SdError::Timeout(Wait::SoftwareReset))
+        );
+
+        let mut card = Card::sdhc(1024);
+        card.wrong_echo = true;
+        let f = Fake::new(Some(card));
+        assert_eq!(
+            init_with(&f, Options::default()).0.err(),
+            Some(SdError::InterfaceCondition { response: 0x2AA })
+        );
+
+        // No base clock in the capabilities: refused unless the caller gives one.
+        let f = Fake::new(Some(Card::sdhc(1024)));
+        f.ctl().caps &= !0xFF00;
+        assert_eq!(
+            init_with(&f, Options::default()).0.err(),
+            Some(SdError::NoBaseClock)
+        );
+        let f = Fake::new(Some(Card::sdhc(1024)));
+        f.ctl().caps &= !0xFF00;
+        let options = Options {
+            base_clock_hz: Some(100_000_000),
+            ..Options::default()
+        };
+        assert!(init_with(&f, options).0.is_ok());
+        f.clean();
+
+        let f = Fake::new(Some(Card::sdhc(1024)));
+        f.ctl().caps &= !u64::from(CAP_VOLTAGE_3V3);
+        assert_eq!(
+            init_with(&f, Options::default()).0.err(),
+            Some(SdError::No3v3)
+        );
+    }
+
+    #[test]
+    fn the_write_protect_switch_is_honoured_unless_told_otherwise() {
+        let f = Fake::new(Some(Card::sdhc(1024)));
+        let mut sd = init(&f);
+        f.ctl().write_protect = true;
+        let before = f.commands().len();
+        assert_eq!(sd.write(0, &[1; 512]), Err(IoError::Failed));
+        assert_eq!(sd.last_error(), Some(SdError::WriteProtected));
+        assert_eq!(f.commands().len(), before);
+        let mut buf = [0; 512];
+        assert_eq!(sd.read(0, &mut buf), Ok(()), "reads still work");
+
+        let f = Fake::new(Some(Card::sdhc(1024)));
+        f.ctl().write_protect = true;
+        let options = Options {
+            honour_write_protect: false,
+            ..Options::default()
+        };
+        let mut sd = init_with(&f, options).0.unwrap();
+        assert_eq!(sd.write(0, &[1; 512]), Ok(1));
+    }
+
+    #[test]
+    fn psdb_formats_and_mounts_a_store_on_the_card() {
+        use psdb::{FormatOptions, Mode, Store};
+        for card in [Card::sdhc(4096), Card::sdsc(4096, 9)] {
+            let f = Fake::new(Some(card));
+            let opts = FormatOptions {
+                volume_id: *b"sdhci-test-volum",
+                max_batch_bytes: 64 << 10,
+            };
+            let mut store = Store::format(init(&f), opts).unwrap();
+            let ns = store.open_namespace("tenant-a").unwrap();
+            store.put(ns, "tile/0/000", b"on an SD card").unwrap();
+            store.put(ns, "big", &pattern(4, 60)).unwrap();
+            store.flush().unwrap();
+            drop(store.into_device());
+            f.clean();
+
+            // "Reboot": the card's medium in a new controller and card.
+            let disk = f.card(|c| c.disk.clone());
+            let card = Card {
+                state: St::Idle,
+                ..f.ctl().card.clone().unwrap()
+            }
+            .with_disk(disk);
+            let g = Fake::new(Some(card));
+            let (mut store, report) = Store::mount(init(&g), Mode::ReadWrite).unwrap();
+            assert_eq!(report.problem, None);
+            assert_eq!(report.objects, 2);
+            let ns = store.open_namespace("tenant-a").unwrap();
+            let mut out = Vec::new();
+            assert!(store.get(ns, "tile/0/000", &mut out).unwrap());
+            assert_eq!(out, b"on an SD card");
+            assert!(store.get(ns, "big", &mut out).unwrap());
+            assert_eq!(out, pattern(4, 60));
+            g.clean();
+        }
+    }
+
+    #[test]
+    fn csds_as_qemu_builds_them() {
+        // hw/sd/sd.c sd_set_csd: a 256 MiB standard-capacity card (C_SIZE 1023,
+        // C_SIZE_MULT 7, READ_BL_LEN 9) and a 4 GiB high-capacity one (C_SIZE 8191).
+        let sdsc: [u8; 16] = [
+            0x00, 0x26, 0x00, 0x5a, 0x5f, 0x59, 0xe0, 0xff, 0xff, 0xff, 0xdf, 0xff, 0x92, 0x60,
+            0x00, 0x01,
+        ];
+        assert_eq!(csd_sectors(u128::from_be_bytes(sdsc)), Ok(256 << 11));
+        let sdhc: [u8; 16] = [
+            0x40, 0x0e, 0x00, 0x32, 0x5b, 0x59, 0x00, 0x00, 0x1f, 0xff, 0x7f, 0x80, 0x0a, 0x40,
+            0x00, 0x01,
+        ];
+        assert_eq!(csd_sectors(u128::from_be_bytes(sdhc)), Ok(4 << 21));
+        let sduc = u128::from_be_bytes(sdhc) ^ (0b11 << 126);
+        assert_eq!(csd_sectors(sduc), Err(SdError::Csd { structure: 2 }));
+        let bad_bl = u128::from_be_bytes(sdsc) & !(0xF << 80);
+        assert_eq!(csd_sectors(bad_bl), Err(SdError::Csd { structure: 0 }));
+        // The Response registers hold bits 127:8; long_response puts them back.
+        let r = [0x1122_3344, 0x5566_7788, 0x99AA_BBCC, 0x00DD_EEFF];
+        assert_eq!(long_response(r), 0xDDEE_FF99_AABB_CC55_6677_8811_2233_4400);
+    }
+
+    #[test]
+    fn clock_divisors_never_exceed_the_target_and_never_divide_by_zero() {
+        let v3 = SPEC_VERSION_3;
+        assert_eq!(
+            clock_divisor(v3, 100_000_000, 400_000),
+            Ok((125 << 8, 400_000))
+        );
+        assert_eq!(
+            clock_divisor(v3, 100_000_000, 25_000_000),
+            Ok((2 << 8, 25_000_000))
+        );
+        // 10-bit divisors: 200 MHz at 400 kHz is N = 250; 400 MHz is N = 500 (0x1F4).
+        assert_eq!(
+            clock_divisor(v3, 200_000_000, 400_000),
+            Ok((250 << 8, 400_000))
+        );
+        assert_eq!(
+            clock_divisor(v3, 400_000_000, 400_000),
+            Ok(((0xF4 << 8) | (1 << 6), 400_000))
+        );
+        assert_eq!(
+            clock_divisor(v3, 187_500_000, 25_000_000),
+            Ok((4 << 8, 23_437_500))
+        );
+        assert_eq!(
+            clock_divisor(v3, 20_000_000, 25_000_000),
+            Ok((1 << 8, 10_000_000))
+        );
+        assert!(
+            clock_divisor(v3, 1_000_000_000, 400_000).is_err(),
+            "N would be 1250"
+        );
+        assert!(clock_divisor(v3, 0, 400_000).is_err());
+        // Before 3.00: powers of two up to 128.
+        assert_eq!(
+            clock_divisor(1, 100_000_000, 400_000),
+            Ok((128 << 8, 390_625))
+        );
+        assert_eq!(
+            clock_divisor(1, 100_000_000, 25_000_000),
+            Ok((2 << 8, 25_000_000))
+        );
+        assert!(clock_divisor(1, 200_000_000, 400_000).is_err());
+    }
+
+    #[test]
+    fn region_registers_check_bounds_and_alignment() {
+        use microkit::{
+            host::{set_backend, Backend, HostMemory},
+            Channel, IrqAckError, MessageInfo,
+        };
+        struct Pd(HostMemory);
+        impl Backend for Pd {
+            fn pd_name(&self) -> &str {
+                "sd"
+            }
+            fn notify(&self, _: Channel) {}
+            fn pp_call(&self, _: Channel, _: MessageInfo) -> MessageInfo {
+                MessageInfo::default()
+            }
+            fn irq_ack(&self, _: Channel) -> Result<(), IrqAckError> {
+                Ok(())
+            }
+            fn get_mr(&self, _: usize) -> u64 {
+                0
+            }
+            fn set_mr(&self, _: usize, _: u64) {}
+            fn debug_put_str(&self, _: &str) {}
+            fn memory_region(&self, name: &str) -> Option<HostMemory> {
+                (name == "sd_vaddr").then(|| self.0.clone())
+            }
+        }
+        microkit::memory_region! {
+            static SD: ReadWrite(vaddr = "sd_vaddr", size = "sd_size", min_len = 0x100);
+        }
+        let mem = HostMemory::new(0x1000);
+        set_backend(Some(Rc::new(Pd(mem.clone()))));
+        let r = SD.get().unwrap();
+        assert_eq!(r.write32(ARGUMENT, 0x1234_5678), Some(()));
+        assert_eq!(r.write16(COMMAND, 0x1A3A), Some(()));
+        assert_eq!(r.write8(SOFTWARE_RESET, 0x06), Some(()));
+        let mut b = [0u8; 8];
+        mem.read(ARGUMENT, &mut b).unwrap();
+        assert_eq!(b, [0x78, 0x56, 0x34, 0x12, 0, 0, 0x3A, 0x1A]);
+        assert_eq!(r.read32(ARGUMENT), Some(0x1234_5678));
+        assert_eq!(r.read16(COMMAND), Some(0x1A3A));
+        assert_eq!(r.read8(SOFTWARE_RESET), Some(0x06));
+        assert_eq!(r.read32(0x0FFC), Some(0));
+        assert_eq!(r.read32(0x1000), None);
+        assert_eq!(r.read8(0x1000), None);
+        assert_eq!(r.read16(0x0FFF), None, "misaligned and past the end");
+        assert_eq!(r.read32(0x02), None);
+        assert_eq!(r.write16(0x01, 0), None);
+        assert_eq!(r.write32(usize::MAX - 1, 0), None);
+        set_backend(None);
+    }
+
+    #[test]
+    fn errors_say_what_went_wrong() {
+        assert_eq!(
+            SdError::Timeout(Wait::CardPowerUp).to_string(),
+            "sdhci: timed out waiting for the card to power up (ACMD41) (1000 polls 1000 us apart)"
+        );
+        assert_eq!(
+            SdError::Timeout(Wait::BufferReadReady { cmd: 18 }).to_string(),
+            "sdhci: timed out waiting for read data of CMD18 (100000 polls 10 us apart)"
+        );
+        assert_eq!(
+            SdError::Data {
+                cmd: 17,
+                status: EIS_DATA_CRC
+            }
+            .to_string(),
+            "sdhci: data of CMD17 failed (error interrupt status 0x0020)"
+        );
+        assert_eq!(
+            SdError::CardState { status: 7 << 9 }.to_string(),
+            "sdhci: card in state 7 instead of tran (status 0x00000e00)"
+        );
+        assert_eq!(SdError::NoCard.to_string(), "sdhci: no card in the slot");
+        // Every budget is at least a second for card operations, and no wait is unbounded.
+        for w in [
+            Wait::CardBusy { cmd: 24 },
+            Wait::TransferState,
+            Wait::CardPowerUp,
+        ] {
+            let (polls, us) = w.budget();
+            assert!(u64::from(polls) * u64::from(us) >= 1_000_000, "{w}");
         }
     }
 }
