@@ -11,10 +11,13 @@
 //! `-drive if=sd,index=N` into SD*N* (`drive_get(IF_SD, 0, i)` for controller `i`), so to
 //! reach the same controller as the board use `-drive if=sd,index=1,...`; with `index=0` the
 //! card is on SD0. A controller with no drive has a card device without a medium: its
-//! `PRESENT_STATE` says no card, and [`SdCard::init`] fails with [`SdError::NoCard`]. QEMU
-//! accepts only SD images whose size is a power of two, and emulates a standard-capacity card
-//! (CSD version 1, byte addresses) up to 1 GiB or 2 GiB depending on the release, a
-//! high-capacity one (CSD version 2, block addresses) above: the driver handles both.
+//! `PRESENT_STATE` says no card, and [`SdCard::init`] fails with [`SdError::NoCard`]. QEMU 7.2
+//! refuses an SD image whose size is not a power of two ("SD card size has to be a power of
+//! 2"), and emulates a standard-capacity card (CSD version 1, byte addresses) up to 2 GiB and a
+//! high-capacity one (CSD version 2, block addresses) above: the driver handles both. (Checked
+//! by running this file under QEMU 7.2 `xlnx-zcu102` in a bare-metal harness: `index=1`
+//! reaches SD1 and `index=0` SD0; 64 MiB, 256 MiB, 1 GiB and 2 GiB images come up SDSC and
+//! 4 GiB SDHC; writes land at the expected image offsets; psdb formats and mounts.)
 //!
 //! # Why not a crate
 //! `sdhci-host` (crates.io, 0.5) is a no_std SDHCI backend for `sdmmc-protocol`, but it is
@@ -62,7 +65,10 @@
 //! and the delay between polls) and fails with [`SdError::Timeout`] naming what it waited for;
 //! error interrupt status is read after every command and every data phase; a failed command
 //! resets the controller's CMD (and DAT) line, and a failed multi-block transfer is stopped
-//! with CMD12. Delays come from [`Delay`] ([`CounterDelay`]: the generic timer). All I/O is
+//! with CMD12. Delays come from [`Delay`] ([`CounterDelay`]: the generic timer's physical
+//! counter, which the PD may read only if the seL4 kernel exports it to user level,
+//! `KernelArmExportPCNTUser`, as the `qemu_virt_aarch64` kernels do; a ZCU102 kernel must be
+//! checked for the same, or the PD faults on its first delay). All I/O is
 //! polled inside the caller's call, as for [`crate::blk`]: the controller's interrupt signal
 //! stays disabled (no `<irq>` is needed for it).
 //!
@@ -182,7 +188,7 @@ pub const PS_CARD_INSERTED: u32 = 1 << 16;
 pub const PS_CARD_STATE_STABLE: u32 = 1 << 17;
 /// Present State: Write Protect Switch Pin Level (1 = writes allowed).
 pub const PS_WRITE_PROTECT_PIN: u32 = 1 << 19;
-/// Present State: DAT[0] Line Signal Level (low while the card is busy).
+/// Present State: DAT0 line signal level (low while the card is busy).
 pub const PS_DAT0_LEVEL: u32 = 1 << 20;
 
 /// Host Control 1: Data Transfer Width, 1 = 4-bit.
