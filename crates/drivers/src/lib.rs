@@ -12,7 +12,9 @@
 //! - [`counter`]: the generic timer's counter, for measuring;
 //! - [`rtc`]: the PL031 real-time clock (the audit PD's clock), read only;
 //! - [`cadence_uart`]: the Cadence UART of the Zynq UltraScale+ (the ZCU102's serial ports, for
-//!   the wire on that board): interrupt-driven receive, bounded polled transmit, no DMA.
+//!   the wire on that board): interrupt-driven receive, bounded polled transmit, no DMA;
+//! - [`sdhci`]: an SD card behind an SD host controller (the ZCU102's Arasan SD1), a
+//!   [`psdb::BlockDevice`] by polled PIO, for boards without virtio.
 //!
 //! A driver PD (see `examples/virtio-smoke`):
 //! ```ignore
@@ -43,6 +45,7 @@ pub mod console;
 pub mod counter;
 pub mod dma;
 pub mod rtc;
+pub mod sdhci;
 pub mod transport;
 
 pub use virtio_drivers::{transport::DeviceType, Error as VirtioError};
