@@ -49,6 +49,9 @@ MICROKIT        := $(MICROKIT_SDK)/bin/microkit
 # binary.
 TARGET_DIR    := $(or $(CARGO_TARGET_DIR),target)
 PD_PROFILE    := pd-$(MICROKIT_CONFIG)
+# The PD images' own Cargo directory for a board other than the default: a build for one board
+# never leaves its binary where another board's build looks (the same reason as PD_PROFILE).
+PD_TARGET_DIR := $(if $(filter $(DEFAULT_BOARD),$(MICROKIT_BOARD)),$(TARGET_DIR),$(TARGET_DIR)/board-$(MICROKIT_BOARD))
 # Built PD ELFs (ledger.elf and audit.elf with empty key slots).
 ELF_DIR       := $(BUILD_DIR)/elf
 # The microkit tool's search path: the ELFs system.xml names, ledgers and audit provisioned.
@@ -85,7 +88,7 @@ SIM_HTTP      ?= 127.0.0.1:8080
 CARGO         ?= cargo
 
 .PHONY: all setup fmt-check clippy host-test build host-tools provision image image-check \
-	qemu qemu-test sdk test bench bench-system fuzz sim sim-test install inspect inspect-test \
+	qemu qemu-test qemu-test-boards sdk test bench bench-system fuzz sim sim-test install inspect inspect-test \
 	system.xml four-tenant-test template-test archive-identity access-keys footprint
 
 all: build
@@ -122,10 +125,11 @@ host-test:
 build:
 	$(CARGO) build --release --target $(TARGET) $(addprefix -p ,$(TARGET_CRATES))
 	$(CARGO) build --profile $(PD_PROFILE) --target $(TARGET) $(addprefix -p ,$(PD_CRATES)) \
+		--target-dir $(PD_TARGET_DIR) \
 		--features microkit/config-$(MICROKIT_CONFIG),microkit/board-$(MICROKIT_BOARD)
 	mkdir -p $(ELF_DIR)
 	for pd in $(PD_BINS); do \
-		cp $(TARGET_DIR)/$(TARGET)/$(PD_PROFILE)/$$pd $(ELF_DIR)/$$pd.elf || exit 1; \
+		cp $(PD_TARGET_DIR)/$(TARGET)/$(PD_PROFILE)/$$pd $(ELF_DIR)/$$pd.elf || exit 1; \
 	done
 
 host-tools:
@@ -292,7 +296,8 @@ inspect-test: provision
 # Boots the image (qemu/run.sh): creates $(QEMU_DISK) with `totebox psdb create` if absent, prints
 # where the client connects, then the serial console. Quit QEMU with Ctrl-A x.
 qemu: image host-tools
-	TOTEBOX=$(TOTEBOX) qemu/run.sh $(BUILD_DIR)/loader.img $(QEMU_DISK) $(QEMU_SOCKET)
+	MICROKIT_BOARD=$(MICROKIT_BOARD) TOTEBOX=$(TOTEBOX) \
+		qemu/run.sh $(BUILD_DIR)/loader.img $(QEMU_DISK) $(QEMU_SOCKET)
 
 # The QEMU end-to-end test (tests/qemu-e2e.sh). With an SDK but no QEMU, installs Debian's
 # qemu-system-arm when it can (root, apt-get); without an SDK or QEMU the script prints one
@@ -309,8 +314,19 @@ qemu-test: host-tools
 		$(MAKE) --no-print-directory image; \
 	fi
 	$(CARGO) build -p system-tests --example access_table_client
-	MICROKIT_SDK=$(MICROKIT_SDK) MICROKIT_CONFIG=$(MICROKIT_CONFIG) tests/qemu-e2e.sh \
-		$(BUILD_DIR) $(HOST_BIN)
+	MICROKIT_SDK=$(MICROKIT_SDK) MICROKIT_CONFIG=$(MICROKIT_CONFIG) MICROKIT_BOARD=$(MICROKIT_BOARD) \
+		tests/qemu-e2e.sh $(BUILD_DIR) $(HOST_BIN)
+
+# The same end-to-end test on every other board the description names (system.toml `boards`),
+# each in its own build directory: an SDK without the board, or no QEMU, prints `SKIPPED`.
+qemu-test-boards:
+	@for b in $(filter-out $(DEFAULT_BOARD),$(BOARDS)); do \
+		if [ -x $(MICROKIT) ] && [ ! -d $(MICROKIT_SDK)/board/$$b/$(MICROKIT_CONFIG) ]; then \
+			echo "SKIPPED: qemu-test ($$b): the SDK at $(MICROKIT_SDK) has no board $$b ($(MICROKIT_CONFIG))"; \
+			continue; \
+		fi; \
+		$(MAKE) --no-print-directory qemu-test MICROKIT_BOARD=$$b || exit 1; \
+	done
 
 # Run the whole system on the host (no SDK needed): prints `SIM|INFO: connect with --connect ADDR`
 # for `totebox client --connect ADDR --skey $(ADMIN_SKEY) --archive $(ARCHIVE_VKEY) ...`. psdb's
@@ -374,7 +390,7 @@ template-test:
 	@echo "template-test:      or: make qemu $(TEMPLATE_VARS)"
 
 test: setup fmt-check clippy host-test build image-check inspect-test sim-test four-tenant-test \
-	template-test qemu-test
+	template-test qemu-test qemu-test-boards
 
 bench:
 	$(CARGO) run --release -p tlog --example bench_append

@@ -46,6 +46,7 @@ if [ "${MICROKIT_CONFIG:-debug}" != debug ]; then
     exit 0
 fi
 IMG=$BUILD/loader.img
+echo "qemu-e2e: board ${MICROKIT_BOARD:-qemu_virt_aarch64}, image $IMG"
 KEYS=$(cd "$BUILD/keys" 2>/dev/null && pwd) || KEYS=
 if [ ! -f "$IMG" ] || [ -z "$KEYS" ]; then
     echo "qemu-e2e: no $IMG or $BUILD/keys: run 'make image' first"

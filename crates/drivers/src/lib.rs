@@ -10,7 +10,9 @@
 //! - [`blk`]: a [`psdb::BlockDevice`] with a real flush, by polling;
 //! - [`console`]: a non-blocking byte stream with IRQ acknowledgement;
 //! - [`counter`]: the generic timer's counter, for measuring;
-//! - [`rtc`]: the PL031 real-time clock (the audit PD's clock), read only;
+//! - [`rtc`]: the PL031 real-time clock (the audit PD's clock on QEMU `virt`), read only;
+//! - [`zynqmp_rtc`]: the Zynq UltraScale+ real-time clock (the audit PD's clock on the ZCU102),
+//!   read only;
 //! - [`cadence_uart`]: the Cadence UART of the Zynq UltraScale+ (the ZCU102's serial ports, for
 //!   the wire on that board): interrupt-driven receive, bounded polled transmit, no DMA;
 //! - [`sdhci`]: an SD card behind an SD host controller (the ZCU102's Arasan SD1), a
@@ -47,5 +49,6 @@ pub mod dma;
 pub mod rtc;
 pub mod sdhci;
 pub mod transport;
+pub mod zynqmp_rtc;
 
 pub use virtio_drivers::{transport::DeviceType, Error as VirtioError};

@@ -512,6 +512,22 @@ impl Delay for CounterDelay {
     }
 }
 
+/// [`Delay`] by spinning alone, [`CounterDelay::SPINS_PER_US`] spin-loop hints per microsecond
+/// (at least a microsecond on any core this runs on: waits only get longer). For a board whose
+/// counter user level cannot read: on QEMU 7.2's `xlnx-zcu102` a read of `CNTPCT_EL0` at EL0
+/// traps to the kernel as a VCPU fault (seen at psdb's first delay), although the zcu102
+/// kernel is built with `CONFIG_EXPORT_PCNT_USER` like `qemu_virt_aarch64`'s, which reads it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SpinDelay;
+
+impl Delay for SpinDelay {
+    fn delay_us(&mut self, us: u32) {
+        for _ in 0..u64::from(us) * u64::from(CounterDelay::SPINS_PER_US) {
+            core::hint::spin_loop();
+        }
+    }
+}
+
 /// What a bounded wait was waiting for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wait {

@@ -20,6 +20,8 @@
 
 extern crate alloc;
 
+use alloc::boxed::Box;
+
 use audit_pd::{Access, AuditImage, Clock};
 
 microkit::patched_bytes! {
@@ -35,23 +37,38 @@ microkit::patched_bytes! {
 }
 
 microkit::memory_region! {
-    /// The PL031's registers (system.xml: audit's first device, `rtc`).
+    /// The clock's registers (system.xml: audit's first device, `rtc`).
     static RTC: ReadWrite(vaddr = "mmio_vaddr", size = "mmio_size", min_len = 0x1000);
 }
 
 // The audit log's and the access state's memory (system.xml `heap_audit`).
 microkit::heap!(vaddr = "heap_vaddr", size = "heap_size");
 
+/// The board's real-time clock (system.toml: audit's `rtc`): QEMU virt's PL031, the ZCU102's
+/// Zynq UltraScale+ RTC. Both drivers are compiled on every board; the board constant picks one.
 fn clock() -> Clock {
-    let rtc = RTC.get().ok().and_then(drivers::rtc::Pl031::probe);
-    match rtc.as_ref().map(|r| r.now()) {
-        None => {
-            microkit::debug_println!("audit|ERROR: no PL031 clock: every signed request is refused")
-        }
-        Some(None) => microkit::debug_println!("audit|ERROR: the PL031 gives no time"),
-        Some(Some(t)) => microkit::debug_println!("audit|INFO: clock: PL031 reads {t} s (Unix)"),
+    use microkit::abi::board::{Board, BOARD};
+    let regs = RTC.get().ok();
+    let (name, rtc): (&str, Option<Box<dyn Fn() -> Option<u64>>>) = match BOARD {
+        Board::QemuVirtAarch64 => (
+            "PL031",
+            regs.and_then(drivers::rtc::Pl031::probe)
+                .map(|r| Box::new(move || r.now()) as Box<dyn Fn() -> Option<u64>>),
+        ),
+        Board::Zcu102 => (
+            "Zynq UltraScale+ RTC",
+            regs.map(drivers::zynqmp_rtc::ZynqMpRtc::new)
+                .map(|r| Box::new(move || r.now()) as Box<dyn Fn() -> Option<u64>>),
+        ),
+    };
+    match rtc.as_ref().map(|r| r()) {
+        None => microkit::debug_println!(
+            "audit|ERROR: no {name} clock: every signed request is refused"
+        ),
+        Some(None) => microkit::debug_println!("audit|ERROR: the {name} gives no time"),
+        Some(Some(t)) => microkit::debug_println!("audit|INFO: clock: {name} reads {t} s (Unix)"),
     }
-    Clock::new(move || rtc.as_ref().and_then(|r| r.now()))
+    Clock::new(move || rtc.as_ref().and_then(|r| r()))
 }
 
 fn init() -> AuditImage {

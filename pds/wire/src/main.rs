@@ -1,5 +1,7 @@
-//! The **wire** PD's seL4 image: the client's virtio-console (virtio-mmio bus 0) fed to the
-//! [`wire_pd::Wire`] state machine, woken by the console's IRQ.
+//! The **wire** PD's seL4 image: the client's console fed to the [`wire_pd::Wire`] state
+//! machine, woken by the console's IRQ. The console is the board's (system.toml): on QEMU virt
+//! a virtio-console (virtio-mmio bus 0), on the ZCU102 the Cadence UART1 (`drivers::cadence_uart`;
+//! UART0 stays the kernel's debug console); the same framed protocol on both.
 //!
 //! The logic (framing, routing by tenant, every error answer) is the library, tested on the
 //! host and run by the simulator; this file only owns the device. On each notification of the
@@ -30,19 +32,27 @@ extern crate alloc;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
+use core::fmt;
+
 use drivers::{
+    cadence_uart::{CadenceUart, Config as UartConfig, UartError},
     console::{ConsoleError, VirtioConsole},
     transport::{probe, qemu_virt_offset},
     DeviceType,
 };
 use interface::wire::CONSOLE_IRQ;
+use microkit::abi::board::{Board, BOARD};
+use microkit::region::{ReadWrite, Region};
 use microkit::{debug_println, ChannelSet, Handler};
 use wire_pd::{Wire, GATHER};
 
 microkit::memory_region! {
-    /// The page of virtio-mmio transports 0..7 (bus 0 at 0x0a00_0000), uncached.
+    /// The client console's registers, uncached (system.xml: the wire's first device,
+    /// `console`): on QEMU virt the page of virtio-mmio transports 0..7 (bus 0 at
+    /// 0x0a00_0000), on the ZCU102 the Cadence UART1 (0xff01_0000).
     static CONSOLE_MMIO: ReadWrite(vaddr = "mmio_vaddr", size = "mmio_size", min_len = 0x1000);
-    /// The console's DMA memory, at a fixed physical address (system.xml `console_dma`).
+    /// The virtio console's DMA memory (system.xml `console_dma`, where the tool placed it:
+    /// `dma_paddr`); the UART has none.
     static DMA: ReadWrite(
         vaddr = "dma_vaddr", size = "dma_size", min_len = 0x10000, paddr = "dma_paddr"
     );
@@ -57,6 +67,75 @@ microkit::heap!(vaddr = "heap_vaddr", size = "heap_size");
 /// The virtio-mmio bus the client console is pinned to (`bus=virtio-mmio-bus.0`).
 const CONSOLE_BUS: usize = 0;
 
+/// The client's byte stream: the board's device (system.toml's `console` of the wire).
+enum Console {
+    /// QEMU virt: a virtio-console, flow-controlled (an answer waits for a slow client).
+    Virtio(VirtioConsole),
+    /// ZCU102: the Cadence UART1, receive by IRQ, transmit polled into its FIFO. A transmit
+    /// that stays blocked past the driver's bound (a client that stopped reading: QEMU holds
+    /// its bytes) loses that answer and is counted; the wire serves on.
+    Uart(CadenceUart<Region<ReadWrite>>),
+}
+
+/// What stops the wire: a console that can no longer be driven.
+#[derive(Debug)]
+enum DeviceError {
+    Virtio(ConsoleError),
+    Uart(UartError),
+}
+
+impl fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceError::Virtio(e) => write!(f, "virtio-console: {e}"),
+            DeviceError::Uart(e) => write!(f, "UART: {e}"),
+        }
+    }
+}
+
+impl Console {
+    fn ack_interrupt(&mut self) -> Result<(), DeviceError> {
+        match self {
+            Console::Virtio(c) => c.ack_interrupt().map(drop).map_err(DeviceError::Virtio),
+            Console::Uart(u) => u.ack_interrupt().map(drop).map_err(DeviceError::Uart),
+        }
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> Result<usize, DeviceError> {
+        match self {
+            Console::Virtio(c) => c.recv(buf).map_err(DeviceError::Virtio),
+            Console::Uart(u) => u.recv(buf).map_err(DeviceError::Uart),
+        }
+    }
+
+    /// Queues `out`. A UART transmit that stays blocked is no device failure (see [`Console`]).
+    fn write(&mut self, out: &[u8]) -> Result<(), DeviceError> {
+        match self {
+            Console::Virtio(c) => c.write(out).map_err(DeviceError::Virtio),
+            Console::Uart(u) => match u.write(out) {
+                Ok(()) | Err(UartError::TxStuck { .. }) => Ok(()),
+                Err(e) => Err(DeviceError::Uart(e)),
+            },
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), DeviceError> {
+        match self {
+            Console::Virtio(c) => c.flush().map_err(DeviceError::Virtio),
+            // The UART sends what its FIFO holds by itself: nothing to hand over.
+            Console::Uart(_) => Ok(()),
+        }
+    }
+
+    /// Restarts (virtio) or stalled transmits (UART) so far, for the console line.
+    fn troubles(&self) -> u64 {
+        match self {
+            Console::Virtio(c) => c.stats().resets,
+            Console::Uart(u) => u.stats().stalls,
+        }
+    }
+}
+
 /// The running wire, or why it could not start (then it ignores every event: the client sees
 /// no readiness line and the console says why).
 enum WireImage {
@@ -66,15 +145,15 @@ enum WireImage {
 
 struct Serving {
     wire: Wire,
-    console: VirtioConsole,
+    console: Console,
     /// [`GATHER`] bytes, allocated once.
     buf: Vec<u8>,
-    /// Console restarts reported so far.
+    /// Console restarts (virtio) or stalled transmits (UART) reported so far.
     resets: u64,
 }
 
 impl Handler for WireImage {
-    type Error = ConsoleError;
+    type Error = DeviceError;
 
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
         let WireImage::Serving(s) = self else {
@@ -90,8 +169,8 @@ impl Handler for WireImage {
             resets,
         } = &mut **s;
         console.ack_interrupt()?;
-        let mut sent: Result<(), ConsoleError> = Ok(());
         loop {
+            let mut sent: Result<(), DeviceError> = Ok(());
             let mut n = 0;
             while n < buf.len() {
                 let got = console.recv(&mut buf[n..])?;
@@ -114,9 +193,12 @@ impl Handler for WireImage {
             sent?;
             console.flush()?;
         }
-        if console.stats().resets != *resets {
-            *resets = console.stats().resets;
-            debug_println!("WIRE|INFO: console restarted ({resets} so far): QEMU lost an answer's buffer when its client left");
+        if console.troubles() != *resets {
+            *resets = console.troubles();
+            match console {
+                Console::Virtio(_) => debug_println!("WIRE|INFO: console restarted ({resets} so far): QEMU lost an answer's buffer when its client left"),
+                Console::Uart(_) => debug_println!("WIRE|WARN: UART transmit blocked ({resets} so far): an answer was lost (a client that stopped reading?)"),
+            }
         }
         if let Err(e) = CONSOLE_IRQ.irq_ack() {
             debug_println!("WIRE|ERROR: {e}");
@@ -125,21 +207,38 @@ impl Handler for WireImage {
     }
 }
 
-fn start() -> Result<Serving, &'static str> {
-    let dma = DMA.get().map_err(|_| "DMA region not mapped")?;
-    drivers::dma::init(&dma).map_err(|_| "DMA region unusable")?;
+/// The board's client console (system.toml: the wire's `console`).
+fn console() -> Result<Console, &'static str> {
     let mmio = CONSOLE_MMIO
         .get()
         .map_err(|_| "console MMIO region not mapped")?;
-    let transport =
-        probe(&mmio, qemu_virt_offset(CONSOLE_BUS), DeviceType::Console).map_err(|e| {
-            debug_println!("WIRE|ERROR: {e}");
-            "no virtio-console on virtio-mmio bus 0"
-        })?;
-    let console = VirtioConsole::new(transport).map_err(|e| {
-        debug_println!("WIRE|ERROR: {e}");
-        "virtio-console did not start"
-    })?;
+    match BOARD {
+        Board::QemuVirtAarch64 => {
+            let dma = DMA.get().map_err(|_| "DMA region not mapped")?;
+            drivers::dma::init(&dma).map_err(|_| "DMA region unusable")?;
+            let transport = probe(&mmio, qemu_virt_offset(CONSOLE_BUS), DeviceType::Console)
+                .map_err(|e| {
+                    debug_println!("WIRE|ERROR: {e}");
+                    "no virtio-console on virtio-mmio bus 0"
+                })?;
+            let console = VirtioConsole::new(transport).map_err(|e| {
+                debug_println!("WIRE|ERROR: {e}");
+                "virtio-console did not start"
+            })?;
+            Ok(Console::Virtio(console))
+        }
+        Board::Zcu102 => {
+            let uart = CadenceUart::init(mmio, UartConfig::ZCU102).map_err(|e| {
+                debug_println!("WIRE|ERROR: {e}");
+                "the Cadence UART1 did not start"
+            })?;
+            Ok(Console::Uart(uart))
+        }
+    }
+}
+
+fn start() -> Result<Serving, &'static str> {
+    let console = console()?;
     let wire = wire_pd::init().map_err(|e| {
         debug_println!("WIRE|ERROR: {e}");
         "ledger regions"
