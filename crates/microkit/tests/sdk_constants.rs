@@ -53,10 +53,11 @@ fn the_table_covers_every_board_in_both_configurations() {
     use microkit::abi::board::{lookup, Board};
     for b in [Board::QemuVirtAarch64, Board::Zcu102] {
         for c in ["debug", "release"] {
-            let k = lookup(b, c);
+            let k = lookup(b, c).expect("in the table");
             assert_eq!(k.vspace_user_top & 0xfff, 0xfff, "{b:?} {c}");
         }
     }
+    assert_eq!(lookup(Board::Zcu102, "smp-debug"), None);
     // The default build (no board feature) is the default board.
     assert_eq!(microkit::abi::board::BOARD, Board::QemuVirtAarch64);
     assert_eq!(microkit::abi::IPC_BUFFER_ADDR, 0xff_ffff_f000);

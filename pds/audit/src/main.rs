@@ -46,19 +46,22 @@ microkit::heap!(vaddr = "heap_vaddr", size = "heap_size");
 
 /// The board's real-time clock (system.toml: audit's `rtc`): QEMU virt's PL031, the ZCU102's
 /// Zynq UltraScale+ RTC. Both drivers are compiled on every board; the board constant picks one.
+/// A clock's reading: seconds since the Unix epoch, if it gives one.
+type Reading = Box<dyn Fn() -> Option<u64>>;
+
 fn clock() -> Clock {
     use microkit::abi::board::{Board, BOARD};
     let regs = RTC.get().ok();
-    let (name, rtc): (&str, Option<Box<dyn Fn() -> Option<u64>>>) = match BOARD {
+    let (name, rtc): (&str, Option<Reading>) = match BOARD {
         Board::QemuVirtAarch64 => (
             "PL031",
             regs.and_then(drivers::rtc::Pl031::probe)
-                .map(|r| Box::new(move || r.now()) as Box<dyn Fn() -> Option<u64>>),
+                .map(|r| Box::new(move || r.now()) as Reading),
         ),
         Board::Zcu102 => (
             "Zynq UltraScale+ RTC",
             regs.map(drivers::zynqmp_rtc::ZynqMpRtc::new)
-                .map(|r| Box::new(move || r.now()) as Box<dyn Fn() -> Option<u64>>),
+                .map(|r| Box::new(move || r.now()) as Reading),
         ),
     };
     match rtc.as_ref().map(|r| r()) {

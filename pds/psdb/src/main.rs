@@ -52,6 +52,8 @@ const DISK_BUS: usize = 8;
 /// `VIRTIO_BLK_T_FLUSH`; the SD card's every write returns only once the card has left its
 /// busy state and reports itself ready (`drivers::sdhci`, "Durability"), so its flush checks
 /// that the card is idle and error-free.
+// One Disk per PD, made once: its size is no concern (nothing moves it around).
+#[allow(clippy::large_enum_variant)]
 enum Disk {
     Virtio(VirtioBlock),
     Sd(SdCard<Region<ReadWrite>, SpinDelay>),

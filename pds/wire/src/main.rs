@@ -68,6 +68,8 @@ microkit::heap!(vaddr = "heap_vaddr", size = "heap_size");
 const CONSOLE_BUS: usize = 0;
 
 /// The client's byte stream: the board's device (system.toml's `console` of the wire).
+// One Console per PD, made once and boxed with the rest of `Serving`: its size is no concern.
+#[allow(clippy::large_enum_variant)]
 enum Console {
     /// QEMU virt: a virtio-console, flow-controlled (an answer waits for a slow client).
     Virtio(VirtioConsole),
