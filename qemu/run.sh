@@ -17,12 +17,13 @@
 #   QEMU_PIDFILE  where QEMU writes its process id (tests kill QEMU itself with SIGKILL)
 #   MICROKIT_BOARD  the board the image is for: qemu_virt_aarch64 (default) or zcu102
 #
-# zcu102: QEMU's `xlnx-zcu102` (the SDK's loader at 0x40000000, 4 GiB, virtualization=on);
-# no virtio. The first -serial is UART0, the kernel's debug console; the second is UART1, the
-# client socket (the wire PD's Cadence UART; QEMU connects -serial n to UART n, and holds what
-# a client does not read). DISK_IMG is the SD card in SD1, the board's card slot (`if=sd`,
-# `index=1`: index N reaches controller SDN); QEMU takes only a power-of-two card size (the
-# default 256M is), and psdb's every write waits for the card to leave its busy state.
+# zcu102: QEMU's `xlnx-zcu102` (4 GiB, virtualization=on, secure=on), no virtio, booted the way
+# the board's firmware hands over: the loader at 0x40000000, entered at EL2 in Non-secure state
+# (see "zcu102 boot" below). The first -serial is UART0, the kernel's debug console; the second
+# is UART1, the client socket (the wire PD's Cadence UART; QEMU connects -serial n to UART n,
+# and holds what a client does not read). DISK_IMG is the SD card in SD1, the board's card slot
+# (`if=sd`, `index=1`: index N reaches controller SDN); QEMU takes only a power-of-two card size
+# (the default 256M is), and psdb's every write waits for the card to leave its busy state.
 #
 # qemu_virt_aarch64 (see microkit-abi.md §6): QEMU `virt` with virtualization=on (seL4 runs at
 # EL2), a Cortex-A53, 2 GiB (system.xml's regions fit in the board's RAM), the loader at
@@ -38,7 +39,55 @@
 #                               flush becomes an fdatasync of the file (psdb's durability)
 # The serial console (kernel and PD debug output, the expected lines in qemu/console.txt) is
 # this process's stdout.
+#
+# zcu102 boot. The ZynqMP's GIC-400 has the Security Extensions, and on the board secure
+# firmware (ATF) runs first: it puts every interrupt in Group 1 (Non-secure), leaves the
+# priority mask writable from Non-secure state, serves PSCI through SMC, and the boot loader
+# enters our loader at EL2 (NS). seL4's GICv2 driver (gic_v2.c, hypervisor build, any platform
+# but QEMU virt) counts on exactly that: it puts every interrupt in Group 1 and enables the
+# distributor and its CPU interface by writing 1 to GICD_CTLR and GICC_CTLR, which from
+# Non-secure state is EnableGrp1. QEMU's machine without `secure=on` builds its GIC without the
+# Security Extensions (xlnx-zynqmp.c: has-security-extensions = secure), where bit 0 of both is
+# EnableGrp0 only: the kernel's Group 1 interrupts, every one (the UART1's SPI 22, the kernel's
+# timer), stay pending in the distributor and never reach the CPU. So `secure=on`. With it the
+# CPU resets into EL3 and QEMU serves PSCI itself only for a kernel it enters below EL3: a
+# `-device loader` image would start at EL3 with no firmware there, and the Microkit loader's
+# PSCI_VERSION SMC would never return. Instead the loader is booted as QEMU boots a Linux kernel
+# (`-kernel`), which is QEMU's model of that firmware hand-over: EL2 (NS), the GIC reset with
+# every interrupt in Group 1 and Non-secure-writable priority masks, PSCI on SMC. The loader is
+# wrapped for it in a U-Boot legacy image header (the `bootm` format: OS Linux, load address and
+# entry 0x40000000, the link address of the SDK's loader), written beside SOCKET as
+# SOCKET.loader.uimg; and QEMU boots a kernel with 4 GiB of RAM or more only with a device
+# tree, which it completes with /memory and places in RAM: qemu/zcu102-boot.dtb (from
+# qemu/zcu102-boot.dts; neither the loader nor seL4 reads it).
 set -eu
+
+# be32 N...: each N as 4 bytes, most significant first.
+be32() {
+    for n; do
+        printf "$(printf '\\%03o' $((n >> 24 & 255)) $((n >> 16 & 255)) $((n >> 8 & 255)) $((n & 255)))"
+    done
+}
+# crc32 <FILE: the CRC-32 (the zlib / U-Boot one) of standard input, from gzip's trailer.
+crc32() {
+    gzip -1 -c | tail -c 8 | od -An -N4 -tu1 | { read -r a b c d; echo $((a | b << 8 | c << 16 | d << 24)); }
+}
+# uimage_header HCRC SIZE DCRC: a U-Boot legacy image header (include/image.h), 64 bytes: magic,
+# header CRC, time 0, data size, load address, entry point, data CRC; OS Linux (5), arch ARM64
+# (22), type kernel (2), no compression (0); the name, 32 bytes.
+uimage_header() {
+    be32 0x27051956 "$1" 0 "$2" 0x40000000 0x40000000 "$3"
+    printf '\005\026\002\000Microkit loader'
+    dd if=/dev/zero bs=17 count=1 2>/dev/null
+}
+# uimage FILE: FILE behind its uImage header, on standard output.
+uimage() {
+    size=$(wc -c <"$1") dcrc=$(crc32 <"$1")
+    hcrc=$(uimage_header 0 "$size" "$dcrc" | crc32)
+    uimage_header "$hcrc" "$size" "$dcrc"
+    cat "$1"
+}
+
 [ $# -eq 3 ] || { echo "usage: qemu/run.sh LOADER_IMG DISK_IMG SOCKET" >&2; exit 2; }
 IMG=$1 DISK=$2 SOCK=$3
 QEMU=${QEMU:-qemu-system-aarch64}
@@ -71,11 +120,13 @@ qemu_virt_aarch64)
         -drive file="$DISK",if=none,format=raw,id=disk0,cache=writeback \
         -device virtio-blk-device,drive=disk0,bus=virtio-mmio-bus.8 "$@" ;;
 zcu102)
+    UIMG=$SOCK.loader.uimg
+    uimage "$IMG" >"$UIMG.part" && mv "$UIMG.part" "$UIMG"
     exec timeout -s KILL "${QEMU_TIMEOUT:-3600}" "$QEMU" \
-        -machine xlnx-zcu102,virtualization=on -m size=4G \
+        -machine xlnx-zcu102,virtualization=on,secure=on -m size=4G \
         -nographic -serial mon:stdio \
         -chardev socket,id=client,path="$SOCK",server=on,wait=off -serial chardev:client \
-        -device loader,file="$IMG",addr=0x40000000,cpu-num=0 \
+        -kernel "$UIMG" -dtb "$(cd "$(dirname "$0")" && pwd)/zcu102-boot.dtb" \
         -drive file="$DISK",if=sd,index=1,format=raw,cache=writeback "$@" ;;
 *)
     echo "QEMU|ERROR: no QEMU machine for board ${MICROKIT_BOARD} (qemu_virt_aarch64, zcu102)" >&2
