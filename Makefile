@@ -425,7 +425,7 @@ footprint: image
 bench-system: image
 	$(CARGO) build --release -p sim
 	$(CARGO) build --release -p system-tests --examples
-	MICROKIT_SDK=$(MICROKIT_SDK) MICROKIT_BOARD=$(MICROKIT_BOARD) \
+	MICROKIT_SDK=$(MICROKIT_SDK) MICROKIT_BOARD=$(MICROKIT_BOARD) SYSTEM_XML=$(abspath $(SYSTEM_XML)) \
 	MICROKIT_CONFIG=$(MICROKIT_CONFIG) TOTEBOX=$(abspath $(TOTEBOX)) KEYS_DIR=$(abspath $(KEYS_DIR)) \
 		tests/bench-system.sh $(BUILD_DIR) $(TARGET_DIR)/release
 

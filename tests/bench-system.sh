@@ -15,7 +15,7 @@
 #   4. each PD's ELF size and memory footprint (tests/examples/footprint.rs, from report.txt)
 # Usage: tests/bench-system.sh BUILD_DIR RELEASE_DIR   (after `make image`; RELEASE_DIR holds
 # the release totebox-sim and examples/bench_client, bench_core, bench_access, footprint)
-# Environment: MICROKIT_SDK, MICROKIT_BOARD, MICROKIT_CONFIG (debug), RUNS (boots each, 5),
+# Environment: MICROKIT_SDK, MICROKIT_BOARD, SYSTEM_XML (the board's), MICROKIT_CONFIG (debug), RUNS (boots each, 5),
 # TOTEBOX (the host tool, target/debug/totebox), KEYS_DIR (the keys `make image` provisioned
 # the image from, BUILD_DIR/keys: its ADMIN pairs the benchmark's key at run time).
 set -u
@@ -24,6 +24,8 @@ REL=${2:?usage: bench-system.sh BUILD_DIR RELEASE_DIR}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SDK=${MICROKIT_SDK:-$HOME/.cache/totebox/microkit-sdk-2.3.0}
 BOARD=${MICROKIT_BOARD:-qemu_virt_aarch64}
+# The board's system description (system.xml, or system.<board>.xml for another board).
+SYS=${SYSTEM_XML:-$ROOT/system.xml}
 RUNS=${RUNS:-5}
 # The host tool (keys, pairings, the open image's audit.elf) and the keys `make image` used.
 TOTEBOX=${TOTEBOX:-$ROOT/target/debug/totebox}
@@ -98,7 +100,7 @@ awk -v h="$(median <"$T/hello.times")" -v t="$(median <"$T/totebox.times")" \
 # Every memory region the system maps (system.xml), which the initialiser creates and the
 # kernel clears at every boot.
 bytes=0
-for v in $(sed -n 's/.*<memory_region [^>]*size="\([0-9a-fx]*\)".*/\1/p' "$ROOT/system.xml"); do
+for v in $(sed -n 's/.*<memory_region [^>]*size="\([0-9a-fx]*\)".*/\1/p' "$SYS"); do
     bytes=$((bytes + v))
 done
 awk -v b="$bytes" 'BEGIN { printf "memory regions, all together: %.1f MiB (target <= 64)\n", b / 1048576 }'
@@ -196,7 +198,7 @@ mkdir -p "$T/open-image"
 cp "$BUILD"/image/*.elf "$T/open-image/"
 "$TOTEBOX" image set-key "$BUILD/elf/audit.elf" "$T/open-image/audit.elf" \
     --skey "$KEYS/audit.skey" >/dev/null || exit 1
-"$SDK/bin/microkit" "$ROOT/system.xml" --search-path "$T/open-image" --board "$BOARD" \
+"$SDK/bin/microkit" "$SYS" --search-path "$T/open-image" --board "$BOARD" \
     --config "${MICROKIT_CONFIG:-debug}" -o "$T/open-loader.img" -r "$T/open-report.txt" >/dev/null || exit 1
 : >"$T/qpairs"
 # qemu_run IMG NAME SIGN: boots IMG on a blank disk $T/NAME.img and runs the QEMU workloads.
@@ -261,6 +263,6 @@ grep -v '# ' "$T/profile" | awk -F'\t' '
 
 echo
 echo "== each PD's ELF and memory footprint (report.txt of $BUILD/image; make footprint writes it into the README)"
-"$SDK/bin/microkit" "$ROOT/system.xml" --search-path "$BUILD/image" --board "$BOARD" \
+"$SDK/bin/microkit" "$SYS" --search-path "$BUILD/image" --board "$BOARD" \
     --config "${MICROKIT_CONFIG:-debug}" -o "$T/loader.img" -r "$T/report.txt" >/dev/null || exit 1
-"$REL/examples/footprint" "$ROOT/system.xml" "$BUILD/image" "$T/report.txt"
+"$REL/examples/footprint" "$SYS" "$BUILD/image" "$T/report.txt"
