@@ -227,7 +227,11 @@ qemu_run() {
     qemu_stop
 }
 echo
-echo "(QEMU end to end: virtio-console, virtio-blk, fdatasync; provisioned image: $BUILD/loader.img)"
+case $BOARD in
+zcu102) DEVS="Cadence UART1, SD card by PIO" ;;
+*) DEVS="virtio-console, virtio-blk" ;;
+esac
+echo "(QEMU end to end on $BOARD: $DEVS, fdatasync; provisioned image: $BUILD/loader.img)"
 qemu_run "$T/open-loader.img" qemu-open ""
 qemu_run "$BUILD/loader.img" qemu signed
 echo
