@@ -1,6 +1,7 @@
 # Totebox Envelope B: the one contributor interface. `make test` is exactly what CI runs.
 #
-#   make build      every PD's ELF for aarch64-unknown-none in $(ELF_DIR) (no SDK needed)
+#   make build      every PD's ELF for aarch64-unknown-none in $(ELF_DIR) (no SDK needed); with the
+#                   SHA-256 instructions (PD_RUSTFLAGS, default -C target-feature=+sha2)
 #   make provision  the signing keys, the archive identity, the ADMIN key and pairings.yaml
 #                   ($(KEYS_DIR)) and the per-PD ELFs holding them ($(IMAGE_DIR)); no SDK needed
 #   make image      $(BUILD_DIR)/loader.img and report.txt (needs the Microkit SDK)
@@ -49,9 +50,31 @@ MICROKIT        := $(MICROKIT_SDK)/bin/microkit
 # binary.
 TARGET_DIR    := $(or $(CARGO_TARGET_DIR),target)
 PD_PROFILE    := pd-$(MICROKIT_CONFIG)
+# Code generation for the target's crates and PD images: by default the Armv8 cryptography
+# extension's SHA-256 instructions (sha256h, sha256h2, sha256su0/1). Both boards' Cortex-A53 have
+# it (optional on the A53, present on the ZynqMP's; QEMU's cortex-a53 model emulates it). sha2
+# 0.11 picks its aarch64 backend from compile-time target features on bare metal (cpufeatures
+# cannot ask an OS there), so without the flag every PD hashes in software. `PD_RUSTFLAGS=`
+# builds without (tests/bench-system.sh does, for the figures without). Passed as
+# CARGO_TARGET_AARCH64_UNKNOWN_NONE_RUSTFLAGS, which Cargo adds to .cargo/config.toml's target
+# rustflags (the linker script) and never gives host builds; a RUSTFLAGS in the environment would
+# replace both, so leave it unset.
+PD_RUSTFLAGS_DEFAULT := -C target-feature=+sha2
+PD_RUSTFLAGS         ?= $(PD_RUSTFLAGS_DEFAULT)
+PD_CARGO_ENV  := CARGO_TARGET_AARCH64_UNKNOWN_NONE_RUSTFLAGS='$(strip $(PD_RUSTFLAGS))'
+# Other flags, their own Cargo directory below the board's (rustflags-none for none, else
+# rustflags-<hash of the flags>): Cargo rebuilds everything when the flags change, and a build
+# with one set never leaves its binary where a build with another looks.
+ifeq ($(strip $(PD_RUSTFLAGS)),$(PD_RUSTFLAGS_DEFAULT))
+PD_FLAGS_DIR  :=
+else ifeq ($(strip $(PD_RUSTFLAGS)),)
+PD_FLAGS_DIR  := /rustflags-none
+else
+PD_FLAGS_DIR  := /rustflags-$(shell printf '%s' '$(strip $(PD_RUSTFLAGS))' | sha256sum | cut -c1-12)
+endif
 # The PD images' own Cargo directory for a board other than the default: a build for one board
 # never leaves its binary where another board's build looks (the same reason as PD_PROFILE).
-PD_TARGET_DIR := $(if $(filter $(DEFAULT_BOARD),$(MICROKIT_BOARD)),$(TARGET_DIR),$(TARGET_DIR)/board-$(MICROKIT_BOARD))
+PD_TARGET_DIR := $(if $(filter $(DEFAULT_BOARD),$(MICROKIT_BOARD)),$(TARGET_DIR),$(TARGET_DIR)/board-$(MICROKIT_BOARD))$(PD_FLAGS_DIR)
 # Built PD ELFs (ledger.elf and audit.elf with empty key slots).
 ELF_DIR       := $(BUILD_DIR)/elf
 # The microkit tool's search path: the ELFs system.xml names, ledgers and audit provisioned.
@@ -121,10 +144,12 @@ host-test:
 # Every crate meant for aarch64-unknown-none, built for that target, and every PD's ELF in
 # $(ELF_DIR) (no SDK needed): wire.elf, ledger.elf (every tenant's, before its key is set),
 # audit.elf, psdb.elf, and template.elf (from system.toml, which does not name it: it builds, and
-# would say so at start-up; `make template-test` builds the template system's own).
+# would say so at start-up; `make template-test` builds the template system's own). With the
+# SHA-256 instructions unless PD_RUSTFLAGS says otherwise (above).
 build:
-	$(CARGO) build --release --target $(TARGET) $(addprefix -p ,$(TARGET_CRATES))
-	$(CARGO) build --profile $(PD_PROFILE) --target $(TARGET) $(addprefix -p ,$(PD_CRATES)) \
+	$(PD_CARGO_ENV) $(CARGO) build --release --target $(TARGET) $(addprefix -p ,$(TARGET_CRATES)) \
+		--target-dir $(TARGET_DIR)$(PD_FLAGS_DIR)
+	$(PD_CARGO_ENV) $(CARGO) build --profile $(PD_PROFILE) --target $(TARGET) $(addprefix -p ,$(PD_CRATES)) \
 		--target-dir $(PD_TARGET_DIR) \
 		--features microkit/config-$(MICROKIT_CONFIG),microkit/board-$(MICROKIT_BOARD)
 	mkdir -p $(ELF_DIR)
