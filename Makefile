@@ -17,7 +17,7 @@
 #   make template-test  the template PD (docs/adding-a-pd.md) in its own system: simulator,
 #                   inspection, and with an SDK a QEMU boot
 #   make sdk        fetch the pinned Microkit SDK into $(MICROKIT_SDK)
-#   make bench bench-system   figures (benchmarks, not tests)
+#   make bench bench-pd bench-system   figures (benchmarks, not tests)
 #   make fuzz       every fuzz target for FUZZ_SECONDS (default 60) each
 
 TARGET        := aarch64-unknown-none
@@ -111,7 +111,7 @@ SIM_HTTP      ?= 127.0.0.1:8080
 CARGO         ?= cargo
 
 .PHONY: all setup fmt-check clippy host-test build host-tools provision image image-check \
-	qemu qemu-test qemu-test-boards sdk test bench bench-system fuzz sim sim-test install inspect inspect-test \
+	qemu qemu-test qemu-test-boards sdk test bench bench-pd bench-system fuzz sim sim-test install inspect inspect-test \
 	system.xml four-tenant-test template-test archive-identity access-keys footprint
 
 all: build
@@ -443,8 +443,16 @@ footprint: image
 	$(CARGO) run -q -p system-tests --example footprint -- $(SYSTEM_XML) $(IMAGE_DIR) \
 		$(BUILD_DIR)/report.txt --readme README.md
 
+# The ledger core inside a PD, with and without the SHA-256 instructions (a benchmark): the
+# tlog_bench PD (crates/drivers/examples/tlog-bench) built both ways, each booted in QEMU virt,
+# appends/s and SHA-256 MB/s side by side. Needs the SDK and QEMU; `make bench-system` runs it.
+bench-pd:
+	MICROKIT_SDK=$(abspath $(MICROKIT_SDK)) CARGO_TARGET_DIR=$(abspath $(TARGET_DIR)) \
+		crates/drivers/examples/tlog-bench/run.sh $(BUILD_DIR)/tlog-bench
+
 # System figures (benchmarks, not tests; tests/bench-system.sh): boot-to-ready in QEMU next to
-# the SDK's hello example, appends per second through the simulator, the ledger core and QEMU,
+# the SDK's hello example, appends per second through the simulator, the ledger core (on the
+# host, and inside a PD with and without the SHA-256 instructions: `make bench-pd`) and QEMU,
 # where boot time goes (tests/boot-profile.sh, blank and populated disk), and each PD's ELF size
 # and memory footprint.
 bench-system: image
@@ -452,6 +460,7 @@ bench-system: image
 	$(CARGO) build --release -p system-tests --examples
 	MICROKIT_SDK=$(MICROKIT_SDK) MICROKIT_BOARD=$(MICROKIT_BOARD) \
 	MICROKIT_CONFIG=$(MICROKIT_CONFIG) TOTEBOX=$(abspath $(TOTEBOX)) KEYS_DIR=$(abspath $(KEYS_DIR)) \
+	CARGO_TARGET_DIR=$(abspath $(TARGET_DIR)) \
 		tests/bench-system.sh $(BUILD_DIR) $(TARGET_DIR)/release
 
 # ---------------------------------------------------------------------------------------------

@@ -10,12 +10,15 @@
 #      signed by bench_client --skey), then for each pair requests/s, ms per request, the
 #      ratio on/off and the added ms per request; and the checks' pure CPU cost per request
 #      (examples/bench_access)
+#   2b. the ledger core inside a PD (crates/drivers/examples/tlog-bench, booted in QEMU virt),
+#      built with and without the SHA-256 instructions: appends/s and SHA-256 MB/s side by side
 #   3. where boot time goes (tests/boot-profile.sh): each phase's median of RUNS boots, on a
 #      blank disk and on the disk the QEMU appends above filled
 #   4. each PD's ELF size and memory footprint (tests/examples/footprint.rs, from report.txt)
 # Usage: tests/bench-system.sh BUILD_DIR RELEASE_DIR   (after `make image`; RELEASE_DIR holds
 # the release totebox-sim and examples/bench_client, bench_core, bench_access, footprint)
 # Environment: MICROKIT_SDK, MICROKIT_BOARD, MICROKIT_CONFIG (debug), RUNS (boots each, 5),
+# CARGO_TARGET_DIR (where the tlog-bench PD is built, both ways: target under the root),
 # TOTEBOX (the host tool, target/debug/totebox), KEYS_DIR (the keys `make image` provisioned
 # the image from, BUILD_DIR/keys: its ADMIN pairs the benchmark's key at run time).
 set -u
@@ -107,6 +110,14 @@ echo
 echo "== appends per second (64-byte entries; each request: append, sign a checkpoint, durable)"
 "$REL/examples/bench_core" 2000 1
 "$REL/examples/bench_core" 200 100
+
+# The same core inside a PD, tlog over MemStorage in the PD's heap, on QEMU virt whatever the
+# board (its counter; the zcu102 model traps it): with the SHA-256 instructions (the Makefile's
+# default PD_RUSTFLAGS) and without. Each build boots alone, after every QEMU above is gone.
+echo
+echo "== the ledger core inside a PD, with and without the SHA-256 instructions (QEMU virt, cortex-a53)"
+MICROKIT_SDK="$SDK" "$ROOT/crates/drivers/examples/tlog-bench/run.sh" "$T/tlog-bench" 2>"$T/tlog-bench.err" ||
+    { tail -n 20 "$T/tlog-bench.err"; exit 1; }
 
 # Access control (docs/access.md) costs, in the simulator: two simulators, one --open (checks
 # off, unsigned requests) and one provisioned (checks on, every request signed), each on its
