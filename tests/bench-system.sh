@@ -18,9 +18,9 @@
 # Usage: tests/bench-system.sh BUILD_DIR RELEASE_DIR   (after `make image`; RELEASE_DIR holds
 # the release totebox-sim and examples/bench_client, bench_core, bench_access, footprint)
 # Environment: MICROKIT_SDK, MICROKIT_BOARD, MICROKIT_CONFIG (debug), RUNS (boots each, 5),
-# CARGO_TARGET_DIR (where the tlog-bench PD is built, both ways: target under the root),
 # TOTEBOX (the host tool, target/debug/totebox), KEYS_DIR (the keys `make image` provisioned
 # the image from, BUILD_DIR/keys: its ADMIN pairs the benchmark's key at run time).
+# CARGO_TARGET_DIR: where 2b builds the tlog-bench PD, both ways (default: target in the root).
 set -u
 BUILD=${1:?usage: bench-system.sh BUILD_DIR RELEASE_DIR}
 REL=${2:?usage: bench-system.sh BUILD_DIR RELEASE_DIR}
