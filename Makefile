@@ -52,10 +52,11 @@ TARGET_DIR    := $(or $(CARGO_TARGET_DIR),target)
 PD_PROFILE    := pd-$(MICROKIT_CONFIG)
 # Code generation for the target's crates and PD images: by default the Armv8 cryptography
 # extension's SHA-256 instructions (sha256h, sha256h2, sha256su0/1). Both boards' Cortex-A53 have
-# it (optional on the A53, present on the ZynqMP's; QEMU's cortex-a53 model emulates it). sha2
-# 0.11 picks its aarch64 backend from compile-time target features on bare metal (cpufeatures
-# cannot ask an OS there), so without the flag every PD hashes in software. `PD_RUSTFLAGS=`
-# builds without (tests/bench-system.sh does, for the figures without). Passed as
+# it: optional on an A53, present on the ZynqMP's (UG1085, "Arm v8 Architecture": cryptography
+# extension for AES and SHA1/256), and QEMU's cortex-a53 model emulates it. sha2 0.11 picks its
+# aarch64 backend from compile-time target features on bare metal (cpufeatures cannot ask an OS
+# there), so without the flag every PD hashes in software. `PD_RUSTFLAGS=` builds without (as
+# crates/drivers/examples/tlog-bench/run.sh builds its PD for the figures without). Passed as
 # CARGO_TARGET_AARCH64_UNKNOWN_NONE_RUSTFLAGS, which Cargo adds to .cargo/config.toml's target
 # rustflags (the linker script) and never gives host builds; a RUSTFLAGS in the environment would
 # replace both, so leave it unset.
