@@ -1,6 +1,7 @@
 # Totebox Envelope B: the one contributor interface. `make test` is exactly what CI runs.
 #
-#   make build      every PD's ELF for aarch64-unknown-none in $(ELF_DIR) (no SDK needed)
+#   make build      every PD's ELF for aarch64-unknown-none in $(ELF_DIR) (no SDK needed); with the
+#                   SHA-256 instructions (PD_RUSTFLAGS, default -C target-feature=+sha2)
 #   make provision  the signing keys, the archive identity, the ADMIN key and pairings.yaml
 #                   ($(KEYS_DIR)) and the per-PD ELFs holding them ($(IMAGE_DIR)); no SDK needed
 #   make image      $(BUILD_DIR)/loader.img and report.txt (needs the Microkit SDK)
@@ -16,7 +17,7 @@
 #   make template-test  the template PD (docs/adding-a-pd.md) in its own system: simulator,
 #                   inspection, and with an SDK a QEMU boot
 #   make sdk        fetch the pinned Microkit SDK into $(MICROKIT_SDK)
-#   make bench bench-system   figures (benchmarks, not tests)
+#   make bench bench-pd bench-system   figures (benchmarks, not tests)
 #   make fuzz       every fuzz target for FUZZ_SECONDS (default 60) each
 
 TARGET        := aarch64-unknown-none
@@ -49,9 +50,32 @@ MICROKIT        := $(MICROKIT_SDK)/bin/microkit
 # binary.
 TARGET_DIR    := $(or $(CARGO_TARGET_DIR),target)
 PD_PROFILE    := pd-$(MICROKIT_CONFIG)
+# Code generation for the target's crates and PD images: by default the Armv8 cryptography
+# extension's SHA-256 instructions (sha256h, sha256h2, sha256su0/1). Both boards' Cortex-A53 have
+# it: optional on an A53, present on the ZynqMP's (UG1085, "Arm v8 Architecture": cryptography
+# extension for AES and SHA1/256), and QEMU's cortex-a53 model emulates it. sha2 0.11 picks its
+# aarch64 backend from compile-time target features on bare metal (cpufeatures cannot ask an OS
+# there), so without the flag every PD hashes in software. `PD_RUSTFLAGS=` builds without (as
+# crates/drivers/examples/tlog-bench/run.sh builds its PD for the figures without). Passed as
+# CARGO_TARGET_AARCH64_UNKNOWN_NONE_RUSTFLAGS, which Cargo adds to .cargo/config.toml's target
+# rustflags (the linker script) and never gives host builds; a RUSTFLAGS in the environment would
+# replace both, so leave it unset.
+PD_RUSTFLAGS_DEFAULT := -C target-feature=+sha2
+PD_RUSTFLAGS         ?= $(PD_RUSTFLAGS_DEFAULT)
+PD_CARGO_ENV  := CARGO_TARGET_AARCH64_UNKNOWN_NONE_RUSTFLAGS='$(strip $(PD_RUSTFLAGS))'
+# Other flags, their own Cargo directory below the board's (rustflags-none for none, else
+# rustflags-<hash of the flags>): Cargo rebuilds everything when the flags change, and a build
+# with one set never leaves its binary where a build with another looks.
+ifeq ($(strip $(PD_RUSTFLAGS)),$(PD_RUSTFLAGS_DEFAULT))
+PD_FLAGS_DIR  :=
+else ifeq ($(strip $(PD_RUSTFLAGS)),)
+PD_FLAGS_DIR  := /rustflags-none
+else
+PD_FLAGS_DIR  := /rustflags-$(shell printf '%s' '$(strip $(PD_RUSTFLAGS))' | sha256sum | cut -c1-12)
+endif
 # The PD images' own Cargo directory for a board other than the default: a build for one board
 # never leaves its binary where another board's build looks (the same reason as PD_PROFILE).
-PD_TARGET_DIR := $(if $(filter $(DEFAULT_BOARD),$(MICROKIT_BOARD)),$(TARGET_DIR),$(TARGET_DIR)/board-$(MICROKIT_BOARD))
+PD_TARGET_DIR := $(if $(filter $(DEFAULT_BOARD),$(MICROKIT_BOARD)),$(TARGET_DIR),$(TARGET_DIR)/board-$(MICROKIT_BOARD))$(PD_FLAGS_DIR)
 # Built PD ELFs (ledger.elf and audit.elf with empty key slots).
 ELF_DIR       := $(BUILD_DIR)/elf
 # The microkit tool's search path: the ELFs system.xml names, ledgers and audit provisioned.
@@ -88,7 +112,7 @@ SIM_HTTP      ?= 127.0.0.1:8080
 CARGO         ?= cargo
 
 .PHONY: all setup fmt-check clippy host-test build host-tools provision image image-check \
-	qemu qemu-test qemu-test-boards sdk test bench bench-system fuzz sim sim-test install inspect inspect-test \
+	qemu qemu-test qemu-test-boards sdk test bench bench-pd bench-system fuzz sim sim-test install inspect inspect-test \
 	system.xml four-tenant-test template-test archive-identity access-keys footprint
 
 all: build
@@ -121,10 +145,12 @@ host-test:
 # Every crate meant for aarch64-unknown-none, built for that target, and every PD's ELF in
 # $(ELF_DIR) (no SDK needed): wire.elf, ledger.elf (every tenant's, before its key is set),
 # audit.elf, psdb.elf, and template.elf (from system.toml, which does not name it: it builds, and
-# would say so at start-up; `make template-test` builds the template system's own).
+# would say so at start-up; `make template-test` builds the template system's own). With the
+# SHA-256 instructions unless PD_RUSTFLAGS says otherwise (above).
 build:
-	$(CARGO) build --release --target $(TARGET) $(addprefix -p ,$(TARGET_CRATES))
-	$(CARGO) build --profile $(PD_PROFILE) --target $(TARGET) $(addprefix -p ,$(PD_CRATES)) \
+	$(PD_CARGO_ENV) $(CARGO) build --release --target $(TARGET) $(addprefix -p ,$(TARGET_CRATES)) \
+		--target-dir $(TARGET_DIR)$(PD_FLAGS_DIR)
+	$(PD_CARGO_ENV) $(CARGO) build --profile $(PD_PROFILE) --target $(TARGET) $(addprefix -p ,$(PD_CRATES)) \
 		--target-dir $(PD_TARGET_DIR) \
 		--features microkit/config-$(MICROKIT_CONFIG),microkit/board-$(MICROKIT_BOARD)
 	mkdir -p $(ELF_DIR)
@@ -418,8 +444,16 @@ footprint: image
 	$(CARGO) run -q -p system-tests --example footprint -- $(SYSTEM_XML) $(IMAGE_DIR) \
 		$(BUILD_DIR)/report.txt --readme README.md
 
+# The ledger core inside a PD, with and without the SHA-256 instructions (a benchmark): the
+# tlog_bench PD (crates/drivers/examples/tlog-bench) built both ways, each booted in QEMU virt,
+# appends/s and SHA-256 MB/s side by side. Needs the SDK and QEMU; `make bench-system` runs it.
+bench-pd:
+	MICROKIT_SDK=$(abspath $(MICROKIT_SDK)) CARGO_TARGET_DIR=$(abspath $(TARGET_DIR)) \
+		crates/drivers/examples/tlog-bench/run.sh $(BUILD_DIR)/tlog-bench
+
 # System figures (benchmarks, not tests; tests/bench-system.sh): boot-to-ready in QEMU next to
-# the SDK's hello example, appends per second through the simulator, the ledger core and QEMU,
+# the SDK's hello example, appends per second through the simulator, the ledger core (on the
+# host, and inside a PD with and without the SHA-256 instructions: `make bench-pd`) and QEMU,
 # where boot time goes (tests/boot-profile.sh, blank and populated disk), and each PD's ELF size
 # and memory footprint.
 bench-system: image
@@ -427,6 +461,7 @@ bench-system: image
 	$(CARGO) build --release -p system-tests --examples
 	MICROKIT_SDK=$(MICROKIT_SDK) MICROKIT_BOARD=$(MICROKIT_BOARD) SYSTEM_XML=$(abspath $(SYSTEM_XML)) \
 	MICROKIT_CONFIG=$(MICROKIT_CONFIG) TOTEBOX=$(abspath $(TOTEBOX)) KEYS_DIR=$(abspath $(KEYS_DIR)) \
+	CARGO_TARGET_DIR=$(abspath $(TARGET_DIR)) \
 		tests/bench-system.sh $(BUILD_DIR) $(TARGET_DIR)/release
 
 # ---------------------------------------------------------------------------------------------

@@ -10,6 +10,8 @@
 #      signed by bench_client --skey), then for each pair requests/s, ms per request, the
 #      ratio on/off and the added ms per request; and the checks' pure CPU cost per request
 #      (examples/bench_access)
+#   2b. the ledger core inside a PD (crates/drivers/examples/tlog-bench, booted in QEMU virt),
+#      built with and without the SHA-256 instructions: appends/s and SHA-256 MB/s side by side
 #   3. where boot time goes (tests/boot-profile.sh): each phase's median of RUNS boots, on a
 #      blank disk and on the disk the QEMU appends above filled
 #   4. each PD's ELF size and memory footprint (tests/examples/footprint.rs, from report.txt)
@@ -18,6 +20,7 @@
 # Environment: MICROKIT_SDK, MICROKIT_BOARD, SYSTEM_XML (the board's), MICROKIT_CONFIG (debug), RUNS (boots each, 5),
 # TOTEBOX (the host tool, target/debug/totebox), KEYS_DIR (the keys `make image` provisioned
 # the image from, BUILD_DIR/keys: its ADMIN pairs the benchmark's key at run time).
+# CARGO_TARGET_DIR: where 2b builds the tlog-bench PD, both ways (default: target in the root).
 set -u
 BUILD=${1:?usage: bench-system.sh BUILD_DIR RELEASE_DIR}
 REL=${2:?usage: bench-system.sh BUILD_DIR RELEASE_DIR}
@@ -109,6 +112,14 @@ echo
 echo "== appends per second (64-byte entries; each request: append, sign a checkpoint, durable)"
 "$REL/examples/bench_core" 2000 1
 "$REL/examples/bench_core" 200 100
+
+# The same core inside a PD, tlog over MemStorage in the PD's heap, on QEMU virt whatever the
+# board (its counter; the zcu102 model traps it): with the SHA-256 instructions (the Makefile's
+# default PD_RUSTFLAGS) and without. Each build boots alone, after every QEMU above is gone.
+echo
+echo "== the ledger core inside a PD, with and without the SHA-256 instructions (QEMU virt, cortex-a53)"
+MICROKIT_SDK="$SDK" "$ROOT/crates/drivers/examples/tlog-bench/run.sh" "$T/tlog-bench" 2>"$T/tlog-bench.err" ||
+    { tail -n 20 "$T/tlog-bench.err"; exit 1; }
 
 # Access control (docs/access.md) costs, in the simulator: two simulators, one --open (checks
 # off, unsigned requests) and one provisioned (checks on, every request signed), each on its
