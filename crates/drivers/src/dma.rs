@@ -1,11 +1,13 @@
-//! DMA memory for virtio devices: a region at a fixed physical address, and the
+//! DMA memory for virtio devices: one physically contiguous region, and the
 //! [`virtio_drivers::Hal`] over it.
 //!
-//! system.xml declares the region once, with its physical address, maps it into the driver PD
-//! and tells the PD both addresses:
+//! system.xml declares the region once, maps it into the driver PD and tells the PD both
+//! addresses; the microkit tool chooses the physical address of a region a `setvar
+//! region_paddr` names, in one piece (system.toml no longer pins it: a fixed address in the
+//! middle of RAM cost every boot its filler objects, README "Boot to ready"):
 //!
 //! ```xml
-//! <memory_region name="blk_dma" size="0x200000" phys_addr="0xa0000000" />
+//! <memory_region name="blk_dma" size="0x200000" />
 //! <protection_domain name="psdb" ...>
 //!     <map mr="blk_dma" vaddr="0x3000000" perms="rw" setvar_vaddr="dma_vaddr"
 //!          setvar_size="dma_size" />
@@ -15,8 +17,8 @@
 //!
 //! The PD declares it with `microkit::memory_region!` (`paddr = "dma_paddr"`) and hands it to
 //! [`init`] before creating any device. Then:
-//! - physical and virtual addresses map by a constant offset (the region is contiguous: a fixed
-//!   `phys_addr` makes it so);
+//! - physical and virtual addresses map by a constant offset (the region is contiguous: the tool
+//!   places it in one piece, as a fixed `phys_addr` would);
 //! - [`DmaHal::dma_alloc`] takes whole pages from the region with a first-fit bitmap allocator
 //!   ([`PageBitmap`]) and zeroes them (virtqueues, request buffers);
 //! - [`DmaHal::share`] passes a buffer inside the region through by address and *bounce-buffers*

@@ -3,7 +3,7 @@
 //!
 //! The device protocols (virtqueues, feature negotiation, request formats) come from the
 //! `virtio-drivers` crate; this crate supplies what seL4 Microkit needs around them:
-//! - [`dma`]: the [`Hal`](virtio_drivers::Hal) over a memory region at a fixed physical address
+//! - [`dma`]: the [`Hal`](virtio_drivers::Hal) over one physically contiguous memory region
 //!   (phys/virt by offset, page allocation, bounce buffers for memory outside the region);
 //! - [`transport`]: the virtio-mmio transport in a mapped device page, checked against the
 //!   device type the driver expects;
