@@ -283,40 +283,9 @@ pub const fn poll_limit_for(baud: u32) -> u32 {
     }
 }
 
-/// 32-bit device registers at byte offsets.
-pub trait Registers {
-    /// The register at `offset` (a multiple of 4 below [`BLOCK`]); `None` if out of range.
-    fn read32(&self, offset: usize) -> Option<u32>;
-    /// Writes the register at `offset`; `None` if out of range.
-    fn write32(&self, offset: usize, value: u32) -> Option<()>;
-}
-
-impl Registers for microkit::region::Region<microkit::region::ReadWrite> {
-    fn read32(&self, offset: usize) -> Option<u32> {
-        if !offset.is_multiple_of(4) || offset.checked_add(4)? > self.len() {
-            return None;
-        }
-        let p = self.as_ptr().wrapping_add(offset).cast::<u32>();
-        // SAFETY: `p` lies inside the mapped region (checked against its length above) and is
-        // 4-byte aligned (the region is page aligned, `offset` a multiple of 4). The region is
-        // the UART's device page, mapped uncached; a read may change the device's state
-        // (reading `FIFO` pops a received byte), which is the driver's intent and touches no
-        // memory of this PD. Volatile, so every read reaches the device, once, in order.
-        Some(unsafe { core::ptr::read_volatile(p) })
-    }
-
-    fn write32(&self, offset: usize, value: u32) -> Option<()> {
-        if !offset.is_multiple_of(4) || offset.checked_add(4)? > self.len() {
-            return None;
-        }
-        let p = self.as_ptr().wrapping_add(offset).cast::<u32>();
-        // SAFETY: as in `read32`: in bounds, aligned, the UART's uncached device page, which
-        // this `Region<ReadWrite>` maps writable; a register write changes only the device.
-        // Volatile, so every write reaches the device, once, in program order.
-        unsafe { core::ptr::write_volatile(p, value) };
-        Some(())
-    }
-}
+/// The registers the driver is written against (32-bit only; one trait for every driver:
+/// [`crate::mmio`]).
+pub use crate::mmio::Registers;
 
 /// A UART error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,6 +5,8 @@
 //! `virtio-drivers` crate; this crate supplies what seL4 Microkit needs around them:
 //! - [`dma`]: the [`Hal`](virtio_drivers::Hal) over one physically contiguous memory region
 //!   (phys/virt by offset, page allocation, bounce buffers for memory outside the region);
+//! - [`mmio`]: device registers at byte offsets, the one trait the register-level drivers use
+//!   and its one implementation over a mapped device page;
 //! - [`transport`]: the virtio-mmio transport in a mapped device page, checked against the
 //!   device type the driver expects;
 //! - [`blk`]: a [`psdb::BlockDevice`] with a real flush, by polling;
@@ -46,6 +48,7 @@ pub mod cadence_uart;
 pub mod console;
 pub mod counter;
 pub mod dma;
+pub mod mmio;
 pub mod rtc;
 pub mod sdhci;
 pub mod transport;

@@ -25,25 +25,9 @@ pub const PCELL_ID: [u32; 4] = [0x0D, 0xF0, 0x05, 0xB1];
 /// Bytes of the register block (one page).
 pub const BLOCK: usize = 0x1000;
 
-/// 32-bit device registers at byte offsets.
-pub trait Registers {
-    /// The register at `offset` (a multiple of 4 below [`BLOCK`]); `None` if out of range.
-    fn read32(&self, offset: usize) -> Option<u32>;
-}
-
-impl Registers for microkit::region::Region<microkit::region::ReadWrite> {
-    fn read32(&self, offset: usize) -> Option<u32> {
-        if !offset.is_multiple_of(4) || offset.checked_add(4)? > self.len() {
-            return None;
-        }
-        let p = self.as_ptr().wrapping_add(offset).cast::<u32>();
-        // SAFETY: `p` lies inside the mapped device region (checked against its length above),
-        // is 4-byte aligned (the region is page aligned and `offset` a multiple of 4), and
-        // reading a PL031 register has no side effects; volatile, so every read reaches the
-        // device.
-        Some(unsafe { core::ptr::read_volatile(p) })
-    }
-}
+/// The registers the driver is written against (32-bit reads only; one trait for every
+/// driver: [`crate::mmio`]).
+pub use crate::mmio::Registers;
 
 /// A PL031 found at a register block.
 #[derive(Debug)]

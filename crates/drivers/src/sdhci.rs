@@ -77,7 +77,6 @@
 
 use core::fmt;
 
-use microkit::region::{ReadWrite, Region};
 use psdb::{BlockDevice, IoError, SECTOR_SIZE};
 
 /// SD0's register block on the Zynq UltraScale+ MPSoC.
@@ -402,80 +401,8 @@ pub const DEFAULT_SPEED_HZ: u32 = 25_000_000;
 /// CMD3 attempts when a card publishes RCA 0 (reserved, so it is asked again).
 pub const RCA_TRIES: u32 = 3;
 
-/// 8-, 16- and 32-bit device registers at byte offsets. Every access returns `None` when the
-/// offset is outside the block or not aligned to the access size.
-pub trait Registers {
-    /// The 8-bit register at `offset`.
-    fn read8(&self, offset: usize) -> Option<u8>;
-    /// The 16-bit register at `offset`.
-    fn read16(&self, offset: usize) -> Option<u16>;
-    /// The 32-bit register at `offset`.
-    fn read32(&self, offset: usize) -> Option<u32>;
-    /// Writes the 8-bit register at `offset`.
-    fn write8(&self, offset: usize, value: u8) -> Option<()>;
-    /// Writes the 16-bit register at `offset`.
-    fn write16(&self, offset: usize, value: u16) -> Option<()>;
-    /// Writes the 32-bit register at `offset`.
-    fn write32(&self, offset: usize, value: u32) -> Option<()>;
-}
-
-mod word {
-    /// A register width: u8, u16 or u32 (alignment equal to size).
-    pub trait Word: Copy {}
-    impl Word for u8 {}
-    impl Word for u16 {}
-    impl Word for u32 {}
-}
-
-/// The address of a `T` register at `offset`, if it lies inside the region and is aligned.
-fn register_ptr<T: word::Word>(region: &Region<ReadWrite>, offset: usize) -> Option<*mut T> {
-    let size = size_of::<T>();
-    if !offset.is_multiple_of(size) || offset.checked_add(size)? > region.len() {
-        return None;
-    }
-    Some(region.as_ptr().wrapping_add(offset).cast::<T>())
-}
-
-fn mmio_read<T: word::Word>(region: &Region<ReadWrite>, offset: usize) -> Option<T> {
-    let p = register_ptr::<T>(region, offset)?;
-    // SAFETY: `p` lies inside the mapped device region (checked against its length) and is
-    // aligned to `T` (the region is page aligned and `offset` a multiple of `T`'s size, which is
-    // its alignment: u8, u16 or u32 only). It is device memory the PD maps uncached; a read
-    // may have a side effect on the controller (the Buffer Data Port pops a word), which is what
-    // the driver asks for, and touches no Rust object. Volatile, so every read reaches the
-    // device, once, at that width.
-    Some(unsafe { core::ptr::read_volatile(p) })
-}
-
-fn mmio_write<T: word::Word>(region: &Region<ReadWrite>, offset: usize, value: T) -> Option<()> {
-    let p = register_ptr::<T>(region, offset)?;
-    // SAFETY: as in `mmio_read`: in bounds, aligned, mapped read-write device memory that no
-    // Rust reference covers (regions are only ever copied in and out); volatile, so the write
-    // reaches the device once, at that width.
-    unsafe { core::ptr::write_volatile(p, value) };
-    Some(())
-}
-
-impl Registers for Region<ReadWrite> {
-    fn read8(&self, offset: usize) -> Option<u8> {
-        mmio_read(self, offset)
-    }
-    fn read16(&self, offset: usize) -> Option<u16> {
-        mmio_read(self, offset)
-    }
-    fn read32(&self, offset: usize) -> Option<u32> {
-        mmio_read(self, offset)
-    }
-    fn write8(&self, offset: usize, value: u8) -> Option<()> {
-        mmio_write(self, offset, value)
-    }
-    fn write16(&self, offset: usize, value: u16) -> Option<()> {
-        mmio_write(self, offset, value)
-    }
-    fn write32(&self, offset: usize, value: u32) -> Option<()> {
-        mmio_write(self, offset, value)
-    }
-}
+/// The registers the driver is written against (one trait for every driver: [`crate::mmio`]).
+pub use crate::mmio::Registers;
 
 /// Busy-waiting for a number of microseconds.
 pub trait Delay {

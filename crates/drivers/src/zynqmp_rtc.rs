@@ -17,7 +17,7 @@
 //! hw/rtc/xlnx-zynqmp-rtc.h and Linux's rtc-zynqmp.c. The block has no id register, so there
 //! is no probe beyond the oscillator bit and a non-zero time.
 
-use crate::rtc::Registers;
+use crate::mmio::Registers;
 
 /// `CURRENT_TIME`: seconds (the counter).
 pub const CURRENT_TIME: usize = 0x10;
