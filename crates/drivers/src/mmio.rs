@@ -94,3 +94,65 @@ impl Registers for Region<ReadWrite> {
         mmio_write(self, offset, value)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::rc::Rc;
+
+    use microkit::host::{set_backend, HostMemory, RegionsOnly};
+
+    use super::Registers;
+
+    microkit::memory_region! {
+        static PAGE: ReadWrite(vaddr = "page_vaddr", size = "page_size", min_len = 0x100);
+    }
+
+    /// The device-page implementation: every width lands at its offset, little-endian, and
+    /// reads back; the last word is in range; past the end, or misaligned, is refused.
+    #[test]
+    fn region_registers_are_bounded_and_aligned() {
+        let mem = HostMemory::new(0x1000);
+        set_backend(Some(Rc::new(RegionsOnly::new(
+            "mmio",
+            &[("page_vaddr", mem.clone())],
+        ))));
+        let r = PAGE.get().unwrap();
+        assert_eq!(r.write32(0x08, 0x1234_5678), Some(()));
+        assert_eq!(r.write16(0x0E, 0x1A3A), Some(()));
+        assert_eq!(r.write8(0x2F, 0x06), Some(()));
+        let mut b = [0u8; 8];
+        mem.read(0x08, &mut b).unwrap();
+        assert_eq!(b, [0x78, 0x56, 0x34, 0x12, 0, 0, 0x3A, 0x1A]);
+        assert_eq!(r.read32(0x08), Some(0x1234_5678));
+        assert_eq!(r.read16(0x0E), Some(0x1A3A));
+        assert_eq!(r.read8(0x2F), Some(0x06));
+        assert_eq!(r.read32(0x0FFC), Some(0));
+        assert_eq!(r.read32(0x1000), None);
+        assert_eq!(r.write32(0x1000, 1), None);
+        assert_eq!(r.read8(0x1000), None);
+        assert_eq!(r.read16(0x0FFF), None, "misaligned and past the end");
+        assert_eq!(r.read32(0x02), None);
+        assert_eq!(r.write16(0x01, 0), None);
+        assert_eq!(r.write32(usize::MAX - 1, 0), None);
+        assert_eq!(r.read32(usize::MAX - 1), None);
+        set_backend(None);
+    }
+
+    /// A device with 32-bit registers only implements those; the narrow accesses are `None`.
+    #[test]
+    fn narrow_accesses_default_to_none() {
+        struct Word;
+        impl Registers for Word {
+            fn read32(&self, _: usize) -> Option<u32> {
+                Some(7)
+            }
+        }
+        assert_eq!(Word.read32(0), Some(7));
+        assert_eq!(Word.write32(0, 1), None);
+        assert_eq!(Word.read8(0), None);
+        assert_eq!(Word.read16(0), None);
+        assert_eq!(Word.write8(0, 1), None);
+        assert_eq!(Word.write16(0, 1), None);
+    }
+}

@@ -5,7 +5,7 @@
 //! simulator installs one per PD it runs, a unit test installs a mock. With no backend installed
 //! the kernel operations fail loudly; debug output goes to stderr (with `std`) or nowhere.
 
-use alloc::sync::Arc;
+use alloc::{string::String, sync::Arc, vec::Vec};
 use core::{
     fmt,
     sync::atomic::{AtomicU8, Ordering},
@@ -180,6 +180,54 @@ mod slot {
 
 #[cfg(any(test, feature = "std", not(target_os = "none")))]
 pub use slot::set_backend;
+
+/// A [`Backend`] that only maps regions, for tests of code that reads and writes them (a
+/// driver over a fake device page, a DMA pool): each `setvar_vaddr` symbol given is served its
+/// memory; every kernel operation is a no-op (`notify` nothing, `pp_call` an empty reply,
+/// `irq_ack` Ok, message registers 0, debug output dropped). One PD, one thread: install it
+/// with [`set_backend`].
+#[derive(Debug, Clone)]
+pub struct RegionsOnly {
+    name: String,
+    regions: Vec<(String, HostMemory)>,
+}
+
+impl RegionsOnly {
+    /// A PD called `pd_name` mapping each `(setvar_vaddr, memory)` given.
+    pub fn new(pd_name: &str, regions: &[(&str, HostMemory)]) -> Self {
+        Self {
+            name: pd_name.into(),
+            regions: regions
+                .iter()
+                .map(|(n, m)| ((*n).into(), m.clone()))
+                .collect(),
+        }
+    }
+}
+
+impl Backend for RegionsOnly {
+    fn pd_name(&self) -> &str {
+        &self.name
+    }
+    fn notify(&self, _: Channel) {}
+    fn pp_call(&self, _: Channel, _: MessageInfo) -> MessageInfo {
+        MessageInfo::default()
+    }
+    fn irq_ack(&self, _: Channel) -> Result<(), IrqAckError> {
+        Ok(())
+    }
+    fn get_mr(&self, _: usize) -> u64 {
+        0
+    }
+    fn set_mr(&self, _: usize, _: u64) {}
+    fn debug_put_str(&self, _: &str) {}
+    fn memory_region(&self, setvar_vaddr: &str) -> Option<HostMemory> {
+        self.regions
+            .iter()
+            .find(|(n, _)| n == setvar_vaddr)
+            .map(|(_, m)| m.clone())
+    }
+}
 
 #[cfg(not(any(test, feature = "std", not(target_os = "none"))))]
 mod slot {
