@@ -131,17 +131,7 @@ impl Staging {
     }
 }
 
-/// The sectors `len` bytes at `lba` cover, if they are whole and on a device of `sectors`.
-fn check(sectors: u64, lba: u64, len: usize) -> Result<u64, IoError> {
-    if !len.is_multiple_of(SECTOR_SIZE) {
-        return Err(IoError::Misaligned);
-    }
-    let n = (len / SECTOR_SIZE) as u64;
-    match lba.checked_add(n) {
-        Some(end) if end <= sectors => Ok(n),
-        _ => Err(IoError::OutOfRange),
-    }
-}
+use crate::sectors as check;
 
 fn block_id(lba: u64) -> Result<usize, IoError> {
     usize::try_from(lba).map_err(|_| IoError::OutOfRange)

@@ -450,10 +450,7 @@ unsafe impl Hal for DmaHal {
 mod tests {
     use std::rc::Rc;
 
-    use microkit::{
-        host::{set_backend, Backend, HostMemory},
-        Channel, IrqAckError, MessageInfo,
-    };
+    use microkit::host::{set_backend, HostMemory, RegionsOnly};
 
     use super::*;
 
@@ -480,28 +477,6 @@ mod tests {
         assert_eq!(format!("{big:?}"), "PageBitmap { pages: 2048, free: 0 }");
     }
 
-    struct Pd(HostMemory);
-    impl Backend for Pd {
-        fn pd_name(&self) -> &str {
-            "dma"
-        }
-        fn notify(&self, _: Channel) {}
-        fn pp_call(&self, _: Channel, _: MessageInfo) -> MessageInfo {
-            MessageInfo::default()
-        }
-        fn irq_ack(&self, _: Channel) -> Result<(), IrqAckError> {
-            Ok(())
-        }
-        fn get_mr(&self, _: usize) -> u64 {
-            0
-        }
-        fn set_mr(&self, _: usize, _: u64) {}
-        fn debug_put_str(&self, _: &str) {}
-        fn memory_region(&self, name: &str) -> Option<HostMemory> {
-            (name == "dma_vaddr").then(|| self.0.clone())
-        }
-    }
-
     microkit::memory_region! {
         static DMA: ReadWrite(
             vaddr = "dma_vaddr", size = "dma_size", min_len = 0x1000, paddr = "dma_paddr"
@@ -512,7 +487,10 @@ mod tests {
     /// A pool over 4 pages of host memory at "physical" 0x4000_0000.
     fn pool() -> (DmaPool, HostMemory) {
         let mem = HostMemory::new(4 * PAGE_SIZE).with_paddr(0x4000_0000);
-        set_backend(Some(Rc::new(Pd(mem.clone()))));
+        set_backend(Some(Rc::new(RegionsOnly::new(
+            "dma",
+            &[("dma_vaddr", mem.clone())],
+        ))));
         let pool = DmaPool::new();
         pool.set_region(&DMA.get().unwrap()).unwrap();
         (pool, mem)
@@ -601,7 +579,10 @@ mod tests {
     #[test]
     fn region_must_have_a_physical_address() {
         let mem = HostMemory::new(PAGE_SIZE);
-        set_backend(Some(Rc::new(Pd(mem))));
+        set_backend(Some(Rc::new(RegionsOnly::new(
+            "dma",
+            &[("dma_vaddr", mem)],
+        ))));
         let pool = DmaPool::new();
         assert_eq!(
             pool.set_region(&NO_PADDR.get().unwrap()),

@@ -55,3 +55,17 @@ pub mod transport;
 pub mod zynqmp_rtc;
 
 pub use virtio_drivers::{transport::DeviceType, Error as VirtioError};
+
+/// The sectors `len` bytes at `lba` cover, if they are whole sectors on a device of `sectors`
+/// (the request check of every [`psdb::BlockDevice`] here: [`blk`], [`sdhci`]).
+pub(crate) fn sectors(sectors: u64, lba: u64, len: usize) -> Result<u64, psdb::IoError> {
+    let size = psdb::SECTOR_SIZE;
+    if !len.is_multiple_of(size) {
+        return Err(psdb::IoError::Misaligned);
+    }
+    let n = (len / size) as u64;
+    match lba.checked_add(n) {
+        Some(end) if end <= sectors => Ok(n),
+        _ => Err(psdb::IoError::OutOfRange),
+    }
+}

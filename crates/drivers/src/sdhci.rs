@@ -1362,17 +1362,7 @@ fn app_command<R: Registers, D: Delay>(host: &mut Sdhci<R, D>, rca: u16) -> Resu
     Ok(())
 }
 
-/// The sectors `len` bytes at `lba` cover, if they are whole and on a device of `sectors`.
-fn check(sectors: u64, lba: u64, len: usize) -> Result<u64, IoError> {
-    if !len.is_multiple_of(SECTOR_SIZE) {
-        return Err(IoError::Misaligned);
-    }
-    let n = (len / SECTOR_SIZE) as u64;
-    match lba.checked_add(n) {
-        Some(end) if end <= sectors => Ok(n),
-        _ => Err(IoError::OutOfRange),
-    }
-}
+use crate::sectors as check;
 
 impl<R: Registers, D: Delay> BlockDevice for SdCard<R, D> {
     fn sector_count(&self) -> u64 {

@@ -279,10 +279,7 @@ mod tests {
     use std::rc::Rc;
 
     use super::*;
-    use crate::{
-        host::{set_backend, Backend, HostMemory},
-        Channel, IrqAckError, MessageInfo,
-    };
+    use crate::host::{set_backend, HostMemory, RegionsOnly};
 
     fn layout(size: usize, align: usize) -> Layout {
         Layout::from_size_align(size, align).unwrap()
@@ -324,35 +321,16 @@ mod tests {
         assert_eq!(HEAP.stats(), HeapStats { size: 0, used: 0 });
     }
 
-    struct Pd(HostMemory);
-    impl Backend for Pd {
-        fn pd_name(&self) -> &str {
-            "heapy"
-        }
-        fn notify(&self, _: Channel) {}
-        fn pp_call(&self, _: Channel, _: MessageInfo) -> MessageInfo {
-            MessageInfo::default()
-        }
-        fn irq_ack(&self, _: Channel) -> Result<(), IrqAckError> {
-            Ok(())
-        }
-        fn get_mr(&self, _: usize) -> u64 {
-            0
-        }
-        fn set_mr(&self, _: usize, _: u64) {}
-        fn debug_put_str(&self, _: &str) {}
-        fn memory_region(&self, name: &str) -> Option<HostMemory> {
-            (name == "heap_vaddr").then(|| self.0.clone())
-        }
-    }
-
     #[test]
     fn region_heap_takes_its_size_from_the_region() {
         crate::memory_region! {
             static REGION: ReadWrite(vaddr = "heap_vaddr", size = "heap_size", min_len = MIN_HEAP);
         }
         static HEAP: Heap = Heap::from_region(&REGION);
-        set_backend(Some(Rc::new(Pd(HostMemory::new(0x2000)))));
+        set_backend(Some(Rc::new(RegionsOnly::new(
+            "heapy",
+            &[("heap_vaddr", HostMemory::new(0x2000))],
+        ))));
         // SAFETY (test): a non-zero layout, freed with it.
         unsafe {
             let p = HEAP.alloc(layout(0x1000, 16));

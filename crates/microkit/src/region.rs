@@ -549,10 +549,7 @@ mod tests {
     use std::rc::Rc;
 
     use super::*;
-    use crate::{
-        host::{set_backend, Backend, HostMemory},
-        Channel, IrqAckError, MessageInfo,
-    };
+    use crate::host::{set_backend, HostMemory, RegionsOnly};
 
     crate::memory_region! {
         static SHARED: ReadWrite(vaddr = "shared_vaddr", size = "shared_size", min_len = 0x1000);
@@ -570,38 +567,19 @@ mod tests {
         dma: HostMemory,
     }
 
-    impl Backend for Pd {
-        fn pd_name(&self) -> &str {
-            "pd"
-        }
-        fn notify(&self, _: Channel) {}
-        fn pp_call(&self, _: Channel, _: MessageInfo) -> MessageInfo {
-            MessageInfo::default()
-        }
-        fn irq_ack(&self, _: Channel) -> Result<(), IrqAckError> {
-            Ok(())
-        }
-        fn get_mr(&self, _: usize) -> u64 {
-            0
-        }
-        fn set_mr(&self, _: usize, _: u64) {}
-        fn debug_put_str(&self, _: &str) {}
-        fn memory_region(&self, setvar_vaddr: &str) -> Option<HostMemory> {
-            match setvar_vaddr {
-                "shared_vaddr" => Some(self.shared.clone()),
-                "big_vaddr" => Some(HostMemory::new(0x1000)),
-                "dma_vaddr" => Some(self.dma.clone()),
-                _ => None,
-            }
-        }
-    }
-
     fn install() -> Rc<Pd> {
         let pd = Rc::new(Pd {
             shared: HostMemory::new(0x1000),
             dma: HostMemory::new(0x1000).with_paddr(0x5000_0000),
         });
-        set_backend(Some(pd.clone()));
+        set_backend(Some(Rc::new(RegionsOnly::new(
+            "pd",
+            &[
+                ("shared_vaddr", pd.shared.clone()),
+                ("big_vaddr", HostMemory::new(0x1000)),
+                ("dma_vaddr", pd.dma.clone()),
+            ],
+        ))));
         pd
     }
 
